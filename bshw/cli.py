@@ -1,0 +1,52 @@
+"""The ``bshw`` command line.
+
+Each subcommand lives in the module that owns its concept and exposes two functions:
+``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported only when their
+subcommand runs, so ``bshw --help`` stays fast (torch and amaranth import slowly).
+
+Every user mistake (bad value, missing or corrupt file, wrong checkpoint) is raised as
+:class:`golden.errors.BshwError` and printed here as one line, exit status 2: never a traceback.
+"""
+
+import argparse
+import importlib
+import sys
+
+from golden.errors import BshwError
+
+# name -> (module, one-line help)
+COMMANDS = {
+    "train": ("golden.train", "train a network with the golden model (float or hardware-exact mode)"),
+    "energy": ("bshw.energy", "energy and area per MAC, per sample and per epoch"),
+}
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(prog="bshw", description="bshw: binary stochastic learning hardware flow")
+    from bshw import __version__
+
+    parser.add_argument("--version", action="version", version=f"bshw {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    chosen = argv[0] if argv else None
+    for name, (module, help_) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_, description=help_)
+        if name == chosen:  # only the chosen command's module is imported
+            try:
+                importlib.import_module(module).add_arguments(p)
+            except BshwError as e:
+                print(f"bshw: error: {e}", file=sys.stderr)
+                return 2
+    args = parser.parse_args(argv)
+    try:
+        return int(importlib.import_module(COMMANDS[args.command][0]).run(args) or 0)
+    except BshwError as e:
+        print(f"bshw {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"bshw {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
