@@ -64,7 +64,9 @@ class TrainConfig:
     device: str = "cpu"
     mode: str = "float"
     out: str | None = None
+    input_side: int = 28  # MNIST-like images are area-downsampled to side x side (golden.inputs)
     memristor: dict = field(default_factory=dict)  # overrides of golden.weights.MemristorParams
+    hw: dict = field(default_factory=dict)  # overrides of the exact mode's hardware parameters
 
     def __post_init__(self):
         self.validate()
@@ -149,6 +151,10 @@ class TrainConfig:
             bad("dataset", self.dataset, f"choose one of {', '.join(DATASETS)}")
         if self.mode not in ("float", "exact"):
             bad("mode", self.mode, "float or exact")
+        if not isinstance(self.input_side, int) or not 2 <= self.input_side <= 28:
+            bad("input_side", self.input_side, "a whole number from 2 to 28")
+        if not isinstance(self.hw, dict):
+            bad("hw", self.hw, "a table of hardware parameters")
         if not isinstance(self.memristor, dict):
             bad("memristor", self.memristor, "a table of device parameters")
 
