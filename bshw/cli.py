@@ -17,6 +17,7 @@ from golden.errors import BshwError
 # name -> (module, one-line help)
 COMMANDS = {
     "train": ("golden.train", "train a network with the golden model (float or hardware-exact mode)"),
+    "data": ("golden.data", "check a data set, or rebuild the committed MNIST subset"),
     "energy": ("bshw.energy", "energy and area per MAC, per sample and per epoch"),
 }
 

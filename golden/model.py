@@ -1,0 +1,293 @@
+"""The float golden model: HP and binary stochastic learning, every F/E/D variant (paper Fig. 1a-c).
+
+One neuron does everything a BS layer's periphery does, as a torch autograd Function:
+
+  forward   z = sigma(a y)  [-> 2x2 max-pool]  ->  x = Bernoulli(z)   (F:S)   or  x = z   (F:H)
+  backward  dz = sign(dx) with a tie rule     (E:S)   or  dz = dx                        (E:H)
+            d  ~ Bernoulli(min(1, a z (1-z))) or k pairs (A AND NOT B) OR-ed   (D:S)
+                 or  d = a z (1 - z)                                                      (D:H)
+            dy = dz * d                       [-> routed back to the pool's winner]
+
+The crossbar sums y = x W (forward) and dx = dy W^T (backward) are plain linear/conv ops, so
+autograd gives the weight gradient x^T dy of Eqs. 1-2 directly, for FC and conv layers alike.
+Gradients are kept as *sums* over the batch: with BS learning they are whole numbers, which is what
+the periodic-carry counters (golden.weights) accumulate.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from golden.config import TrainConfig
+from golden.inputs import downsample, to_unit
+from golden.weights import make_weights
+
+
+# ---- the three binarized factors -------------------------------------------------------------
+
+def sign_with_tie(dx, tie: str, gen=None):
+    """sign(dx) in {-1, 0, +1} with the tie rule for dx == 0 (docs/algorithm.md, "Tie rule")."""
+    s = torch.sign(dx)
+    if tie == "plus":  # the paper's literal sign(0) = +1
+        return torch.where(dx == 0, torch.ones_like(s), s)
+    if tie == "random":
+        coin = torch.randint(0, 2, dx.shape, generator=gen, device=dx.device).to(dx.dtype) * 2 - 1
+        return torch.where(dx == 0, coin, s)
+    return s  # "zero": no error where none arrived
+
+
+def sample_derivative(z, a: float, k, gen=None):
+    """Binary derivative of the logistic neuron (paper Eq. 4 and its k-fold OR).
+
+    k None: the ideal draw, P(d=1) = min(1, a z (1 - z)). k in {1, 2, 4}: the hardware, k pairs of
+    independent samples A, B of the neuron, d = OR_k (A AND NOT B), P(d=1) = 1 - (1 - z(1-z))^k.
+    """
+    if k is None:
+        return torch.bernoulli((a * z * (1 - z)).clamp_(max=1.0), generator=gen)
+    zk = z.expand(2 * k, *z.shape)
+    ab = torch.bernoulli(zk, generator=gen).bool()
+    return (ab[:k] & ~ab[k:]).any(0).to(z.dtype)
+
+
+def derivative_probability(z, a: float, k):
+    """Expected value of :func:`sample_derivative` (what tests compare frequencies against)."""
+    if k is None:
+        return (a * z * (1 - z)).clamp(max=1.0)
+    return 1 - (1 - z * (1 - z)) ** k
+
+
+class _Neuron(torch.autograd.Function):
+    """A logistic neuron with optional 2x2 max-pool, F/E/D handled per :class:`Rules`."""
+
+    @staticmethod
+    def forward(ctx, y, rules, pool):
+        z = torch.sigmoid(rules.a * y)
+        idx = None
+        if pool:  # Methods "Deep CNN": activation -> max-pool -> Bernoulli in the pooled layer
+            ctx.in_shape = z.shape
+            z, idx = F.max_pool2d(z, 2, return_indices=True)
+        x = torch.bernoulli(z, generator=rules.gen) if rules.F else z
+        ctx.rules, ctx.pool = rules, pool
+        ctx.save_for_backward(z, idx) if pool else ctx.save_for_backward(z)
+        return x
+
+    @staticmethod
+    def backward(ctx, dx):
+        r = ctx.rules
+        z = ctx.saved_tensors[0]
+        dz = sign_with_tie(dx, r.tie, r.gen) if r.E else dx
+        d = sample_derivative(z, r.a, r.k, r.gen) if r.D else r.a * z * (1 - z)
+        dy = dz * d
+        r.record("dy_nonzero", (dy != 0).float().mean().item())
+        if ctx.pool:
+            dy = F.max_unpool2d(dy, ctx.saved_tensors[1], 2, output_size=ctx.in_shape[-2:])
+        return dy, None, None
+
+
+class _SoftmaxOutput(torch.autograd.Function):
+    """Softmax + cross-entropy output (Methods "The activation of the output layer").
+
+    Returns the summed cross-entropy; its gradient is z - t (Eq. 5), or z_B - t with z_B a
+    Bernoulli draw of each softmax output in E:S (Eq. 6), summed over the batch.
+    """
+
+    @staticmethod
+    def forward(ctx, y, t, rules):
+        logz = torch.log_softmax(y, dim=1)
+        z = logz.exp()
+        ctx.save_for_backward(z, t)
+        ctx.rules = rules
+        return -logz.gather(1, t[:, None]).sum()
+
+    @staticmethod
+    def backward(ctx, g):
+        z, t = ctx.saved_tensors
+        r = ctx.rules
+        zb = torch.bernoulli(z, generator=r.gen) if r.E else z
+        dy = zb - F.one_hot(t, z.shape[1]).to(z.dtype)
+        r.record("dy_nonzero", (dy != 0).float().mean().item())
+        return dy * g, None, None
+
+
+class Rules:
+    """The F/E/D choices, shape a, tie rule and random generator shared by every neuron."""
+
+    def __init__(self, cfg: TrainConfig, gen):
+        self.F, self.E, self.D = cfg.F, cfg.E, cfg.D
+        self.a, self.tie, self.k, self.gen = cfg.a, cfg.tie, cfg.deriv_k, gen
+        self.log = {}
+
+    def record(self, key, value):
+        self.log.setdefault(key, []).append(value)
+
+
+# ---- networks ----------------------------------------------------------------------------------
+
+def architecture(cfg: TrainConfig):
+    """Layer list of the configured net: dicts with kind, shapes, pool and flatten flags.
+
+    fc  : 784-500-200-10 (Fig. 2a), or ``side^2``-hidden-10.
+    cnn : conv 8@9x9 -> pool -> conv 12@5x5 -> pool -> FC 108x10 (Fig. 4a).
+    vgg : [conv 3x3 pad] x2 -> pool, three times (32, 64, 128 channels) -> FC 2048-512-128-10
+          (Fig. 4f's VGG style; the figure's exact widths are not in the text, these are ours).
+    """
+    if cfg.net == "fc":
+        sizes = [cfg.input_side ** 2, *cfg.hidden, 10]
+        return [dict(kind="fc", fan_in=i, fan_out=o) for i, o in zip(sizes, sizes[1:])]
+    if cfg.net == "cnn":
+        s1 = cfg.input_side - 8  # 28 -> 20 -> pool 10 -> 6 -> pool 3
+        s2 = s1 // 2 - 4
+        if s2 < 2:
+            raise ValueError("the CNN needs input_side 28")
+        return [dict(kind="conv", cin=1, cout=8, k=9, pad=0, side=s1, pool=True),
+                dict(kind="conv", cin=8, cout=12, k=5, pad=0, side=s2, pool=True, flatten=True),
+                dict(kind="fc", fan_in=12 * (s2 // 2) ** 2, fan_out=10)]
+    chans, layers, side, cin = [32, 64, 128], [], 32, 3
+    for c in chans:
+        layers += [dict(kind="conv", cin=cin, cout=c, k=3, pad=1, side=side, pool=False),
+                   dict(kind="conv", cin=c, cout=c, k=3, pad=1, side=side, pool=True)]
+        cin, side = c, side // 2
+    layers[-1]["flatten"] = True
+    sizes = [cin * side * side, 512, 128, 10]
+    return layers + [dict(kind="fc", fan_in=i, fan_out=o) for i, o in zip(sizes, sizes[1:])]
+
+
+def describe_network(cfg: TrainConfig) -> list[dict]:
+    """One dict per weight layer: name, kind, fan_in, fan_out, synapses, macs (forward, per
+    sample) and neurons (outputs per sample). Used by the energy estimator and the reports."""
+    out = []
+    for i, L in enumerate(architecture(cfg)):
+        if L["kind"] == "fc":
+            fan_in, fan_out, neurons = L["fan_in"], L["fan_out"], L["fan_out"]
+        else:
+            fan_in, fan_out, neurons = L["cin"] * L["k"] ** 2, L["cout"], L["cout"] * L["side"] ** 2
+        out.append(dict(name=f"{L['kind']}{i + 1}", kind=L["kind"], fan_in=fan_in, fan_out=fan_out,
+                        synapses=fan_in * fan_out, macs=fan_in * neurons, neurons=neurons))
+    return out
+
+
+def init_weight(L, gen):
+    """Uniform in +-1/sqrt(fan_in) (the usual default; the paper does not state its init)."""
+    shape = (L["fan_out"], L["fan_in"]) if L["kind"] == "fc" else (L["cout"], L["cin"], L["k"], L["k"])
+    fan_in = math.prod(shape[1:])
+    return (torch.rand(shape, generator=gen) * 2 - 1) / math.sqrt(fan_in)
+
+
+class FloatLearner:
+    """The float golden model behind ``bshw train --mode float``.
+
+    Implements the learner interface the training loop uses (the exact mode, golden.exact, has
+    the same one): ``train_batch``, ``predict``, ``state_dict``/``load_state_dict``,
+    ``float_weights``, ``hidden_activations`` and ``layers``.
+    """
+
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.device = torch.device(cfg.device)
+        init_gen = torch.Generator().manual_seed(cfg.seed)
+        self.gen = torch.Generator(self.device).manual_seed(cfg.seed + 1)  # every training draw
+        self.arch = architecture(cfg)
+        self.layers = describe_network(cfg)
+        # The weight-kind generator (stochastic rounding, memristor write noise) is its own stream.
+        self.wgen = torch.Generator(self.device).manual_seed(cfg.seed + 2)
+        self.weights = [make_weights(init_weight(L, init_gen).to(self.device), cfg, self.wgen)
+                        for L in self.arch]
+        self.rules = Rules(cfg, self.gen)
+
+    # -- one pass ---------------------------------------------------------------------------------
+    def _inputs(self, x):
+        x = x.to(self.device)
+        if self.cfg.net == "fc":
+            x = downsample(x, self.cfg.input_side).flatten(1)
+        elif x.dim() == 3:
+            x = x[:, None]
+        return to_unit(x)
+
+    def _linear(self, L, x, w):
+        return F.linear(x, w) if L["kind"] == "fc" else F.conv2d(x, w, padding=L["pad"])
+
+    def _forward(self, p, method, weights, rules=None, record=None):
+        """Membrane potentials of the output layer. ``method``: train | hp | binary | stochastic."""
+        act = {"train": None, "hp": lambda z: z, "binary": lambda z: (z > 0.5).to(z.dtype),
+               "stochastic": lambda z: torch.bernoulli(z, generator=self.gen)}[method]
+        x = torch.bernoulli(p, generator=self.gen) if (method == "stochastic" or (method == "train" and self.cfg.F)) \
+            else act(p) if method == "binary" else p
+        for i, (L, w) in enumerate(zip(self.arch, weights)):
+            if record is not None:
+                record.append(x.mean().item())
+            y = self._linear(L, x, w)
+            if i == len(self.arch) - 1:
+                return y
+            if method == "train":
+                x = _Neuron.apply(y, rules, L.get("pool", False))
+            else:
+                z = torch.sigmoid(self.cfg.a * y)
+                z = F.max_pool2d(z, 2) if L.get("pool") else z
+                x = act(z)
+            if L.get("flatten"):
+                x = x.flatten(1)
+
+    # -- learner interface -------------------------------------------------------------------------
+    def train_batch(self, x, t):
+        t = t.to(self.device)
+        ws = [W.w.detach().requires_grad_() for W in self.weights]
+        self.rules.log = {}
+        x_active = []
+        y = self._forward(self._inputs(x), "train", ws, self.rules, record=x_active)
+        loss = _SoftmaxOutput.apply(y, t, self.rules)
+        loss.backward()
+        carries = [W.step(w.grad) for W, w in zip(self.weights, ws)]
+        dy_nonzero = self.rules.log.get("dy_nonzero", [])[::-1]  # backward runs output first
+        return {"loss": loss.item() / len(t),
+                "activity": [{"x_active": xa, "dy_nonzero": dn, "carries_per_weight": c / w.numel()}
+                             for xa, dn, c, w in zip(x_active, dy_nonzero, carries, ws)]}
+
+    @torch.no_grad()
+    def predict(self, x, method: str, votes: int = 1, curve=None):
+        """Class predictions. ``stochastic``: majority vote of ``votes`` sampled passes (ties go to
+        the lowest class index); ``curve``, a dict {R: None}, gets the predictions after R votes."""
+        p = self._inputs(x)
+        ws = [W.w for W in self.weights]
+        if method != "stochastic":
+            return self._forward(p, method, ws).argmax(1).cpu()
+        counts = torch.zeros(len(p), 10, device=self.device)
+        for r in range(1, votes + 1):
+            counts.scatter_add_(1, self._forward(p, "stochastic", ws).argmax(1, keepdim=True),
+                                torch.ones(len(p), 1, device=self.device))
+            if curve is not None and r in curve:
+                curve[r] = counts.argmax(1).cpu()
+        return counts.argmax(1).cpu()
+
+    @torch.no_grad()
+    def hidden_activations(self, x):
+        """HP activations z of every hidden layer (for the activation CDF plots, Fig. 2f/g)."""
+        p, out = self._inputs(x), []
+        for L, W in zip(self.arch[:-1], self.weights):
+            z = torch.sigmoid(self.cfg.a * self._linear(L, p, W.w))
+            z = F.max_pool2d(z, 2) if L.get("pool") else z
+            out.append(z.flatten().cpu())
+            p = z.flatten(1) if L.get("flatten") else z
+        return out
+
+    def float_weights(self):
+        return [W.w.detach().cpu() for W in self.weights]
+
+    def state_dict(self):
+        return {"weights": [W.state_dict() for W in self.weights], "gen": self.gen.get_state(),
+                "wgen": self.wgen.get_state()}
+
+    def load_state_dict(self, d):
+        for W, s in zip(self.weights, d["weights"]):
+            W.load_state_dict(s)
+        self.gen.set_state(d["gen"])
+        self.wgen.set_state(d["wgen"])
+
+
+def make_learner(cfg: TrainConfig):
+    """The learner for ``cfg.mode``: this float model, or the hardware-exact one."""
+    if cfg.mode == "exact":
+        from golden.exact import make_learner as make_exact
+
+        return make_exact(cfg)
+    return FloatLearner(cfg)
