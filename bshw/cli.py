@@ -44,6 +44,11 @@ def main(argv=None) -> int:
     except BshwError as e:
         print(f"bshw {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `bshw ... | head`: the reader left, which is not an error of ours
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print(f"bshw {args.command}: interrupted", file=sys.stderr)
         return 130

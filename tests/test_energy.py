@@ -1,0 +1,171 @@
+"""bshw energy: the paper's figures (Methods, Extended Data Table II), MAC counting, activity, I/O."""
+
+import json
+
+import pytest
+
+from bshw import energy
+from bshw.cli import main
+from golden.config import TrainConfig
+from golden.errors import BshwError
+
+# The paper's printed figures (Methods "Estimation of the energy consumption and on-chip footprint").
+PAPER = {
+    "cmos_hp_fp32": "4.6", "cmos_bs_fp32": "0.9", "cmos_bs_int8": "0.03", "cmos_bs_int4": "15",
+    "cmos_bs_ternary": "5.6", "cmos_ratio_int4": "307", "cmos_ratio_ternary": "821", "mem_macs": "16,384",
+    "mem_hp_mac": "0.18", "mem_bs_mac": "1.8", "mem_bs_tops_w": "556", "mem_ratio": "100",
+    "mem_hp_area_eff": "641.99", "mem_bs_area_eff": "37.13", "mem_area_ratio": "57.8",
+}
+
+# Hand-checkable network: fc 4 -> 3, conv 2 -> 5 channels with 3x3 kernels on a 2x2 output.
+LAYERS = [
+    {"name": "fc1", "kind": "fc", "fan_in": 4, "fan_out": 3, "synapses": 12, "macs": 12, "neurons": 3},
+    {"name": "conv2", "kind": "conv", "fan_in": 18, "fan_out": 5, "synapses": 90, "macs": 360, "neurons": 20},
+]
+
+
+@pytest.fixture(scope="module")
+def c():
+    return energy.load_constants()
+
+
+def test_paper_figures_at_paper_rounding(c):
+    rows = {r["key"]: r for r in energy.paper_table(c)}
+    assert {k: rows[k]["printed"] for k in PAPER} == PAPER
+    # exact values behind the rounded ones (ratios and TOPS/W of the paper come from rounded figures)
+    assert rows["cmos_bs_ternary"]["value"] == pytest.approx(0.03 * 1.5 / 8 * 1e3)
+    assert rows["cmos_ratio_ternary"]["value"] == pytest.approx(4.6 / 0.005625)
+    assert rows["mem_bs_tops_w"]["value"] == pytest.approx(16384 / 29.23)
+    assert rows["mem_hp_area_eff"]["value"] == pytest.approx(16384 / (8 * 50e-9 * 63801.92e-6) / 1e9)
+
+
+def test_macro_scaling(c):
+    m128, m256 = energy.macro(c, 128), energy.macro(c, 256)
+    assert m256["bs_mac_pj"] == pytest.approx(m128["bs_mac_pj"])  # array energy per cell
+    assert m256["hp_mac_pj"] < m128["hp_mac_pj"]  # ADCs shared by twice the rows
+    assert m256["pass_pj_adc"] == pytest.approx(29.23 * 4 + (371.89 - 29.23) * 2)
+    assert energy.macro(c, 128, input_bits=4)["hp_gops_mm2"] == pytest.approx(2 * m128["hp_gops_mm2"])
+    with pytest.raises(BshwError, match="array size"):
+        energy.macro(c, 0)
+
+
+def test_mac_counting_by_hand(c):
+    n = energy.count_macs(LAYERS)
+    assert [(x["forward"], x["backward"], x["gradient"]) for x in n] == [(12, 0, 12), (360, 360, 360)]
+    act = [{"x_active": 1.0, "dy_nonzero": 1.0, "carries_per_weight": 1.0}] * 2
+    r = energy.network_energy(LAYERS, c, act, batch=10, train_samples=1000)
+    hp = r["schemes"]["hp-cmos-fp32"]
+    assert hp["forward"] == pytest.approx(372 * 4.6)
+    assert hp["backward"] == pytest.approx(360 * 4.6)
+    assert hp["write"] == pytest.approx(102 * 4.6 / 10)
+    t = r["schemes"]["bs-cmos-int8"]
+    assert t["total_pj"] == pytest.approx((372 + 360) * 0.03 + 372 * 0.03 + 102 * 0.03 / 10)
+    assert t["epoch_j"] == pytest.approx(t["total_pj"] * 1e-12 * 1000)
+    assert r["area"]["tiles"] == 2
+
+
+def test_activity_scales_bs_only(c):
+    act = [{"x_active": 0.0, "dy_nonzero": 0.5, "carries_per_weight": 0.0}] * 2
+    r = energy.network_energy(LAYERS, c, act)["schemes"]
+    for k in ("bs-cmos-fp32", "bs-cmos-int8", "bs-cmos-int4", "bs-cmos-ternary", "bs-memristor"):
+        assert r[k]["forward"] == 0 and r[k]["gradient"] == 0 and r[k]["write"] == 0
+        assert r[k]["backward"] > 0
+    assert r["hp-cmos-fp32"]["forward"] == pytest.approx(372 * 4.6)
+    half = [{"x_active": 0.5, "dy_nonzero": 0.5, "carries_per_weight": 1.0}] * 2
+    r2 = energy.network_energy(LAYERS, c, half)["schemes"]["bs-memristor"]
+    assert r2["forward"] == pytest.approx(0.5 * 372 * 29.23 / 16384)
+
+
+def test_periphery_from_synth(c, tmp_path):
+    f = tmp_path / "synth.json"
+    f.write_text(json.dumps({"neuron": {"luts": 6, "ffs": 4}, "counter": {"luts": 9, "ffs": 8}}))
+    r = energy.network_energy(LAYERS, c, synth=energy.read_synth(f))
+    assert r["schemes"]["bs-memristor"]["periphery"] == pytest.approx(23 * 10 * 0.5 * 2 * 3.75e-3)
+    assert energy.read_synth(tmp_path / "absent.json") is None
+    f.write_text('{"neuron": {"luts": -1, "ffs": 2}}')
+    with pytest.raises(BshwError, match="luts and ffs"):
+        energy.read_synth(f)
+
+
+def test_cli_default_prints_paper_table(capsys):
+    assert main(["energy", "--synth", "/nonexistent"]) == 0
+    out = capsys.readouterr().out
+    for v in ("307", "821", "556", "641.99", "37.13", "57.8", "16,384"):
+        assert f" {v} " in out
+
+
+@pytest.mark.parametrize("edit, msg", [
+    (lambda t: t + "\n[cmos2]\nx = 1\n", "unknown section"),
+    (lambda t: t.replace("counter_bits = 8", "counter_bits = 8\nbogus = 1"), "unknown key cmos.bogus"),
+    (lambda t: t.replace("fp32_add_pj = 0.9", ""), "missing key cmos.fp32_add_pj"),
+    (lambda t: t.replace("fp32_add_pj = 0.9", "fp32_add_pj = -0.9"), "cmos.fp32_add_pj = -0.9 must be a finite number >= 0"),
+    (lambda t: t + "\n[[[", "not valid TOML"),
+])
+def test_bad_constants_one_line(tmp_path, capsys, edit, msg):
+    f = tmp_path / "c.toml"
+    f.write_text(edit(energy.DEFAULT_CONSTANTS.read_text()))
+    assert main(["energy", "--constants", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert msg in err and err.count("\n") == 1
+
+
+def test_set_override(capsys):
+    assert main(["energy", "--set", "cmos.fp32_mult_pj=9.1", "--json", "-"]) == 0
+    rows = {r["key"]: r for r in json.loads(capsys.readouterr().out)["paper_table"]}
+    assert rows["cmos_hp_fp32"]["printed"] == "10"
+    assert main(["energy", "--set", "cmos.nope=1"]) == 2
+
+
+def make_run(d, epochs=2, **last):
+    d.mkdir()
+    (d / "config.json").write_text(json.dumps(TrainConfig(weights="int8").to_dict()))
+    (d / "network.json").write_text(json.dumps({"layers": LAYERS}))
+    ep = [{"epoch": i, "train_loss": 0.1, "test_error": {"hp": 0.1, "binary": 0.1, "stochastic": 0.1},
+           "activity": [{"x_active": 0.9, "dy_nonzero": 0.9, "carries_per_weight": 0.9}] * 2,
+           "samples_per_s": 1000.0, "train_samples": 5000} for i in range(epochs)]
+    ep[-1].update(last)
+    (d / "metrics.json").write_text(json.dumps({"epochs": ep}))
+    return d
+
+
+def test_run_dir_uses_last_epoch(tmp_path, capsys):
+    act = [{"x_active": 0.0, "dy_nonzero": 0.25, "carries_per_weight": None}] * 2
+    d = make_run(tmp_path / "run", activity=act, train_samples=200)
+    out = tmp_path / "o" / "e.json"
+    png = tmp_path / "e.png"
+    assert main(["energy", "--run", str(d), "--synth", str(tmp_path / "no.json"), "--json", str(out),
+                 "--plot", str(png)]) == 0
+    assert "NOT counted" in capsys.readouterr().out
+    res = json.loads(out.read_text())["network"]
+    assert res["train_samples"] == 200 and res["batch"] == 100
+    assert res["schemes"]["bs-memristor"]["forward"] == 0
+    assert res["activity"][0]["carries_per_weight"] == 1.0  # null -> nominal
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("breakage, msg", [
+    (lambda d: (d / "metrics.json").unlink(), "metrics.json does not exist"),
+    (lambda d: (d / "network.json").write_text("{oops"), "network.json is not valid JSON"),
+    (lambda d: (d / "config.json").write_text('{"net": "rnn"}'), "net = 'rnn'"),
+    (lambda d: (d / "metrics.json").write_text('{"epochs": []}'), "metrics.json"),
+    (lambda d: (d / "metrics.json").write_text(json.dumps({"epochs": [{"activity": [], "train_samples": 1}]})),
+     "one entry per layer"),
+])
+def test_bad_run_dir_one_line(tmp_path, capsys, breakage, msg):
+    d = make_run(tmp_path / "run")
+    breakage(d)
+    assert main(["energy", "--run", str(d)]) == 2
+    err = capsys.readouterr().err
+    assert msg in err and err.count("\n") == 1
+
+
+def test_net_uses_describe_network(monkeypatch, capsys):
+    import golden.model
+
+    seen = []
+    monkeypatch.setattr(golden.model, "describe_network", lambda cfg: seen.append(cfg) or LAYERS)
+    assert main(["energy", "--net", "fc", "--hidden", "7,5", "--json", "-"]) == 0
+    res = json.loads(capsys.readouterr().out)["network"]
+    assert seen[0].hidden == (7, 5) and res["train_samples"] == 60000
+    assert res["activity"][0]["x_active"] == pytest.approx(0.1307)  # MNIST mean intensity
+    assert main(["energy", "--net", "cnn", "--hidden", "7"]) == 2
