@@ -127,8 +127,8 @@ class TrainConfig:
             bad("weights", self.weights, "fp32, int8, int4, ternary, intN or memristor")
         self.weights = w
         self.hidden = tuple(self.hidden)
-        if not self.hidden or any((not isinstance(h, int)) or h < 1 for h in self.hidden):
-            bad("hidden", self.hidden, "one or more positive layer sizes")
+        if any((not isinstance(h, int)) or h < 1 for h in self.hidden):
+            bad("hidden", self.hidden, "positive layer sizes (none: a single-layer net)")
         for name in ("batch", "votes"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:

@@ -171,7 +171,11 @@ def init_weight(L, gen):
     """Uniform in +-1/sqrt(fan_in) (the usual default; the paper does not state its init)."""
     shape = (L["fan_out"], L["fan_in"]) if L["kind"] == "fc" else (L["cout"], L["cin"], L["k"], L["k"])
     fan_in = math.prod(shape[1:])
-    return (torch.rand(shape, generator=gen) * 2 - 1) / math.sqrt(fan_in)
+    import os
+    g = float(os.environ.get("BSHW_INIT_GAIN", "1"))
+    if os.environ.get("BSHW_INIT") == "normal":
+        return torch.randn(shape, generator=gen) * g / math.sqrt(fan_in)
+    return (torch.rand(shape, generator=gen) * 2 - 1) * g / math.sqrt(fan_in)
 
 
 class FloatLearner:
@@ -229,7 +233,9 @@ class FloatLearner:
                 x = x.flatten(1)
 
     # -- learner interface -------------------------------------------------------------------------
-    def train_batch(self, x, t):
+    def gradients(self, x, t):
+        """One BS/HP pass over a batch: the summed weight gradients (whole numbers in SSS) and the
+        loss and per-layer activity, without touching the weights."""
         t = t.to(self.device)
         ws = [W.w.detach().requires_grad_() for W in self.weights]
         self.rules.log = {}
@@ -237,11 +243,16 @@ class FloatLearner:
         y = self._forward(self._inputs(x), "train", ws, self.rules, record=x_active)
         loss = _SoftmaxOutput.apply(y, t, self.rules)
         loss.backward()
-        carries = [W.step(w.grad) for W, w in zip(self.weights, ws)]
         dy_nonzero = self.rules.log.get("dy_nonzero", [])[::-1]  # backward runs output first
-        return {"loss": loss.item() / len(t),
-                "activity": [{"x_active": xa, "dy_nonzero": dn, "carries_per_weight": c / w.numel()}
-                             for xa, dn, c, w in zip(x_active, dy_nonzero, carries, ws)]}
+        activity = [{"x_active": xa, "dy_nonzero": dn} for xa, dn in zip(x_active, dy_nonzero)]
+        return [w.grad for w in ws], loss.item() / len(t), activity
+
+    def train_batch(self, x, t):
+        grads, loss, activity = self.gradients(x, t)
+        for W, g, a in zip(self.weights, grads, activity):
+            c = W.step(g)
+            a["carries_per_weight"] = None if c is None else c / g.numel()
+        return {"loss": loss, "activity": activity}
 
     @torch.no_grad()
     def predict(self, x, method: str, votes: int = 1, curve=None):

@@ -60,8 +60,11 @@ def snapshot(learner, x_probe):
 
 
 def _mean_activity(acts):
-    keys = acts[0][0].keys()
-    return [{k: sum(a[i][k] for a in acts) / len(acts) for k in keys} for i in range(len(acts[0]))]
+    """Average each layer's activity figures over the epoch's batches (None stays None)."""
+    def mean(vals):
+        return None if any(v is None for v in vals) else sum(vals) / len(vals)
+
+    return [{k: mean([a[i][k] for a in acts]) for k in acts[0][i]} for i in range(len(acts[0]))]
 
 
 def fit(cfg: TrainConfig, out=None, resume=False, progress=True, data=None):

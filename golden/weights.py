@@ -35,9 +35,9 @@ class FloatWeights:
     def __init__(self, w0: torch.Tensor, lr: float, batch: int):
         self.w, self.lr, self.batch = w0.clone(), lr, batch
 
-    def step(self, grad_sum: torch.Tensor) -> int:
+    def step(self, grad_sum: torch.Tensor) -> None:
+        """Apply one batch; returns None (no discrete update events to count)."""
         self.w.sub_(grad_sum, alpha=self.lr / self.batch)
-        return self.w.numel()
 
     def state_dict(self):
         return {"w": self.w}

@@ -1,0 +1,39 @@
+"""Periodic carry of the ternary gradient into integer weights (docs/arithmetic.md §9)."""
+
+import math
+
+import torch
+
+
+def threshold(scale: float, batch: int, lr: float) -> int:
+    """``th = max(1, round(s * B / lr))``: one carry is worth one weight LSB of float update
+    (same rule as ``golden.weights.carry_threshold``)."""
+    return max(1, round(scale * batch / lr))
+
+
+def default_counter_bits(th: int, batch: int) -> int:
+    """Least signed width that never saturates: ``|c| <= th - 1 + B``."""
+    return math.ceil(math.log2(th + batch)) + 1
+
+
+def accumulate(c: torch.Tensor, x: torch.Tensor, dy: torch.Tensor, cbits: int) -> torch.Tensor:
+    """Add the batch's ternary gradients ``g_b = x_b (outer) dy_b`` sample by sample, saturating at
+    the counter's range. ``c [n_in, n_out]``, ``x [B, n_in]`` 0/1, ``dy [B, n_out]`` ternary."""
+    cmax, cmin = (1 << (cbits - 1)) - 1, -(1 << (cbits - 1))
+    lo, hi = int(c.min()) if c.numel() else 0, int(c.max()) if c.numel() else 0
+    if hi + len(x) <= cmax and lo - len(x) >= cmin:  # cannot saturate: one exact matmul
+        return c + (x.T.float() @ dy.float()).to(c.dtype)  # exact: |sum| <= B < 2^24
+    for b in range(len(x)):  # may saturate: the hardware's per-sample order
+        c = (c + torch.outer(x[b], dy[b])).clamp_(cmin, cmax)
+    return c
+
+
+def carry(c: torch.Tensor, w: torch.Tensor, th: int, wmin: int, wmax: int):
+    """Once per batch: ``c >= th`` -> ``w - 1``, ``c <= -th`` -> ``w + 1`` (saturating), counter cleared.
+
+    Returns ``(c, w, step)`` with ``step`` the intended weight change in {-1, 0, +1}.
+    """
+    step = (c <= -th).to(c.dtype) - (c >= th).to(c.dtype)
+    w = (w + step).clamp_(wmin, wmax)
+    c = torch.where(step != 0, torch.zeros_like(c), c)
+    return c, w, step

@@ -1,0 +1,43 @@
+"""Sign of the back-propagated error, its tie rules and the ternary wire code (docs/arithmetic.md §7)."""
+
+import torch
+
+TIE_RULES = ("gated", "zero", "plus")
+
+
+def tie_sign(dx: torch.Tensor, driven: torch.Tensor, rule: str) -> torch.Tensor:
+    """``dz = sign(dx)`` with the tie rule for ``dx == 0``.
+
+    Parameters
+    ----------
+    dx : int tensor ``[B, n]``
+    driven : bool tensor ``[B]``, True where the layer above drives some error (any dy != 0).
+    rule : {"gated", "zero", "plus"}
+        gated: 0 where nothing is driven, else +1 (the comparator's ``dx >= 0``); zero: 0; plus: +1.
+    """
+    pos = (dx > 0).to(torch.int64) - (dx < 0).to(torch.int64)
+    if rule == "zero":
+        return pos
+    tie = (dx == 0).to(torch.int64)
+    if rule == "plus":
+        return pos + tie
+    if rule == "gated":
+        return pos + tie * driven.to(torch.int64)[:, None]
+    raise ValueError(f"tie rule {rule!r}: choose one of {', '.join(TIE_RULES)}")
+
+
+def encode(v: torch.Tensor):
+    """Ternary value -> wires ``(en, neg)``: 0 -> (0, 0) high impedance, +1 -> (1, 0), -1 -> (1, 1)."""
+    return (v != 0).to(torch.int64), (v < 0).to(torch.int64)
+
+
+def decode(en: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+    """Wires -> ternary value; ``en = 0, neg = 1`` is illegal."""
+    if ((en == 0) & (neg != 0)).any():
+        raise ValueError("illegal ternary code en=0, neg=1")
+    return en * (1 - 2 * neg)
+
+
+def ternary_error(d: torch.Tensor, dz: torch.Tensor) -> torch.Tensor:
+    """``dy = dz * d``: the single-transistor product of §7."""
+    return dz * d
