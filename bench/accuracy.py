@@ -26,32 +26,31 @@ from golden.io import atomic_write_json  # noqa: E402
 from golden.model import FloatLearner  # noqa: E402
 from golden.train import fit  # noqa: E402
 
-# name -> TrainConfig overrides. Ternary weights need a finer range than [-1, 1]: with a step of
-# 1.0 a single carry moves a hidden neuron's potential by a whole logistic width.
+# name -> TrainConfig overrides (weight ranges: the per-width defaults of docs/algorithm.md).
 RUNS = {
     "HHH": dict(algo="HHH"),
     "SSS": dict(algo="SSS"),
     "SSS tie=plus": dict(algo="SSS", tie="plus"),
     "SSS tie=random": dict(algo="SSS", tie="random"),
     "SSS INT8": dict(algo="SSS", weights="int8"),
-    "SSS INT4": dict(algo="SSS", weights="int4", w_range=0.25),
-    "SSS ternary": dict(algo="SSS", weights="ternary", w_range=0.1),
+    "SSS INT4": dict(algo="SSS", weights="int4"),
+    "SSS ternary": dict(algo="SSS", weights="ternary"),
     "SSS memristor": dict(algo="SSS", weights="memristor"),
 }
 
 
-def plain_autograd_hhh(sizes, a):
+class PlainHHH(torch.nn.Module):
     """The same FC net as ordinary torch code: Linear (no bias) -> sigmoid(a y), softmax CE, SGD."""
-    layers = []
-    for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
-        layers.append(torch.nn.Linear(n_in, n_out, bias=False))
-        if i < len(sizes) - 2:
-            layers.append(torch.nn.Sigmoid())
-    net = torch.nn.Sequential(*layers)
-    for m in net:
-        if isinstance(m, torch.nn.Linear):  # fold a into the weights' use: sigmoid(a * y)
-            m.register_forward_hook(lambda mod, inp, out: out * a if out.shape[1] != 10 else out)
-    return net, torch.optim.SGD(net.parameters(), lr=0.1)
+
+    def __init__(self, sizes, a):
+        super().__init__()
+        self.a = a
+        self.fcs = torch.nn.ModuleList(torch.nn.Linear(i, o, bias=False) for i, o in zip(sizes, sizes[1:]))
+
+    def forward(self, x):
+        for fc in self.fcs[:-1]:
+            x = torch.sigmoid(self.a * fc(x))
+        return self.fcs[-1](x)
 
 
 def throughput(data, batches=150, batch=100):
@@ -65,7 +64,8 @@ def throughput(data, batches=150, batch=100):
         for i in range(0, len(x), batch):
             learner.train_batch(x[i:i + batch], t[i:i + batch])
         res[f"golden {name}"] = len(x) / (time.perf_counter() - t0)
-    net, opt = plain_autograd_hhh([784, 500, 200, 10], 4.0)
+    net = PlainHHH([784, 500, 200, 10], 4.0)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
     xf = x.flatten(1).float() / 255
     loss_fn = torch.nn.CrossEntropyLoss()
     t0 = time.perf_counter()

@@ -36,9 +36,10 @@ class TrainConfig:
     weights : str
         ``fp32``, ``int8``, ``int4``, ``ternary``, ``intN`` (any N >= 2) for periodic-carry integer
         weights, or ``memristor`` for the device model of Eqs. 7-9 driven by periodic carry.
-    w_range : float
+    w_range : float or None
         Integer and memristor weights span [-w_range, w_range] in float units (paper: w_min = -1,
-        w_max = 1); the integer scale is w_range / 2**(bits - 1).
+        w_max = 1); the integer scale is w_range / 2**(bits - 1). None: 1.0 for memristor and for
+        integers of 6 bits or more, 0.25 for 3 to 5 bits, 0.1 for ternary (docs/algorithm.md).
     mode : {"float", "exact"}
         ``float``: this package's torch model; ``exact``: the hardware-exact integer mode of
         docs/arithmetic.md (golden.exact).
@@ -51,7 +52,8 @@ class TrainConfig:
     deriv_k: int | None = None
     a: float = 4.0
     weights: str = "fp32"
-    w_range: float = 1.0
+    w_range: float | None = None
+    init_gain: float = 2.0  # initial weights uniform in +-init_gain/sqrt(fan_in)
     lr: float | None = None  # None: the net's default (0.1; 0.01 for vgg)
     batch: int = 100
     epochs: int = 10
@@ -93,6 +95,14 @@ class TrainConfig:
         if w.startswith("int"):
             return int(w[3:])
         return None
+
+    @property
+    def weight_range(self) -> float:
+        """The float span +-W of integer/memristor weights (w_range, or the width's default)."""
+        if self.w_range is not None:
+            return float(self.w_range)
+        b = self.bits
+        return 1.0 if b is None or b >= 6 else 0.25 if b >= 3 else 0.1
 
     @property
     def learning_rate(self) -> float:
@@ -141,8 +151,10 @@ class TrainConfig:
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or v < 1):
                 bad(name, v, "a positive whole number or unset")
-        for name in ("a", "w_range"):
+        for name in ("a", "w_range", "init_gain"):
             v = getattr(self, name)
+            if v is None and name == "w_range":
+                continue
             if not isinstance(v, (int, float)) or not v > 0:
                 bad(name, v, "a positive number")
         if self.lr is not None and (not isinstance(self.lr, (int, float)) or not self.lr > 0):

@@ -156,6 +156,7 @@ def add_arguments(p):
     p.add_argument("--a", type=float, help="logistic shape a (default 4)")
     p.add_argument("--weights", help="fp32, int8, int4, ternary, intN, memristor")
     p.add_argument("--w-range", type=float, help="integer/memristor weights span +-W (default 1)")
+    p.add_argument("--init-gain", type=float, help="initial weights uniform in +-G/sqrt(fan_in) (default 2)")
     p.add_argument("--lr", type=float)
     p.add_argument("--batch", type=int)
     p.add_argument("--epochs", type=int)

@@ -201,5 +201,5 @@ def make_weights(w0, cfg, gen=None):
     if cfg.weights == "fp32":
         return FloatWeights(w0, lr, batch)
     if cfg.weights == "memristor":
-        return Memristor(w0, MemristorParams.from_dict(cfg.memristor), cfg.w_range, lr, batch, gen)
-    return PeriodicCarry(w0, cfg.bits, cfg.w_range, lr, batch, gen)
+        return Memristor(w0, MemristorParams.from_dict(cfg.memristor), cfg.weight_range, lr, batch, gen)
+    return PeriodicCarry(w0, cfg.bits, cfg.weight_range, lr, batch, gen)

@@ -197,8 +197,7 @@ def test_all_eight_variants_learn(mnist_small, algo):
 
 @pytest.mark.parametrize("weights", ["int8", "int4", "ternary", "memristor"])
 def test_weight_kinds_learn(mnist_small, weights):
-    cfg = TrainConfig(algo="SSS", weights=weights, hidden=(64,), input_side=14, epochs=2, votes=1,
-                      w_range=0.5 if weights == "ternary" else 1.0)
+    cfg = TrainConfig(algo="SSS", weights=weights, hidden=(64,), input_side=14, epochs=2, votes=1)
     m = fit(cfg, progress=False, data=_small(mnist_small, 2000))
     assert m["epochs"][-1]["test_error"]["hp"] < 0.6, weights
     assert all(a["carries_per_weight"] is not None for a in m["epochs"][-1]["activity"])

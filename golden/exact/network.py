@@ -48,7 +48,7 @@ class ExactLearner:
         gen = torch.Generator().manual_seed(cfg.seed)
         self.W, self.C = [], []
         for i, o in zip(self.sizes, self.sizes[1:]):  # §10: uniform integers in [-m, m]
-            m = max(1, math.floor(min(cfg.w_range, 1 / math.sqrt(i)) / self.s))
+            m = max(1, math.floor(min(cfg.weight_range, 1 / math.sqrt(i)) / self.s))
             m = min(m, P["wmax"], -P["wmin"])
             self.W.append(torch.randint(-m, m + 1, (i, o), generator=gen, dtype=torch.int64))
             self.C.append(torch.zeros(i, o, dtype=torch.int64))

@@ -81,7 +81,7 @@ class ExactParams:
         if b is None:
             raise BshwError(f"weights = {cfg.weights!r}: the exact mode needs integer weights "
                             "(int8, int4, ternary or intN)")
-        scale = cfg.w_range / (1 << (b - 1))
+        scale = cfg.weight_range / (1 << (b - 1))
         wmin, wmax = (-1, 1) if cfg.weights == "ternary" else (-(1 << (b - 1)), (1 << (b - 1)) - 1)
         words = tuple(auto_words(cfg.a * scale) if self.noise_words == "auto" else self.noise_words)
         spec = NoiseSpec(words)

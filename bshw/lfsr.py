@@ -1,0 +1,90 @@
+"""Leap-ahead Fibonacci LFSR in Amaranth (docs/arithmetic.md §3).
+
+One clock with ``draw`` high is one *draw*: the state advances by ``leap`` single steps at once
+(the one-step function unrolled ``leap`` times, a fixed XOR network) and the draw's word is the low
+``leap`` bits of the leapt state (bit 0 the newest). Without ``draw`` the state holds (§3: "an LFSR
+advances only when its stream draws").
+"""
+
+from amaranth.hdl import Cat, Const, Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from golden.exact.lfsr import I16, N32
+
+
+def _check_int(name, value, lo, hi=None):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < lo or (hi is not None and value > hi):
+        rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+        raise ValueError(f"{name} must be {rng}, got {value!r}")
+    return value
+
+
+class Lfsr(wiring.Component):
+    """Shift-left Fibonacci LFSR with leap-ahead draws (§3).
+
+    Parameters
+    ----------
+    width : int
+        State width in bits (>= 2).
+    taps : tuple of int
+        State bit positions XOR-ed into the new bit 0 (each in ``[0, width)``).
+    leap : int
+        Steps per draw, ``1 <= leap <= width``: 19 for the default N32 noise stream, 16 for I16.
+    init : int
+        Reset state, ``1 <= init < 2^width`` (the trace header's initial state; never 0).
+
+    Attributes
+    ----------
+    draw : In(1)
+        High for one clock: leap ``leap`` steps at the clock edge.
+    load : In(1)
+        High for one clock: the state becomes ``load_value`` (has priority over ``draw``).
+    load_value : In(width)
+    state : Out(width)
+        The current state.
+    word : Out(leap)
+        Combinational: the word of a draw taken this clock, ``leap(state)[leap-1:0]``.
+    """
+
+    def __init__(self, width: int, taps, leap: int, init: int = 1):
+        self.width = _check_int("width", width, 2)
+        taps = tuple(taps)
+        if not taps:
+            raise ValueError("taps must name at least one bit")
+        for t in taps:
+            _check_int("tap", t, 0, width - 1)
+        self.taps = taps
+        self.leap = _check_int("leap", leap, 1, width)
+        self.init = _check_int("init", init, 1, (1 << width) - 1)
+        super().__init__({
+            "draw": In(1), "load": In(1), "load_value": In(width),
+            "state": Out(width, init=init), "word": Out(leap),
+        })
+
+    @classmethod
+    def n32(cls, leap: int = 19, init: int = 1) -> "Lfsr":
+        """The neuron-noise LFSR N32 (taps 31, 21, 1, 0); ``leap`` = the noise bits W (§4)."""
+        return cls(N32.width, N32.taps, leap, init)
+
+    @classmethod
+    def i16(cls, init: int = 1) -> "Lfsr":
+        """The input-sampling LFSR I16 (taps 15, 14, 12, 3), 16-step leap (§5)."""
+        return cls(I16.width, I16.taps, I16.width, init)
+
+    def elaborate(self, platform):
+        m = Module()
+        nxt = self.state
+        for _ in range(self.leap):  # §3: the one-step function unrolled `leap` times
+            fb = Const(0, 1)
+            for t in self.taps:
+                fb = fb ^ nxt[t]
+            nxt = Cat(fb, nxt[: self.width - 1])
+        m.d.comb += self.word.eq(nxt[: self.leap])
+        with m.If(self.load):
+            m.d.sync += self.state.eq(self.load_value)
+        with m.Elif(self.draw):
+            m.d.sync += self.state.eq(nxt)
+        return m
