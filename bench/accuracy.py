@@ -95,8 +95,8 @@ def main(argv=None):
     rows, t_all = {}, time.perf_counter()
     for name in names:
         t0 = time.perf_counter()
-        cfg = TrainConfig(epochs=args.epochs, seed=args.seed, votes=100, device=args.device, **RUNS[name])
-        m = fit(cfg, progress=False, data=data)
+        cfg = TrainConfig(epochs=args.epochs, seed=args.seed, votes=10, device=args.device, **RUNS[name])
+        m = fit(cfg, progress=False, data=data, final_votes=100)
         e = m["epochs"][-1]
         rows[name] = {"hp": e["test_error"]["hp"], "binary": e["test_error"]["binary"],
                       "vote10": e["vote_curve"]["10"], "vote100": e["vote_curve"]["100"],

@@ -67,8 +67,10 @@ def _mean_activity(acts):
     return [{k: mean([a[i][k] for a in acts]) for k in acts[0][i]} for i in range(len(acts[0]))]
 
 
-def fit(cfg: TrainConfig, out=None, resume=False, progress=True, data=None):
-    """Train ``cfg`` and return the metrics dict. ``out``: run directory (None: keep nothing)."""
+def fit(cfg: TrainConfig, out=None, resume=False, progress=True, data=None, final_votes=None):
+    """Train ``cfg`` and return the metrics dict. ``out``: run directory (None: keep nothing).
+    ``final_votes``: repetitions of the last epoch's stochastic vote (default ``cfg.votes``; a long
+    vote curve only at the end keeps the per-epoch evaluation cheap)."""
     from golden.data import load_dataset
     from golden.model import make_learner
 
@@ -102,7 +104,8 @@ def fit(cfg: TrainConfig, out=None, resume=False, progress=True, data=None):
             if len(losses) % 50 == 0:
                 bar.set_postfix(loss=f"{sum(losses[-50:]) / 50:.3f}")
         train_s = time.perf_counter() - t0
-        errors, curve = evaluate(learner, xt, tt, cfg.votes)
+        last = epoch == cfg.epochs - 1
+        errors, curve = evaluate(learner, xt, tt, final_votes if last and final_votes else cfg.votes)
         hists, quants = snapshot(learner, xt[:1000])
         metrics["epochs"].append({
             "epoch": epoch + 1, "train_loss": sum(losses) / len(losses), "test_error": errors,

@@ -29,6 +29,19 @@ def carry_threshold(step: float, batch: int, lr: float) -> int:
     return max(1, round(step * batch / lr))
 
 
+def carries(acc, grad_sum, th):
+    """Periodic carry (Fig. 5a): add one batch's gradient sum to the accumulators ``acc`` (in
+    place) and return the masks (dec, inc) of the weights that carry; those accumulators clear.
+
+    A positive gradient lowers the weight: acc >= th+ = th -> one step down, acc <= th- = -th ->
+    one step up. The accumulator is cleared on every carry, even where the weight then saturates.
+    """
+    acc.add_(grad_sum)
+    dec, inc = acc >= th, acc <= -th
+    acc.masked_fill_(dec | inc, 0.0)
+    return dec, inc
+
+
 class FloatWeights:
     """FP32 weights with the batch-mean update (no periodic carry)."""
 
@@ -83,19 +96,8 @@ class PeriodicCarry:
         self.acc = torch.zeros_like(w0)
         self.w = self.q.to(w0.dtype) * self.scale
 
-    def carries(self, grad_sum):
-        """Accumulate one batch; return the boolean masks (dec, inc) of carries and clear them.
-
-        A positive gradient lowers the weight: acc >= th+ -> q - 1, acc <= th- -> q + 1.
-        The accumulator is cleared on every carry (even where q then saturates).
-        """
-        self.acc.add_(grad_sum)
-        dec, inc = self.acc >= self.th, self.acc <= -self.th
-        self.acc.masked_fill_(dec | inc, 0.0)
-        return dec, inc
-
     def step(self, grad_sum) -> int:
-        dec, inc = self.carries(grad_sum)
+        dec, inc = carries(self.acc, grad_sum, self.th)
         self.q.sub_(dec.to(torch.int32)).add_(inc.to(torch.int32)).clamp_(self.qmin, self.qmax)
         self.w.copy_(self.q.to(self.w.dtype) * self.scale)
         return int(dec.sum() + inc.sum())
@@ -177,9 +179,7 @@ class Memristor:
         self.w = (self.g - self.g_ref) / self.g0
 
     def step(self, grad_sum) -> int:
-        self.acc.add_(grad_sum)
-        dec, inc = self.acc >= self.th, self.acc <= -self.th
-        self.acc.masked_fill_(dec | inc, 0.0)
+        dec, inc = carries(self.acc, grad_sum, self.th)
         # Only pulsed devices draw write noise (boolean indexing keeps the draw count small).
         self.g[dec] = self.p.pulse(self.g[dec], potentiate=False, gen=self.gen)
         self.g[inc] = self.p.pulse(self.g[inc], potentiate=True, gen=self.gen)
