@@ -7,7 +7,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup tools demo test test-fast bench bench-accuracy clean
+.PHONY: setup tools demo test bench bench-accuracy bench-exact clean
 
 # torch==2.13.0 (the CPU wheel on this kind of machine's disk) must go in before anything that
 # depends on torch, or pip pulls a multi-GB CUDA build.
@@ -32,7 +32,11 @@ demo: setup
 test: setup
 	$(BIN)/pytest -q
 
-bench: bench-accuracy
+bench: bench-accuracy bench-exact
+
+# Exact integer mode vs float SSS training speed, as a ratio (issue 6 goal: >= 0.25).
+bench-exact: setup
+	$(BIN)/python bench/exact_speed.py
 
 # 10-epoch accuracy table (Fig. 3f / Fig. 5d) and the BS vs HP-autograd throughput ratio.
 EPOCHS ?= 10

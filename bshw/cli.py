@@ -18,6 +18,7 @@ from golden.errors import BshwError
 COMMANDS = {
     "train": ("golden.train", "train a network with the golden model (float or hardware-exact mode)"),
     "data": ("golden.data", "check a data set, or rebuild the committed MNIST subset"),
+    "emit": ("bshw.emit", "write the periphery components' Verilog into rtl/"),
     "energy": ("bshw.energy", "energy and area per MAC, per sample and per epoch"),
     "trace": ("golden.exact.trace", "write a golden trace of the hardware-exact mode for the RTL benches"),
 }

@@ -22,6 +22,13 @@ def _check_int(name, value, lo, hi=None):
     return value
 
 
+def _xor(values):
+    out = Const(0, 1)
+    for v in values:
+        out = out ^ v
+    return out
+
+
 class Lfsr(wiring.Component):
     """Shift-left Fibonacci LFSR with leap-ahead draws (§3).
 
@@ -76,12 +83,12 @@ class Lfsr(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        nxt = self.state
-        for _ in range(self.leap):  # §3: the one-step function unrolled `leap` times
-            fb = Const(0, 1)
-            for t in self.taps:
-                fb = fb ^ nxt[t]
-            nxt = Cat(fb, nxt[: self.width - 1])
+        bits = [self.state[i] for i in range(self.width)]  # bits[i]: state bit i
+        for n in range(self.leap):  # §3: the one-step function unrolled `leap` times
+            fb = Signal(name=f"fb{n}")  # a named net per new bit keeps the XOR network linear in size
+            m.d.comb += fb.eq(_xor(bits[t] for t in self.taps))
+            bits = [fb] + bits[:-1]
+        nxt = Cat(*bits)
         m.d.comb += self.word.eq(nxt[: self.leap])
         with m.If(self.load):
             m.d.sync += self.state.eq(self.load_value)

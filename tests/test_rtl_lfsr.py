@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """RTL LFSR (bshw/lfsr.py) against the golden model golden/exact/lfsr.py (docs/arithmetic.md §3)."""
 
 import random

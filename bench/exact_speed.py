@@ -1,0 +1,54 @@
+"""Training throughput of the hardware-exact integer mode as a ratio to the float SSS model.
+
+    python bench/exact_speed.py [--batches 30] [--hidden 32 --input-side 8] [--hidden 100 --input-side 28]
+
+Both learners train on the same MNIST batches in the same process (one torch thread, so the
+ratio is steady on shared cores); the figure is samples/s exact / samples/s float, INT8 weights.
+Goal (issue 6): at least 0.25.
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from golden.config import TrainConfig  # noqa: E402
+from golden.data import load_dataset  # noqa: E402
+from golden.model import make_learner  # noqa: E402
+
+NETS = {"64-32-10": dict(hidden=(32,), input_side=8), "784-100-10": dict(hidden=(100,), input_side=28)}
+
+
+def samples_per_s(cfg, x, t, batch):
+    learner = make_learner(cfg)
+    learner.train_batch(x[:batch], t[:batch])  # warm-up
+    t0 = time.perf_counter()
+    for i in range(batch, len(x), batch):
+        learner.train_batch(x[i:i + batch], t[i:i + batch])
+    return (len(x) - batch) / (time.perf_counter() - t0)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--batches", type=int, default=30)
+    p.add_argument("--data")
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    data = load_dataset("mnist", args.data)
+    n = (args.batches + 1) * 100
+    x, t = data.train_x[:n], data.train_y[:n]
+    print("| net | float SSS samples/s | exact samples/s | exact / float |")
+    print("|---|---:|---:|---:|")
+    for name, kw in NETS.items():
+        fl = samples_per_s(TrainConfig(algo="SSS", weights="int8", **kw), x, t, 100)
+        ex = samples_per_s(TrainConfig(mode="exact", weights="int8", **kw), x, t, 100)
+        print(f"| {name} | {fl:.0f} | {ex:.0f} | {ex / fl:.2f} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Sign of the back-propagated sum, its tie rule and the ternary error driver (docs/arithmetic.md §7)."""
+
+from amaranth.hdl import Module, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from bshw.lfsr import _check_int
+
+TIE_RULES = ("gated", "zero", "plus")
+
+
+class ErrorDriver(wiring.Component):
+    """``dz = sign(dx)`` with the tie rule, then ``dy = dz * d`` on the two-wire code ``(en, neg)`` (§7).
+
+    Parameters
+    ----------
+    dx_width : int
+        Signed width of dx (2..64; 12 for the default layer 1 into 2, §2).
+    n_upper : int
+        Number of error lines of the layer above (their ``en`` wires feed the `gated` OR), >= 1.
+    tie : {"gated", "zero", "plus"}
+        Value of dz where dx == 0: gated -> +1 if any upper line is driven else 0; zero -> 0; plus -> +1.
+
+    Attributes
+    ----------
+    dx : In(signed(dx_width))
+    upper_en : In(n_upper)
+        The ``en`` wires of the layer above's dy (only the `gated` rule reads them).
+    d : In(1)
+        The neuron's sampled derivative (§6).
+    dz_en, dz_neg : Out(1)
+        dz on the wire code (``en = 0`` only for the gated/zero zero).
+    en, neg : Out(1)
+        dy = dz * d: ``en = d AND dz != 0``, ``neg = en AND dz < 0``; ``en = 0, neg = 1`` never occurs.
+    """
+
+    def __init__(self, dx_width: int, n_upper: int = 10, tie: str = "gated"):
+        self.dx_width = _check_int("dx_width", dx_width, 2, 64)
+        self.n_upper = _check_int("n_upper", n_upper, 1)
+        if not isinstance(tie, str):
+            raise TypeError(f"tie must be a str, got {tie!r}")
+        if tie not in TIE_RULES:
+            raise ValueError(f"tie rule {tie!r}: choose one of {', '.join(TIE_RULES)}")
+        self.tie = tie
+        super().__init__({"dx": In(signed(dx_width)), "upper_en": In(n_upper), "d": In(1),
+                          "dz_en": Out(1), "dz_neg": Out(1), "en": Out(1), "neg": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        nonzero = self.dx != 0
+        # §7 tie rules: where dx == 0, gated drives +1 iff the layer above drives some error (one OR)
+        tie_en = {"zero": 0, "plus": 1, "gated": self.upper_en.any()}[self.tie]
+        m.d.comb += [
+            self.dz_en.eq(nonzero | tie_en),
+            self.dz_neg.eq(self.dx < 0),  # comparator dx >= 0 gives +1
+            self.en.eq(self.dz_en & self.d),
+            self.neg.eq(self.en & self.dz_neg),
+        ]
+        return m
