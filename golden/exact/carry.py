@@ -4,11 +4,13 @@ import math
 
 import torch
 
+from golden.weights import carry_threshold
+
 
 def threshold(scale: float, batch: int, lr: float) -> int:
-    """``th = max(1, round(s * B / lr))``: one carry is worth one weight LSB of float update
-    (same rule as ``golden.weights.carry_threshold``)."""
-    return max(1, round(scale * batch / lr))
+    """``th = max(1, round(s * B / lr))``: one carry is worth one weight LSB of float update.
+    The float model's rule itself, so the two modes cannot drift apart."""
+    return carry_threshold(scale, batch, lr)
 
 
 def default_counter_bits(th: int, batch: int) -> int:
