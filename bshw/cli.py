@@ -19,8 +19,11 @@ COMMANDS = {
     "train": ("golden.train", "train a network with the golden model (float or hardware-exact mode)"),
     "data": ("golden.data", "check a data set, or rebuild the committed MNIST subset"),
     "emit": ("bshw.emit", "write the periphery components' Verilog into rtl/"),
+    "rtl": ("bshw.rtl", "write the network top's Verilog (and the components') into rtl/"),
     "energy": ("bshw.energy", "energy and area per MAC, per sample and per epoch"),
+    "synth": ("bshw.synth", "synthesize the periphery RTL for iCE40 (yowasp): LUTs, flip-flops, Fmax"),
     "trace": ("golden.exact.trace", "write a golden trace of the hardware-exact mode for the RTL benches"),
+    "flow": ("bshw.flow", "the main job end to end: train, trace, RTL, bit-exact sim, synthesis, energy, report"),
 }
 
 

@@ -1,0 +1,110 @@
+"""Verilog of the network top for a configuration: ``bshw rtl`` / ``make rtl`` (docs/arithmetic.md §1).
+
+``generate(cfg, out_dir)`` builds :class:`bshw.network.BshwNet` for the configuration's network shape
+and resolved hardware parameters, with the exact golden learner's initial state for ``cfg.seed`` as
+its reset state (the same weights, counters and LFSR seeds the trace header lists, §11), and writes
+``<out_dir>/bshw_net.v`` and ``<out_dir>/bshw_net.json`` (shape, parameters, port widths: what a bench
+needs). The periphery components of the default configuration go beside it (bshw/emit.py). Output is
+byte-identical between runs (no source locations); files are written atomically.
+"""
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from golden.config import TrainConfig
+from golden.errors import BshwError
+from golden.io import atomic_write_text
+
+TOP = "bshw_net"
+# §1 default hardware configuration: 64-32-10 on 8x8 MNIST, INT8, exact mode
+DEFAULT = {"hidden": (32,), "input_side": 8, "weights": "int8", "mode": "exact"}
+
+
+def default_config(**over) -> TrainConfig:
+    return TrainConfig.from_dict({**DEFAULT, **over}, where="rtl")
+
+
+def build(cfg: TrainConfig):
+    """``(BshwNet, exact learner)`` for ``cfg``; bad parameters raise BshwError."""
+    from bshw.network import BshwNet
+    from golden.exact import make_learner
+    from golden.exact.trace import header
+
+    if cfg.mode != "exact":
+        cfg = TrainConfig.from_dict({**cfg.to_dict(), "mode": "exact"}, where="rtl")
+    learner = make_learner(cfg)
+    if learner.P["output"] != "onchip":
+        raise BshwError("hw.output = 'host': the RTL implements the onchip output layer only (§7)")
+    try:
+        top = BshwNet(learner.sizes, learner.P, header(learner, cfg.seed)["init"])
+    except (TypeError, ValueError) as e:
+        raise BshwError(f"cannot build the RTL: {e}") from None
+    return top, learner
+
+
+def describe(top, learner, cfg) -> dict:
+    """The bench-facing description written beside the Verilog."""
+    ports = {name: {"width": len(getattr(top, name)), "dir": str(member.flow.value)}
+             for name, member in top.signature.members.items()}
+    return {"top": TOP, "sizes": learner.sizes, "params": learner.P, "seed": cfg.seed, "config": cfg.to_dict(),
+            "ops": {"train": 0, "carry": 1, "infer": 2, "binary": 3},
+            "layers": [{"fan_in": xb.fan_in, "fan_out": xb.fan_out, "yw": xb.yw, "wbits": xb.wbits,
+                        "hidden": lp.hidden, "dxw": lp.dxw if lp.hidden else None}
+                       for xb, lp in zip(top.crossbars, top.layers)],
+            "ports": ports}
+
+
+def generate(cfg: TrainConfig, out_dir) -> dict:
+    """Write ``bshw_net.v`` and ``bshw_net.json`` into ``out_dir``; return ``{"top", "files", "params"}``."""
+    from amaranth.back import verilog
+
+    top, learner = build(cfg)
+    desc = describe(top, learner, cfg)
+    text = verilog.convert(top, name=TOP, emit_src=False)
+    out = Path(out_dir)
+    files = [atomic_write_text(out / f"{TOP}.v", text),
+             atomic_write_text(out / f"{TOP}.json", json.dumps(desc, indent=1, sort_keys=True) + "\n")]
+    return {"top": TOP, "files": [str(f) for f in files], "params": learner.P, "sizes": learner.sizes}
+
+
+def add_arguments(p):
+    p.add_argument("--config", help="TOML file with a [train] table (network shape, weights, hw); "
+                                    "default: the §1 configuration, 64-32-10 on 8x8 MNIST, INT8")
+    p.add_argument("--out", default="rtl", help="output folder (default rtl/)")
+    p.add_argument("--hidden", type=int, nargs="+", help="hidden layer sizes (default 32)")
+    p.add_argument("--input-side", type=int, help="input images are side x side (default 8)")
+    p.add_argument("--seed", type=int, help="reset state = the exact learner's initial state for this seed")
+    p.add_argument("--hw", help='hardware parameters as JSON, e.g. \'{"tie": "zero", "deriv_k": 1}\'')
+    p.add_argument("--no-components", action="store_true",
+                   help="only the network top, not the per-component files of the default configuration")
+
+
+def run(args) -> int:
+    over = {}
+    for k in ("hidden", "input_side", "seed"):
+        v = getattr(args, k)
+        if v is not None:
+            over[k] = tuple(v) if k == "hidden" else v
+    if args.hw:
+        try:
+            over["hw"] = json.loads(args.hw)
+        except json.JSONDecodeError as e:
+            raise BshwError(f"--hw is not valid JSON: {e}") from None
+    if args.config:
+        cfg = TrainConfig.from_toml(args.config, {"mode": "exact", **over})
+    else:
+        cfg = default_config(**over)
+    t0 = time.perf_counter()
+    res = generate(cfg, args.out)
+    paths = res["files"]
+    if not args.no_components:
+        from bshw.emit import emit
+
+        paths += [str(p) for p in emit(args.out)]
+    for p in paths:
+        print(p)
+    print(f"network {'-'.join(map(str, res['sizes']))}: {len(paths)} files in {time.perf_counter() - t0:.1f} s",
+          file=sys.stderr)
+    return 0

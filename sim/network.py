@@ -1,0 +1,93 @@
+"""Run the network bench (sim/bench_network.py) on a golden trace: ``run_network``.
+
+Used by pytest (tests/test_sim_network.py), ``make sim`` and ``bshw flow``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from golden.errors import BshwError
+from golden.io import atomic_write_text
+
+
+def _rtl_for(header: dict, rtl_dir, build_dir) -> tuple:
+    """``(verilog, desc_json)``: the RTL in ``rtl_dir`` if it was made for the trace's shape and
+    parameters, else generated into ``build_dir/rtl`` for the trace's configuration."""
+    from golden.config import TrainConfig
+
+    sizes = [x["fan_in"] for x in header["layers"]] + [header["layers"][-1]["fan_out"]]
+    if rtl_dir is not None:
+        v, j = Path(rtl_dir) / "bshw_net.v", Path(rtl_dir) / "bshw_net.json"
+        if v.is_file() and j.is_file():
+            desc = json.loads(j.read_text())
+            if desc.get("sizes") == sizes and desc.get("params") == header["params"]:
+                return v, j
+    from bshw.rtl import generate
+
+    cfg = TrainConfig.from_dict(header["config"], where="trace header")
+    res = generate(cfg, Path(build_dir) / "rtl")
+    return Path(res["files"][0]), Path(res["files"][1])
+
+
+def expected_inference(header: dict, n_steps: int, n_samples: int) -> dict:
+    """The golden learner's predictions on the first ``n_samples`` test images after replaying the
+    trace's ``n_steps`` training steps: ``{"pixels", "binary", "stochastic" (one vote each)}``."""
+    import torch
+
+    from golden.config import TrainConfig
+    from golden.data import load_dataset
+    from golden.exact import make_learner
+
+    cfg = TrainConfig.from_dict(header["config"], where="trace header")
+    data = load_dataset(cfg.dataset_name, cfg.data)
+    learner = make_learner(cfg)
+    B = cfg.batch
+    for i in range(n_steps):
+        learner.train_batch(data.train_x[i * B:(i + 1) * B], data.train_y[i * B:(i + 1) * B])
+    x = data.test_x[:n_samples]
+    with torch.no_grad():
+        binary = learner.predict(x, "binary")
+        stochastic = learner.predict(x, "stochastic", votes=1)
+    return {"pixels": learner._pixels(x).tolist(), "binary": binary.tolist(), "stochastic": stochastic.tolist()}
+
+
+def run_network(trace_path, *, rtl_dir=None, build_dir, infer_samples: int = 0, seed: int | None = None,
+                waves: bool | None = None, simulator: str | None = None, steps: int | None = None) -> dict:
+    """Run the RTL network top against a golden trace under Icarus (or Verilator).
+
+    Returns ``{"passed", "steps", "samples", "cycles", "wall_s", "cycles_per_s", "compared",
+    "mismatch" (None or the first mismatch), "infer": {"samples", "agree"}, "seed", "log"}``.
+    Raises BshwError when the simulator is missing or the trace is unreadable.
+    """
+    from sim.runner import run_bench
+
+    path = Path(trace_path)
+    try:
+        with path.open() as f:
+            header = json.loads(f.readline())
+            n_steps = sum(1 for s in f if s.strip())
+    except (OSError, json.JSONDecodeError) as e:
+        raise BshwError(f"cannot read trace {path}: {e}") from None
+    if header.get("format") != "bshw-exact-trace" or header.get("version") != 1:
+        raise BshwError(f"{path} is not a bshw-exact-trace version 1 file")
+    if steps is not None:
+        n_steps = min(n_steps, steps)
+    build = Path(build_dir)
+    verilog, desc = _rtl_for(header, rtl_dir, build)
+    env = {"BSHW_NET_DESC": str(desc.resolve()), "BSHW_NET_TRACE": str(path.resolve()),
+           "BSHW_NET_STEPS": str(n_steps)}
+    if infer_samples:
+        inf = build / "infer.json"
+        atomic_write_text(inf, json.dumps(expected_inference(header, n_steps, infer_samples)))
+        env["BSHW_NET_INFER"] = str(inf.resolve())
+    res = run_bench("bshw_net", [verilog], "sim.bench_network", build_dir=build / "bench", seed=seed,
+                    waves=waves, simulator=simulator, extra_env=env)
+    m = res["metrics"].get("network_matches_golden", {})
+    return {"passed": res["passed"], "steps": m.get("steps", 0), "samples": m.get("samples", 0),
+            "cycles": m.get("cycles", 0), "wall_s": res["wall_s"], "build_s": res["build_s"],
+            "cycles_per_s": m.get("cycles_per_s", 0.0), "compared": m.get("compared", 0),
+            "mismatch": (res["failures"] or [None])[0],
+            "infer": {"samples": m.get("infer", 0), "agree": m.get("infer_agree", 0)},
+            "seed": res["seed"], "log": res["log"], "simulator": res["simulator"]}
