@@ -18,10 +18,12 @@ DEFAULT_CONSTANTS = Path(__file__).with_name("energy_constants.toml")
 # Facts about the data sets for nominal first-layer activity (docs/energy.md): a binarized pixel is 1
 # with probability equal to its intensity, so the active fraction is the mean intensity (the usual
 # torchvision normalization means; CIFAR-10 averaged over its three channels).
+# ``pixels``: input samplers of a conv net (one per input pixel and channel, docs/arithmetic.md §5); an
+# fc net has one per input of its first layer.
 DATASETS = {
-    "mnist": {"train_samples": 60000, "input_mean": 0.1307},
-    "fashion-mnist": {"train_samples": 60000, "input_mean": 0.2860},
-    "cifar10": {"train_samples": 50000, "input_mean": (0.4914 + 0.4822 + 0.4465) / 3},
+    "mnist": {"train_samples": 60000, "input_mean": 0.1307, "pixels": 28 * 28},
+    "fashion-mnist": {"train_samples": 60000, "input_mean": 0.2860, "pixels": 28 * 28},
+    "cifar10": {"train_samples": 50000, "input_mean": (0.4914 + 0.4822 + 0.4465) / 3, "pixels": 3 * 32 * 32},
 }
 
 # key -> label; hp = dense FP/8-bit MACs, bs = binary inputs and ternary errors (docs/energy.md)
@@ -299,6 +301,8 @@ def network_energy(layers: list[dict], c: dict, activity: list[dict] | None = No
                           len(layers), c, "activity")
     e = mac_energies(c, array_size, input_bits)
     neuron_pj = periphery_per_neuron_pj(c, synth)
+    input_pj = periphery_per_input_pj(c, synth)
+    n_inputs = input_samplers(layers, dataset)
     res = {k: dict.fromkeys(PARTS, 0.0) for k in SCHEMES}
     for n, a in zip(counts, act):
         F, B, G, S = n["forward"], n["backward"], n["gradient"], n["synapses"]
@@ -320,8 +324,11 @@ def network_energy(layers: list[dict], c: dict, activity: list[dict] | None = No
         for k, parts in add.items():
             for part, v in zip(PARTS, parts):
                 res[k][part] += v
+    n_neurons = sum(n["neurons"] for n in counts)
     if neuron_pj is not None:  # comparators and flip-flops of Extended Data Fig. 1, BS memristor only
-        res["bs-memristor"]["periphery"] = sum(n["neurons"] for n in counts) * neuron_pj
+        res["bs-memristor"]["periphery"] = n_neurons * neuron_pj
+        if input_pj is not None:  # one stochastic input sampler per input, one draw per sample (§5, §8)
+            res["bs-memristor"]["periphery"] += n_inputs * input_pj
     hp = sum(res["hp-cmos-fp32"].values())
     for k, r in res.items():
         r["total_pj"] = sum(r[p] for p in PARTS)
@@ -329,7 +336,9 @@ def network_energy(layers: list[dict], c: dict, activity: list[dict] | None = No
         r["vs_hp_cmos"] = hp / r["total_pj"] if r["total_pj"] else None
         r["label"] = SCHEMES[k].replace("8b", f"{macro(c, array_size, input_bits)['input_bits']:g}b")
     return {"schemes": res, "layers": counts, "activity": act, "batch": batch, "train_samples": train_samples,
-            "area": crossbar_area(layers, c, array_size), "periphery_counted": neuron_pj is not None}
+            "area": crossbar_area(layers, c, array_size), "periphery_counted": neuron_pj is not None,
+            "periphery": {"neurons": n_neurons, "neuron_pj": neuron_pj, "input_samplers": n_inputs,
+                          "input_sampler_pj": input_pj if neuron_pj is not None else None}}
 
 
 def crossbar_area(layers: list[dict], c: dict, array_size: int = 128) -> dict:
@@ -341,8 +350,13 @@ def crossbar_area(layers: list[dict], c: dict, array_size: int = 128) -> dict:
 
 
 # -- periphery from synthesis ----------------------------------------------------------------------
+# Top-level keys of synth.json that describe the flow, not a module (bshw/synth.py writes them).
+SYNTH_META_KEYS = ("device", "tool_versions")
+
+
 def read_synth(path) -> dict | None:
-    """Synthesis figures ``{"neuron": {"luts": int, "ffs": int}, ...}``; None when the file is absent."""
+    """Synthesis figures ``{"neuron": {"luts": int, "ffs": int, ...}, ..., "device": str, ...}`` (the
+    layout ``bshw synth`` writes; :data:`SYNTH_META_KEYS` are not modules); None when the file is absent."""
     path = Path(path)
     if not path.exists():
         return None
@@ -353,6 +367,8 @@ def read_synth(path) -> dict | None:
     if not isinstance(d, dict):
         raise BshwError(f"synthesis file {path}: expected an object of modules")
     for mod, v in d.items():
+        if mod in SYNTH_META_KEYS:
+            continue
         if not isinstance(v, dict) or any(
                 isinstance(v.get(k), bool) or not isinstance(v.get(k), int) or v[k] < 0 for k in ("luts", "ffs")):
             raise BshwError(f"synthesis file {path}: {mod} needs whole numbers luts and ffs >= 0")
@@ -365,6 +381,21 @@ def periphery_per_neuron_pj(c: dict, synth: dict | None) -> float | None:
         return None
     p, cells = c["periphery"], synth["neuron"]["luts"] + synth["neuron"]["ffs"]
     return cells * p["toggle_rate"] * p["passes"] * p["cell_toggle_fj"] * 1e-3
+
+
+def periphery_per_input_pj(c: dict, synth: dict | None) -> float | None:
+    """Energy of one input sampler per sample (one I16 draw, docs/arithmetic.md §5, §8) from its
+    synthesized cells; None without an ``input_sampler`` entry."""
+    if not synth or "input_sampler" not in synth:
+        return None
+    p, cells = c["periphery"], synth["input_sampler"]["luts"] + synth["input_sampler"]["ffs"]
+    return cells * p["toggle_rate"] * p["cell_toggle_fj"] * 1e-3
+
+
+def input_samplers(layers: list[dict], dataset: str = "mnist") -> int:
+    """Stochastic input samplers of a net: the first layer's fan-in (fc), else the data set's pixels."""
+    first = layers[0]
+    return first["fan_in"] if first["kind"] == "fc" else DATASETS[dataset]["pixels"]
 
 
 # -- trained runs ----------------------------------------------------------------------------------
@@ -451,7 +482,18 @@ def format_network(res: dict, title: str) -> str:
     a = res["area"]
     lines.append(f"  crossbars: {a['tiles']} tiles of {a['array_size']}x{a['array_size']}, "
                  f"{a['hp_mm2']:.3f} mm2 with ADCs, {a['bs_mm2']:.3f} mm2 without")
-    if not res["periphery_counted"]:
+    per = res.get("periphery") or {}
+    if res["periphery_counted"]:
+        text = f"{per['neurons']} neurons x {si(per['neuron_pj'] * 1e-12, 'J')}"
+        total = per["neurons"] * per["neuron_pj"]
+        if per.get("input_sampler_pj") is not None:
+            text += f" + {per['input_samplers']} input samplers x {si(per['input_sampler_pj'] * 1e-12, 'J')}"
+            total += per["input_samplers"] * per["input_sampler_pj"]
+        else:
+            text += " (input samplers not counted: no 'input_sampler' synthesis entry)"
+        lines.append(f"  periphery (BS memristor, synthesized cells, docs/energy.md section 5): {text} "
+                     f"= {si(total * 1e-12, 'J')} per sample")
+    else:
         lines.append("  periphery (comparators, flip-flops) NOT counted: no synthesis figures for 'neuron' "
                      "(run `make synth` or pass --synth FILE), as in the paper's Methods")
     return "\n".join(lines)

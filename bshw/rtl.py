@@ -44,16 +44,24 @@ def build(cfg: TrainConfig):
     return top, learner
 
 
-def describe(top, learner, cfg) -> dict:
-    """The bench-facing description written beside the Verilog."""
-    ports = {name: {"width": len(getattr(top, name)), "dir": str(member.flow.value)}
-             for name, member in top.signature.members.items()}
-    return {"top": TOP, "sizes": learner.sizes, "params": learner.P, "seed": cfg.seed, "config": cfg.to_dict(),
-            "ops": {"train": 0, "carry": 1, "infer": 2, "binary": 3},
-            "layers": [{"fan_in": xb.fan_in, "fan_out": xb.fan_out, "yw": xb.yw, "wbits": xb.wbits,
-                        "hidden": lp.hidden, "dxw": lp.dxw if lp.hidden else None}
-                       for xb, lp in zip(top.crossbars, top.layers)],
-            "ports": ports}
+def describe(learner, cfg, top=None) -> dict:
+    """The bench-facing description written beside the Verilog (shape, parameters, widths of §2,
+    and the port widths when ``top`` is given)."""
+    from bshw.crossbar import dx_width, y_width
+    from bshw.periodic_carry import weight_bits
+
+    P, sizes = learner.P, learner.sizes
+    b = weight_bits(P["wmin"], P["wmax"])
+    L = len(sizes) - 1
+    layers = [{"fan_in": sizes[li], "fan_out": sizes[li + 1], "yw": y_width(sizes[li], b), "wbits": b,
+               "hidden": li < L - 1, "dxw": dx_width(sizes[li + 2], b) if li < L - 1 else None}
+              for li in range(L)]
+    desc = {"top": TOP, "sizes": sizes, "params": P, "seed": cfg.seed, "config": cfg.to_dict(),
+            "ops": {"train": 0, "carry": 1, "infer": 2, "binary": 3}, "layers": layers}
+    if top is not None:
+        desc["ports"] = {name: {"width": len(getattr(top, name)), "dir": str(member.flow.value)}
+                         for name, member in top.signature.members.items()}
+    return desc
 
 
 def generate(cfg: TrainConfig, out_dir) -> dict:
@@ -61,7 +69,7 @@ def generate(cfg: TrainConfig, out_dir) -> dict:
     from amaranth.back import verilog
 
     top, learner = build(cfg)
-    desc = describe(top, learner, cfg)
+    desc = describe(learner, cfg, top)
     text = verilog.convert(top, name=TOP, emit_src=False)
     out = Path(out_dir)
     files = [atomic_write_text(out / f"{TOP}.v", text),

@@ -137,6 +137,18 @@ class Net:
         return out
 
 
+def _pulse_mismatch(desc, want, got) -> str:
+    """Name the first differing carry pulse: layer, row, column, expected and got (+1 pot, -1 dep)."""
+    if got is None or got[:2] != want[:2]:
+        return f"pulse of (layer, row) {want[:2]} expected, got {got and got[:2]}"
+    li, i = want[:2]
+    n = desc["layers"][li]["fan_out"]
+    ev = [p - d for p, d in zip(netio.unpack(want[2], n), netio.unpack(want[3], n))]
+    gv = [p - d for p, d in zip(netio.unpack(got[2], n), netio.unpack(got[3], n))]
+    j = next(j for j in range(n) if ev[j] != gv[j])
+    return f"signal carry pulse of layer {li + 1} [{i}][{j}] expected {ev[j]:+d}, got {gv[j]:+d}"
+
+
 def _streams(lfsr_in, lfsr):
     return list(lfsr_in) + [s for layer in lfsr for s in layer]
 
@@ -187,7 +199,7 @@ async def network_matches_golden(dut):
                 for li, up in enumerate(step["update"]) for i, r in enumerate(up["carry"])]
         for got_p, want_p in zip(pulses + [None] * len(want), want):
             if got_p != want_p:
-                raise AssertionError(f"step {s} carry: pulse (layer, row, pot, dep) expected {want_p}, got {got_p}")
+                raise AssertionError(f"step {s} carry: " + _pulse_mismatch(desc, want_p, got_p))
         for li, up in enumerate(step["update"]):
             W, C = await net.read_rows(li)
             msg = netio.row_mismatch("weight", li + 1, up["weights"], W, f"step {s} after carry") or \

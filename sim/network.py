@@ -53,6 +53,26 @@ def expected_inference(header: dict, n_steps: int, n_samples: int) -> dict:
     return {"pixels": learner._pixels(x).tolist(), "binary": binary.tolist(), "stochastic": stochastic.tolist()}
 
 
+def write_random_trace(path, over: dict, steps: int, batch: int, seed: int = 7) -> Path:
+    """A golden trace of ``steps`` batches of uniformly random images and labels (random stimulus for
+    the benches), for the exact-mode configuration ``over``; written once, atomically."""
+    import torch
+
+    from golden.config import TrainConfig
+    from golden.exact.trace import make_trace
+
+    path = Path(path)
+    if not path.is_file():
+        cfg = TrainConfig.from_dict({"weights": "int8", "mode": "exact", "batch": batch, "seed": seed, **over},
+                                    where="random trace")
+        g = torch.Generator().manual_seed(seed)
+        n = steps * batch
+        images = torch.randint(0, 256, (n, 28, 28), dtype=torch.uint8, generator=g)
+        labels = torch.randint(0, 10, (n,), generator=g)
+        atomic_write_text(path, make_trace(cfg, steps, images, labels))
+    return path
+
+
 def run_network(trace_path, *, rtl_dir=None, build_dir, infer_samples: int = 0, seed: int | None = None,
                 waves: bool | None = None, simulator: str | None = None, steps: int | None = None) -> dict:
     """Run the RTL network top against a golden trace under Icarus (or Verilator).

@@ -87,6 +87,31 @@ def test_periphery_from_synth(c, tmp_path):
         energy.read_synth(f)
 
 
+def test_periphery_input_samplers_and_synth_layout(c, tmp_path):
+    # bshw synth's layout: flow keys beside the modules, extra fields, null Fmax
+    f = tmp_path / "synth.json"
+    f.write_text(json.dumps({
+        "device": "iCE40 HX8K ct256", "tool_versions": {"yosys": "Yosys 0.70", "nextpnr": "nextpnr-0.11.1"},
+        "neuron": {"luts": 6, "ffs": 4, "carries": 1, "brams": 0, "fmax_mhz": None},
+        "input_sampler": {"luts": 3, "ffs": 2, "carries": 0, "brams": 0, "fmax_mhz": 80.0},
+    }))
+    synth = energy.read_synth(f)
+    r = energy.network_energy(LAYERS, c, synth=synth)
+    # 23 neurons x 2 passes, plus one draw of each of the 4 inputs of the fc first layer (§5)
+    assert r["schemes"]["bs-memristor"]["periphery"] == pytest.approx((23 * 10 * 2 + 4 * 5) * 0.5 * 3.75e-3)
+    assert r["periphery"]["input_samplers"] == 4
+    conv_first = energy.network_energy(LAYERS[1:], c, synth=synth)  # conv: one sampler per pixel
+    assert conv_first["periphery"]["input_samplers"] == 784
+    text = energy.format_network(r, "t")
+    assert "23 neurons" in text and "4 input samplers" in text
+    del synth["input_sampler"]
+    text = energy.format_network(energy.network_energy(LAYERS, c, synth=synth), "t")
+    assert "input samplers not counted" in text
+    f.write_text('{"device": "x", "neuron": "big"}')
+    with pytest.raises(BshwError, match="neuron needs whole numbers"):
+        energy.read_synth(f)
+
+
 def test_cli_default_prints_paper_table(capsys):
     assert main(["energy", "--synth", "/nonexistent"]) == 0
     out = capsys.readouterr().out

