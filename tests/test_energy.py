@@ -80,7 +80,7 @@ def test_periphery_from_synth(c, tmp_path):
     f = tmp_path / "synth.json"
     f.write_text(json.dumps({"neuron": {"luts": 6, "ffs": 4}, "counter": {"luts": 9, "ffs": 8}}))
     r = energy.network_energy(LAYERS, c, synth=energy.read_synth(f))
-    assert r["schemes"]["bs-memristor"]["periphery"] == pytest.approx(23 * 10 * 0.5 * 2 * 3.75e-3)
+    assert r["schemes"]["bs-memristor"]["periphery"] == pytest.approx(23 * 10 * 0.5 * c["periphery"]["passes"] * 3.75e-3)
     assert energy.read_synth(tmp_path / "absent.json") is None
     f.write_text('{"neuron": {"luts": -1, "ffs": 2}}')
     with pytest.raises(BshwError, match="luts and ffs"):
@@ -97,8 +97,8 @@ def test_periphery_input_samplers_and_synth_layout(c, tmp_path):
     }))
     synth = energy.read_synth(f)
     r = energy.network_energy(LAYERS, c, synth=synth)
-    # 23 neurons x 2 passes, plus one draw of each of the 4 inputs of the fc first layer (§5)
-    assert r["schemes"]["bs-memristor"]["periphery"] == pytest.approx((23 * 10 * 2 + 4 * 5) * 0.5 * 3.75e-3)
+    # 23 neurons x `passes` evaluations, plus one draw of each of the 4 inputs of the fc first layer (§5)
+    assert r["schemes"]["bs-memristor"]["periphery"] == pytest.approx((23 * 10 * c["periphery"]["passes"] + 4 * 5) * 0.5 * 3.75e-3)
     assert r["periphery"]["input_samplers"] == 4
     conv_first = energy.network_energy(LAYERS[1:], c, synth=synth)  # conv: one sampler per pixel
     assert conv_first["periphery"]["input_samplers"] == 784
