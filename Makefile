@@ -7,7 +7,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup tools demo test rtl sim mutants synth bench bench-accuracy bench-exact bench-sim clean
+.PHONY: setup tools chromium demo test rtl sim mutants synth bench bench-accuracy bench-exact bench-sim clean
 
 # torch==2.13.0 (the CPU wheel on this kind of machine's disk) must go in before anything that
 # depends on torch, or pip pulls a multi-GB CUDA build.
@@ -24,12 +24,21 @@ tools:
 	  echo "installing iverilog (apt-get)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iverilog >/dev/null; }
 
+# Headless Chromium, for the test that renders the flow's HTML report (skipped without it).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing chromium (apt-get, ~45 s)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
 setup: $(STAMP) tools
 
-demo: setup
-	$(BIN)/bshw train --config configs/demo.toml
+# The main job end to end on the default hardware network (configs/flow.toml, 64-32-10 on 8x8 MNIST,
+# INT8): train float + exact, golden trace, RTL, bit-exact Icarus run, iCE40 synthesis, energy, and a
+# report in runs/flow/ (report.html, report.md, summary.json).
+demo: setup tools
+	$(BIN)/bshw flow --config configs/flow.toml
 
-test: setup
+test: setup tools
 	$(BIN)/pytest -q
 
 # Verilog of the default network top and its components into rtl/ (byte-identical on every run;

@@ -325,10 +325,21 @@ def network_energy(layers: list[dict], c: dict, activity: list[dict] | None = No
             for part, v in zip(PARTS, parts):
                 res[k][part] += v
     n_neurons = sum(n["neurons"] for n in counts)
-    if neuron_pj is not None:  # comparators and flip-flops of Extended Data Fig. 1, BS memristor only
-        res["bs-memristor"]["periphery"] = n_neurons * neuron_pj
+    bs_periphery = hp_periphery = None
+    if neuron_pj is not None:  # comparators, LFSRs and flip-flops of Extended Data Fig. 1
+        bs_periphery = n_neurons * neuron_pj
         if input_pj is not None:  # one stochastic input sampler per input, one draw per sample (§5, §8)
-            res["bs-memristor"]["periphery"] += n_inputs * input_pj
+            bs_periphery += n_inputs * input_pj
+        # every BS scheme samples its neurons the same way, whatever holds the weights
+        for k in res:
+            if k.startswith("bs-"):
+                res[k]["periphery"] = bs_periphery
+    hp_neuron_pj = periphery_per_hp_neuron_pj(c, synth)
+    if hp_neuron_pj is not None:  # activation lookup and error multiply of an HP neuron
+        hp_periphery = n_neurons * hp_neuron_pj
+        for k in res:
+            if k.startswith("hp-"):
+                res[k]["periphery"] = hp_periphery
     hp = sum(res["hp-cmos-fp32"].values())
     for k, r in res.items():
         r["total_pj"] = sum(r[p] for p in PARTS)
@@ -338,7 +349,8 @@ def network_energy(layers: list[dict], c: dict, activity: list[dict] | None = No
     return {"schemes": res, "layers": counts, "activity": act, "batch": batch, "train_samples": train_samples,
             "area": crossbar_area(layers, c, array_size), "periphery_counted": neuron_pj is not None,
             "periphery": {"neurons": n_neurons, "neuron_pj": neuron_pj, "input_samplers": n_inputs,
-                          "input_sampler_pj": input_pj if neuron_pj is not None else None}}
+                          "input_sampler_pj": input_pj if neuron_pj is not None else None,
+                          "bs_pj": bs_periphery, "hp_neuron_pj": hp_neuron_pj, "hp_pj": hp_periphery}}
 
 
 def crossbar_area(layers: list[dict], c: dict, array_size: int = 128) -> dict:
@@ -381,6 +393,15 @@ def periphery_per_neuron_pj(c: dict, synth: dict | None) -> float | None:
         return None
     p, cells = c["periphery"], synth["neuron"]["luts"] + synth["neuron"]["ffs"]
     return cells * p["toggle_rate"] * p["passes"] * p["cell_toggle_fj"] * 1e-3
+
+
+def periphery_per_hp_neuron_pj(c: dict, synth: dict | None) -> float | None:
+    """Energy of one high-precision neuron's digital periphery per sample (``hp_neuron``: activation
+    lookup forward, derivative lookup and error multiply backward) from its synthesized cells."""
+    if not synth or "hp_neuron" not in synth:
+        return None
+    p, cells = c["periphery"], synth["hp_neuron"]["luts"] + synth["hp_neuron"]["ffs"]
+    return cells * p["toggle_rate"] * p["hp_passes"] * p["cell_toggle_fj"] * 1e-3
 
 
 def periphery_per_input_pj(c: dict, synth: dict | None) -> float | None:
@@ -491,8 +512,11 @@ def format_network(res: dict, title: str) -> str:
             total += per["input_samplers"] * per["input_sampler_pj"]
         else:
             text += " (input samplers not counted: no 'input_sampler' synthesis entry)"
-        lines.append(f"  periphery (BS memristor, synthesized cells, docs/energy.md section 5): {text} "
+        lines.append(f"  periphery (every BS scheme, synthesized cells, docs/energy.md section 5): {text} "
                      f"= {si(total * 1e-12, 'J')} per sample")
+        if per.get("hp_pj") is not None:
+            lines.append(f"  periphery (every HP scheme, 'hp_neuron' cells): {per['neurons']} neurons x "
+                         f"{si(per['hp_neuron_pj'] * 1e-12, 'J')} = {si(per['hp_pj'] * 1e-12, 'J')} per sample")
     else:
         lines.append("  periphery (comparators, flip-flops) NOT counted: no synthesis figures for 'neuron' "
                      "(run `make synth` or pass --synth FILE), as in the paper's Methods")

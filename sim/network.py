@@ -33,7 +33,8 @@ def _rtl_for(header: dict, rtl_dir, build_dir) -> tuple:
 
 def expected_inference(header: dict, n_steps: int, n_samples: int) -> dict:
     """The golden learner's predictions on the first ``n_samples`` test images after replaying the
-    trace's ``n_steps`` training steps: ``{"pixels", "binary", "stochastic" (one vote each)}``."""
+    trace's ``n_steps`` training steps from the header's initial state (§11; a trained state too):
+    ``{"pixels", "binary", "stochastic" (one vote each)}``."""
     import torch
 
     from golden.config import TrainConfig
@@ -43,6 +44,12 @@ def expected_inference(header: dict, n_steps: int, n_samples: int) -> dict:
     cfg = TrainConfig.from_dict(header["config"], where="trace header")
     data = load_dataset(cfg.dataset_name, cfg.data)
     learner = make_learner(cfg)
+    init = header["init"]
+    T = torch.tensor
+    learner.load_state_dict({"kind": "bshw-exact", "params": header["params"],
+                             "weights": [T(w) for w in init["weights"]], "counters": [T(c) for c in init["counters"]],
+                             "lfsr_in": T(init["lfsr_in"]), "lfsr": [None if s is None else T(s) for s in init["lfsr"]],
+                             "host_lfsr": None if init.get("host_lfsr") is None else T(init["host_lfsr"])})
     B = cfg.batch
     for i in range(n_steps):
         learner.train_batch(data.train_x[i * B:(i + 1) * B], data.train_y[i * B:(i + 1) * B])

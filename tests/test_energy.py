@@ -194,3 +194,14 @@ def test_net_uses_describe_network(monkeypatch, capsys):
     assert seen[0].hidden == (7, 5) and res["train_samples"] == 60000
     assert res["activity"][0]["x_active"] == pytest.approx(0.1307)  # MNIST mean intensity
     assert main(["energy", "--net", "cnn", "--hidden", "7"]) == 2
+
+
+def test_periphery_charged_to_every_scheme_of_its_kind(c):
+    synth = {"neuron": {"luts": 6, "ffs": 4}, "input_sampler": {"luts": 3, "ffs": 2}, "hp_neuron": {"luts": 20, "ffs": 4}}
+    r = energy.network_energy(LAYERS, c, synth=synth)
+    bs = {k: v["periphery"] for k, v in r["schemes"].items() if k.startswith("bs-")}
+    hp = {k: v["periphery"] for k, v in r["schemes"].items() if k.startswith("hp-")}
+    assert len(set(bs.values())) == 1 and list(bs.values())[0] == pytest.approx(r["periphery"]["bs_pj"])
+    p = c["periphery"]
+    assert list(set(hp.values())) == [pytest.approx(23 * 24 * p["toggle_rate"] * p["hp_passes"] * p["cell_toggle_fj"] * 1e-3)]
+    assert "every HP scheme" in energy.format_network(r, "t")

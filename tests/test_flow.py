@@ -29,7 +29,8 @@ TINY = {"train": {"hidden": [32], "input_side": 8, "weights": "int8", "epochs": 
 NO_TRAIN = ["trace", "rtl", "sim", "synth", "energy", "report"]
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser") if shutil.which(n)), None)
 needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None, reason="headless render check needs Debian's chromium (apt-get install chromium; .ci/run installs it)")
+    CHROMIUM is None,
+    reason="headless render check needs Debian's chromium (apt-get install chromium; .ci/run installs it)")
 
 
 # ---- fakes of the stages' external modules --------------------------------------------------------
@@ -60,10 +61,10 @@ def fake_modules(mp, *, passed=True, rtl_exc=None, sim_exc=None, calls=None):
                 "mismatch": None if passed else "step 0 sample 3 layer 1 y[4]: expected 17, got 16",
                 "infer": {"samples": infer_samples, "agree": infer_samples}}
 
-    def neuron_firing_curve(ys, draws, *, build_dir, seed=0):
+    def neuron_firing_curve(ys, draws, *, build_dir, seed=0, **neuron):
         from golden.exact.noise import fire_prob
 
-        calls["firing"] = {"ys": list(ys), "draws": draws}
+        calls["firing"] = {"ys": list(ys), "draws": draws, **neuron}
         exp = [float(v) for v in fire_prob((7, 7, 5), ys)]
         return {"y": list(ys), "rate": exp, "expected": exp, "logistic": [1 / (1 + math.exp(-y / 32)) for y in ys]}
 
@@ -200,6 +201,8 @@ def test_flow_with_fakes_runs_every_stage(fake_run):
     assert R["trace"]["steps"] == 1 and (out / "trace.jsonl").is_file()
     assert R["sim"]["passed"] and R["sim"]["firing"]["max_dev_expected"] == 0
     assert calls["sim"]["infer_samples"] == 2 and calls["sim"]["seed"] == 0
+    assert calls["firing"] == {"ys": [-160, -80, 0, 80, 160], "draws": 50, "y_width": 14,  # §2: 8 + log2(64)
+                               "noise_words": (7, 7, 5), "a_s": 1 / 32}
     assert calls["synth"] == {"targets": ["neuron"], "layer_sizes": None}
     assert calls["rtl"].mode == "exact" and calls["rtl"].hidden == (32,)
     h = R["energy"]["headline"]
