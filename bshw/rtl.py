@@ -18,14 +18,6 @@ from golden.errors import BshwError
 from golden.io import atomic_write_text
 
 TOP = "bshw_net"
-# §1 default hardware configuration: 64-32-10 on 8x8 MNIST, INT8, exact mode
-DEFAULT = {"hidden": (32,), "input_side": 8, "weights": "int8", "mode": "exact"}
-
-
-def default_config(**over) -> TrainConfig:
-    return TrainConfig.from_dict({**DEFAULT, **over}, where="rtl")
-
-
 def build(cfg: TrainConfig):
     """``(BshwNet, exact learner)`` for ``cfg``; bad parameters raise BshwError."""
     from bshw.network import BshwNet
@@ -90,20 +82,9 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    over = {}
-    for k in ("hidden", "input_side", "seed"):
-        v = getattr(args, k)
-        if v is not None:
-            over[k] = tuple(v) if k == "hidden" else v
-    if args.hw:
-        try:
-            over["hw"] = json.loads(args.hw)
-        except json.JSONDecodeError as e:
-            raise BshwError(f"--hw is not valid JSON: {e}") from None
-    if args.config:
-        cfg = TrainConfig.from_toml(args.config, {"mode": "exact", **over})
-    else:
-        cfg = default_config(**over)
+    from golden.exact.params import config_from_args
+
+    cfg = config_from_args(args, ("hidden", "input_side", "seed"), where="rtl")
     t0 = time.perf_counter()
     res = generate(cfg, args.out)
     paths = res["files"]

@@ -96,3 +96,34 @@ class ExactParams:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+# docs/arithmetic.md §1: the default hardware network (64-32-10 on 8x8 MNIST, INT8)
+DEFAULT_NET = {"hidden": (32,), "input_side": 8, "weights": "int8"}
+
+
+def config_from_args(args, keys, fixed: dict | None = None, where: str = "cli"):
+    """The exact-mode ``TrainConfig`` of a command line (``bshw trace``, ``bshw rtl``).
+
+    ``keys``: the argparse attributes that override the config when given (``hidden`` becomes a
+    tuple); ``args.hw``: hardware parameters as JSON; ``args.config``: a TOML with a [train] table,
+    else the §1 default network. ``fixed`` (e.g. ``{"mode": "exact"}``) is applied last.
+    """
+    import json
+
+    from golden.config import TrainConfig
+
+    over = {}
+    for k in keys:
+        v = getattr(args, k)
+        if v is not None:
+            over[k] = tuple(v) if k == "hidden" else v
+    if getattr(args, "hw", None):
+        try:
+            over["hw"] = json.loads(args.hw)
+        except json.JSONDecodeError as e:
+            raise BshwError(f"--hw is not valid JSON: {e}") from None
+    over.update(fixed or {"mode": "exact"})
+    if getattr(args, "config", None):
+        return TrainConfig.from_toml(args.config, over)
+    return TrainConfig.from_dict({**DEFAULT_NET, **over}, where=where)

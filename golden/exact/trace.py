@@ -102,20 +102,10 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    over = {"mode": "exact", "seed": args.seed}
-    for k in ("hidden", "input_side", "batch", "weights", "data"):
-        v = getattr(args, k)
-        if v is not None:
-            over[k] = tuple(v) if k == "hidden" else v
-    if args.hw:
-        try:
-            over["hw"] = json.loads(args.hw)
-        except json.JSONDecodeError as e:
-            raise BshwError(f"--hw is not valid JSON: {e}") from None
-    if args.config:
-        cfg = TrainConfig.from_toml(args.config, over)
-    else:
-        cfg = TrainConfig.from_dict({"hidden": (32,), "input_side": 8, "weights": "int8", **over}, where="trace")
+    from golden.exact.params import config_from_args
+
+    cfg = config_from_args(args, ("hidden", "input_side", "batch", "weights", "data"),
+                           {"mode": "exact", "seed": args.seed}, where="trace")
     from golden.data import load_dataset
 
     data = load_dataset(cfg.dataset_name, cfg.data)
