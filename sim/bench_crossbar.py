@@ -54,7 +54,8 @@ def init_weights(p: dict) -> list:
 def make_dut(p: dict):
     from bshw.crossbar import Crossbar
 
-    name = f"bshw_crossbar_{p['fan_in']}x{p['fan_out']}_b{_bits(p['wmin'], p['wmax'])}" + ("" if p["backward"] else "_fwd")
+    name = f"bshw_crossbar_{p['fan_in']}x{p['fan_out']}_b{_bits(p['wmin'], p['wmax'])}"
+    name += "" if p["backward"] else "_fwd"
     return name, Crossbar(p["fan_in"], p["fan_out"], p["wmin"], p["wmax"], backward=p["backward"],
                           init=init_weights(p))
 
@@ -94,7 +95,7 @@ def _stimulus(rng: random.Random, p: dict, n: int) -> list:
         for j in range(fo):
             if rng.random() < dens:
                 up = rng.random() < (0.85 if bias > 0 else 0.15)
-                pot, dep = pot | (up << j), dep | ((not up) << j)
+                pot, dep = pot | (up << j), dep | (int(not up) << j)
         return pot, dep
 
     def wdata():
@@ -102,7 +103,8 @@ def _stimulus(rng: random.Random, p: dict, n: int) -> list:
 
     while len(out) < n:
         if phase <= 0:  # a pulse phase: a few hot rows and a direction
-            hot, bias, phase = rng.sample(range(fi), min(fi, rng.randint(1, 3))), rng.choice([-1, 1]), rng.randint(100, 400)
+            hot = rng.sample(range(fi), min(fi, rng.randint(1, 3)))
+            bias, phase = rng.choice([-1, 1]), rng.randint(100, 400)
         u = rng.random()
         if u < 0.35:  # a sample: clear, then forward rows in order (sometimes a random subset)
             density = rng.random()

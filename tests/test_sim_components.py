@@ -38,6 +38,21 @@ CASES = [
     ("bench_carry", {"th": 3, "counter_bits": 4}, {"cycles": 5000}, {"carry_random_batches": 5000}),
     ("bench_carry", {"th": 2, "counter_bits": 3, "wmin": -1, "wmax": 1, "w_init": 1}, {"cycles": 5000},
      {"carry_random_batches": 5000}),
+    ("bench_crossbar", {}, {"cycles": 10000}, {"crossbar_random_ops": 10000}),
+    ("bench_crossbar", {"fan_in": 8, "fan_out": 5, "wmin": -1, "wmax": 1}, {"cycles": 4000},
+     {"crossbar_random_ops": 4000}),
+    ("bench_crossbar", {"fan_in": 64, "fan_out": 32, "backward": False}, {"cycles": 3000},
+     {"crossbar_random_ops": 3000}),
+    ("bench_counter_bank", {}, {"cycles": 10000}, {"counter_bank_random_batches": 10000}),
+    ("bench_counter_bank", {"fan_in": 5, "fan_out": 4, "th": 3, "counter_bits": 4}, {"cycles": 4000},
+     {"counter_bank_random_batches": 4000}),
+    ("bench_counter_bank", {"fan_in": 3, "fan_out": 2, "th": 1, "counter_bits": 2}, {"cycles": 3000},
+     {"counter_bank_random_batches": 3000}),
+    ("bench_input_sampler", {}, {"cycles": 10000}, {"input_sampler_random_ops": 10000}),
+    ("bench_neuron_periphery", {}, {"cycles": 8000}, {"neuron_periphery_samples": 8000}),
+    ("bench_neuron_periphery", {"k": 1, "tie": "zero", "noise_words": [3, 3, 2], "y_width": 6, "dx_width": 5,
+                                "n_upper": 3}, {"cycles": 3000}, {"neuron_periphery_samples": 3000}),
+    ("bench_neuron_periphery", {"k": 2, "tie": "plus"}, {"cycles": 3000}, {"neuron_periphery_samples": 3000}),
 ]
 
 
