@@ -23,6 +23,7 @@ COMMANDS = {
     "energy": ("bshw.energy", "energy and area per MAC, per sample and per epoch"),
     "synth": ("bshw.synth", "synthesize the periphery RTL for iCE40 (yowasp): LUTs, flip-flops, Fmax"),
     "trace": ("golden.exact.trace", "write a golden trace of the hardware-exact mode for the RTL benches"),
+    "sim": ("sim.network", "run the RTL network top against a golden trace, bit for bit (Icarus or Verilator)"),
     "flow": ("bshw.flow", "the main job end to end: train, trace, RTL, bit-exact sim, synthesis, energy, report"),
 }
 

@@ -118,3 +118,33 @@ def run_network(trace_path, *, rtl_dir=None, build_dir, infer_samples: int = 0, 
             "mismatch": (res["failures"] or [None])[0],
             "infer": {"samples": m.get("infer", 0), "agree": m.get("infer_agree", 0)},
             "seed": res["seed"], "log": res["log"], "simulator": res["simulator"]}
+
+
+# -- CLI: bshw sim ---------------------------------------------------------------------------------
+def add_arguments(p):
+    p.add_argument("trace", help="golden trace (bshw trace, docs/arithmetic.md §11)")
+    p.add_argument("--rtl", default="rtl", help="folder with bshw_net.v/.json (default rtl/; generated "
+                                                "for the trace's configuration when it does not match)")
+    p.add_argument("--build-dir", default="sim_build/network", help="build and run folder")
+    p.add_argument("--steps", type=int, help="only the first N training steps of the trace")
+    p.add_argument("--infer", type=int, default=0, metavar="N",
+                   help="then classify the first N test images (binary and one stochastic vote), checked")
+    p.add_argument("--seed", type=int, help="regression seed (default $SEED, else random; logged)")
+    p.add_argument("--waves", action="store_true", help="write a waveform (also WAVES=1)")
+    p.add_argument("--sim", choices=("icarus", "verilator"), help="simulator (default $SIM, else icarus)")
+
+
+def run(args) -> int:
+    if args.steps is not None and args.steps < 1:
+        raise BshwError(f"--steps {args.steps}: a positive whole number")
+    if args.infer < 0:
+        raise BshwError(f"--infer {args.infer}: zero or a positive whole number")
+    r = run_network(args.trace, rtl_dir=args.rtl, build_dir=args.build_dir, infer_samples=args.infer,
+                    seed=args.seed, waves=args.waves or None, simulator=args.sim, steps=args.steps)
+    if not r["passed"]:
+        print(f"MISMATCH ({r['simulator']}, seed {r['seed']}): {(r['mismatch'] or '').splitlines()[0]}; log {r['log']}")
+        return 1
+    print(f"bit-exact ({r['simulator']}, seed {r['seed']}): {r['steps']} steps, {r['samples']} samples, "
+          f"{r['compared']} values, {r['cycles']} cycles in {r['wall_s']:.1f} s ({r['cycles_per_s']:.0f} cycles/s); "
+          f"inference {r['infer']['agree']}/{r['infer']['samples']} agree")
+    return 0

@@ -62,3 +62,16 @@ def test_broken_rule_is_caught(tmp_path, name):
     r = run_mutant(name, tmp_path)
     assert r["caught"], f"mutant {name} ({MUTANTS[name][0]}) passed the bench"
     assert r["named"], f"mutant {name}: the first mismatch does not name {r['expected_probe']}: {r['mismatch']}"
+
+
+def test_bshw_sim_cli(tmp_path, capsys):
+    from bshw.cli import main
+    from sim.network import write_random_trace
+
+    trace = write_random_trace(tmp_path / "t.jsonl", {"hidden": (4,), "input_side": 3}, steps=1, batch=4)
+    assert main(["sim", str(trace), "--build-dir", str(tmp_path / "b"), "--seed", "1"]) == 0
+    assert "bit-exact" in capsys.readouterr().out
+    assert main(["sim", str(tmp_path / "missing.jsonl")]) == 2
+    assert main(["sim", str(trace), "--steps", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot read trace" in err and "--steps 0" in err
