@@ -11,7 +11,6 @@ the same net in the same process, and prints the ratio. Same seed, same numbers.
 """
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path

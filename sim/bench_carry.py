@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import cocotb
 import torch
-from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly
 
 from golden.exact import carry as gc
@@ -87,16 +86,9 @@ async def carry_random_batches(dut):
         else:
             c = c_now
 
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns", impl="gpi").start())
     names = ("x", "dy_en", "dy_neg", "acc", "carry", "load", "w_load", "c_load")
-    handles = [getattr(dut, s) for s in names]
-    for h in handles:
-        h.value = 0
-    dut.rst.value = 1
+    handles = await util.start(dut, names)
     fe, ro = FallingEdge(dut.clk), ReadOnly()
-    await fe
-    await fe
-    dut.rst.value = 0
     got_w, got_c, got_step = [], [], []
     prev = (0,) * len(names)
     with util.Timed() as t:

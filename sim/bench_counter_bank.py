@@ -23,11 +23,10 @@ import random
 
 import cocotb
 import torch
-from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly
 
 from golden.exact import carry as gc
-from sim import util
+from sim import netio, util
 
 DEFAULTS = {"fan_in": 8, "fan_out": 10, "th": 8, "counter_bits": 8, "init_seed": 1}
 KNOBS = {"cycles": 10000}
@@ -59,18 +58,6 @@ def make_dut(p: dict):
 
     name = f"bshw_counter_bank_{p['fan_in']}x{p['fan_out']}_th{p['th']}_c{p['counter_bits']}"
     return name, CounterBank(p["fan_in"], p["fan_out"], p["th"], p["counter_bits"], init_counters(p))
-
-
-def _pack(vals, bits: int) -> int:
-    return sum((v & ((1 << bits) - 1)) << (j * bits) for j, v in enumerate(vals))
-
-
-def _fields(word: int, n: int, bits: int) -> list:
-    out = []
-    for j in range(n):
-        v = (word >> (j * bits)) & ((1 << bits) - 1)
-        out.append(v - (1 << bits) if v >> (bits - 1) else v)
-    return out
 
 
 def _stimulus(rng: random.Random, p: dict, n: int):
@@ -182,16 +169,9 @@ async def counter_bank_random_batches(dut):
     stim, batches = _stimulus(rng, p, n)
     exp_rd, exp_pot, exp_dep, saturated = _model(p, stim, batches)
 
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns", impl="gpi").start())
-    hs = [getattr(dut, s) for s in OPS]
-    for h in hs:
-        h.value = 0
-    dut.rst.value = 1
+    hs = await util.start(dut, OPS)
     fe, ro = FallingEdge(dut.clk), ReadOnly()
-    await fe
-    await fe
-    dut.rst.value = 0
-    drive = [tuple(_pack(c[s], cb) if s == "wdata" and c[s] is not None else (c[s] or 0) for s in OPS)
+    drive = [tuple(netio.pack(c[s], cb) if s == "wdata" and c[s] is not None else (c[s] or 0) for s in OPS)
              for c in stim]
     got_rd, got_pot, got_dep = [], [], []
     prev = (0,) * len(OPS)
@@ -211,7 +191,7 @@ async def counter_bank_random_batches(dut):
     util.record("counter_bank_random_batches", cycles=n, loop_s=t.s, cycles_per_s=n / t.s, batches=len(batches),
                 pulses=pulses, saturated=saturated, carry_rows=sum(c["carry"] for c in stim),
                 acc_rows=sum(c["acc"] for c in stim), writes=sum(c["we"] for c in stim))
-    grd = [_fields(v, fo, cb) for v in util.ints(got_rd)]
+    grd = [netio.unpack(v, fo, cb, signed=True) for v in util.ints(got_rd)]
     exp, got = {}, {}
     for j in range(fo):
         exp[f"rdata[{j}]"], got[f"rdata[{j}]"] = [e[j] for e in exp_rd], [g[j] for g in grd]

@@ -24,11 +24,10 @@ import random
 
 import cocotb
 import torch
-from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly
 
 from golden.exact import carry as gc
-from sim import util
+from sim import netio, util
 
 DEFAULTS = {"fan_in": 32, "fan_out": 10, "wmin": -128, "wmax": 127, "backward": True, "init_seed": 1}
 KNOBS = {"cycles": 10000}
@@ -58,19 +57,6 @@ def make_dut(p: dict):
     name += "" if p["backward"] else "_fwd"
     return name, Crossbar(p["fan_in"], p["fan_out"], p["wmin"], p["wmax"], backward=p["backward"],
                           init=init_weights(p))
-
-
-def _pack(vals, bits: int) -> int:
-    return sum((v & ((1 << bits) - 1)) << (j * bits) for j, v in enumerate(vals))
-
-
-def _fields(word: int, n: int, bits: int) -> list:
-    """A packed unsigned word -> ``n`` signed ``bits``-wide fields (field j at ``[j*bits, ...)``)."""
-    out = []
-    for j in range(n):
-        v = (word >> (j * bits)) & ((1 << bits) - 1)
-        out.append(v - (1 << bits) if v >> (bits - 1) else v)
-    return out
 
 
 OPS = ("row", "clear", "fwd", "x", "bwd", "dy_en", "dy_neg", "pot", "dep", "we", "wdata")
@@ -194,17 +180,10 @@ async def crossbar_random_ops(dut):
     lo, hi = -(1 << (yw - 1)), (1 << (yw - 1)) - 1
     assert all(lo <= v <= hi for ys in exp_y for v in ys), "bench stimulus exceeds the §2 range of y"
 
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns", impl="gpi").start())
     names = [s for s in OPS if back or s not in ("bwd", "dy_en", "dy_neg")]
-    handles = {s: getattr(dut, s) for s in names}
-    for h in handles.values():
-        h.value = 0
-    dut.rst.value = 1
+    handles = dict(zip(names, await util.start(dut, names)))
     fe = FallingEdge(dut.clk)
-    await fe
-    await fe
-    dut.rst.value = 0
-    drive = [tuple(c[s] if s != "wdata" else (_pack(c[s], b) if c[s] is not None else 0) for s in names)
+    drive = [tuple(c[s] if s != "wdata" else (netio.pack(c[s], b) if c[s] is not None else 0) for s in names)
              for c in stim]
     got_y, got_dx, got_rd = [], [], []
     prev = (0,) * len(names)
@@ -228,12 +207,12 @@ async def crossbar_random_ops(dut):
                 clamped_pulses=clamped, writes=sum(c["we"] for c in stim),
                 fwd_rows=sum(c["fwd"] for c in stim), bwd_rows=sum(c["bwd"] for c in stim))
     exp, got = {}, {}
-    gy = [_fields(v, fo, yw) for v in util.ints(got_y)]
-    grd = [_fields(v, fo, b) for v in util.ints(got_rd)]
+    gy = [netio.unpack(v, fo, yw, signed=True) for v in util.ints(got_y)]
+    grd = [netio.unpack(v, fo, b, signed=True) for v in util.ints(got_rd)]
     for j in range(fo):
         exp[f"y[{j}]"], got[f"y[{j}]"] = [e[j] for e in exp_y], [g[j] for g in gy]
     if back:
-        gdx = [_fields(v, fi, dxw) for v in util.ints(got_dx)]
+        gdx = [netio.unpack(v, fi, dxw, signed=True) for v in util.ints(got_dx)]
         for i in range(fi):
             exp[f"dx[{i}]"], got[f"dx[{i}]"] = [e[i] for e in exp_dx], [g[i] for g in gdx]
     for j in range(fo):

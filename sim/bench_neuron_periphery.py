@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import cocotb
 import torch
-from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly
 
 from golden.exact import error as ge
@@ -177,15 +176,8 @@ async def neuron_periphery_samples(dut):
     stim, samples = _stimulus(rng, p, spec, n)
     exp, complete = _model(p, spec, stim, samples, p["init"])
 
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns", impl="gpi").start())
-    hs = [getattr(dut, s) for s in INPUTS]
-    for h in hs:
-        h.value = 0
-    dut.rst.value = 1
+    hs = await util.start(dut, INPUTS)
     fe, ro = FallingEdge(dut.clk), ReadOnly()
-    await fe
-    await fe
-    dut.rst.value = 0
     drive = [tuple(c[s] for s in INPUTS) for c in stim]
     got = {s: [] for s in OUTPUTS}
     outs = [(got[s], getattr(dut, s)) for s in OUTPUTS]

@@ -106,3 +106,20 @@ def first_mismatch(expected: dict, got: dict, width: dict | None = None, what: s
                     msg += f" ({context(i)})"
                 return msg
     return None
+
+
+async def start(dut, names, period_ns: int = 10) -> list:
+    """Start the clock, drive the inputs ``names`` to 0 and hold reset for two clocks; return the
+    input handles (in ``names`` order). Leaves the bench at a falling edge, out of reset."""
+    from cocotb.clock import Clock
+    from cocotb.triggers import FallingEdge
+
+    cocotb.start_soon(Clock(dut.clk, period_ns, unit="ns", impl="gpi").start())
+    handles = [getattr(dut, s) for s in names]
+    for h in handles:
+        h.value = 0
+    dut.rst.value = 1
+    await FallingEdge(dut.clk)
+    await FallingEdge(dut.clk)
+    dut.rst.value = 0
+    return handles
