@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import cocotb
 import torch
-from cocotb.triggers import FallingEdge, ReadOnly
 
 from golden.exact import carry as gc
 from sim import util
@@ -88,23 +87,11 @@ async def carry_random_batches(dut):
 
     names = ("x", "dy_en", "dy_neg", "acc", "carry", "load", "w_load", "c_load")
     handles = await util.start(dut, names)
-    fe, ro = FallingEdge(dut.clk), ReadOnly()
-    got_w, got_c, got_step = [], [], []
-    prev = (0,) * len(names)
-    with util.Timed() as t:
-        for cur in stim:
-            if cur != prev:
-                for h, v, q in zip(handles, cur, prev):
-                    if v != q:
-                        h.value = v
-                prev = cur
-            await ro  # step is combinational in this clock's inputs: read it once they settle
-            got_w.append(dut.w.value)
-            got_c.append(dut.c.value)
-            got_step.append(dut.step.value)
-            await fe
+    # step is combinational in this clock's inputs: sampled once they settle
+    raw, loop_s = await util.apply_vectors(dut, handles, stim, ("w", "c", "step"))
+    got_w, got_c, got_step = raw["w"], raw["c"], raw["step"]
     climits = (-(1 << (cb - 1)), (1 << (cb - 1)) - 1)
-    util.record("carry_random_batches", cycles=n, loop_s=t.s, cycles_per_s=n / t.s,  # coverage counts too
+    util.record("carry_random_batches", cycles=n, loop_s=loop_s, cycles_per_s=n / loop_s,  # coverage counts too
                 carries=sum(s != 0 for s, st in zip(exp_step, stim) if st[4] and not st[5]),
                 w_at_limit=sum(v in (wmin, wmax) for v in exp_w), c_saturated=sum(v in climits for v in exp_c))
     got = {"w": util.ints(got_w, signed=True), "c": util.ints(got_c, signed=True),
@@ -113,4 +100,4 @@ async def carry_random_batches(dut):
                               context=lambda i: "inputs x/dy_en/dy_neg/acc/carry/load/w_load/c_load = "
                                                 f"{stim[i]}, before it {stim[i - 1] if i else 'reset'}")
     util.check(msg)
-    dut._log.info("carry_random_batches: %d cycles compared (w, c, step), %.0f cycles/s", n, n / t.s)
+    dut._log.info("carry_random_batches: %d cycles compared (w, c, step), %.0f cycles/s", n, n / loop_s)

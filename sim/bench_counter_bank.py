@@ -23,7 +23,6 @@ import random
 
 import cocotb
 import torch
-from cocotb.triggers import FallingEdge, ReadOnly
 
 from golden.exact import carry as gc
 from sim import netio, util
@@ -170,25 +169,13 @@ async def counter_bank_random_batches(dut):
     exp_rd, exp_pot, exp_dep, saturated = _model(p, stim, batches)
 
     hs = await util.start(dut, OPS)
-    fe, ro = FallingEdge(dut.clk), ReadOnly()
     drive = [tuple(netio.pack(c[s], cb) if s == "wdata" and c[s] is not None else (c[s] or 0) for s in OPS)
              for c in stim]
-    got_rd, got_pot, got_dep = [], [], []
-    prev = (0,) * len(OPS)
-    with util.Timed() as t:
-        for cur in drive:
-            if cur != prev:
-                for h, v, q in zip(hs, cur, prev):
-                    if v != q:
-                        h.value = v
-                prev = cur
-            await ro  # rdata, pot and dep are combinational in this clock's row and inputs
-            got_rd.append(dut.rdata.value)
-            got_pot.append(dut.pot.value)
-            got_dep.append(dut.dep.value)
-            await fe
+    # rdata, pot and dep are combinational in this clock's row and inputs
+    raw, loop_s = await util.apply_vectors(dut, hs, drive, ("rdata", "pot", "dep"))
+    got_rd, got_pot, got_dep = raw["rdata"], raw["pot"], raw["dep"]
     pulses = sum(bin(a).count("1") + bin(b).count("1") for a, b in zip(exp_pot, exp_dep))
-    util.record("counter_bank_random_batches", cycles=n, loop_s=t.s, cycles_per_s=n / t.s, batches=len(batches),
+    util.record("counter_bank_random_batches", cycles=n, loop_s=loop_s, cycles_per_s=n / loop_s, batches=len(batches),
                 pulses=pulses, saturated=saturated, carry_rows=sum(c["carry"] for c in stim),
                 acc_rows=sum(c["acc"] for c in stim), writes=sum(c["we"] for c in stim))
     grd = [netio.unpack(v, fo, cb, signed=True) for v in util.ints(got_rd)]
@@ -204,4 +191,4 @@ async def counter_bank_random_batches(dut):
 
     util.check(util.first_mismatch(exp, got, context=context))
     dut._log.info("counter_bank_random_batches: %d cycles compared (rdata, pot, dep), %d batches, %d pulses, "
-                  "%d saturated accumulations, %.0f cycles/s", n, len(batches), pulses, saturated, n / t.s)
+                  "%d saturated accumulations, %.0f cycles/s", n, len(batches), pulses, saturated, n / loop_s)

@@ -24,7 +24,6 @@ import random
 
 import cocotb
 import torch
-from cocotb.triggers import FallingEdge, ReadOnly
 
 from golden.exact import carry as gc
 from sim import netio, util
@@ -182,28 +181,14 @@ async def crossbar_random_ops(dut):
 
     names = [s for s in OPS if back or s not in ("bwd", "dy_en", "dy_neg")]
     handles = dict(zip(names, await util.start(dut, names)))
-    fe = FallingEdge(dut.clk)
     drive = [tuple(c[s] if s != "wdata" else (netio.pack(c[s], b) if c[s] is not None else 0) for s in names)
              for c in stim]
-    got_y, got_dx, got_rd = [], [], []
-    prev = (0,) * len(names)
     hs = [handles[s] for s in names]
-    ro = ReadOnly()
-    with util.Timed() as t:
-        for cur in drive:
-            if cur != prev:
-                for h, v, q in zip(hs, cur, prev):
-                    if v != q:
-                        h.value = v
-                prev = cur
-            await ro  # rdata is combinational in this clock's row: read once the inputs settle
-            got_y.append(dut.y.value)
-            got_rd.append(dut.rdata.value)
-            if back:
-                got_dx.append(dut.dx.value)
-            await fe
+    # rdata is combinational in this clock's row: sampled once the inputs settle
+    raw, loop_s = await util.apply_vectors(dut, hs, drive, ("y", "rdata", "dx") if back else ("y", "rdata"))
+    got_y, got_rd, got_dx = raw["y"], raw["rdata"], raw.get("dx", [])
     pulses = sum(bin(c["pot"] | c["dep"]).count("1") for c in stim)
-    util.record("crossbar_random_ops", cycles=n, loop_s=t.s, cycles_per_s=n / t.s, pulses=pulses,
+    util.record("crossbar_random_ops", cycles=n, loop_s=loop_s, cycles_per_s=n / loop_s, pulses=pulses,
                 clamped_pulses=clamped, writes=sum(c["we"] for c in stim),
                 fwd_rows=sum(c["fwd"] for c in stim), bwd_rows=sum(c["bwd"] for c in stim))
     exp, got = {}, {}
@@ -224,4 +209,4 @@ async def crossbar_random_ops(dut):
 
     util.check(util.first_mismatch(exp, got, context=context))
     dut._log.info("crossbar_random_ops: %d cycles compared (y, dx, rdata), %d pulses (%d clamped at a limit), "
-                  "%.0f cycles/s", n, pulses, clamped, n / t.s)
+                  "%.0f cycles/s", n, pulses, clamped, n / loop_s)

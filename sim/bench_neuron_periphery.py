@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import cocotb
 import torch
-from cocotb.triggers import FallingEdge, ReadOnly
 
 from golden.exact import error as ge
 from golden.exact import neuron as gn
@@ -177,25 +176,12 @@ async def neuron_periphery_samples(dut):
     exp, complete = _model(p, spec, stim, samples, p["init"])
 
     hs = await util.start(dut, INPUTS)
-    fe, ro = FallingEdge(dut.clk), ReadOnly()
     drive = [tuple(c[s] for s in INPUTS) for c in stim]
-    got = {s: [] for s in OUTPUTS}
-    outs = [(got[s], getattr(dut, s)) for s in OUTPUTS]
-    prev = (0,) * len(INPUTS)
-    with util.Timed() as t:
-        for cur in drive:
-            if cur != prev:
-                for h, v, q in zip(hs, cur, prev):
-                    if v != q:
-                        h.value = v
-                prev = cur
-            await ro  # en and neg are combinational in this clock's dx and upper_en
-            for lst, h in outs:
-                lst.append(h.value)
-            await fe
+    # en and neg are combinational in this clock's dx and upper_en
+    got, loop_s = await util.apply_vectors(dut, hs, drive, OUTPUTS)
     dut.rst.value = 0
     draws = sum(c["draw"] for c in stim)
-    util.record("neuron_periphery_samples", cycles=n, loop_s=t.s, cycles_per_s=n / t.s, samples=len(samples),
+    util.record("neuron_periphery_samples", cycles=n, loop_s=loop_s, cycles_per_s=n / loop_s, samples=len(samples),
                 complete_samples=complete, draws=draws, k=p["k"], tie=p["tie"])
     got = {s: util.ints(v) for s, v in got.items()}
 
@@ -206,4 +192,4 @@ async def neuron_periphery_samples(dut):
     util.check(util.first_mismatch(exp, got, context=context))
     ge.decode(torch.tensor(got["en"]), torch.tensor(got["neg"]))  # §7: (en, neg) = (0, 1) never appears
     dut._log.info("neuron_periphery_samples: %d cycles compared (index, state, x, a, b, d, en, neg), "
-                  "%d samples (%d complete), %.0f cycles/s", n, len(samples), complete, n / t.s)
+                  "%d samples (%d complete), %.0f cycles/s", n, len(samples), complete, n / loop_s)

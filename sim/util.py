@@ -123,3 +123,31 @@ async def start(dut, names, period_ns: int = 10) -> list:
     await FallingEdge(dut.clk)
     dut.rst.value = 0
     return handles
+
+
+async def apply_vectors(dut, handles, vectors, outputs) -> tuple:
+    """Drive one input vector per clock and sample ``outputs`` after the inputs settle.
+
+    ``handles``: input handles; ``vectors``: tuples of their values, one per clock (only changed
+    inputs are written, at the falling edge); ``outputs``: names of the ports to sample in the
+    ReadOnly phase of that clock (combinational outputs see this clock's inputs, registers the state
+    before the edge). Returns ``({name: [raw values]}, loop seconds)``; compare afterwards.
+    """
+    from cocotb.triggers import FallingEdge, ReadOnly
+
+    fe, ro = FallingEdge(dut.clk), ReadOnly()
+    got = {s: [] for s in outputs}
+    outs = [(got[s], getattr(dut, s)) for s in outputs]
+    prev = (0,) * len(handles)
+    with Timed() as t:
+        for cur in vectors:
+            if cur != prev:
+                for h, v, q in zip(handles, cur, prev):
+                    if v != q:
+                        h.value = v
+                prev = cur
+            await ro
+            for lst, h in outs:
+                lst.append(h.value)
+            await fe
+    return got, t.s
