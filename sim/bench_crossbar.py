@@ -26,15 +26,12 @@ import cocotb
 import torch
 
 from golden.exact import carry as gc
+from bshw.crossbar import dx_width, y_width
+from bshw.periodic_carry import weight_bits
 from sim import netio, util
 
 DEFAULTS = {"fan_in": 32, "fan_out": 10, "wmin": -128, "wmax": 127, "backward": True, "init_seed": 1}
 KNOBS = {"cycles": 10000}
-
-
-def _bits(wmin: int, wmax: int) -> int:
-    """Two's complement width holding ``[wmin, wmax]`` (§2: b)."""
-    return max((-wmin - 1).bit_length(), wmax.bit_length()) + 1
 
 
 def _limits(p: dict) -> list:
@@ -52,7 +49,7 @@ def init_weights(p: dict) -> list:
 def make_dut(p: dict):
     from bshw.crossbar import Crossbar
 
-    name = f"bshw_crossbar_{p['fan_in']}x{p['fan_out']}_b{_bits(p['wmin'], p['wmax'])}"
+    name = f"bshw_crossbar_{p['fan_in']}x{p['fan_out']}_b{weight_bits(p['wmin'], p['wmax'])}"
     name += "" if p["backward"] else "_fwd"
     return name, Crossbar(p["fan_in"], p["fan_out"], p["wmin"], p["wmax"], backward=p["backward"],
                           init=init_weights(p))
@@ -171,9 +168,8 @@ async def crossbar_random_ops(dut):
     p = util.params({**DEFAULTS, **KNOBS})
     rng = util.rng(dut, "crossbar_random_ops")
     n, fi, fo, back = p["cycles"], p["fan_in"], p["fan_out"], p["backward"]
-    b = _bits(p["wmin"], p["wmax"])
-    yw = b + (fi - 1).bit_length()  # §2 widths
-    dxw = (fo * (1 << (b - 1))).bit_length() + 1
+    b = weight_bits(p["wmin"], p["wmax"])
+    yw, dxw = y_width(fi, b), dx_width(fo, b)  # §2 widths, the RTL's own functions
     stim = _stimulus(rng, p, n)
     exp_y, exp_dx, exp_rd, clamped = _model(p, stim)
     lo, hi = -(1 << (yw - 1)), (1 << (yw - 1)) - 1
