@@ -34,7 +34,9 @@ def emit(out_dir) -> list:
     """Write every component's Verilog into ``out_dir``; return the paths written."""
     from amaranth.back import verilog
 
-    out_dir = Path(out_dir)
+    from golden.io import ensure_dir
+
+    out_dir = ensure_dir(out_dir, "RTL folder")  # a bad folder fails before the slow conversion
     paths = []
     for name, make in components().items():
         text = verilog.convert(make(), name=name, emit_src=False)
@@ -47,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    from golden.io import check_writable
+
+    check_writable(args.out, folder=True, what="RTL")  # before the slow conversion
     for p in emit(args.out):
         print(p)
     return 0
@@ -55,7 +60,13 @@ def run(args) -> int:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bshw.emit", description=__doc__.splitlines()[0])
     add_arguments(parser)
-    return run(parser.parse_args(argv))
+    from golden.errors import BshwError
+
+    try:
+        return run(parser.parse_args(argv))
+    except BshwError as e:
+        print(f"bshw.emit: error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

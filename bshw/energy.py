@@ -80,13 +80,52 @@ def load_constants(path=None, overrides=None) -> dict:
         if key not in out.get(sec, {}):
             raise BshwError(f"--set {name}: unknown constant (e.g. cmos.fp32_add_pj, memristor.ns_per_bit)")
         out[sec][key] = _number(value, f"--set {name}")
+    for sec, table in out.items():
+        for key, v in table.items():
+            name = f"{sec}.{key}"
+            src = f"--set {name}" if name in (overrides or {}) else f"{where}: {name}"
+            if (sec, key) in POSITIVE and v == 0:
+                raise BshwError(f"{src} = {v:g} must be positive (the estimate divides by it)")
+            if v != 0 and not CONSTANT_RANGE[0] <= v <= CONSTANT_RANGE[1]:
+                raise BshwError(f"{src} = {v:g} is outside the sane range {CONSTANT_RANGE[0]:g} to "
+                                f"{CONSTANT_RANGE[1]:g} (or 0)")
+            if (sec, key) in FRACTIONS and v > 1:
+                raise BshwError(f"{src} = {v:g} is a fraction, expected a number from 0 to 1")
     m = out["memristor"]
     if m["macro_pj_with_adc"] < m["macro_pj_without_adc"] or m["area_um2_with_adc"] < m["area_um2_without_adc"]:
         raise BshwError(f"{where}: the macro with ADCs cannot cost less than without (memristor.*_with_adc)")
-    for sec, key in (("memristor", "macro_rows"), ("memristor", "macro_cols"), ("cmos", "int_add_ref_bits")):
-        if out[sec][key] <= 0:
-            raise BshwError(f"{where}: {sec}.{key} = {out[sec][key]} must be positive")
     return out
+
+
+# Constants the estimate divides by (directly or through a per-MAC figure): zero is refused.
+POSITIVE = {("memristor", k) for k in ("macro_rows", "macro_cols", "macro_pj_with_adc", "macro_pj_without_adc",
+                                       "area_um2_with_adc", "area_um2_without_adc", "ns_per_bit",
+                                       "hp_input_bits")} | {("cmos", k) for k in ("int_add_ref_bits", "int8_add_pj",
+                                                                                  "ternary_bits", "fp32_add_pj")}
+FRACTIONS = {("periphery", "toggle_rate"), ("nominal", "x_active_hidden"), ("nominal", "dy_nonzero")}
+# Every nonzero constant lies in this range (pJ, fJ, um2, ns, bits, counts): products and quotients of
+# a dozen of them stay finite and nonzero in double precision.
+CONSTANT_RANGE = (1e-12, 1e12)
+# Options of `bshw energy` and the ranges accepted (name: (low, high, unit))
+OPTION_RANGES = {
+    "--ns-per-bit": (1e-3, 1e6, "ns"),  # 1 ps to 1 ms per input bit
+    "--input-bits": (1, 64, "bits"),
+    "--array-size": (1, 65536, "rows and columns"),
+    "--batch": (1, 10**9, "samples"),
+    "--train-samples": (1, 10**12, "samples"),
+}
+
+
+def check_option(name: str, value, whole: bool = False):
+    """``value`` of CLI option ``name`` within :data:`OPTION_RANGES` (finite; a whole number if
+    ``whole``), else a one-line BshwError naming the option."""
+    lo, hi, unit = OPTION_RANGES[name]
+    ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+          and (not whole or float(value).is_integer()) and lo <= value <= hi)
+    if not ok:
+        kind = "a whole number" if whole else "a finite number"
+        raise BshwError(f"{name} {value!r}: expected {kind} from {lo:g} to {hi:g} ({unit})")
+    return value
 
 
 def _read_toml(path: Path) -> dict:
@@ -122,10 +161,15 @@ def macro(c: dict, array_size: int = 128, input_bits: int | None = None, ns_per_
         ``bs_tops_per_w``, ``area_um2_adc``/``area_um2``, ``hp_gops_mm2``/``bs_tops_mm2``.
     """
     m = c["memristor"]
-    if not isinstance(array_size, int) or array_size < 1:
-        raise BshwError(f"array size {array_size!r} must be a positive whole number")
+    lo, hi, _ = OPTION_RANGES["--array-size"]
+    if isinstance(array_size, bool) or not isinstance(array_size, int) or not lo <= array_size <= hi:
+        raise BshwError(f"array size {array_size!r} must be a whole number from {lo} to {hi}")
     bits = m["hp_input_bits"] if input_bits is None else input_bits
     ns = m["ns_per_bit"] if ns_per_bit is None else ns_per_bit
+    if input_bits is not None:
+        check_option("--input-bits", input_bits, whole=True)
+    if ns_per_bit is not None:
+        check_option("--ns-per-bit", ns_per_bit)
     if not bits > 0 or not ns > 0:
         raise BshwError(f"input bits {bits!r} and ns per bit {ns!r} must be positive")
     cells, cols = array_size**2 / (m["macro_rows"] * m["macro_cols"]), array_size / m["macro_cols"]
@@ -574,8 +618,28 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from golden.io import atomic_write_json
+    try:
+        return _run(args)
+    except (ZeroDivisionError, OverflowError) as e:  # a safety net behind the range checks
+        raise BshwError(f"the constants and options give no finite estimate ({e}); check --set, "
+                        "--constants, --ns-per-bit, --input-bits and --array-size") from None
 
+
+def _run(args) -> int:
+    from golden.io import atomic_write_json, check_writable, plot_format
+
+    check_option("--array-size", args.array_size, whole=True)
+    for name, value, whole in (("--input-bits", args.input_bits, True), ("--ns-per-bit", args.ns_per_bit, False),
+                               ("--batch", args.batch, True), ("--train-samples", args.train_samples, True)):
+        if value is not None:
+            check_option(name, value, whole)
+    if (args.batch is not None or args.train_samples is not None) and not args.net:
+        raise BshwError("--batch and --train-samples apply to --net only (a --run has its own)")
+    if args.plot:  # before anything is computed or written
+        plot_format(args.plot, "--plot")
+        check_writable(args.plot, what="plot")
+    if args.json and args.json != "-":
+        check_writable(args.json, what="JSON")
     overrides = {}
     for item in args.set:
         key, eq, value = item.partition("=")
@@ -602,12 +666,16 @@ def run(args) -> int:
             if args.hidden:
                 try:
                     hidden = [int(h) for h in args.hidden.split(",")]
+                    if any(not 1 <= h <= 100_000 for h in hidden):
+                        raise ValueError
                 except ValueError:
                     raise BshwError(f"--hidden {args.hidden!r}: expected sizes like 500,200") from None
             layers, cfg = describe(args.net, hidden)
             ds = cfg.dataset_name
-            r = {"layers": layers, "activity": None, "dataset": ds, "batch": args.batch or cfg.batch,
-                 "train_samples": args.train_samples or cfg.train_limit or DATASETS[ds]["train_samples"]}
+            r = {"layers": layers, "activity": None, "dataset": ds,
+                 "batch": cfg.batch if args.batch is None else args.batch,
+                 "train_samples": (args.train_samples if args.train_samples is not None
+                                   else cfg.train_limit or DATASETS[ds]["train_samples"])}
             title = f"Training energy of --net {args.net} on {ds} (nominal activity, docs/energy.md)"
         res = network_energy(r["layers"], c, r["activity"], batch=r["batch"], train_samples=r["train_samples"],
                              array_size=args.array_size, input_bits=args.input_bits, synth=synth, dataset=r["dataset"])

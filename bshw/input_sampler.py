@@ -19,6 +19,8 @@ class InputSampler(wiring.Component):
     ----------
     init : int
         Reset state of the I16 LFSR, ``1 <= init < 2^16`` (the trace header's ``lfsr_in`` entry, §11).
+    seed_port : bool
+        Take the reset state from the ``seed`` input instead (one module for every pixel).
 
     Attributes
     ----------
@@ -34,14 +36,19 @@ class InputSampler(wiring.Component):
         The LFSR state: after a draw, the draw's r (§5, the trace's ``"r"``).
     """
 
-    def __init__(self, init: int = 1):
+    def __init__(self, init: int = 1, *, seed_port: bool = False):
         self.init = _check_int("init", init, 1, (1 << 16) - 1)
-        super().__init__({"pixel": In(8), "draw": In(1), "load": In(1), "load_value": In(16),
-                          "x": Out(1), "r": Out(16, init=init)})
+        self.seed_port = bool(seed_port)
+        sig = {"pixel": In(8), "draw": In(1), "load": In(1), "load_value": In(16), "x": Out(1), "r": Out(16, init=init)}
+        if seed_port:
+            sig["seed"] = In(16)
+        super().__init__(sig)
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.lfsr = lfsr = Lfsr.i16(self.init)
+        m.submodules.lfsr = lfsr = Lfsr.i16(self.init, seed_port=self.seed_port)
+        if self.seed_port:
+            m.d.comb += lfsr.seed.eq(self.seed)
         m.d.comb += [lfsr.draw.eq(self.draw), lfsr.load.eq(self.load), lfsr.load_value.eq(self.load_value),
                      self.r.eq(lfsr.state)]
         r = lfsr.word  # §3: the I16 draw's word is the whole leapt state

@@ -41,6 +41,9 @@ class NeuronPeriphery(wiring.Component):
         Error lines of the layer above (their ``en`` wires feed the `gated` OR, §7).
     init : int
         Reset state of the N32 LFSR (the trace header's ``lfsr`` entry, §3, §11), nonzero.
+    seed_port : bool
+        Take the LFSR's reset state from the ``seed`` input instead (one module for every neuron of
+        a layer, bshw/leaves.py).
 
     Attributes
     ----------
@@ -71,7 +74,7 @@ class NeuronPeriphery(wiring.Component):
     """
 
     def __init__(self, y_width: int = 14, dx_width: int = 12, k: int = 4, tie: str = "gated",
-                 noise_words=(7, 7, 5), n_upper: int = 10, init: int = 1):
+                 noise_words=(7, 7, 5), n_upper: int = 10, init: int = 1, *, seed_port: bool = False):
         # Everything the parts would refuse is checked before any part exists: an Amaranth
         # Elaboratable whose constructor fails, or that is built and then dropped, warns "created but
         # never used". The rules are the parts' own (bshw/neuron.py, derivative_sampler.py,
@@ -95,18 +98,22 @@ class NeuronPeriphery(wiring.Component):
         _check_int("n_upper", n_upper, 1)
         _check_int("init", init, 1, (1 << 32) - 1)
         self.comparator = ComparatorNeuron(y_width, words)
-        self.lfsr = Lfsr.n32(self.comparator.bits, init)  # §3: leap = W fresh bits per draw
+        self.lfsr = Lfsr.n32(self.comparator.bits, init, seed_port=seed_port)  # §3: leap = W bits per draw
         self.sampler = DerivativeSampler(k)
         self.driver = ErrorDriver(dx_width, n_upper, tie)
         self.y_width, self.dx_width, self.k, self.tie = y_width, dx_width, k, tie
         self.noise_words, self.n_upper, self.init = self.comparator.noise_words, n_upper, init
-        super().__init__({
+        sig = {
             "y": In(signed(y_width)), "draw": In(1), "restart": In(1),
             "dx": In(signed(dx_width)), "upper_en": In(n_upper),
             "load": In(1), "load_value": In(self.lfsr.width),
             "x": Out(1), "a": Out(k), "b": Out(k), "d": Out(1), "en": Out(1), "neg": Out(1),
+            "dz_en": Out(1), "dz_neg": Out(1),
             "index": Out(range(1 + 2 * k)), "state": Out(self.lfsr.width, init=init),
-        })
+        }
+        if seed_port:
+            sig["seed"] = In(self.lfsr.width)
+        super().__init__(sig)
 
     def elaborate(self, platform):
         m = Module()
@@ -124,6 +131,39 @@ class NeuronPeriphery(wiring.Component):
             self.x.eq(smp.x), self.a.eq(smp.a), self.b.eq(smp.b), self.d.eq(smp.d), self.index.eq(smp.index),
             # §7: dz = sign(dx) with the tie rule, dy = dz * d on (en, neg)
             drv.dx.eq(self.dx), drv.upper_en.eq(self.upper_en), drv.d.eq(smp.d),
-            self.en.eq(drv.en), self.neg.eq(drv.neg),
+            self.en.eq(drv.en), self.neg.eq(drv.neg), self.dz_en.eq(drv.dz_en), self.dz_neg.eq(drv.dz_neg),
         ]
+        if self.lfsr.seed_port:
+            m.d.comb += lfsr.seed.eq(self.seed)
+        return m
+
+
+class OutputNeuron(wiring.Component):
+    """One ``onchip`` output neuron (§7): its N32 LFSR, the comparator and the X flip-flop.
+
+    The output layer draws once per training sample (X); its error ``dy = x - t`` is formed from the
+    X flip-flop and the target at the layer (bshw/layer.py). Ports as :class:`NeuronPeriphery`:
+    ``y``, ``draw``, ``load``/``load_value``, ``x``, ``state`` and, with ``seed_port``, ``seed``.
+    """
+
+    def __init__(self, y_width: int = 13, noise_words=(7, 7, 5), init: int = 1, *, seed_port: bool = False):
+        self.comparator = ComparatorNeuron(y_width, tuple(noise_words))
+        self.lfsr = Lfsr.n32(self.comparator.bits, init, seed_port=seed_port)
+        self.y_width, self.noise_words = y_width, self.comparator.noise_words
+        sig = {"y": In(signed(y_width)), "draw": In(1), "load": In(1), "load_value": In(self.lfsr.width),
+               "x": Out(1), "state": Out(self.lfsr.width, init=init)}
+        if seed_port:
+            sig["seed"] = In(self.lfsr.width)
+        super().__init__(sig)
+
+    def elaborate(self, platform):
+        m = Module()
+        lfsr, cmp_ = self.lfsr, self.comparator
+        m.submodules.lfsr, m.submodules.comparator = lfsr, cmp_
+        m.d.comb += [lfsr.draw.eq(self.draw), lfsr.load.eq(self.load), lfsr.load_value.eq(self.load_value),
+                     self.state.eq(lfsr.state), cmp_.y.eq(self.y), cmp_.word.eq(lfsr.word)]
+        if self.lfsr.seed_port:
+            m.d.comb += lfsr.seed.eq(self.seed)
+        with m.If(self.draw):  # §7 onchip: one draw (X) per sample
+            m.d.sync += self.x.eq(cmp_.fire)
         return m

@@ -1,6 +1,8 @@
 """One training configuration: CLI flags and TOML files both end up here, validated once."""
 
 import dataclasses
+import math
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -11,6 +13,14 @@ NETS = ("fc", "cnn", "vgg")
 TIES = ("plus", "zero", "random")
 DATASETS = ("mnist", "fashion-mnist", "cifar10")
 NAMED_BITS = {"int8": 8, "int4": 4, "ternary": 2}  # ternary: levels {-1, 0, +1} (2-bit signed, -2 unused)
+SEED_LIMIT = 1 << 63  # seeds are 0 <= seed < 2**63 (torch.Generator.manual_seed, the LFSR seeding)
+MAX_WIDTH = 100_000  # neurons per hidden layer
+MAX_BATCH = 10_000_000
+MAX_EPOCHS = 1_000_000
+MAX_REAL = 1e6  # a, w_range, init_gain, lr
+DEVICE = re.compile(r"cpu|cuda(:[0-9]+)?")
+# top-level tables a config file may hold besides [train] (bshw flow's file has [flow])
+OTHER_TABLES = ("flow",)
 
 
 @dataclass
@@ -113,21 +123,50 @@ class TrainConfig:
         return self.dataset or ("cifar10" if self.net == "vgg" else "mnist")
 
     def validate(self):
+        """Check every field's type and range; raise one BshwError naming the field and the value.
+
+        The one validation layer between TOML files, the command line, saved config.json / trace
+        headers and the learners. Whole numbers must be ``int`` (``true`` is not a number), real
+        numbers finite, strings strings; ``hw`` and ``memristor`` tables are checked key by key.
+        """
         def bad(name, value, want):
             raise BshwError(f"{name} = {value!r} is not valid: {want}")
 
+        def is_int(v):
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        def is_real(v):
+            return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+        def whole(name, lo, hi=None, optional=False, want=None):
+            v = getattr(self, name)
+            if v is None and optional:
+                return
+            if not is_int(v) or v < lo or (hi is not None and v > hi):
+                bad(name, v, want or (f"a whole number from {lo} to {hi}" if hi is not None
+                                      else f"a whole number >= {lo}") + (" or unset" if optional else ""))
+
+        def text(name, optional=False):
+            v = getattr(self, name)
+            if not (isinstance(v, str) or (optional and v is None)):
+                bad(name, v, "a string" + (" or unset" if optional else ""))
+
+        for name in ("net", "algo", "tie", "weights", "device", "mode"):
+            text(name)
+        for name in ("dataset", "data", "out"):
+            text(name, optional=True)
         if self.net not in NETS:
             bad("net", self.net, f"choose one of {', '.join(NETS)}")
-        if not (isinstance(self.algo, str) and len(self.algo) == 3 and set(self.algo.upper()) <= {"H", "S"}):
+        if not (len(self.algo) == 3 and set(self.algo.upper()) <= {"H", "S"}):
             bad("algo", self.algo, "three letters H or S for forwarding, error, derivative (e.g. SSS, HHH, SHS)")
         self.algo = self.algo.upper()
         if self.tie not in TIES:
             bad("tie", self.tie, f"choose one of {', '.join(TIES)}")
-        if self.deriv_k is not None and self.deriv_k not in (1, 2, 4):
+        if self.deriv_k is not None and (not is_int(self.deriv_k) or self.deriv_k not in (1, 2, 4)):
             bad("deriv_k", self.deriv_k, "1, 2 or 4 flip-flop pairs, or unset for the ideal draw")
-        w = str(self.weights).lower()
+        w = self.weights.lower()
         if w.startswith("int") and w not in NAMED_BITS:
-            if not w[3:].isdigit():
+            if not (w[3:].isascii() and w[3:].isdigit()):
                 bad("weights", self.weights, "fp32, int8, int4, ternary, intN or memristor")
             if int(w[3:]) < 2:
                 bad("weights", self.weights, "an integer weight needs at least 2 bits")
@@ -136,39 +175,44 @@ class TrainConfig:
         elif w not in ("fp32", "memristor") and w not in NAMED_BITS:
             bad("weights", self.weights, "fp32, int8, int4, ternary, intN or memristor")
         self.weights = w
+        if not isinstance(self.hidden, (list, tuple)):
+            bad("hidden", self.hidden, "a list of positive layer sizes, e.g. [500, 200] (empty: a single-layer net)")
         self.hidden = tuple(self.hidden)
-        if any((not isinstance(h, int)) or h < 1 for h in self.hidden):
-            bad("hidden", self.hidden, "positive layer sizes (none: a single-layer net)")
-        for name in ("batch", "votes"):
+        if any(not is_int(h) or not 1 <= h <= MAX_WIDTH for h in self.hidden):
+            bad("hidden", self.hidden, f"positive layer sizes up to {MAX_WIDTH} (none: a single-layer net)")
+        whole("batch", 1, MAX_BATCH)
+        whole("epochs", 0, MAX_EPOCHS)
+        whole("votes", 1, 1000)
+        whole("seed", 0, SEED_LIMIT - 1, want="a whole number from 0 to 2**63 - 1")
+        whole("train_limit", 1, optional=True)
+        whole("test_limit", 1, optional=True)
+        whole("input_side", 2, 28)
+        for name, optional in (("a", False), ("w_range", True), ("init_gain", False), ("lr", True)):
             v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                bad(name, v, "a positive whole number")
-        if not isinstance(self.epochs, int) or self.epochs < 0:
-            bad("epochs", self.epochs, "a whole number >= 0")
-        if self.votes > 1000:
-            bad("votes", self.votes, "at most 1000 repetitions")
-        for name in ("train_limit", "test_limit"):
-            v = getattr(self, name)
-            if v is not None and (not isinstance(v, int) or v < 1):
-                bad(name, v, "a positive whole number or unset")
-        for name in ("a", "w_range", "init_gain"):
-            v = getattr(self, name)
-            if v is None and name == "w_range":
+            if v is None and optional:
                 continue
-            if not isinstance(v, (int, float)) or not v > 0:
-                bad(name, v, "a positive number")
-        if self.lr is not None and (not isinstance(self.lr, (int, float)) or not self.lr > 0):
-            bad("lr", self.lr, "a positive number")
+            if not is_real(v) or not 0 < v <= MAX_REAL:
+                bad(name, v, f"a finite number > 0 and <= {MAX_REAL:g}" + (" or unset" if optional else ""))
         if self.dataset is not None and self.dataset not in DATASETS:
             bad("dataset", self.dataset, f"choose one of {', '.join(DATASETS)}")
+        if not DEVICE.fullmatch(self.device):
+            bad("device", self.device, "cpu, cuda or cuda:N")
         if self.mode not in ("float", "exact"):
             bad("mode", self.mode, "float or exact")
-        if not isinstance(self.input_side, int) or not 2 <= self.input_side <= 28:
-            bad("input_side", self.input_side, "a whole number from 2 to 28")
+        for name in ("data", "out"):
+            v = getattr(self, name)
+            if v is not None and (not v.strip() or "\0" in v):
+                bad(name, v, "a path")
         if not isinstance(self.hw, dict):
             bad("hw", self.hw, "a table of hardware parameters")
         if not isinstance(self.memristor, dict):
             bad("memristor", self.memristor, "a table of device parameters")
+        if self.hw:
+            from golden.exact.params import ExactParams
+
+            ExactParams.from_dict(dict(self.hw))
+        if self.memristor:
+            _check_memristor(self.memristor)
 
     # -- conversion ----------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -178,24 +222,71 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict, where: str = "config") -> "TrainConfig":
+        """A validated config from a dict (TOML table, config.json, trace header); every error is
+        one BshwError that starts with ``where`` (the file or "command line")."""
+        if not isinstance(d, dict):
+            raise BshwError(f"{where}: expected a table of training settings, got {d!r:.60}")
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
+        unknown = sorted(set(d) - known, key=str)
         if unknown:
             raise BshwError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
         try:
             return cls(**d)
-        except TypeError as e:  # wrong type deep inside a comparison
+        except BshwError as e:
+            raise BshwError(f"{where}: {e}") from None
+        except (TypeError, ValueError, AttributeError) as e:  # defensive: a type the checks missed
             raise BshwError(f"{where}: {e}") from None
 
-    @classmethod
-    def from_toml(cls, path, overrides: dict | None = None) -> "TrainConfig":
+    @staticmethod
+    def read_toml(path) -> dict:
+        """The training settings of a TOML file: its ``[train]`` table, else its top-level keys.
+
+        Besides ``[train]`` a file may hold the tables of :data:`OTHER_TABLES` (``[flow]``); any
+        other top-level key or table is refused, naming it.
+        """
         path = Path(path)
         try:
             d = tomllib.loads(path.read_text())
         except FileNotFoundError:
             raise BshwError(f"config file {path} does not exist") from None
+        except IsADirectoryError:
+            raise BshwError(f"config file {path} is a folder") from None
+        except OSError as e:
+            raise BshwError(f"config file {path} cannot be read: {e.strerror or e}") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise BshwError(f"config file {path} is not valid TOML: {e}") from None
-        d = d.get("train", d)  # either a [train] table or top-level keys
+            raise BshwError(f"config file {path} is not valid TOML: {str(e).splitlines()[0]}") from None
+        if "train" in d:
+            if not isinstance(d["train"], dict):
+                raise BshwError(f"{path}: train = {d['train']!r:.60} is not valid: a [train] table of settings")
+            extra = sorted(k for k in d if k != "train" and k not in OTHER_TABLES)
+            if extra:
+                what = "table" if isinstance(d[extra[0]], dict) else "key"
+                raise BshwError(f"{path}: unknown top-level {what} {extra[0]!r} beside [train] "
+                                f"(allowed: train, {', '.join(OTHER_TABLES)})")
+            return dict(d["train"])
+        tables = sorted(k for k, v in d.items() if isinstance(v, dict) and k not in ("hw", "memristor"))
+        if tables:
+            raise BshwError(f"{path}: unknown table [{tables[0]}] (put the settings in a [train] table)")
+        return d
+
+    @classmethod
+    def from_toml(cls, path, overrides: dict | None = None) -> "TrainConfig":
+        d = cls.read_toml(path)
         d.update(overrides or {})
         return cls.from_dict(d, where=str(path))
+
+
+def _check_memristor(d: dict):
+    """The ``memristor`` table: known keys of golden.weights.MemristorParams, finite numbers."""
+    from golden.weights import MemristorParams
+
+    types = {f.name: f.type for f in fields(MemristorParams)}
+    for k, v in d.items():
+        if k not in types:
+            raise BshwError(f"memristor: unknown key {k!r} (known: {', '.join(sorted(types))})")
+        ok = (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+              and (types[k] not in (int, "int") or isinstance(v, int)))
+        if not ok:
+            want = "a whole number" if types[k] in (int, "int") else "a finite number"
+            raise BshwError(f"memristor.{k} = {v!r} is not valid: {want}")
+    MemristorParams.from_dict(d)  # ranges (g_max > g_min >= 0, ...)

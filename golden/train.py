@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from golden.config import TrainConfig
 from golden.errors import BshwError
-from golden.io import atomic_torch_save, atomic_write_json
+from golden.io import atomic_torch_save, atomic_write_json, check_writable, run_lock
 
 VOTE_CURVE = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 HIST_BINS = 101  # weight histograms over [-w_max, w_max] of each layer
@@ -84,6 +84,21 @@ def fit(cfg: TrainConfig, out=None, resume=False, progress=True, data=None, fina
     xt, tt = data.test_x[: cfg.test_limit], data.test_y[: cfg.test_limit]
     learner = make_learner(cfg)
     out = Path(out) if out else None
+    if out is None:
+        return _fit(cfg, None, resume, progress, data, final_votes, learner, x, t, xt, tt)
+    if resume and not (out / "checkpoint.pt").exists():  # before the lock creates the folder
+        raise BshwError(f"--resume: no checkpoint at {out / 'checkpoint.pt'}")
+    with run_lock(out):  # a second run into the same folder refuses instead of mixing files
+        return _fit(cfg, out, resume, progress, data, final_votes, learner, x, t, xt, tt)
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    """The shuffle seed of an epoch, within torch.Generator.manual_seed's 64 bits (seeds below
+    2**64 / 100003 keep their old value, so earlier runs reproduce)."""
+    return (seed * 100_003 + epoch) % (1 << 64)
+
+
+def _fit(cfg, out, resume, progress, data, final_votes, learner, x, t, xt, tt):
     metrics, start = {"epochs": []}, 0
     if out and resume:
         start, metrics = _resume(cfg, out, learner)
@@ -92,7 +107,7 @@ def fit(cfg: TrainConfig, out=None, resume=False, progress=True, data=None, fina
         atomic_write_json(out / "network.json", {"layers": learner.layers, "data": str(data)})
     n, B = len(x), cfg.batch
     for epoch in range(start, cfg.epochs):
-        perm = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(_epoch_seed(cfg.seed, epoch)))
         losses, acts, t0 = [], [], time.perf_counter()
         bar = tqdm(range(0, n, B), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress,
                    leave=False, unit="batch")
@@ -128,23 +143,114 @@ def fit(cfg: TrainConfig, out=None, resume=False, progress=True, data=None, fina
 
 
 def _resume(cfg, out, learner):
+    """Load ``out/checkpoint.pt`` into ``learner``; return ``(epoch, metrics)``.
+
+    Everything in the file is checked before anything is used: a one-line BshwError names the
+    checkpoint, the field and what was expected (never a silent broadcast of a wrong shape).
+    """
     path = out / "checkpoint.pt"
     if not path.exists():
         raise BshwError(f"--resume: no checkpoint at {path}")
     try:
-        ck = torch.load(path, map_location=cfg.device, weights_only=False)
-        saved = ck["config"]
-        for k in IDENTITY:
-            mine = cfg.to_dict()[k]
-            if saved.get(k) != mine:
-                raise BshwError(f"checkpoint {path} is from another network: {k} = {saved.get(k)!r}, "
-                                f"this run has {mine!r}")
-        learner.load_state_dict(ck["learner"])
-        return ck["epoch"], ck["metrics"]
-    except BshwError:
-        raise
+        # weights_only: a checkpoint holds tensors, numbers, strings, lists and dicts only, so a
+        # foreign pickle cannot run code here
+        ck = torch.load(path, map_location=cfg.device, weights_only=True)
     except Exception as e:  # a truncated or foreign file
-        raise BshwError(f"checkpoint {path} cannot be read ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+        msg = (str(e).strip().splitlines() or [""])[0][:120]
+        raise BshwError(f"checkpoint {path} cannot be read ({type(e).__name__}: {msg})") from None
+    epoch, metrics = check_checkpoint(ck, cfg, learner, path)
+    try:
+        learner.load_state_dict(ck["learner"])
+    except BshwError as e:
+        raise BshwError(f"checkpoint {path}: {e}") from None
+    except Exception as e:  # defensive: whatever the checks above did not foresee
+        msg = (str(e).strip().splitlines() or [""])[0][:120]
+        raise BshwError(f"checkpoint {path}: learner state cannot be loaded ({type(e).__name__}: {msg})") from None
+    return epoch, metrics
+
+
+def check_checkpoint(ck, cfg, learner, path) -> tuple:
+    """Validate a loaded checkpoint against ``cfg`` and ``learner``; return ``(epoch, metrics)``."""
+    def bad(field, what):
+        raise BshwError(f"checkpoint {path}: {field} {what}")
+
+    if not isinstance(ck, dict):
+        bad("contents", f"are a {type(ck).__name__}, expected a dict with config, epoch, learner, metrics")
+    for key in ("config", "epoch", "learner", "metrics"):
+        if key not in ck:
+            bad(key, "is missing (expected keys config, epoch, learner, metrics)")
+    saved = ck["config"]
+    if not isinstance(saved, dict):
+        bad("config", f"is a {type(saved).__name__}, expected a dict")
+    mine_all = cfg.to_dict()
+    for k in IDENTITY:
+        mine = mine_all[k]
+        if saved.get(k) != mine:
+            raise BshwError(f"checkpoint {path} is from another network: {k} = {saved.get(k)!r}, "
+                            f"this run has {mine!r}")
+    epoch = ck["epoch"]
+    if isinstance(epoch, bool) or not isinstance(epoch, int):
+        bad("epoch", f"= {epoch!r:.40} is a {type(epoch).__name__}, expected a whole number >= 0")
+    if epoch < 0:
+        bad("epoch", f"= {epoch} is negative, expected a whole number >= 0")
+    metrics = ck["metrics"]
+    if not isinstance(metrics, dict) or not isinstance(metrics.get("epochs"), list):
+        bad("metrics", "expected a dict with a list 'epochs'")
+    if len(metrics["epochs"]) != epoch:
+        bad("metrics.epochs", f"has {len(metrics['epochs'])} entries, expected one per trained epoch ({epoch})")
+    if any(not isinstance(e, dict) for e in metrics["epochs"]):
+        bad("metrics.epochs", "expected a list of dicts")
+    check_state_like(ck["learner"], learner.state_dict(), f"checkpoint {path}: learner")
+    if cfg.mode == "exact":
+        from golden.exact import validate_state
+
+        try:
+            validate_state(learner, ck["learner"])
+        except BshwError as e:
+            raise BshwError(f"checkpoint {path}: learner.{e}") from None
+    return epoch, metrics
+
+
+def check_state_like(saved, ref, where: str):
+    """``saved`` must have the structure of the learner's own ``state_dict()`` ``ref``: the same keys,
+    list lengths (one entry per layer), tensor shapes and kinds (float / integer / byte), finite
+    floats, and equal plain values (kind, version, hardware parameters)."""
+    def walk(s, r, name):
+        if isinstance(r, torch.Tensor):
+            if not isinstance(s, torch.Tensor):
+                raise BshwError(f"{name} is a {type(s).__name__}, expected a tensor of shape {list(r.shape)}")
+            if tuple(s.shape) != tuple(r.shape):
+                raise BshwError(f"{name} has shape {list(s.shape)}, expected {list(r.shape)}")
+            if s.dtype.is_floating_point != r.dtype.is_floating_point or (r.dtype == torch.uint8) != (s.dtype == torch.uint8):
+                raise BshwError(f"{name} has dtype {str(s.dtype).split('.')[-1]}, "
+                                f"expected {str(r.dtype).split('.')[-1]}")
+            if s.dtype.is_floating_point and not bool(torch.isfinite(s).all()):
+                raise BshwError(f"{name} holds NaN or infinite values, expected finite numbers")
+        elif isinstance(r, dict):
+            if not isinstance(s, dict):
+                raise BshwError(f"{name} is a {type(s).__name__}, expected a dict with keys {', '.join(map(str, r))}")
+            for k in r:
+                if k not in s:
+                    raise BshwError(f"{name}.{k} is missing")
+            extra = [k for k in s if k not in r]
+            if extra:
+                raise BshwError(f"{name}.{extra[0]} is unexpected (expected keys {', '.join(map(str, r))})")
+            for k in r:
+                walk(s[k], r[k], f"{name}.{k}")
+        elif isinstance(r, (list, tuple)):
+            if not isinstance(s, (list, tuple)):
+                raise BshwError(f"{name} is a {type(s).__name__}, expected a list of {len(r)}")
+            if len(s) != len(r):
+                raise BshwError(f"{name} has {len(s)} entries, expected {len(r)} (one per layer)")
+            for i, (a, b) in enumerate(zip(s, r)):
+                walk(a, b, f"{name}[{i}]")
+        elif r is None:
+            if s is not None:
+                raise BshwError(f"{name} is {type(s).__name__}, expected none (null)")
+        elif s != r or type(s) is not type(r):
+            raise BshwError(f"{name} = {s!r:.60}, expected {r!r:.60}")
+
+    walk(saved, ref, where)
 
 
 # ---- CLI -------------------------------------------------------------------------------------
@@ -179,6 +285,13 @@ def add_arguments(p):
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
+# float-model flags that the exact mode would silently ignore (docs/arithmetic.md §12)
+EXACT_IGNORES = {
+    "tie": "the exact mode's sign(0) rule is hw.tie (gated, zero or plus), set it with a [train.hw] table",
+    "init_gain": "the exact mode draws its initial integer weights by docs/arithmetic.md §10",
+}
+
+
 def config_from_args(args) -> TrainConfig:
     flags = {k: v for k, v in vars(args).items()
              if v is not None and k in TrainConfig.__dataclass_fields__}
@@ -187,7 +300,15 @@ def config_from_args(args) -> TrainConfig:
             flags["hidden"] = tuple(int(h) for h in flags["hidden"].split(","))
         except ValueError:
             raise BshwError(f"--hidden {args.hidden!r}: give sizes like 500,200") from None
-    cfg = TrainConfig.from_toml(args.config, flags) if args.config else TrainConfig.from_dict(flags, "command line")
+    where = args.config or "command line"
+    d = TrainConfig.read_toml(args.config) if args.config else {}
+    d.update(flags)
+    if d.get("mode") == "exact":
+        for k, why in EXACT_IGNORES.items():
+            if k in flags:
+                raise BshwError(f"--{k.replace('_', '-')} does not apply to --mode exact: {why}")
+        d.setdefault("weights", "int8")  # the hardware's weights (docs/arithmetic.md §1)
+    cfg = TrainConfig.from_dict(d, where)
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise BshwError(f"--device {cfg.device}: no CUDA device on this machine")
     return cfg
@@ -196,10 +317,11 @@ def config_from_args(args) -> TrainConfig:
 def run(args) -> int:
     cfg = config_from_args(args)
     if args.threads is not None:
-        if args.threads < 1:
-            raise BshwError(f"--threads {args.threads}: give a positive number")
+        if not 1 <= args.threads <= 1024:
+            raise BshwError(f"--threads {args.threads}: give a number from 1 to 1024")
         torch.set_num_threads(args.threads)
     out = Path(cfg.out or f"runs/{cfg.net}-{cfg.algo}-{cfg.weights}-s{cfg.seed}")
+    check_writable(out, folder=True, what="run directory")  # before the data and the model load
     m = fit(cfg, out, resume=args.resume, progress=not args.quiet)
     if m["epochs"]:
         e = m["epochs"][-1]

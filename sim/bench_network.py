@@ -1,17 +1,23 @@
-"""cocotb bench: the network top (bshw/network.py) trains and infers exactly like the golden
-exact mode (docs/arithmetic.md §8-§11).
+"""cocotb bench: the periphery top (bshw/periphery.py) with its crossbar macros trains and infers
+exactly like the golden exact mode (docs/arithmetic.md §8-§11, §15).
 
 Model: a golden trace (``bshw trace``, §11) - every sampled bit, sum, error, counter, carry and
 weight of each training step, computed by golden/exact - and, optionally, the golden learner's
-predictions after those steps. The bench talks to the DUT in transactions: load the trace's initial
-state through the host ports, hand over one sample per ``OP_TRAIN`` and compare every probe when
-it is done, read the counters before the batch-end ``OP_CARRY``, record every pulse during it,
-then compare weights, counters and LFSR states; finally ``OP_BINARY`` / ``OP_INFER`` per test sample.
-A failure names the first mismatch: step, sample, signal, index, expected, got.
+predictions after those steps. Two arrangements of the arrays (``BSHW_NET_MACRO``):
 
-Environment: ``BSHW_NET_DESC`` (the ``bshw_net.json`` written with the Verilog), ``BSHW_NET_TRACE``,
-``BSHW_NET_INFER`` (optional JSON: ``pixels``, ``binary``, ``stochastic``), ``BSHW_NET_STEPS`` (optional
-limit).
+- ``numpy``: the DUT is the periphery top; a numpy model per layer (sim/macro_model.py) answers its
+  macro pins, and the bench compares every update pulse the periphery sends;
+- ``hdl``: the DUT is the system top (bshw/system.py), the Verilog macro model inside it.
+
+The bench talks to the DUT in transactions: load the trace's initial state through the host ports
+and read it back, hand over one sample per ``TRAIN`` and compare every probe and the operation's
+clock count (§15 formula) when it is done, read the counters before the batch-end ``CARRY``, then
+compare pulses, weights, counters and LFSR states; finally ``BINARY`` / ``INFER`` per test image. A
+failure names the first mismatch: step, sample, signal, index, expected, got.
+
+Environment: ``BSHW_NET_DESC`` (the description written with the Verilog), ``BSHW_NET_TRACE``,
+``BSHW_NET_MACRO``, ``BSHW_NET_INFER`` (optional JSON: ``pixels``, ``binary``, ``stochastic``),
+``BSHW_NET_STEPS`` (optional limit).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge, Timer
 from cocotb.utils import get_sim_time
 
+from bshw.core import op_cycles
 from sim import netio, util
 
 PERIOD_NS = 10
@@ -45,49 +52,56 @@ def _load_json_lines(path):
 
 
 class Net:
-    """Transaction-level driver of the network top."""
+    """Transaction-level driver of the periphery (or system) top."""
 
-    def __init__(self, dut, desc):
-        self.dut, self.desc = dut, desc
+    def __init__(self, dut, desc, macro: str):
+        self.dut, self.desc, self.macro = dut, desc, macro
         self.ops = desc["ops"]
         self.L = len(desc["layers"])
         self.cb = desc["params"]["counter_bits"]
+        self.lat = desc["read_latency"]
+        self.arrays = []
+        self.cycles = {}  # op -> list of clock counts
 
     async def reset(self):
         d = self.dut
         cocotb.start_soon(Clock(d.clk, PERIOD_NS, unit="ns").start())
-        for name in ("start", "op", "mem_we_w", "mem_we_c", "lfsr_we", "pixels", "label", "mem_layer",
+        for name in ("start", "op", "mem_we_w", "mem_we_c", "mem_re", "lfsr_we", "pixels", "label", "mem_layer",
                      "mem_row", "lfsr_sel", "mem_wdata_w", "mem_wdata_c", "lfsr_wdata"):
             getattr(d, name).value = 0
+        if self.macro == "numpy":
+            from sim.macro_model import NumpyMacro
+
+            P = self.desc["params"]
+            for li, layer in enumerate(self.desc["layers"]):
+                a = NumpyMacro(d, f"xb{li + 1}__", layer, P["wmin"], P["wmax"], self.lat)
+                self.arrays.append(a)
+                cocotb.start_soon(a.run())
         d.rst.value = 1
         await FallingEdge(d.clk)
         await FallingEdge(d.clk)
         d.rst.value = 0
 
-    async def op(self, name, pixels=None, label=None, monitor=False):
-        """Run one operation (on ``pixels``/``label`` when given); return the pulses seen (``monitor``)
-        as ``[(layer, row, pot, dep)]``. Returns in the ReadOnly phase of the ``done`` clock."""
-        d, pulses = self.dut, []
+    async def op(self, name, pixels=None, label=None) -> int:
+        """Run one operation (on ``pixels``/``label`` when given); return its clock count, ``start``
+        clock to ``done`` clock. Returns in the ReadOnly phase of the ``done`` clock."""
+        d = self.dut
         await FallingEdge(d.clk)
+        while u(d.busy):  # the last clock of the previous operation: start it in IDLE
+            await FallingEdge(d.clk)
         if pixels is not None:
             d.pixels.value = netio.pack(pixels, 8)
         if label is not None:
             d.label.value = label
         d.op.value, d.start.value = self.ops[name], 1
+        t0 = get_sim_time("ns")
         await RisingEdge(d.busy)
         d.start.value = 0
-        if not monitor:
-            await RisingEdge(d.done)
-            await ReadOnly()
-            return pulses
-        while True:
-            await ReadOnly()
-            if u(d.pulse_valid):
-                pulses.append((u(d.pulse_layer), u(d.pulse_row),
-                               u(d.pulse_pot), u(d.pulse_dep)))
-            if u(d.done):
-                return pulses
-            await RisingEdge(d.clk)
+        await RisingEdge(d.done)
+        await ReadOnly()
+        n = int((get_sim_time("ns") - t0 + PERIOD_NS // 2) // PERIOD_NS) + 1
+        self.cycles.setdefault(name, []).append(n)
+        return n
 
     async def idle(self):
         """Wait until the sequencer is back in IDLE (the host ports address rows only then)."""
@@ -98,6 +112,7 @@ class Net:
     async def write_rows(self, layer, weights=None, counters=None):
         d = self.desc["layers"][layer]
         rows = weights if weights is not None else counters
+        await self.idle()
         for i, r in enumerate(rows):
             await FallingEdge(self.dut.clk)
             self.dut.mem_layer.value, self.dut.mem_row.value = layer, i
@@ -109,18 +124,23 @@ class Net:
         self.dut.mem_we_w.value = self.dut.mem_we_c.value = 0
 
     async def read_rows(self, layer):
-        """``(weights, counters)`` of a layer as ``[fan_in][fan_out]`` lists (combinational host read)."""
-        d = self.desc["layers"][layer]
+        """``(weights, counters)`` of a layer as ``[fan_in][fan_out]`` lists, through ``mem_re``."""
+        d, dut = self.desc["layers"][layer], self.dut
         W, C = [], []
         await self.idle()
         for i in range(d["fan_in"]):
-            self.dut.mem_layer.value, self.dut.mem_row.value = layer, i
-            await Timer(1, unit="ns")
-            W.append(netio.unpack(u(self.dut.mem_rdata_w), d["fan_out"], d["wbits"], True))
-            C.append(netio.unpack(u(self.dut.mem_rdata_c), d["fan_out"], self.cb, True))
+            await FallingEdge(dut.clk)
+            dut.mem_layer.value, dut.mem_row.value, dut.mem_re.value = layer, i, 1
+            await FallingEdge(dut.clk)
+            dut.mem_re.value = 0
+            while not u(dut.mem_rvalid):
+                await FallingEdge(dut.clk)
+            W.append(netio.unpack(u(dut.mem_rdata_w), d["fan_out"], d["wbits"], True))
+            C.append(netio.unpack(u(dut.mem_rdata_c), d["fan_out"], self.cb, True))
         return W, C
 
     async def write_lfsrs(self, states):
+        await self.idle()
         for i, s in enumerate(states):
             await FallingEdge(self.dut.clk)
             self.dut.lfsr_sel.value, self.dut.lfsr_wdata.value, self.dut.lfsr_we.value = i, s, 1
@@ -137,20 +157,25 @@ class Net:
         return out
 
 
-def _pulse_mismatch(desc, want, got) -> str:
+def _pulse_mismatch(layer: int, fan_out: int, want, got) -> str:
     """Name the first differing carry pulse: layer, row, column, expected and got (+1 pot, -1 dep)."""
-    if got is None or got[:2] != want[:2]:
-        return f"pulse of (layer, row) {want[:2]} expected, got {got and got[:2]}"
-    li, i = want[:2]
-    n = desc["layers"][li]["fan_out"]
-    ev = [p - d for p, d in zip(netio.unpack(want[2], n), netio.unpack(want[3], n))]
-    gv = [p - d for p, d in zip(netio.unpack(got[2], n), netio.unpack(got[3], n))]
-    j = next(j for j in range(n) if ev[j] != gv[j])
-    return f"signal carry pulse of layer {li + 1} [{i}][{j}] expected {ev[j]:+d}, got {gv[j]:+d}"
+    if got is None or got[0] != want[0]:
+        return f"signal carry pulse of layer {layer + 1}: row {want[0]} expected, got {got and got[0]}"
+    ev = [p - d for p, d in zip(netio.unpack(want[1], fan_out), netio.unpack(want[2], fan_out))]
+    gv = [p - d for p, d in zip(netio.unpack(got[1], fan_out), netio.unpack(got[2], fan_out))]
+    j = next(j for j in range(fan_out) if ev[j] != gv[j])
+    return f"signal carry pulse of layer {layer + 1} [{want[0]}][{j}] expected {ev[j]:+d}, got {gv[j]:+d}"
 
 
 def _streams(lfsr_in, lfsr):
     return list(lfsr_in) + [s for layer in lfsr for s in layer]
+
+
+def acc_rows(rec: dict) -> list:
+    """Rows each layer's accumulate walks for a trace sample (§15): ``popcount(x^{l-1})``, or 0 when
+    the layer's error is all zero."""
+    xs = [rec["x0"]] + [lay["x"] for lay in rec["layers"][:-1]]
+    return [sum(x) if any(lay["dy"]) else 0 for x, lay in zip(xs, rec["layers"])]
 
 
 @cocotb.test()
@@ -161,12 +186,14 @@ async def network_matches_golden(dut):
     header, steps = _load_json_lines(os.environ["BSHW_NET_TRACE"])
     limit = os.environ.get("BSHW_NET_STEPS", "").strip()
     steps = steps[: int(limit)] if limit else steps
-    dut._log.info("network %s, trace seed %s, %d steps (rerun with SEED=%s)",
-                  "-".join(map(str, desc["sizes"])), header["seed"], len(steps), util.regression_seed())
-    if header["params"] != desc["params"] or [x["fan_in"] for x in header["layers"]] != desc["sizes"][:-1]:
+    macro = os.environ.get("BSHW_NET_MACRO", "numpy")
+    sizes, k = desc["sizes"], desc["params"]["deriv_k"]
+    dut._log.info("network %s (%s macros), trace seed %s, %d steps (rerun with SEED=%s)", "-".join(map(str, sizes)),
+                  macro, header["seed"], len(steps), util.regression_seed())
+    if header["params"] != desc["params"] or [x["fan_in"] for x in header["layers"]] != sizes[:-1]:
         raise AssertionError("the trace was made for other hardware parameters or sizes than this RTL")
     t0 = time.perf_counter()
-    net = Net(dut, desc)
+    net = Net(dut, desc, macro)
     await net.reset()
     init = header["init"]
     for li in range(net.L):  # load the trace's initial state through the host ports, then read it back
@@ -183,52 +210,66 @@ async def network_matches_golden(dut):
     for step in steps:
         s = step["step"]
         for b, rec in enumerate(step["samples"]):
-            await net.op("train", rec["pixels"], step["labels"][b])
+            n = await net.op("train", rec["pixels"], step["labels"][b])
             exp = netio.expected_probes(desc, rec)
             got = {p: u(getattr(dut, p)) for p in exp}
             msg = netio.mismatch(layout, exp, got, f"step {s} sample {b}")
             assert msg is None, msg
-            compared += sum(layout[p][0] for p in exp)
+            want_n = op_cycles("train", sizes, k, net.lat, acc_rows(rec))
+            assert n == want_n, f"step {s} sample {b}: training took {n} clocks, the §15 formula gives {want_n}"
+            compared += sum(layout[p][0] for p in exp) + 1
             samples += 1
         for li, up in enumerate(step["update"]):
             _, C = await net.read_rows(li)
             msg = netio.row_mismatch("counter before carry", li + 1, up["counter_pre"], C, f"step {s}")
             assert msg is None, msg
-        pulses = await net.op("carry", monitor=True)
-        want = [(li, i, netio.pack([v == 1 for v in r]), netio.pack([v == -1 for v in r]))
-                for li, up in enumerate(step["update"]) for i, r in enumerate(up["carry"])]
-        for got_p, want_p in zip(pulses + [None] * len(want), want):
-            if got_p != want_p:
-                raise AssertionError(f"step {s} carry: " + _pulse_mismatch(desc, want_p, got_p))
+        for a in net.arrays:
+            a.pulses.clear()
+        n = await net.op("carry")
+        want_n = op_cycles("carry", sizes, k, net.lat)
+        assert n == want_n, f"step {s}: the carry took {n} clocks, the §15 formula gives {want_n}"
+        for li, (a, up) in enumerate(zip(net.arrays, step["update"])):  # numpy macros: every pulse
+            want = [(i, netio.pack([v == 1 for v in r]), netio.pack([v == -1 for v in r]))
+                    for i, r in enumerate(up["carry"])]
+            for got_p, want_p in zip(a.pulses + [None] * len(want), want):
+                if got_p != want_p:
+                    raise AssertionError(f"step {s} carry: " + _pulse_mismatch(li, a.fan_out, want_p, got_p))
+            compared += len(want) * a.fan_out
         for li, up in enumerate(step["update"]):
             W, C = await net.read_rows(li)
             msg = netio.row_mismatch("weight", li + 1, up["weights"], W, f"step {s} after carry") or \
                 netio.row_mismatch("counter", li + 1, up["counter"], C, f"step {s} after carry")
             assert msg is None, msg
-            compared += 2 * len(W) * len(W[0]) + len(W) * len(W[0])
+            compared += 2 * len(W) * len(W[0])
         got_l = await net.read_lfsrs()
         want_l = _streams(step["lfsr_in_end"], step["lfsr_end"])
         bad = next((i for i, (e, g) in enumerate(zip(want_l, got_l)) if e != g), None)
         assert bad is None, f"step {s}: LFSR state of stream {bad} expected {want_l[bad]:#x}, got {got_l[bad]:#x}"
         compared += len(want_l)
-        dut._log.info("step %d: %d samples, every probe, pulse, weight, counter and LFSR state equal", s,
-                      len(step["samples"]))
+        dut._log.info("step %d: %d samples, every probe, clock count, pulse, weight, counter and LFSR state equal",
+                      s, len(step["samples"]))
+    train_s = time.perf_counter() - t0
+    train_cycles = int(get_sim_time("ns") // PERIOD_NS)
     infer_n = agree = 0
     path = os.environ.get("BSHW_NET_INFER", "").strip()
     if path:
         with open(path) as f:
             inf = json.load(f)
         for i, px in enumerate(inf["pixels"]):
-            await net.op("binary", px)
+            n = await net.op("binary", px)
+            assert n == op_cycles("binary", sizes, k, net.lat), f"test sample {i}: binary inference took {n} clocks"
             g = u(dut.pred)
             assert g == inf["binary"][i], f"test sample {i}: binary inference class expected {inf['binary'][i]}, got {g}"
-            await net.op("infer")
+            n = await net.op("infer")
+            assert n == op_cycles("infer", sizes, k, net.lat), f"test sample {i}: stochastic inference took {n} clocks"
             g = u(dut.pred)
             assert g == inf["stochastic"][i], \
                 f"test sample {i}: stochastic inference vote expected {inf['stochastic'][i]}, got {g}"
             infer_n += 1
-        agree = infer_n
+            agree += 1
     cycles = int(get_sim_time("ns") // PERIOD_NS)
     wall = time.perf_counter() - t0
+    per = {name: sum(v) / len(v) for name, v in net.cycles.items()}
     util.record("network_matches_golden", steps=len(steps), samples=samples, compared=compared, cycles=cycles,
-                wall_s=wall, cycles_per_s=cycles / wall if wall else 0.0, infer=infer_n, infer_agree=agree)
+                wall_s=wall, cycles_per_s=cycles / wall if wall else 0.0, infer=infer_n, infer_agree=agree,
+                train_wall_s=train_s, train_cycles=train_cycles, op_cycles=per, macro=macro)

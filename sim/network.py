@@ -12,23 +12,29 @@ from golden.errors import BshwError
 from golden.io import atomic_write_text
 
 
-def _rtl_for(header: dict, rtl_dir, build_dir) -> tuple:
-    """``(verilog, desc_json)``: the RTL in ``rtl_dir`` if it was made for the trace's shape and
-    parameters, else generated into ``build_dir/rtl`` for the trace's configuration."""
+def _rtl_for(header: dict, rtl_dir, build_dir, read_latency: int = 1) -> dict:
+    """The probed RTL for the trace's shape and parameters: the one in ``rtl_dir`` if it was made
+    for them (with probes), else generated into ``build_dir/rtl``. Returns the description's path and
+    the Verilog files (``{"desc", "periphery", "system", "model", "top", "system_top"}``)."""
     from golden.config import TrainConfig
 
     sizes = [x["fan_in"] for x in header["layers"]] + [header["layers"][-1]["fan_out"]]
+    folder = None
     if rtl_dir is not None:
-        v, j = Path(rtl_dir) / "bshw_net.v", Path(rtl_dir) / "bshw_net.json"
-        if v.is_file() and j.is_file():
+        for j in sorted(Path(rtl_dir).glob("*periphery.json")):
             desc = json.loads(j.read_text())
-            if desc.get("sizes") == sizes and desc.get("params") == header["params"]:
-                return v, j
-    from bshw.rtl import generate
+            if (desc.get("sizes") == sizes and desc.get("params") == header["params"] and desc.get("probes")
+                    and desc.get("read_latency") == read_latency):
+                folder, top, system = Path(rtl_dir), desc["top"], desc["system"]
+                break
+    if folder is None:
+        from bshw.rtl import generate
 
-    cfg = TrainConfig.from_dict(header["config"], where="trace header")
-    res = generate(cfg, Path(build_dir) / "rtl")
-    return Path(res["files"][0]), Path(res["files"][1])
+        cfg = TrainConfig.from_dict(header["config"], where="trace header")
+        res = generate(cfg, Path(build_dir) / "rtl", probes=True, read_latency=read_latency)
+        folder, top, system = Path(build_dir) / "rtl", res["top"], res["system"]
+    return {"desc": folder / f"{top}.json", "periphery": folder / f"{top}.v", "system": folder / f"{system}.v",
+            "model": folder / "bshw_crossbar_model.v", "top": top, "system_top": system}
 
 
 def expected_inference(header: dict, n_steps: int, n_samples: int) -> dict:
@@ -81,8 +87,12 @@ def write_random_trace(path, over: dict, steps: int, batch: int, seed: int = 7) 
 
 
 def run_network(trace_path, *, rtl_dir=None, build_dir, infer_samples: int = 0, seed: int | None = None,
-                waves: bool | None = None, simulator: str | None = None, steps: int | None = None) -> dict:
-    """Run the RTL network top against a golden trace under Icarus (or Verilator).
+                waves: bool | None = None, simulator: str | None = None, steps: int | None = None,
+                macro: str = "numpy", read_latency: int = 1) -> dict:
+    """Run the RTL against a golden trace under Icarus (or Verilator).
+
+    ``macro``: ``"numpy"`` runs the periphery top with a numpy model of each crossbar macro in the
+    bench (every update pulse compared); ``"hdl"`` runs the system top with the Verilog macro model.
 
     Returns ``{"passed", "steps", "samples", "cycles", "wall_s", "cycles_per_s", "compared",
     "mismatch" (None or the first mismatch), "infer": {"samples", "agree"}, "seed", "log"}``.
@@ -102,14 +112,20 @@ def run_network(trace_path, *, rtl_dir=None, build_dir, infer_samples: int = 0, 
     if steps is not None:
         n_steps = min(n_steps, steps)
     build = Path(build_dir)
-    verilog, desc = _rtl_for(header, rtl_dir, build)
-    env = {"BSHW_NET_DESC": str(desc.resolve()), "BSHW_NET_TRACE": str(path.resolve()),
-           "BSHW_NET_STEPS": str(n_steps)}
+    if macro not in ("numpy", "hdl"):
+        raise BshwError(f"macro model {macro!r}: choose numpy or hdl")
+    rtl = _rtl_for(header, rtl_dir, build, read_latency)
+    env = {"BSHW_NET_DESC": str(rtl["desc"].resolve()), "BSHW_NET_TRACE": str(path.resolve()),
+           "BSHW_NET_STEPS": str(n_steps), "BSHW_NET_MACRO": macro}
     if infer_samples:
         inf = build / "infer.json"
         atomic_write_text(inf, json.dumps(expected_inference(header, n_steps, infer_samples)))
         env["BSHW_NET_INFER"] = str(inf.resolve())
-    res = run_bench("bshw_net", [verilog], "sim.bench_network", build_dir=build / "bench", seed=seed,
+    if macro == "numpy":
+        toplevel, sources = rtl["top"], [rtl["periphery"]]
+    else:
+        toplevel, sources = rtl["system_top"], [rtl["system"], rtl["periphery"], rtl["model"]]
+    res = run_bench(toplevel, sources, "sim.bench_network", build_dir=build / f"bench-{macro}", seed=seed,
                     waves=waves, simulator=simulator, extra_env=env)
     m = res["metrics"].get("network_matches_golden", {})
     return {"passed": res["passed"], "steps": m.get("steps", 0), "samples": m.get("samples", 0),
@@ -117,14 +133,18 @@ def run_network(trace_path, *, rtl_dir=None, build_dir, infer_samples: int = 0, 
             "cycles_per_s": m.get("cycles_per_s", 0.0), "compared": m.get("compared", 0),
             "mismatch": (res["failures"] or [None])[0],
             "infer": {"samples": m.get("infer", 0), "agree": m.get("infer_agree", 0)},
+            "op_cycles": m.get("op_cycles", {}), "train_cycles": m.get("train_cycles", 0),
+            "train_wall_s": m.get("train_wall_s", 0.0), "macro": macro,
             "seed": res["seed"], "log": res["log"], "simulator": res["simulator"]}
 
 
 # -- CLI: bshw sim ---------------------------------------------------------------------------------
 def add_arguments(p):
     p.add_argument("trace", help="golden trace (bshw trace, docs/arithmetic.md §11)")
-    p.add_argument("--rtl", default="rtl", help="folder with bshw_net.v/.json (default rtl/; generated "
-                                                "for the trace's configuration when it does not match)")
+    p.add_argument("--rtl", default="rtl", help="folder with probed RTL (bshw rtl --probes; default rtl/); "
+                                                "generated for the trace's configuration when none matches")
+    p.add_argument("--macro", choices=("numpy", "hdl"), default="numpy",
+                   help="crossbar macro model: numpy inside the bench (default) or the Verilog model (system top)")
     p.add_argument("--build-dir", default="sim_build/network", help="build and run folder")
     p.add_argument("--steps", type=int, help="only the first N training steps of the trace")
     p.add_argument("--infer", type=int, default=0, metavar="N",
@@ -140,11 +160,11 @@ def run(args) -> int:
     if args.infer < 0:
         raise BshwError(f"--infer {args.infer}: zero or a positive whole number")
     r = run_network(args.trace, rtl_dir=args.rtl, build_dir=args.build_dir, infer_samples=args.infer,
-                    seed=args.seed, waves=args.waves or None, simulator=args.sim, steps=args.steps)
+                    seed=args.seed, waves=args.waves or None, simulator=args.sim, steps=args.steps, macro=args.macro)
     if not r["passed"]:
         print(f"MISMATCH ({r['simulator']}, seed {r['seed']}): {(r['mismatch'] or '').splitlines()[0]}; log {r['log']}")
         return 1
-    print(f"bit-exact ({r['simulator']}, seed {r['seed']}): {r['steps']} steps, {r['samples']} samples, "
+    print(f"bit-exact ({r['simulator']}, {r['macro']} macros, seed {r['seed']}): {r['steps']} steps, {r['samples']} samples, "
           f"{r['compared']} values, {r['cycles']} cycles in {r['wall_s']:.1f} s ({r['cycles_per_s']:.0f} cycles/s); "
           f"inference {r['infer']['agree']}/{r['infer']['samples']} agree")
     return 0

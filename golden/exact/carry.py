@@ -18,13 +18,19 @@ def default_counter_bits(th: int, batch: int) -> int:
     return math.ceil(math.log2(th + batch)) + 1
 
 
-def accumulate(c: torch.Tensor, x: torch.Tensor, dy: torch.Tensor, cbits: int) -> torch.Tensor:
+def accumulate(c: torch.Tensor, x: torch.Tensor, dy: torch.Tensor, cbits: int, bound: int | None = None) -> torch.Tensor:
     """Add the batch's ternary gradients ``g_b = x_b (outer) dy_b`` sample by sample, saturating at
-    the counter's range. ``c [n_in, n_out]``, ``x [B, n_in]`` 0/1, ``dy [B, n_out]`` ternary."""
+    the counter's range. ``c [n_in, n_out]``, ``x [B, n_in]`` 0/1 (int or bool), ``dy [B, n_out]``
+    ternary. ``bound``: a known bound on ``|c|`` (skips looking at ``c``)."""
     cmax, cmin = (1 << (cbits - 1)) - 1, -(1 << (cbits - 1))
-    lo, hi = int(c.min()) if c.numel() else 0, int(c.max()) if c.numel() else 0
+    if bound is None:
+        lo, hi = (int(c.min()), int(c.max())) if c.numel() else (0, 0)
+    else:
+        lo, hi = -bound, bound
     if hi + len(x) <= cmax and lo - len(x) >= cmin:  # cannot saturate: one exact matmul
-        return c + (x.T.float() @ dy.float()).to(c.dtype)  # exact: |sum| <= B < 2^24
+        g = x.T.float() @ dy.to(torch.float32)  # exact: |sum| <= B < 2^24
+        return c + g.to(c.dtype)
+    x, dy = x.to(c.dtype), dy.to(c.dtype)
     for b in range(len(x)):  # may saturate: the hardware's per-sample order
         c = (c + torch.outer(x[b], dy[b])).clamp_(cmin, cmax)
     return c
@@ -35,7 +41,8 @@ def carry(c: torch.Tensor, w: torch.Tensor, th: int, wmin: int, wmax: int):
 
     Returns ``(c, w, step)`` with ``step`` the intended weight change in {-1, 0, +1}.
     """
-    step = (c <= -th).to(c.dtype) - (c >= th).to(c.dtype)
+    dec, inc = c >= th, c <= -th
+    step = inc.to(c.dtype) - dec.to(c.dtype)
     w = (w + step).clamp_(wmin, wmax)
-    c = torch.where(step != 0, torch.zeros_like(c), c)
+    c = c.masked_fill(dec | inc, 0)
     return c, w, step

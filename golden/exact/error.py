@@ -6,24 +6,23 @@ TIE_RULES = ("gated", "zero", "plus")
 
 
 def tie_sign(dx: torch.Tensor, driven: torch.Tensor, rule: str) -> torch.Tensor:
-    """``dz = sign(dx)`` with the tie rule for ``dx == 0``.
+    """``dz = sign(dx)`` with the tie rule for ``dx == 0`` (int64 result).
 
     Parameters
     ----------
-    dx : int tensor ``[B, n]``
+    dx : int tensor ``[B, n]`` (or integer-valued floats)
     driven : bool tensor ``[B]``, True where the layer above drives some error (any dy != 0).
     rule : {"gated", "zero", "plus"}
         gated: 0 where nothing is driven, else +1 (the comparator's ``dx >= 0``); zero: 0; plus: +1.
     """
-    pos = (dx > 0).to(torch.int64) - (dx < 0).to(torch.int64)
+    if rule not in TIE_RULES:
+        raise ValueError(f"tie rule {rule!r}: choose one of {', '.join(TIE_RULES)}")
+    s = torch.sign(dx).to(torch.int64)
     if rule == "zero":
-        return pos
-    tie = (dx == 0).to(torch.int64)
+        return s
     if rule == "plus":
-        return pos + tie
-    if rule == "gated":
-        return pos + tie * driven.to(torch.int64)[:, None]
-    raise ValueError(f"tie rule {rule!r}: choose one of {', '.join(TIE_RULES)}")
+        return s + (dx == 0)
+    return s + ((dx == 0) & driven.to(torch.bool)[:, None])  # gated
 
 
 def encode(v: torch.Tensor):
@@ -39,5 +38,5 @@ def decode(en: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
 
 
 def ternary_error(d: torch.Tensor, dz: torch.Tensor) -> torch.Tensor:
-    """``dy = dz * d``: the single-transistor product of §7."""
-    return dz * d
+    """``dy = dz * d``: the single-transistor product of §7 (``d`` 0/1, int or bool)."""
+    return dz * d if d.dtype != torch.bool else dz.masked_fill(~d, 0)

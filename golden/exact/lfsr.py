@@ -1,9 +1,12 @@
 """Fibonacci LFSRs with leap-ahead draws, one stream per neuron / input pixel (docs/arithmetic.md §3).
 
 A stream's state advances only when it draws; a draw leaps ``L`` steps and returns the ``L`` fresh
-bits (bit 0 the newest). A whole batch of draws of many streams is computed at once: every output bit
-of an LFSR is a GF(2)-linear form of its start state, so the bits of ``n`` draws of all streams are
-one integer matrix product (mod 2) of cached forms with the start states' bits.
+bits (bit 0 the newest). A whole batch of draws of many streams is computed at once, bit-parallel:
+every draw word is a GF(2)-linear function of the stream's start state, so it is the XOR of one
+cached table entry per byte of that state (``word_m = XOR_i tab[m, i, byte_i(state)]``), a few
+integer gathers and XORs over the ``[draws, streams]`` block with no per-draw or per-bit work. The
+state after the draws is the newest ``width`` output bits, read from the last words. The tables
+(and the bit forms they come from) are built once per LFSR, leap and block size.
 """
 
 from dataclasses import dataclass
@@ -66,23 +69,70 @@ def stream_id(layer: int, neuron: int) -> int:
     return layer * (1 << 20) + neuron
 
 
-@lru_cache(maxsize=64)
-def _forms(spec: LfsrSpec, draws: int, L: int) -> torch.Tensor:
-    """GF(2) forms ``[L*draws + width, width]`` (float32 0/1): row ``q*draws + m`` gives bit q of draw m,
-    the last ``width`` rows give bit i of the state after all draws."""
-    w, T = spec.width, draws * L
-    r = [1 << i for i in reversed(range(w))]  # forms of o_t for t = -(w-1)..0: o_{-i} = state bit i
-    for t in range(1, T + 1):  # o_t = XOR of o_{t-1-p} over taps p
+_FORMS: dict = {}
+
+
+def output_forms(spec: LfsrSpec, steps: int) -> list:
+    """GF(2) forms of the output bits: entry ``t + width - 1`` is the ``width``-bit mask of start-state
+    bits whose XOR is output bit ``o_t`` (``t = -(width-1)..steps``; ``o_{-i}`` is start-state bit i,
+    ``o_t`` for t >= 1 the bit shifted in at step t). Grown on demand and cached per LFSR."""
+    w = spec.width
+    r = _FORMS.setdefault(spec, [1 << i for i in reversed(range(w))])
+    for t in range(len(r) - w + 1, steps + 1):  # o_t = XOR of o_{t-1-p} over taps p
         v = 0
         for p in spec.taps:
             v ^= r[t - 1 - p + w - 1]
         r.append(v)
-    q, m = np.meshgrid(np.arange(L), np.arange(draws), indexing="ij")
-    rows = ((m + 1) * L - q).reshape(-1)  # row q*draws + m: bit q of draw m is o_{(m+1)L - q}
-    rows = np.concatenate([rows, T - np.arange(w)])  # new state bit i is o_{T-i}
-    forms = np.array([r[t + w - 1] for t in rows], dtype=np.uint64)
-    bits = (forms[:, None] >> np.arange(w, dtype=np.uint64)[None, :]) & np.uint64(1)
-    return torch.from_numpy(bits.astype(np.float32))
+    return r
+
+
+@lru_cache(maxsize=64)
+def _tables_np(spec: LfsrSpec, L: int, draws: int) -> np.ndarray:
+    """``int32 [nbytes * 256, draws]``: entry ``[256 i + v, m]`` is the ``L``-bit word of draw ``m``
+    (bit q = output bit ``o_{(m+1)L - q}``) contributed by start-state byte ``i`` equal to ``v``
+    (32-bit words are stored as their two's-complement bit pattern)."""
+    w = spec.width
+    nbytes = (w + 7) // 8
+    r = output_forms(spec, draws * L)
+    t = (np.arange(1, draws + 1)[:, None] * L - np.arange(L)[None, :]).reshape(-1)  # [draws * L]
+    forms = np.array([r[i + w - 1] for i in t.tolist()], dtype=np.int64).reshape(draws, L)
+    # basis[j, m]: draw m's word as a function of start-state bit j alone
+    sbit = (forms[:, :, None] >> np.arange(8 * nbytes, dtype=np.int64)[None, None, :]) & 1  # [m, q, j]
+    basis = (sbit << np.arange(L, dtype=np.int64)[None, :, None]).sum(1).T  # bits disjoint: sum = OR
+    tab = np.zeros((nbytes, 256, draws), dtype=np.int64)
+    for i in range(nbytes):
+        for b in range(8):  # entries [2^b, 2^(b+1)) = entries [0, 2^b) with bit b set
+            tab[i, 1 << b: 2 << b] = tab[i, : 1 << b] ^ basis[8 * i + b]
+    return tab.reshape(nbytes * 256, draws).astype(np.uint32).view(np.int32)
+
+
+_TABLES: dict = {}
+
+
+def draw_tables(spec: LfsrSpec, L: int, draws: int, device) -> torch.Tensor:
+    """:func:`_tables_np` as a tensor on ``device`` (cached)."""
+    key = (spec, L, draws, str(device))
+    tab = _TABLES.get(key)
+    if tab is None:
+        if len(_TABLES) > 64:
+            _TABLES.clear()
+        tab = _TABLES[key] = torch.from_numpy(_tables_np(spec, L, draws)).to(device)
+    return tab
+
+
+def _fields(coef, L):
+    """``coef`` as contiguous bit fields ``[(offset, width)]`` when every ``coef[q]`` is
+    ``2^(q - offset)`` of its field (the noise words of §4), else None."""
+    out, q = [], 0
+    while q < L:
+        if coef[q] != 1:
+            return None
+        w = 1
+        while q + w < L and coef[q + w] == 1 << w:
+            w += 1
+        out.append((q, w))
+        q += w
+    return out
 
 
 class LfsrBank:
@@ -91,22 +141,84 @@ class LfsrBank:
     Parameters
     ----------
     spec : LfsrSpec
-    states : sequence of int
-        Start states, one per stream (nonzero).
+    states : sequence of int, or an int64 tensor
+        Start states, one per stream (nonzero). A tensor keeps its device.
     leap : int
-        Steps per draw, ``1 <= leap`` (fresh bits per draw; at most 24 so words stay exact).
+        Steps per draw, ``1 <= leap <= 32`` (fresh bits per draw).
+    device : torch.device or str, optional
+        Where the states and every draw live (default: the states' device, else CPU).
     """
 
-    CHUNK = 1024  # draws per cached form matrix
+    CHUNK = 1024  # most draws per cached table block
 
-    def __init__(self, spec: LfsrSpec, states, leap: int):
+    def __init__(self, spec: LfsrSpec, states, leap: int, device=None):
         self.spec, self.leap = spec, int(leap)
-        self.states = torch.as_tensor(list(states), dtype=torch.int64)
+        if not 1 <= self.leap <= 32:
+            raise ValueError("an LFSR draw leaps 1 to 32 steps")
+        st = states if isinstance(states, torch.Tensor) else torch.as_tensor(list(states), dtype=torch.int64)
+        self.states = st.to(dtype=torch.int64, device=device if device is not None else st.device)
         if (self.states <= 0).any() or (self.states > spec.mask).any():
             raise ValueError("LFSR states must be nonzero and fit the width")
 
     def __len__(self):
         return len(self.states)
+
+    @property
+    def device(self):
+        return self.states.device
+
+    def _words_t(self, n: int) -> torch.Tensor:
+        """Advance every stream by ``n`` draws; the raw words ``int32 [streams, n]`` (bit patterns)."""
+        w, L, N = self.spec.width, self.leap, len(self)
+        nbytes = (w + 7) // 8
+        wmask = (1 << L) - 1
+        out, done = [], 0
+        while done < n:
+            m = min(self.CHUNK, n - done)
+            C = min(self.CHUNK, 1 << max(0, (m - 1).bit_length()))  # power-of-two blocks: few tables
+            tab = draw_tables(self.spec, L, C, self.device)
+            if m < C:
+                tab = tab[:, :m]
+            s = self.states
+            block = tab.index_select(0, s & 0xFF)
+            for i in range(1, nbytes):
+                block.bitwise_xor_(tab.index_select(0, ((s >> (8 * i)) & 0xFF) + 256 * i))
+            out.append(block)
+            # new state: the newest w output bits = the last draws' words (bit q of draw m-1 is o_{mL-q})
+            st, have, j = None, 0, m - 1
+            while have < w and j >= 0:
+                v = block[:, j].to(torch.int64)
+                v = (v & wmask if L == 32 else v) << have
+                st = v if st is None else st.bitwise_or_(v)
+                have, j = have + L, j - 1
+            if have < w:
+                st |= s << have
+            self.states = st & self.spec.mask
+            done += m
+        if not out:
+            return torch.zeros(N, 0, dtype=torch.int32, device=self.device)
+        return out[0] if len(out) == 1 else torch.cat(out, 1)
+
+    def draw_t(self, n: int, coef=None) -> torch.Tensor:
+        """:meth:`draw` transposed, ``[streams, n]`` (the fast layout): int32 where every value fits
+        (weighted sums, words of at most 31 bits), else int64."""
+        words = self._words_t(n)
+        if coef is None:
+            return words.to(torch.int64) & 0xFFFFFFFF if self.leap == 32 else words
+        coef = [int(c) for c in coef]
+        if len(coef) != self.leap:
+            raise ValueError(f"{len(coef)} coefficients for {self.leap}-bit draws")
+        fields = _fields(coef, self.leap)
+        if fields is None or sum(coef) >= 1 << 31:  # general weights: bit by bit
+            out = torch.zeros(words.shape, dtype=torch.int64, device=words.device)
+            for q, c in enumerate(coef):
+                out += ((words >> q) & 1).to(torch.int64) * c
+            return out
+        (_, fw), rest = fields[0], fields[1:]
+        out = words & ((1 << fw) - 1)
+        for o, fw in rest:  # the top field of a word below 32 bits needs no mask
+            out += words >> o if o + fw == self.leap < 32 else (words >> o) & ((1 << fw) - 1)
+        return out
 
     def draw(self, n: int, coef=None) -> torch.Tensor:
         """Advance every stream by ``n`` draws; return ``[n, streams]`` int64.
@@ -114,17 +226,4 @@ class LfsrBank:
         Without ``coef`` each entry is the draw's ``leap``-bit word; with ``coef`` (``leap`` integers)
         it is ``sum_q bit_q * coef[q]`` (e.g. the noise sum of §4).
         """
-        w, L = self.spec.width, self.leap
-        coef = torch.tensor([1 << q for q in range(L)] if coef is None else list(coef), dtype=torch.float32)
-        out = []
-        done = 0
-        while done < n:
-            m = min(self.CHUNK, n - done)
-            forms = _forms(self.spec, m, L)
-            sbits = ((self.states[None, :] >> torch.arange(w)[:, None]) & 1).float()  # [w, N]
-            bits = ((forms @ sbits).to(torch.int32) & 1).float()  # exact: whole numbers <= w, mod 2
-            words = coef[None, :] @ bits[: m * L].view(L, -1)  # exact: < 2^24
-            out.append(words.view(m, -1).to(torch.int64))
-            self.states = (bits[m * L :].to(torch.int64) << torch.arange(w)[:, None]).sum(0)
-            done += m
-        return torch.cat(out) if out else torch.zeros(0, len(self), dtype=torch.int64)
+        return self.draw_t(n, coef).T.to(torch.int64).contiguous()

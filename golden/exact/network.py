@@ -25,6 +25,10 @@ def imm(a: torch.Tensor, b: torch.Tensor, bound: int) -> torch.Tensor:
     return (a.to(dt) @ b.to(dt)).to(torch.int64)
 
 
+def _i64(t):
+    return None if t is None else t.to(torch.int64)
+
+
 class ExactLearner:
     """Binary stochastic learning exactly as the hardware does it (``TrainConfig(mode="exact")``).
 
@@ -32,11 +36,13 @@ class ExactLearner:
     ----------
     cfg : golden.config.TrainConfig
         ``net="fc"``, ``algo="SSS"``, integer ``weights``; hardware parameters in ``cfg.hw``
-        (:class:`golden.exact.params.ExactParams`).
+        (:class:`golden.exact.params.ExactParams`). ``cfg.device`` holds every tensor (integer
+        arithmetic, so CPU and CUDA give the same bits).
     """
 
     def __init__(self, cfg):
         self.cfg = cfg
+        self.device = torch.device(getattr(cfg, "device", "cpu") or "cpu")
         self.params = ExactParams.from_dict(dict(cfg.hw))
         P = self.P = self.params.resolve(cfg)
         self.noise = NoiseSpec(tuple(P["noise_words"]))
@@ -50,30 +56,47 @@ class ExactLearner:
         for i, o in zip(self.sizes, self.sizes[1:]):  # §10: uniform integers in [-m, m]
             m = max(1, math.floor(min(cfg.weight_range, 1 / math.sqrt(i)) / self.s))
             m = min(m, P["wmax"], -P["wmin"])
-            self.W.append(torch.randint(-m, m + 1, (i, o), generator=gen, dtype=torch.int64))
-            self.C.append(torch.zeros(i, o, dtype=torch.int64))
-        seed = cfg.seed
-        self.in_bank = LfsrBank(I16, [seed_state(seed, i, I16) for i in range(self.sizes[0])], 16)
+            self.W.append(torch.randint(-m, m + 1, (i, o), generator=gen, dtype=torch.int64).to(self.device))
+            self.C.append(torch.zeros(i, o, dtype=torch.int64, device=self.device))
+        seed, dev = cfg.seed, self.device
+        self.in_bank = LfsrBank(I16, [seed_state(seed, i, I16) for i in range(self.sizes[0])], 16, device=dev)
         self.banks = []
         for l in range(1, self.L + 1):
             on = l < self.L or P["output"] == "onchip"
             self.banks.append(LfsrBank(N32, [seed_state(seed, stream_id(l, j), N32) for j in range(self.sizes[l])],
-                                       self.noise.bits) if on else None)
+                                       self.noise.bits, device=dev) if on else None)
         self.host_bank = (LfsrBank(N32, [seed_state(seed, stream_id(self.L + 1, j), N32) for j in range(10)],
-                                   HOST_BITS) if P["output"] == "host" else None)
+                                   HOST_BITS, device=dev) if P["output"] == "host" else None)
         b = P["weight_bits"]
         self._fwd_bound = [i << (b - 1) for i in self.sizes[:-1]]
         self._bwd_bound = [o << (b - 1) for o in self.sizes[1:]]
+        self._wf = [None] * self.L  # float copies of W for the BLAS products, refreshed on change
+        self._cbound = 0  # known bound on |C| (None: unknown, look)
 
     # -- helpers -----------------------------------------------------------------------------------
-    def _pixels(self, x: torch.Tensor) -> torch.Tensor:
+    def _pixels(self, x: torch.Tensor, dtype=torch.int64) -> torch.Tensor:
         if not isinstance(x, torch.Tensor) or x.dtype != torch.uint8 or x.dim() != 3:
             raise BshwError("the exact learner takes uint8 images [B, side, side]")
-        return downsample(x, self.cfg.input_side).flatten(1).to(torch.int64)
+        return downsample(x.to(self.device), self.cfg.input_side).flatten(1).to(dtype)
 
     def _noise(self, l: int, draws_per_sample: int, n_samples: int) -> torch.Tensor:
+        """Noise sums ``[n_samples, draws_per_sample, neurons]`` (a strided view; int32 values)."""
         bank = self.banks[l]
-        return bank.draw(n_samples * draws_per_sample, self.noise.coef).view(n_samples, draws_per_sample, len(bank))
+        St = bank.draw_t(n_samples * draws_per_sample, self.noise.coef)  # [neurons, draws]
+        return St.view(len(bank), n_samples, draws_per_sample).permute(1, 2, 0)
+
+    def _wfloat(self, l: int, bound: int) -> torch.Tensor:
+        """``W[l]`` as the float type that holds its products exactly (cached until W changes)."""
+        dt = torch.float32 if bound < (1 << 24) else torch.float64
+        w = self._wf[l]
+        if w is None or w.dtype != dt:
+            w = self._wf[l] = self.W[l].to(dt)
+        return w
+
+    def _ifwd(self, l: int, x: torch.Tensor) -> torch.Tensor:
+        """``x @ W[l]`` for 0/1 ``x``: integer-valued floats (exact: every partial sum < 2^24 / 2^53)."""
+        w = self._wfloat(l, self._fwd_bound[l])
+        return x.to(w.dtype) @ w
 
     # -- training ----------------------------------------------------------------------------------
     def train_batch(self, x: torch.Tensor, t: torch.Tensor, record: dict | None = None) -> dict:
@@ -82,61 +105,87 @@ class ExactLearner:
         ``record``, if a dict, receives every intermediate integer tensor (for golden traces).
         Returns ``{"loss": cross-entropy of softmax(s * y_out) (host-side report only), "out_err":
         mean |dy_out|, "activity": [per layer {...}]}``.
+
+        The arithmetic is integer (0/1 and ternary tensors, integer-valued float products that are
+        exact); the noise comes in one block per layer (:meth:`LfsrBank.draw_t`).
         """
-        P, k, T = self.P, self.k, self.noise.T
-        p = self._pixels(x)
-        t = torch.as_tensor(t, dtype=torch.int64)
+        P, k, T, dev = self.P, self.k, self.noise.T, self.device
+        p = self._pixels(x, torch.uint8)
+        t = torch.as_tensor(t, dtype=torch.int64).to(dev)
         B = len(p)
         if len(t) != B:
             raise BshwError(f"{B} images but {len(t)} labels")
-        target = torch.nn.functional.one_hot(t, 10)
-        r = self.in_bank.draw(B)
-        xs = [sample_inputs(p, r)]
+        rt = self.in_bank.draw_t(B)  # [pixels, B]
+        xs = [sample_inputs(p.T, rt, dtype=torch.bool).T]  # bool [B, pixels]
+        xf = []  # the same as floats, for the products
         ys, Ss, As, Bs, ds = [], [], [], [], []
         for l in range(self.L):
-            y = imm(xs[-1], self.W[l], self._fwd_bound[l])
+            w = self._wfloat(l, self._fwd_bound[l])
+            xf.append(xs[-1].to(w.dtype))
+            y = xf[-1] @ w  # integer-valued float [B, n], exact
             ys.append(y)
             if l < self.L - 1:
                 S = self._noise(l, 1 + 2 * k, B)
-                xl, A, Bb, d = sample_neurons(y, S, T, k)
+                xl, A, Bb, d = sample_neurons(y, S, T, k, dtype=torch.bool)
                 xs.append(xl), Ss.append(S), As.append(A), Bs.append(Bb), ds.append(d)
             elif P["output"] == "onchip":
                 S = self._noise(l, 1, B)
-                xs.append(fire(y, S[:, 0], T)), Ss.append(S)
+                xs.append(fire(y, S[:, 0], T, dtype=torch.bool)), Ss.append(S)
             else:  # host: softmax of the integer potentials, Bernoulli per class (Eq. 6)
                 z = torch.softmax(y.double() * self.s, dim=1)
-                u = self.host_bank.draw(B)
-                xs.append((u < torch.floor(z * (1 << HOST_BITS)).to(torch.int64)).to(torch.int64))
+                u = self.host_bank.draw_t(B).T
+                xs.append(u < torch.floor(z * (1 << HOST_BITS)).to(torch.int64))
                 Ss.append(None)
         dys = [None] * self.L
-        dys[-1] = xs[-1] - target
+        dys[-1] = xs[-1].to(torch.int64) - torch.nn.functional.one_hot(t, 10)
         dxs, dzs = [None] * self.L, [None] * self.L
         for l in range(self.L - 2, -1, -1):  # backward through W^{l+2}
             up = dys[l + 1]
-            dx = imm(up, self.W[l + 1].T, self._bwd_bound[l])
+            w = self._wfloat(l + 1, self._bwd_bound[l])
+            dx = up.to(w.dtype) @ w.T  # integer-valued, exact
             dz = tie_sign(dx, (up != 0).any(1), P["tie"])
             dxs[l], dzs[l], dys[l] = dx, dz, ternary_error(ds[l], dz)
-        acts, pre, steps = [], [], []
+        stats, pre, steps = [], [], []
+        cmax = (1 << (P["counter_bits"] - 1)) - 1
         for l in range(self.L):
-            self.C[l] = carry_mod.accumulate(self.C[l], xs[l], dys[l], P["counter_bits"])
-            pre.append(self.C[l].clone())
+            bound = self._cbound
+            if bound is None:
+                bound = max(-int(self.C[l].min()), int(self.C[l].max())) if self.C[l].numel() else 0
+            self.C[l] = carry_mod.accumulate(self.C[l], xf[l], dys[l], P["counter_bits"], bound=bound)
+            if record is not None:
+                pre.append(self.C[l].clone())
             self.C[l], self.W[l], step = carry_mod.carry(self.C[l], self.W[l], P["th"], P["wmin"], P["wmax"])
+            self._wf[l] = None
             steps.append(step)
-            a = {"x_active": float(xs[l].float().mean()), "dy_nonzero": float((dys[l] != 0).float().mean()),
-                 "carries_per_weight": float((step != 0).float().mean())}
+            st = [xs[l].count_nonzero() / xs[l].numel(), dys[l].count_nonzero() / dys[l].numel(),
+                  step.count_nonzero() / max(1, step.numel())]
             if dxs[l] is not None:  # tie statistics (§14): where `gated` and `zero` differ
                 tie = dxs[l] == 0
                 driven = (dys[l + 1] != 0).any(1, keepdim=True)
-                a.update(ties=float(tie.float().mean()), ties_driven=float((tie & driven).float().mean()),
-                         ties_differ=float((tie & driven & (ds[l] == 1)).float().mean()))
-            acts.append(a)
+                n = tie.numel()
+                st += [tie.count_nonzero() / n, (tie & driven).count_nonzero() / n,
+                       (tie & driven & (ds[l] != 0)).count_nonzero() / n]
+            stats.append(st)
+        # counters are all below th after a carry cycle (|c| >= th carried and cleared)
+        self._cbound = P["th"] - 1 if P["th"] - 1 <= cmax else None
         logz = torch.log_softmax(ys[-1].double() * self.s, dim=1)
-        loss = float(-logz.gather(1, t[:, None]).mean())
+        loss = -logz.gather(1, t[:, None]).mean()
+        flat = torch.cat([torch.stack(s).double() for s in stats]
+                         + [loss[None], dys[-1].abs().double().mean()[None]]).tolist()  # one sync
+        acts, i = [], 0
+        for st in stats:
+            v, i = flat[i:i + len(st)], i + len(st)
+            a = {"x_active": v[0], "dy_nonzero": v[1], "carries_per_weight": v[2]}
+            if len(v) > 3:
+                a.update(ties=v[3], ties_driven=v[4], ties_differ=v[5])
+            acts.append(a)
         if record is not None:
-            record.update(pixels=p, r=r, labels=t, xs=xs, ys=ys, S=Ss, A=As, B=Bs, d=ds, dx=dxs, dz=dzs, dy=dys,
+            record.update(pixels=p.to(torch.int64), r=_i64(rt.T), labels=t, xs=[_i64(v) for v in xs], ys=[_i64(v) for v in ys],
+                          S=[_i64(v) for v in Ss], A=[_i64(v) for v in As], B=[_i64(v) for v in Bs],
+                          d=[_i64(v) for v in ds], dx=[_i64(v) for v in dxs], dz=dzs, dy=dys,
                           counter_pre=pre, carry=steps, counters=[c.clone() for c in self.C],
                           weights=[w.clone() for w in self.W])
-        return {"loss": loss, "out_err": float(dys[-1].abs().float().mean()), "activity": acts}
+        return {"loss": flat[-2], "out_err": flat[-1], "activity": acts}
 
     # -- inference ---------------------------------------------------------------------------------
     @torch.no_grad()
@@ -152,31 +201,32 @@ class ExactLearner:
             for l in range(self.L):
                 y = z @ (self.W[l].double() * self.s)
                 z = torch.sigmoid(self.cfg.a * y)
-            return y.argmax(1)
+            return y.argmax(1).cpu()
         if method == "binary":
-            xl = (p >= 128).to(torch.int64)
+            xl = p >= 128
             for l in range(self.L):
-                y = imm(xl, self.W[l], self._fwd_bound[l])
-                xl = (y > 0).to(torch.int64)
-            return y.argmax(1)
+                y = self._ifwd(l, xl)
+                xl = y > 0
+            return y.argmax(1).cpu()
         if method != "stochastic":
             raise BshwError(f"inference method {method!r}: choose hp, binary or stochastic")
         if not isinstance(votes, int) or votes < 1:
             raise BshwError(f"votes = {votes!r}: a positive whole number")
         B = len(p)
         pr = p.repeat_interleave(votes, 0)  # sample-major, votes inner
-        xl = sample_inputs(pr, self.in_bank.draw(B * votes))
+        xl = sample_inputs(pr.T, self.in_bank.draw_t(B * votes), dtype=torch.bool).T
         for l in range(self.L):
-            y = imm(xl, self.W[l], self._fwd_bound[l])
+            y = self._ifwd(l, xl)
             if l < self.L - 1:
-                xl = fire(y, self._noise(l, 1, B * votes)[:, 0], self.noise.T)
+                xl = fire(y, self._noise(l, 1, B * votes)[:, 0], self.noise.T, dtype=torch.bool)
         cls = y.argmax(1).view(B, votes)
-        counts = torch.zeros(B, 10, dtype=torch.int64)
+        counts = torch.zeros(B, 10, dtype=torch.int64, device=self.device)
+        ones = torch.ones(B, 1, dtype=torch.int64, device=self.device)
         for rr in range(votes):
-            counts.scatter_add_(1, cls[:, rr:rr + 1], torch.ones(B, 1, dtype=torch.int64))
+            counts.scatter_add_(1, cls[:, rr:rr + 1], ones)
             if curve is not None and rr + 1 in curve:
-                curve[rr + 1] = counts.argmax(1)
-        return counts.argmax(1)
+                curve[rr + 1] = counts.argmax(1).cpu()
+        return counts.argmax(1).cpu()
 
     @torch.no_grad()
     def hidden_activations(self, x: torch.Tensor) -> list:
@@ -184,12 +234,12 @@ class ExactLearner:
         z, out = self._pixels(x).double() / 255, []
         for l in range(self.L - 1):
             z = torch.sigmoid(self.cfg.a * (z @ (self.W[l].double() * self.s)))
-            out.append(z.flatten().float())
+            out.append(z.flatten().float().cpu())
         return out
 
     def float_weights(self) -> list:
         """Effective float weights ``s * W`` per layer, ``[fan_out, fan_in]`` like the float model."""
-        return [(w.T.double() * self.s).float() for w in self.W]
+        return [(w.T.double() * self.s).float().cpu() for w in self.W]
 
     # -- state -------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -207,11 +257,15 @@ class ExactLearner:
         for name, mine in (("weights", self.W), ("counters", self.C)):
             if [tuple(v.shape) for v in d[name]] != [tuple(v.shape) for v in mine]:
                 raise BshwError(f"saved {name} have other layer sizes")
-        self.W = [torch.as_tensor(w, dtype=torch.int64).clone() for w in d["weights"]]
-        self.C = [torch.as_tensor(c, dtype=torch.int64).clone() for c in d["counters"]]
-        self.in_bank.states = torch.as_tensor(d["lfsr_in"], dtype=torch.int64).clone()
+        def own(v):  # a copy on this learner's device
+            return torch.as_tensor(v, dtype=torch.int64).to(self.device, copy=True)
+
+        self.W = [own(w) for w in d["weights"]]
+        self.C = [own(c) for c in d["counters"]]
+        self._wf, self._cbound = [None] * self.L, None
+        self.in_bank.states = own(d["lfsr_in"])
         for b, s in zip(self.banks, d["lfsr"]):
             if b is not None:
-                b.states = torch.as_tensor(s, dtype=torch.int64).clone()
+                b.states = own(s)
         if self.host_bank is not None:
-            self.host_bank.states = torch.as_tensor(d["host_lfsr"], dtype=torch.int64).clone()
+            self.host_bank.states = own(d["host_lfsr"])

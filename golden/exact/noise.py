@@ -93,9 +93,25 @@ def mod255(r: torch.Tensor) -> torch.Tensor:
     return torch.where(t2 == 255, torch.zeros_like(t2), t2)
 
 
-def sample_inputs(pixels: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-    """Input layer (§5): ``x = 1`` iff ``(r mod 255) < pixel``, so ``P(x = 1) = pixel / 255``."""
-    return (mod255(r) < pixels).to(torch.int64)
+_MOD255: dict = {}
+
+
+def mod255_table(device) -> torch.Tensor:
+    """:func:`mod255` of every 16-bit ``r`` (uint8 [65536]; the same function, tabulated)."""
+    key = str(device)
+    if key not in _MOD255:
+        _MOD255[key] = mod255(torch.arange(1 << 16, dtype=torch.int32)).to(torch.uint8).to(device)
+    return _MOD255[key]
+
+
+def sample_inputs(pixels: torch.Tensor, r: torch.Tensor, dtype=torch.int64) -> torch.Tensor:
+    """Input layer (§5): ``x = 1`` iff ``(r mod 255) < pixel``, so ``P(x = 1) = pixel / 255``.
+
+    ``r``: 16-bit I16 draws (any integer dtype); ``dtype`` of the 0/1 result (bool on the training
+    path). ``r mod 255`` is looked up in :func:`mod255_table`."""
+    m = mod255_table(r.device).index_select(0, r.reshape(-1).to(torch.int32)).view(r.shape)
+    x = m < pixels
+    return x if dtype == torch.bool else x.to(dtype)
 
 
 def logistic(v) -> float:

@@ -41,8 +41,10 @@ class ExactParams:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ExactParams":
+        if not isinstance(d, dict):
+            raise BshwError(f"hw = {d!r:.60} is not valid: a table of hardware parameters")
         known = {f.name for f in fields(cls)}
-        bad = sorted(set(d) - known)
+        bad = sorted(set(d) - known, key=str)
         if bad:
             raise BshwError(f"hw: unknown key {bad[0]!r} (known: {', '.join(sorted(known))})")
         p = cls(**d)
@@ -59,14 +61,16 @@ class ExactParams:
                     or any(not isinstance(w, int) or isinstance(w, bool) or not 1 <= w <= 16 for w in nw)
                     or sum(nw) > 32):
                 bad("noise_words", nw, '"auto" or 1-4 word widths of 1-16 bits, at most 32 bits in all')
-        if self.deriv_k is not None and self.deriv_k not in (1, 2, 4):
+        if self.deriv_k is not None and (isinstance(self.deriv_k, bool) or not isinstance(self.deriv_k, int)
+                                         or self.deriv_k not in (1, 2, 4)):
             bad("deriv_k", self.deriv_k, "1, 2 or 4 derivative pairs")
-        if self.tie not in TIE_RULES:
+        if not isinstance(self.tie, str) or self.tie not in TIE_RULES:
             bad("tie", self.tie, f"choose one of {', '.join(TIE_RULES)}")
-        if self.output not in OUTPUTS:
+        if not isinstance(self.output, str) or self.output not in OUTPUTS:
             bad("output", self.output, f"choose one of {', '.join(OUTPUTS)}")
-        if self.th is not None and (not isinstance(self.th, int) or isinstance(self.th, bool) or self.th < 1):
-            bad("th", self.th, "a whole number >= 1")
+        if self.th is not None and (not isinstance(self.th, int) or isinstance(self.th, bool)
+                                    or not 1 <= self.th < (1 << 31)):
+            bad("th", self.th, "a whole number from 1 to 2**31 - 1")
         cb = self.counter_bits
         if cb is not None and (not isinstance(cb, int) or isinstance(cb, bool) or not 2 <= cb <= 32):
             bad("counter_bits", cb, "a whole number from 2 to 32")
@@ -87,6 +91,10 @@ class ExactParams:
         spec = NoiseSpec(words)
         th = self.th or threshold(scale, cfg.batch, cfg.learning_rate)
         cb = self.counter_bits or default_counter_bits(th, cfg.batch)
+        if cb > 32:
+            raise BshwError(f"the carry threshold th = {th} (scale {scale:g} x batch {cfg.batch} / lr "
+                            f"{cfg.learning_rate:g}) needs a {cb}-bit counter; at most 32 bits: raise lr "
+                            "or set hw.th")
         if (1 << (cb - 1)) - 1 < th:
             raise BshwError(f"hw.counter_bits = {cb} cannot hold the carry threshold th = {th}")
         k = self.deriv_k or cfg.deriv_k or 4

@@ -76,16 +76,180 @@ def make_trace(cfg: TrainConfig, steps: int, images: torch.Tensor, labels: torch
     return "\n".join(lines) + "\n"
 
 
-def read_trace(path) -> tuple:
-    """``(header, [step records])`` of a trace file, checking format and version."""
+HEADER_KEYS = ("format", "version", "seed", "config", "params", "layers", "init")
+STEP_KEYS = ("step", "labels", "samples", "update", "lfsr_in_end", "lfsr_end")
+UPDATE_KEYS = ("counter_pre", "carry", "counter", "weights")
+
+
+class _Bad(Exception):
+    """A fault at one line of a trace (the loader adds the file name)."""
+
+    def __init__(self, line: int, what: str):
+        super().__init__(what)
+        self.line, self.what = line, what
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _int_list(v, n: int, name: str, line: int):
+    if not isinstance(v, list) or len(v) != n:
+        got = f"{len(v)} entries" if isinstance(v, list) else f"a {type(v).__name__}"
+        raise _Bad(line, f"{name} has {got}, expected a list of {n}")
+    if not all(_is_int(e) for e in v):
+        raise _Bad(line, f"{name} holds non-integers, expected {n} whole numbers")
+
+
+def _matrix(v, rows: int, cols: int, name: str, line: int):
+    if not isinstance(v, list) or len(v) != rows:
+        got = f"{len(v)} rows" if isinstance(v, list) else f"a {type(v).__name__}"
+        raise _Bad(line, f"{name} has {got}, expected a [{rows}][{cols}] matrix (fan_in x fan_out)")
+    for i, r in enumerate(v):
+        if not isinstance(r, list) or len(r) != cols or not all(_is_int(e) for e in r):
+            raise _Bad(line, f"{name}[{i}] is not a row of {cols} whole numbers (a [{rows}][{cols}] matrix)")
+
+
+def _check_header(h, line: int = 1) -> list:
+    """The header's layer shapes ``[(fan_in, fan_out)]`` after checking its keys and format."""
+    if not isinstance(h, dict):
+        raise _Bad(line, f"the header is a JSON {type(h).__name__}, expected an object")
+    missing = [k for k in HEADER_KEYS if k not in h]
+    if missing:
+        raise _Bad(line, f"the header lacks {', '.join(missing)} (a header has {', '.join(HEADER_KEYS)})")
+    if h["format"] != FORMAT:
+        raise _Bad(line, f"format = {h['format']!r:.60}, expected {FORMAT!r}")
+    if h["version"] != VERSION or not _is_int(h["version"]):
+        raise _Bad(line, f"version = {h['version']!r:.30}, this bshw reads version {VERSION}")
+    if not _is_int(h["seed"]) or h["seed"] < 0:
+        raise _Bad(line, f"seed = {h['seed']!r:.30}, expected a whole number >= 0")
+    for k in ("config", "params", "init"):
+        if not isinstance(h[k], dict):
+            raise _Bad(line, f"{k} is a {type(h[k]).__name__}, expected an object")
     try:
-        with open(path) as f:
-            lines = [json.loads(s) for s in f if s.strip()]
-    except (OSError, json.JSONDecodeError) as e:
-        raise BshwError(f"cannot read trace {path}: {e}") from None
-    if not lines or lines[0].get("format") != FORMAT or lines[0].get("version") != VERSION:
-        raise BshwError(f"{path} is not a {FORMAT} version {VERSION} file")
-    return lines[0], lines[1:]
+        TrainConfig.from_dict(h["config"], "config")
+    except BshwError as e:
+        raise _Bad(line, str(e)) from None
+    layers = h["layers"]
+    if not isinstance(layers, list) or not layers:
+        raise _Bad(line, "layers: expected a non-empty list of {fan_in, fan_out, ...} objects")
+    shapes = []
+    for i, L in enumerate(layers):
+        if not isinstance(L, dict) or not all(_is_int(L.get(k)) and L.get(k) >= 1 for k in ("fan_in", "fan_out")):
+            raise _Bad(line, f"layers[{i}]: expected an object with whole numbers fan_in and fan_out >= 1")
+        if shapes and L["fan_in"] != shapes[-1][1]:
+            raise _Bad(line, f"layers[{i}].fan_in = {L['fan_in']}, expected the previous fan_out {shapes[-1][1]}")
+        shapes.append((L["fan_in"], L["fan_out"]))
+    w = h["init"].get("weights")
+    if not isinstance(w, list) or len(w) != len(shapes):
+        raise _Bad(line, f"init.weights: expected one [fan_in][fan_out] matrix per layer ({len(shapes)})")
+    for l, (i, o) in enumerate(shapes):
+        _matrix(w[l], i, o, f"init.weights[{l}]", line)
+    return shapes
+
+
+def _check_step(s, shapes: list, index: int, line: int):
+    if not isinstance(s, dict):
+        raise _Bad(line, f"a step line is a JSON {type(s).__name__}, expected an object")
+    missing = [k for k in STEP_KEYS if k not in s]
+    if missing:
+        raise _Bad(line, f"the step lacks {', '.join(missing)} (a step has {', '.join(STEP_KEYS)})")
+    if s["step"] != index or not _is_int(s["step"]):
+        raise _Bad(line, f"step = {s['step']!r:.30}, expected {index} (steps are numbered from 0 in order)")
+    n0, L = shapes[0][0], len(shapes)
+    labels, samples = s["labels"], s["samples"]
+    if not isinstance(labels, list) or not labels or not all(_is_int(t) and 0 <= t < shapes[-1][1] for t in labels):
+        raise _Bad(line, f"labels: expected a non-empty list of classes 0..{shapes[-1][1] - 1}")
+    if not isinstance(samples, list) or len(samples) != len(labels):
+        n = len(samples) if isinstance(samples, list) else type(samples).__name__
+        raise _Bad(line, f"samples has {n} entries, expected one per label ({len(labels)})")
+    for b, smp in enumerate(samples):
+        if not isinstance(smp, dict):
+            raise _Bad(line, f"samples[{b}] is not an object")
+        _int_list(smp.get("pixels"), n0, f"samples[{b}].pixels", line)
+        lay = smp.get("layers")
+        if not isinstance(lay, list) or len(lay) != L:
+            raise _Bad(line, f"samples[{b}].layers: expected one object per layer ({L})")
+        for l, e in enumerate(lay):
+            if not isinstance(e, dict):
+                raise _Bad(line, f"samples[{b}].layers[{l}] is not an object")
+            _int_list(e.get("y"), shapes[l][1], f"samples[{b}].layers[{l}].y", line)
+    upd = s["update"]
+    if not isinstance(upd, list) or len(upd) != L:
+        n = len(upd) if isinstance(upd, list) else type(upd).__name__
+        raise _Bad(line, f"update has {n} entries, expected one per layer ({L})")
+    for l, (u, (i, o)) in enumerate(zip(upd, shapes)):
+        if not isinstance(u, dict):
+            raise _Bad(line, f"update[{l}] is not an object")
+        for k in UPDATE_KEYS:
+            if k not in u:
+                raise _Bad(line, f"update[{l}] lacks {k}")
+            _matrix(u[k], i, o, f"update[{l}].{k}", line)
+    _int_list(s["lfsr_in_end"], n0, "lfsr_in_end", line)
+    if not isinstance(s["lfsr_end"], list) or len(s["lfsr_end"]) != L:
+        raise _Bad(line, f"lfsr_end: expected one entry per layer ({L})")
+    for l, v in enumerate(s["lfsr_end"]):
+        if v is not None:
+            _int_list(v, shapes[l][1], f"lfsr_end[{l}]", line)
+
+
+def load_trace(path, steps: int | None = None) -> tuple:
+    """``(header, [step records])`` of a golden trace (docs/arithmetic.md §11), every line checked.
+
+    ``steps``: read only the first N step lines (None: all). Raises one BshwError
+    ``"bad trace FILE: line N: what"`` for an unreadable or empty file, a header that is not an
+    object, lacks a key or has another format or version, a step line that is not JSON (a truncated
+    last line says so), lacks a key, or whose list lengths disagree with the header's layers
+    (pixels: the first fan_in; one label per sample; one update per layer of [fan_in][fan_out]
+    matrices), and for a trace without training steps.
+    """
+    if steps is not None and (not _is_int(steps) or steps < 1):
+        raise BshwError(f"steps = {steps!r}: a positive whole number or unset")
+    try:
+        return _load(path, steps)
+    except _Bad as e:
+        raise BshwError(f"bad trace {path}: line {e.line}: {e.what}") from None
+    except IsADirectoryError:
+        raise BshwError(f"bad trace {path}: it is a folder, not a file") from None
+    except OSError as e:
+        raise BshwError(f"bad trace {path}: cannot read it ({e.strerror or type(e).__name__})") from None
+
+
+def _load(path, steps):
+    header, shapes, records, n = None, None, [], 0
+    with open(path, "rb") as f:
+        for raw in f:
+            n += 1
+            if not raw.strip():
+                continue
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise _Bad(n, "not UTF-8 text") from None
+            try:
+                obj = json.loads(text)
+            except (json.JSONDecodeError, RecursionError) as e:
+                if not raw.endswith(b"\n") and n > 1:
+                    raise _Bad(n, "truncated: the last line ends mid-record (was the writer killed?)") from None
+                raise _Bad(n, f"not JSON ({str(e).splitlines()[0][:80]})") from None
+            if header is None:
+                shapes = _check_header(obj, n)
+                header = obj
+                continue
+            _check_step(obj, shapes, len(records), n)
+            records.append(obj)
+            if steps is not None and len(records) >= steps:
+                break
+    if header is None:
+        raise _Bad(max(n, 1), "empty file, expected a header line and training steps")
+    if not records:
+        raise _Bad(n + 1, "a trace with no training steps compares nothing")
+    return header, records
+
+
+def read_trace(path) -> tuple:
+    """``(header, [step records])`` of a trace file: :func:`load_trace` with every step."""
+    return load_trace(path)
 
 
 def add_arguments(p):
@@ -103,6 +267,11 @@ def add_arguments(p):
 
 def run(args) -> int:
     from golden.exact.params import config_from_args
+    from golden.io import check_writable
+
+    if not 1 <= args.steps <= 100_000:
+        raise BshwError(f"--steps {args.steps}: give a number of training steps from 1 to 100000")
+    check_writable(args.out, what="trace")
 
     cfg = config_from_args(args, ("hidden", "input_side", "batch", "weights", "data"),
                            {"mode": "exact", "seed": args.seed}, where="trace")

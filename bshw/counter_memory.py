@@ -1,0 +1,161 @@
+"""A layer's gradient counters in synchronous-read memory, walked row by row (docs/arithmetic.md §9,
+§15 "Counter memory").
+
+The ``fan_in x fan_out`` counters of a layer are stored one crossbar row per memory word, split by
+column groups into ``fan_out / bank_cols`` banks (``lib.memory.Memory`` with a synchronous read port,
+so synthesis maps each bank to block RAM). A two-stage pipeline walks the rows, one row per clock:
+
+- stage 1 presents the row address to every bank (and clears the row from the pending set);
+- stage 2 receives the row's counters, applies ``fan_out`` copies of the §9 rule
+  (:func:`bshw.periodic_carry.counter_next`) and writes the row back.
+
+Consecutive rows are distinct, so a write never meets a read of the same row. **Accumulate** walks
+only the rows whose input bit ``x_i`` is 1 (a row with ``x_i = 0`` adds nothing, §9), and no row at all
+when the layer's error ``dy`` is all zero; **carry** walks every row and sends each row's weight
+steps to the crossbar macro's update pins (bshw/macro.py) in stage 2.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.coding import PriorityEncoder
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from bshw.core import check_int
+from bshw.periodic_carry import _pack_rows, check_counter, counter_next
+
+# the pending-row search is two-level (a group of rows, then a row in it) to keep its logic depth
+# logarithmic in fan_in instead of one fan_in-long priority chain
+GROUP = 32
+
+
+def default_bank_cols(fan_out: int, counter_bits: int, max_bits: int = 256) -> int:
+    """The widest column group that divides ``fan_out`` and fits ``max_bits`` per word (at least 1)."""
+    best = 1
+    for c in range(1, fan_out + 1):
+        if fan_out % c == 0 and c * counter_bits <= max_bits:
+            best = c
+    return best
+
+
+class CounterMemory(wiring.Component):
+    """Counters of one layer in banked synchronous memory, with the accumulate / carry row walker (§9).
+
+    Parameters
+    ----------
+    fan_in, fan_out : int
+        Rows (inputs of the layer) and columns (neurons), each >= 1.
+    th, counter_bits : int
+        Carry threshold and counter width (§9, §12).
+    bank_cols : int or None
+        Columns per memory bank; must divide ``fan_out``. None: :func:`default_bank_cols`.
+    init : list of list of int or None
+        Initial counters ``[fan_in][fan_out]`` (None: all zero, §10).
+
+    Attributes
+    ----------
+    acc_start, carry_start : In(1)
+        Start a walk (one clock, while not ``busy``): accumulate ``x (outer) dy`` into the rows with
+        ``x_i = 1`` (none when ``dy`` is all zero), or carry every row.
+    x : In(fan_in)
+        The layer's binary inputs of the sample, held during an accumulate walk.
+    dy_en, dy_neg : In(fan_out)
+        The layer's ternary error on the §7 wire code, held during an accumulate walk.
+    busy : Out(1)
+        A walk is running.
+    upd, upd_row, pot, dep : Out
+        Carry stage 2: the row's potentiation / depression pulses for the crossbar macro.
+    host_row : In(range(fan_in)), host_we : In(1), host_wdata : In(ArrayLayout(signed(cb), fan_out))
+        Host write of a row (while not busy).
+    host_re : In(1), host_rdata : Out(ArrayLayout(signed(cb), fan_out))
+        Host read: ``host_rdata`` holds row ``host_row`` from the second clock after ``host_re``.
+    """
+
+    def __init__(self, fan_in: int, fan_out: int, th: int, counter_bits: int, *, bank_cols=None, init=None):
+        self.fan_in = check_int("fan_in", fan_in, 1)
+        self.fan_out = check_int("fan_out", fan_out, 1)
+        self.cmin, self.cmax = check_counter(th, counter_bits)
+        self.th, self.counter_bits = th, counter_bits
+        if bank_cols is None:
+            bank_cols = default_bank_cols(fan_out, counter_bits)
+        self.bank_cols = check_int("bank_cols", bank_cols, 1, fan_out)
+        if fan_out % bank_cols:
+            raise ValueError(f"bank_cols={bank_cols} does not divide the row of {fan_out} counters")
+        self.n_banks = fan_out // bank_cols
+        words = _pack_rows(init, fan_in, fan_out, counter_bits, self.cmin, self.cmax, "counter")
+        bw, mask = bank_cols * counter_bits, (1 << (bank_cols * counter_bits)) - 1
+        self.bank_init = [[(wd >> (b * bw)) & mask for wd in words] for b in range(self.n_banks)]
+        row = data.ArrayLayout(unsigned(counter_bits), fan_out)
+        rr = range(max(fan_in, 2))
+        super().__init__({
+            "acc_start": In(1), "carry_start": In(1), "x": In(fan_in), "dy_en": In(fan_out), "dy_neg": In(fan_out),
+            "busy": Out(1), "upd": Out(1), "upd_row": Out(rr), "pot": Out(fan_out), "dep": Out(fan_out),
+            "host_row": In(rr), "host_we": In(1), "host_wdata": In(row), "host_re": In(1), "host_rdata": Out(row),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        fi, fo, cb, bc = self.fan_in, self.fan_out, self.counter_bits, self.bank_cols
+        rr = range(max(fi, 2))
+
+        # -- stage 1: pick the next pending row (lowest index first) -----------------------------------
+        pending = Signal(fi)
+        carrying = Signal()  # the running walk is a carry
+        n_groups = (fi + GROUP - 1) // GROUP
+        groups = [pending[g * GROUP:min((g + 1) * GROUP, fi)] for g in range(n_groups)]
+        m.submodules.group_enc = genc = PriorityEncoder(max(n_groups, 2))
+        m.d.comb += genc.i.eq(Cat(*[g.any() for g in groups]))
+        m.submodules.row_enc = renc = PriorityEncoder(GROUP)
+        word = Signal(GROUP)
+        m.d.comb += word.eq(pending.word_select(genc.o, GROUP) if fi > GROUP else pending)
+        m.d.comb += renc.i.eq(word)
+        pick = Signal(rr)
+        m.d.comb += pick.eq(genc.o * GROUP + renc.o if fi > GROUP else renc.o)
+        issue = ~genc.n  # some row is pending
+
+        s2_valid = Signal()
+        s2_row = Signal(rr)
+        m.d.sync += s2_valid.eq(0)
+        with m.If(self.acc_start):  # §9: rows with x_i = 0, or an error of all zeros, add nothing
+            m.d.sync += [pending.eq(Mux(self.dy_en.any(), self.x, 0)), carrying.eq(0)]
+        with m.Elif(self.carry_start):  # §9 carry: every row
+            m.d.sync += [pending.eq(Const((1 << fi) - 1, fi)), carrying.eq(1)]
+        with m.Elif(issue):
+            m.d.sync += [pending.bit_select(pick, 1).eq(0), s2_valid.eq(1), s2_row.eq(pick)]
+        m.d.comb += self.busy.eq(pending.any() | s2_valid)
+
+        # -- the banks: one synchronous read port (walker or host) and one write port each ---------------
+        host_re_d = Signal()
+        m.d.sync += host_re_d.eq(self.host_re)
+        rd_row = Mux(issue, pick, self.host_row)
+        wr_data = []
+        for b in range(self.n_banks):
+            mem = Memory(shape=unsigned(bc * cb), depth=fi, init=self.bank_init[b])
+            m.submodules[f"bank{b}"] = mem
+            rd, wr = mem.read_port(), mem.write_port()
+            m.d.comb += rd.addr.eq(rd_row)
+            wr_data.append((rd, wr))
+
+        # -- stage 2: the §9 rule on the row read, written back ------------------------------------------
+        cur = Cat(*[rd.data for rd, _ in wr_data])
+        nxt, pot, dep = [], [], []
+        for j in range(fo):
+            c = cur[j * cb:(j + 1) * cb].as_signed()
+            g_en = self.dy_en[j] & ~carrying  # the row's x_i is 1: only such rows are walked
+            c_next, step = counter_next(m, c, g_en, self.dy_neg[j], s2_valid & ~carrying,
+                                        s2_valid & carrying, self.th, cb, name=f"c{j}")
+            nxt.append(c_next)
+            pot.append(step == 1)
+            dep.append(step == -1)
+        nxt = Cat(*nxt)
+        m.d.comb += [self.upd.eq(s2_valid & carrying), self.upd_row.eq(s2_row),
+                     self.pot.eq(Mux(self.upd, Cat(*pot), 0)), self.dep.eq(Mux(self.upd, Cat(*dep), 0))]
+        host_w = self.host_wdata.as_value()
+        for b, (rd, wr) in enumerate(wr_data):
+            sl = slice(b * bc * cb, (b + 1) * bc * cb)
+            m.d.comb += [wr.addr.eq(Mux(s2_valid, s2_row, self.host_row)),
+                         wr.en.eq(Mux(s2_valid, 1, self.host_we)),
+                         wr.data.eq(Mux(s2_valid, nxt[sl], host_w[sl]))]
+        with m.If(host_re_d):
+            m.d.sync += self.host_rdata.eq(cur)
+        return m

@@ -1,0 +1,337 @@
+"""The synthesizable periphery top: input samplers, neurons, counter memories and the sequencer,
+with one crossbar-macro interface per layer (docs/arithmetic.md §8, §15).
+
+Transaction interface (a bench hands over a whole sample, then reads the result):
+
+1. Set ``pixels`` (and ``label``), pulse ``start`` for one clock with ``op`` (:class:`Op`):
+   ``TRAIN`` (one sample: input draw, forward with X/A/B draws, backward, accumulate),
+   ``CARRY`` (the batch-end carry of every counter, §9), ``INFER`` (one stochastic vote, §8
+   "Inference"), ``BINARY`` (binary inference: no draws, ``x^0 = p >= 128``, ``x^l = y^l > 0``).
+2. ``busy`` rises with the next clock; ``done`` is high for the operation's last clock. Results
+   (``pred``, and with ``probes`` every sampled bit, sum and error) then hold until the next ``start``.
+
+Host ports (only while not busy): ``mem_layer``/``mem_row`` address a row of a layer; ``mem_we_w``
+programs the row's levels in the macro, ``mem_we_c`` writes its counters; ``mem_re`` reads both,
+``mem_rvalid`` marks when ``mem_rdata_w``/``mem_rdata_c`` hold the row. ``lfsr_sel`` addresses an LFSR
+in the trace header's order (``lfsr_in``, then ``lfsr`` layer by layer), ``lfsr_we``/``lfsr_wdata`` load
+it, ``lfsr_rdata`` reads it.
+
+Every stream draws exactly the §8 draws in order; :func:`bshw.core.op_cycles` gives the clocks per
+operation.
+"""
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, enum, wiring
+from amaranth.lib.wiring import In, Out
+
+from bshw.core import check_int, op_cycles  # noqa: F401  (op_cycles: the §15 clock formula)
+from bshw.counter_memory import CounterMemory
+from bshw.error_driver import TIE_RULES
+from bshw.input_sampler import InputSampler
+from bshw.leaves import LeafLibrary
+from bshw.macro import CrossbarMacroSignature
+from bshw.neuron_periphery import NeuronPeriphery, OutputNeuron
+
+
+class Op(enum.Enum, shape=2):
+    """Operation codes of the ``op`` port (§15)."""
+
+    TRAIN = 0
+    CARRY = 1
+    INFER = 2
+    BINARY = 3
+
+
+class BshwPeriphery(wiring.Component):
+    """The digital periphery of a fully connected binary stochastic network with on-chip learning.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Layer widths ``[n0, n1, ..., nL]`` (>= 2 entries).
+    params : dict
+        Resolved hardware parameters (``golden.exact.ExactParams.resolve``: noise_words, deriv_k, tie,
+        output, th, counter_bits, wmin, wmax); ``output`` must be ``onchip``.
+    seeds : dict or None
+        Reset states of the LFSRs as in the trace header's ``init`` (``lfsr_in``, ``lfsr``); None: all 1.
+    counters : list or None
+        Initial counters ``[fan_in][fan_out]`` per layer (None: zero, §10).
+    probes : bool
+        Add the debug probe outputs (every sampled bit, sum and error; the benches use them).
+    read_latency : int
+        Clocks from a macro read strobe to its data (>= 1), :class:`bshw.macro.CrossbarMacroSignature`.
+    bank_cols : int, list of int or None
+        Counter-memory columns per bank, for every layer or per layer (must divide the layer's
+        fan-out); None: :func:`bshw.counter_memory.default_bank_cols`.
+    prefix : str
+        Module-name prefix of the leaf cells (bshw/leaves.py).
+    """
+
+    def __init__(self, sizes, params: dict, *, seeds: dict | None = None, counters=None, probes: bool = False,
+                 read_latency: int = 1, bank_cols=None, prefix: str = "bshw_"):
+        sizes = [check_int("layer size", n, 1) for n in sizes]
+        if len(sizes) < 2:
+            raise ValueError(f"sizes needs an input and at least one layer, got {sizes!r}")
+        P = dict(params)
+        if P.get("output", "onchip") != "onchip":
+            raise ValueError(f"output = {P['output']!r}: the RTL implements the onchip output layer (§7)")
+        if P["tie"] not in TIE_RULES:
+            raise ValueError(f"tie rule {P['tie']!r}: choose one of {', '.join(TIE_RULES)}")
+        self.sizes, self.L, self.params, self.probes = sizes, len(sizes) - 1, P, bool(probes)
+        self.k = check_int("deriv_k", P["deriv_k"], 1, 4)
+        self.read_latency = check_int("read_latency", read_latency, 1, 16)
+        self.leaves = LeafLibrary(prefix)
+        L = self.L
+        if bank_cols is None or isinstance(bank_cols, int):
+            bank_cols = [bank_cols] * L
+        if len(bank_cols) != L:
+            raise ValueError(f"bank_cols needs one entry per layer ({L}), got {bank_cols!r}")
+        seeds = seeds or {}
+        lfsr_in = list(seeds.get("lfsr_in") or [1] * sizes[0])
+        lfsr = seeds.get("lfsr") or [[1] * n for n in sizes[1:]]
+        if len(lfsr_in) != sizes[0] or [len(s or []) for s in lfsr] != sizes[1:]:
+            raise ValueError(f"seeds need {sizes[0]} input and {sizes[1:]} neuron states")
+        self.seeds = {"lfsr_in": [check_int("input seed", s, 1, 0xFFFF) for s in lfsr_in],
+                      "lfsr": [[check_int("neuron seed", s, 1, 0xFFFFFFFF) for s in layer] for layer in lfsr]}
+        self.macros = [CrossbarMacroSignature(sizes[li], sizes[li + 1], P["wmin"], P["wmax"], backward=li > 0,
+                                              read_latency=read_latency) for li in range(L)]
+        self.counters = [CounterMemory(sizes[li], sizes[li + 1], P["th"], P["counter_bits"], bank_cols=bank_cols[li],
+                                       init=None if counters is None else counters[li]) for li in range(L)]
+        wb, cb = self.macros[0].wbits, P["counter_bits"]
+        self.w_row_bits = max(sizes[1:]) * wb
+        self.c_row_bits = max(sizes[1:]) * cb
+        self.n_streams = sum(sizes)
+        n_out = max(sizes[-1], 2)
+        sig = {"start": In(1), "op": In(Op), "busy": Out(1), "done": Out(1),
+               "pixels": In(data.ArrayLayout(8, sizes[0])), "label": In(range(n_out)), "pred": Out(range(n_out)),
+               "mem_layer": In(range(max(L, 2))), "mem_row": In(range(max(max(sizes[:-1]), 2))),
+               "mem_we_w": In(1), "mem_we_c": In(1), "mem_re": In(1), "mem_rvalid": Out(1),
+               "mem_wdata_w": In(self.w_row_bits), "mem_wdata_c": In(self.c_row_bits),
+               "mem_rdata_w": Out(self.w_row_bits), "mem_rdata_c": Out(self.c_row_bits),
+               "lfsr_sel": In(range(self.n_streams)), "lfsr_we": In(1), "lfsr_wdata": In(32), "lfsr_rdata": Out(32)}
+        for li, mac in enumerate(self.macros):
+            sig[f"xb{li + 1}"] = Out(mac)
+        if self.probes:
+            k = self.k
+            sig["x0"] = Out(sizes[0])
+            for li, mac in enumerate(self.macros):
+                n, l = sizes[li + 1], li + 1
+                sig.update({f"y{l}": Out(n * mac.yw), f"x{l}": Out(n), f"dy_en{l}": Out(n), f"dy_neg{l}": Out(n)})
+                if li < L - 1:
+                    dxw = self.macros[li + 1].dxw
+                    sig.update({f"a{l}": Out(k * n), f"b{l}": Out(k * n), f"d{l}": Out(n), f"dx{l}": Out(n * dxw),
+                                f"dz_en{l}": Out(n), f"dz_neg{l}": Out(n)})
+        super().__init__(sig)
+
+    def elaborate(self, platform):
+        m = Module()
+        L, k, sizes, P, lat = self.L, self.k, self.sizes, self.params, self.read_latency
+        xbs, leaves = [getattr(self, f"xb{li + 1}") for li in range(L)], self.leaves
+        busy = Signal()
+        op = Signal(Op)
+        binary, train = op == Op.BINARY, op == Op.TRAIN
+        m.d.comb += self.busy.eq(busy)
+        host = ~busy
+
+        # -- input samplers (§5), one leaf per pixel -------------------------------------------------
+        draw_in, restart = Signal(), Signal()
+        sel = lambda s: self.lfsr_we & host & (self.lfsr_sel == s)  # noqa: E731
+        x0_bits, states = [], []
+        for i, seed in enumerate(self.seeds["lfsr_in"]):
+            c = InputSampler(seed, seed_port=True)
+            m.submodules[f"pixel{i}"] = leaves.instance("input_sampler", lambda: InputSampler(seed_port=True), c)
+            m.d.comb += [c.seed.eq(seed), c.pixel.eq(self.pixels[i]), c.draw.eq(draw_in), c.load.eq(sel(i)),
+                         c.load_value.eq(self.lfsr_wdata)]
+            x0_bits.append(c.x)
+            states.append(c.r)
+        # named nets for the buses many cells read: the Verilog refers to them by name instead of
+        # repeating their bit lists at every reader
+        x0 = Signal(sizes[0], name="x0_bits")
+        m.d.comb += x0.eq(Cat(*x0_bits))
+
+        # -- neurons (§4, §6, §7), one leaf per neuron ------------------------------------------------
+        draw = [Signal(name=f"draw{li + 1}") for li in range(L)]
+        layer_x, dy_en, dy_neg, cells = [], [], [], []
+        stream = sizes[0]
+        for li in range(L):
+            n, mac, hidden = sizes[li + 1], self.macros[li], li < L - 1
+            if hidden:
+                up = self.macros[li + 1]
+                args = (mac.yw, up.dxw, k, P["tie"], tuple(P["noise_words"]), sizes[li + 2])
+                make = lambda a=args: NeuronPeriphery(*a, seed_port=True)  # noqa: E731
+                name = f"neuron_l{li + 1}"
+            else:
+                args = (mac.yw, tuple(P["noise_words"]))
+                make = lambda a=args: OutputNeuron(*a, seed_port=True)  # noqa: E731
+                name = "output_neuron"
+            layer_cells = []
+            for j, seed in enumerate(self.seeds["lfsr"][li]):
+                c = (NeuronPeriphery(*args, init=seed, seed_port=True) if hidden
+                     else OutputNeuron(*args, init=seed, seed_port=True))
+                m.submodules[f"l{li + 1}_neuron{j}"] = leaves.instance(name, make, c)
+                m.d.comb += [c.seed.eq(seed), c.y.eq(xbs[li].y[j]), c.draw.eq(draw[li]),
+                             c.load.eq(sel(stream + j)), c.load_value.eq(self.lfsr_wdata)]
+                if hidden:
+                    m.d.comb += c.restart.eq(restart)
+                states.append(c.state)
+                layer_cells.append(c)
+            stream += n
+            cells.append(layer_cells)
+            xl = Signal(n, name=f"x{li + 1}_bits")
+            m.d.comb += xl.eq(Cat(*[c.x for c in layer_cells]))
+            layer_x.append(xl)
+        target = Signal(sizes[-1])
+        m.d.comb += target.eq(Const(1, sizes[-1]) << self.label)
+        for li in range(L):
+            en, neg = Signal(sizes[li + 1], name=f"dy_en{li + 1}_bits"), Signal(sizes[li + 1], name=f"dy_neg{li + 1}_bits")
+            if li < L - 1:  # §7: sign of dx on this layer's rows of the macro above, tie rule, dy = dz d
+                dx = xbs[li + 1].dx
+                for j, c in enumerate(cells[li]):
+                    m.d.comb += c.dx.eq(dx[j])
+                m.d.comb += [en.eq(Cat(*[c.en for c in cells[li]])), neg.eq(Cat(*[c.neg for c in cells[li]]))]
+            else:  # §7 onchip output: dy = x - t
+                m.d.comb += [en.eq(layer_x[li] ^ target), neg.eq(target & ~layer_x[li])]
+            dy_en.append(en)
+            dy_neg.append(neg)
+        for li in range(L - 1):  # the `gated` tie rule sees the layer above's en lines
+            for c in cells[li]:
+                m.d.comb += c.upper_en.eq(dy_en[li + 1])
+
+        # -- the macros' drive: binary rows and ternary columns (§2, §8) -------------------------------
+        pix_msb = Cat(*[self.pixels[i][7] for i in range(sizes[0])])
+        xsrc = [Signal(n, name=f"row_drive{li + 1}") for li, n in enumerate(sizes[:-1])]
+        m.d.comb += xsrc[0].eq(Mux(binary, pix_msb, x0))
+        for li in range(L - 1):
+            ypos = Cat(*[xbs[li].y[j] > 0 for j in range(sizes[li + 1])])
+            m.d.comb += xsrc[li + 1].eq(Mux(binary, ypos, layer_x[li]))
+        for li in range(L):
+            m.d.comb += xbs[li].x.eq(xsrc[li])
+            if li > 0:
+                m.d.comb += [xbs[li].dy_en.eq(dy_en[li]), xbs[li].dy_neg.eq(dy_neg[li])]
+
+        # -- counter memories (§9) and the host's row port -------------------------------------------
+        acc_start, carry_start = Signal(), Signal()
+        for li, cm in enumerate(self.counters):
+            m.submodules[f"counters{li + 1}"] = cm
+            xb, here = xbs[li], host & (self.mem_layer == li)
+            cb, n = cm.counter_bits, cm.fan_out
+            m.d.comb += [cm.acc_start.eq(acc_start), cm.carry_start.eq(carry_start), cm.x.eq(xsrc[li]),
+                         cm.dy_en.eq(dy_en[li]), cm.dy_neg.eq(dy_neg[li]),
+                         xb.upd.eq(cm.upd), xb.upd_row.eq(cm.upd_row), xb.pot.eq(cm.pot), xb.dep.eq(cm.dep),
+                         cm.host_row.eq(self.mem_row), cm.host_we.eq(self.mem_we_c & here),
+                         cm.host_wdata.eq(self.mem_wdata_c[:n * cb]), cm.host_re.eq(self.mem_re & here),
+                         xb.prog_row.eq(self.mem_row), xb.prog_we.eq(self.mem_we_w & here),
+                         xb.prog_re.eq(self.mem_re & here),
+                         xb.prog_wdata.eq(self.mem_wdata_w[:n * self.macros[li].wbits])]
+        with m.Switch(self.mem_layer):
+            for li in range(L):
+                with m.Case(li):
+                    m.d.comb += [self.mem_rdata_w.eq(xbs[li].prog_rdata.as_value()),
+                                 self.mem_rdata_c.eq(self.counters[li].host_rdata.as_value())]
+        rvalid = Signal(max(lat, 2))  # the macro answers after `lat` clocks, the counters after 2
+        m.d.sync += rvalid.eq(Cat(self.mem_re & host, rvalid))
+        m.d.comb += self.mem_rvalid.eq(rvalid[-1])
+        m.d.comb += self.lfsr_rdata.eq(Array(states)[self.lfsr_sel])
+        walking = Cat(*[cm.busy for cm in self.counters]).any()
+
+        # argmax of the output sums, lowest index on ties (§8 inference)
+        yo = xbs[-1].y
+        best, best_y = Const(0, self.pred.shape()), yo[0]
+        for j in range(1, sizes[-1]):
+            take = yo[j] > best_y
+            best, best_y = Mux(take, j, best), Mux(take, yo[j], best_y)
+        m.d.comb += self.pred.eq(best)
+
+        if self.probes:
+            m.d.comb += self.x0.eq(x0)
+            for li in range(L):
+                l = li + 1
+                m.d.comb += [getattr(self, f"y{l}").eq(xbs[li].y.as_value()), getattr(self, f"x{l}").eq(layer_x[li]),
+                             getattr(self, f"dy_en{l}").eq(dy_en[li]), getattr(self, f"dy_neg{l}").eq(dy_neg[li])]
+                if li < L - 1:
+                    cs = cells[li]
+                    m.d.comb += [getattr(self, f"a{l}").eq(Cat(*[c.a[mm] for mm in range(k) for c in cs])),
+                                 getattr(self, f"b{l}").eq(Cat(*[c.b[mm] for mm in range(k) for c in cs])),
+                                 getattr(self, f"d{l}").eq(Cat(*[c.d for c in cs])),
+                                 getattr(self, f"dx{l}").eq(xbs[li + 1].dx.as_value()),
+                                 getattr(self, f"dz_en{l}").eq(Cat(*[c.dz_en for c in cs])),
+                                 getattr(self, f"dz_neg{l}").eq(Cat(*[c.dz_neg for c in cs]))]
+
+        # -- sequencer (§8 order; the clocks of each phase in bshw.core.op_cycles) -------------------------------
+        dcount = Signal(range(2 * k + 2))
+        wcount = Signal(range(max(lat, 2)))
+
+        def read_then(state, strobe, go):
+            """``state`` strobes a macro read; ``go()`` picks the next state once its data is valid."""
+            with m.State(state):
+                m.d.comb += strobe.eq(1)
+                if lat == 1:
+                    go()
+                else:
+                    m.d.sync += wcount.eq(0)
+                    m.next = state + "_WAIT"
+            if lat > 1:
+                with m.State(state + "_WAIT"):
+                    with m.If(wcount == lat - 2):
+                        go()
+                    with m.Else():
+                        m.d.sync += wcount.eq(wcount + 1)
+
+        def after_draws(li):
+            if li < L - 1:
+                m.next = f"FWD{li + 1}"
+            else:
+                m.next = f"BWD{L - 1}" if L > 1 else "ACC"
+
+        with m.FSM(init="IDLE"):
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += [op.eq(self.op), dcount.eq(0), busy.eq(1)]
+                    m.d.comb += restart.eq(1)  # the next draw of every neuron is X (§6)
+                    with m.Switch(self.op):
+                        with m.Case(Op.TRAIN, Op.INFER):
+                            m.next = "SAMPLE"
+                        with m.Case(Op.BINARY):
+                            m.next = "FWD0"
+                        with m.Case(Op.CARRY):  # §9: every layer's counters walk every row at once
+                            m.d.comb += carry_start.eq(1)
+                            m.next = "WALK"
+            with m.State("SAMPLE"):  # §5: every pixel's I16 stream draws once
+                m.d.comb += draw_in.eq(1)
+                m.next = "FWD0"
+            for li in range(L):
+                hidden = li < L - 1
+
+                def go(li=li, hidden=hidden):
+                    with m.If(binary):
+                        m.next = f"FWD{li + 1}" if hidden else "FIN"
+                    with m.Elif(train | hidden):
+                        m.next = f"DRAW{li}"
+                    with m.Else():  # stochastic inference: the output layer draws nothing
+                        m.next = "FIN"
+
+                read_then(f"FWD{li}", xbs[li].fwd, go)  # §2 forward: all column sums at once
+                with m.State(f"DRAW{li}"):  # §6: X, A1, B1, ..., Ak, Bk (hidden, training) or X only
+                    m.d.comb += draw[li].eq(1)
+                    last = (dcount == 2 * k) if hidden else Const(1)
+                    with m.If(last | ~train):
+                        m.d.sync += dcount.eq(0)
+                        after_draws(li)
+                    with m.Else():
+                        m.d.sync += dcount.eq(dcount + 1)
+                if li > 0:  # §7: dx on layer li's rows from macro li + 1, top layer down
+                    def back(li=li):
+                        m.next = f"BWD{li - 1}" if li > 1 else "ACC"
+
+                    read_then(f"BWD{li}", xbs[li].bwd, back)
+            with m.State("ACC"):  # §9: every layer accumulates x (outer) dy at once, rows with x_i = 1
+                m.d.comb += acc_start.eq(1)
+                m.next = "WALK"
+            with m.State("WALK"):
+                with m.If(~walking):
+                    m.next = "FIN"
+            with m.State("FIN"):
+                m.d.comb += self.done.eq(1)
+                m.d.sync += busy.eq(0)
+                m.next = "IDLE"
+        return m
