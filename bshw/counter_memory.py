@@ -22,7 +22,8 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from bshw.core import check_int
-from bshw.periodic_carry import _pack_rows, check_counter, counter_next
+from bshw.leaves import LeafLibrary
+from bshw.periodic_carry import CounterRule, _pack_rows, check_counter
 
 # the pending-row search is two-level (a group of rows, then a row in it) to keep its logic depth
 # logarithmic in fan_in instead of one fan_in-long priority chain
@@ -51,6 +52,9 @@ class CounterMemory(wiring.Component):
         Columns per memory bank; must divide ``fan_out``. None: :func:`default_bank_cols`.
     init : list of list of int or None
         Initial counters ``[fan_in][fan_out]`` (None: all zero, §10).
+    leaves : bshw.leaves.LeafLibrary or None
+        Where the per-column rule (:class:`bshw.periodic_carry.CounterRule`) is emitted once and
+        instantiated per column; None: a library of this memory's own.
 
     Attributes
     ----------
@@ -71,7 +75,8 @@ class CounterMemory(wiring.Component):
         Host read: ``host_rdata`` holds row ``host_row`` from the second clock after ``host_re``.
     """
 
-    def __init__(self, fan_in: int, fan_out: int, th: int, counter_bits: int, *, bank_cols=None, init=None):
+    def __init__(self, fan_in: int, fan_out: int, th: int, counter_bits: int, *, bank_cols=None, init=None,
+                 leaves: LeafLibrary | None = None):
         self.fan_in = check_int("fan_in", fan_in, 1)
         self.fan_out = check_int("fan_out", fan_out, 1)
         self.cmin, self.cmax = check_counter(th, counter_bits)
@@ -82,6 +87,7 @@ class CounterMemory(wiring.Component):
         if fan_out % bank_cols:
             raise ValueError(f"bank_cols={bank_cols} does not divide the row of {fan_out} counters")
         self.n_banks = fan_out // bank_cols
+        self.leaves = leaves if leaves is not None else LeafLibrary()
         words = _pack_rows(init, fan_in, fan_out, counter_bits, self.cmin, self.cmax, "counter")
         bw, mask = bank_cols * counter_bits, (1 << (bank_cols * counter_bits)) - 1
         self.bank_init = [[(wd >> (b * bw)) & mask for wd in words] for b in range(self.n_banks)]
@@ -138,18 +144,18 @@ class CounterMemory(wiring.Component):
 
         # -- stage 2: the §9 rule on the row read, written back ------------------------------------------
         cur = Cat(*[rd.data for rd, _ in wr_data])
-        nxt, pot, dep = [], [], []
-        for j in range(fo):
-            c = cur[j * cb:(j + 1) * cb].as_signed()
-            g_en = self.dy_en[j] & ~carrying  # the row's x_i is 1: only such rows are walked
-            c_next, step = counter_next(m, c, g_en, self.dy_neg[j], s2_valid & ~carrying,
-                                        s2_valid & carrying, self.th, cb, name=f"c{j}")
-            nxt.append(c_next)
-            pot.append(step == 1)
-            dep.append(step == -1)
-        nxt = Cat(*nxt)
-        m.d.comb += [self.upd.eq(s2_valid & carrying), self.upd_row.eq(s2_row),
-                     self.pot.eq(Mux(self.upd, Cat(*pot), 0)), self.dep.eq(Mux(self.upd, Cat(*dep), 0))]
+        acc, carry = Signal(), Signal()
+        m.d.comb += [acc.eq(s2_valid & ~carrying), carry.eq(s2_valid & carrying)]
+        nxt, pot, dep = Signal(fo * cb), Signal(fo), Signal(fo)
+        th = self.th
+        for j in range(fo):  # §9, one lane per column; only rows with x_i = 1 are walked, so g = dy
+            lane = CounterRule(th, cb)
+            m.submodules[f"lane{j}"] = self.leaves.instance(
+                f"counter_rule_c{cb}_th{th}", lambda: CounterRule(th, cb), lane, clocked=False)
+            m.d.comb += [lane.c.eq(cur[j * cb:(j + 1) * cb]), lane.g_en.eq(self.dy_en[j]),
+                         lane.g_neg.eq(self.dy_neg[j]), lane.acc.eq(acc), lane.carry.eq(carry),
+                         nxt[j * cb:(j + 1) * cb].eq(lane.c_next), pot[j].eq(lane.pot), dep[j].eq(lane.dep)]
+        m.d.comb += [self.upd.eq(carry), self.upd_row.eq(s2_row), self.pot.eq(pot), self.dep.eq(dep)]
         host_w = self.host_wdata.as_value()
         for b, (rd, wr) in enumerate(wr_data):
             sl = slice(b * bc * cb, (b + 1) * bc * cb)

@@ -33,17 +33,18 @@ class LeafLibrary:
         self.prefix = prefix
         self._factories = {}
 
-    def instance(self, name: str, factory, cell: wiring.Component) -> Instance:
+    def instance(self, name: str, factory, cell: wiring.Component, *, clocked: bool = True) -> Instance:
         """An ``Instance`` of module ``prefix + name`` wired to ``cell``'s own port signals.
 
         ``factory()`` builds the cell to emit the module from (called once, by :meth:`verilog`);
         ``cell`` is a cell of the same parameters whose ports the parent drives and reads - it is
-        never elaborated itself.
+        never elaborated itself. ``clocked``: the module has clock and reset ports (False for a
+        purely combinational cell).
         """
         modname = self.prefix + name
         self._factories.setdefault(modname, factory)
         _silence(cell)  # a port holder, elaborated only through its module
-        ports = {"i_clk": ClockSignal(), "i_rst": ResetSignal()}
+        ports = {"i_clk": ClockSignal(), "i_rst": ResetSignal()} if clocked else {}
         for pname, member in cell.signature.members.items():
             ports[("i_" if member.flow == wiring.In else "o_") + pname] = getattr(cell, pname)
         return Instance(modname, **ports)

@@ -47,6 +47,39 @@ def counter_next(m, c, g_en, g_neg, acc, carry, th, counter_bits, name="cnt"):
     return c_next, step
 
 
+class CounterRule(wiring.Component):
+    """The §9 rule of one counter, no storage: the lane a counter memory applies to each column of the
+    row it reads (bshw/counter_memory.py), emitted once and instantiated per column (bshw/leaves.py).
+
+    Attributes
+    ----------
+    c : In(signed(cb))
+        The counter read from memory.
+    g_en, g_neg : In(1)
+        The ternary gradient ``x * dy`` on the §7 wire code.
+    acc, carry : In(1)
+        Accumulate / carry this row (see :func:`counter_next`).
+    c_next : Out(signed(cb))
+        The counter to write back.
+    pot, dep : Out(1)
+        The carry's weight step: potentiation (+1) / depression (-1) pulse (only with ``carry``).
+    """
+
+    def __init__(self, th: int, counter_bits: int):
+        check_counter(th, counter_bits)
+        self.th, self.counter_bits = th, counter_bits
+        super().__init__({"c": In(signed(counter_bits)), "g_en": In(1), "g_neg": In(1), "acc": In(1),
+                          "carry": In(1), "c_next": Out(signed(counter_bits)), "pot": Out(1), "dep": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        c_next, step = counter_next(m, self.c, self.g_en, self.g_neg, self.acc, self.carry, self.th,
+                                    self.counter_bits)
+        m.d.comb += [self.c_next.eq(c_next), self.pot.eq(self.carry & (step == 1)),
+                     self.dep.eq(self.carry & (step == -1))]
+        return m
+
+
 class PeriodicCarry(wiring.Component):
     """One synapse: saturating ``cb``-bit gradient counter and its carry into the weight (§9).
 

@@ -96,7 +96,8 @@ class BshwPeriphery(wiring.Component):
         self.macros = [CrossbarMacroSignature(sizes[li], sizes[li + 1], P["wmin"], P["wmax"], backward=li > 0,
                                               read_latency=read_latency) for li in range(L)]
         self.counters = [CounterMemory(sizes[li], sizes[li + 1], P["th"], P["counter_bits"], bank_cols=bank_cols[li],
-                                       init=None if counters is None else counters[li]) for li in range(L)]
+                                       init=None if counters is None else counters[li], leaves=self.leaves)
+                         for li in range(L)]
         wb, cb = self.macros[0].wbits, P["counter_bits"]
         self.w_row_bits = max(sizes[1:]) * wb
         self.c_row_bits = max(sizes[1:]) * cb
@@ -157,7 +158,9 @@ class BshwPeriphery(wiring.Component):
             n, mac, hidden = sizes[li + 1], self.macros[li], li < L - 1
             if hidden:
                 up = self.macros[li + 1]
-                args = (mac.yw, up.dxw, k, P["tie"], tuple(P["noise_words"]), sizes[li + 2])
+                # n_upper = 1: the `gated` rule's OR over the layer above's en lines is one gate per
+                # layer (below), its output shared by the layer's neurons (§7)
+                args = (mac.yw, up.dxw, k, P["tie"], tuple(P["noise_words"]), 1)
                 make = lambda a=args: NeuronPeriphery(*a, seed_port=True)  # noqa: E731
                 name = f"neuron_l{li + 1}"
             else:
@@ -193,9 +196,11 @@ class BshwPeriphery(wiring.Component):
                 m.d.comb += [en.eq(layer_x[li] ^ target), neg.eq(target & ~layer_x[li])]
             dy_en.append(en)
             dy_neg.append(neg)
-        for li in range(L - 1):  # the `gated` tie rule sees the layer above's en lines
+        for li in range(L - 1):  # §7 `gated`: one OR over the layer above's en lines
+            upper_any = Signal(name=f"upper_any{li + 1}")
+            m.d.comb += upper_any.eq(dy_en[li + 1].any())
             for c in cells[li]:
-                m.d.comb += c.upper_en.eq(dy_en[li + 1])
+                m.d.comb += c.upper_en.eq(upper_any)
 
         # -- the macros' drive: binary rows and ternary columns (§2, §8) -------------------------------
         pix_msb = Cat(*[self.pixels[i][7] for i in range(sizes[0])])

@@ -156,8 +156,11 @@ TOML_CMDS = {"train": ["train"], "rtl": ["rtl", "--out", "rtl"], "trace": ["trac
 SUBPROCESS_TOML = {("train", "train-not-table"), ("rtl", "train-not-table"), ("trace", "train-not-table")}
 
 
-@pytest.mark.parametrize("cmd", list(TOML_CMDS))
-@pytest.mark.parametrize("case", list(TOMLS))
+# bshw trace's --seed (default 0) always overrides the file's seed, so a bad seed there is no error
+TOML_PAIRS = [(c, k) for k in TOMLS for c in TOML_CMDS if (c, k) != ("trace", "seed-string")]
+
+
+@pytest.mark.parametrize("case, cmd", [(k, c) for c, k in TOML_PAIRS], ids=[f"{k}-{c}" for c, k in TOML_PAIRS])
 def test_bad_config_file(case, cmd, tmp_path, capsys, monkeypatch):
     text, needle = TOMLS[case]
     run_case(tmp_path, [*TOML_CMDS[cmd], "--config", "c.toml"], ["c.toml", needle], {"c.toml": text},

@@ -133,5 +133,9 @@ def config_from_args(args, keys, fixed: dict | None = None, where: str = "cli"):
             raise BshwError(f"--hw is not valid JSON: {e}") from None
     over.update(fixed or {"mode": "exact"})
     if getattr(args, "config", None):
-        return TrainConfig.from_toml(args.config, over)
+        d = TrainConfig.read_toml(args.config)
+        d.update(over)
+        if d.get("mode") == "exact":
+            d.setdefault("weights", DEFAULT_NET["weights"])  # the hardware's INT8 (§1), not fp32
+        return TrainConfig.from_dict(d, where=str(args.config))
     return TrainConfig.from_dict({**DEFAULT_NET, **over}, where=where)
