@@ -309,7 +309,8 @@ def _design_key(toplevel: str, params: dict) -> str:
     """Hash of the DUT's parameters and of the RTL sources (bshw/, sim/*top*.py): an emitted file
     with the same key is reused (Amaranth's conversion through Yosys costs seconds)."""
     h = hashlib.sha1(json.dumps([toplevel, params], sort_keys=True).encode())
-    for src in sorted([*(ROOT / "bshw").glob("*.py"), *(ROOT / "sim").glob("*top*.py")]):
+    for src in sorted([*(ROOT / "bshw").glob("*.py"), *(ROOT / "bshw").glob("verilog/*.v"),
+                       *(ROOT / "sim").glob("*top*.py")]):
         h.update(src.name.encode() + src.read_bytes())
     return h.hexdigest()
 
@@ -320,7 +321,8 @@ def run_component(bench: str, params: dict | None = None, *, build_dir, knobs: d
     """Emit the DUT of bench module ``sim.<bench>`` and run that module's tests against it.
 
     The module provides ``DEFAULTS`` (the DUT's parameters), ``KNOBS`` (the bench's own settings:
-    cycles, sweeps) and ``make_dut(params) -> (toplevel name, Amaranth component)``. ``params``
+    cycles, sweeps), ``make_dut(params) -> (toplevel name, Amaranth component)`` and optionally
+    ``extra_sources(params)`` (Verilog files the component instantiates). ``params``
     and ``knobs`` override some of them; both reach the bench as ``$BSHW_SIM_PARAMS`` (JSON), so
     its model uses the configuration the RTL was built with. The design is emitted into
     ``build_dir/<toplevel>-<hash of params>/`` (reused while the parameters and bshw/ sources
@@ -350,7 +352,8 @@ def run_component(bench: str, params: dict | None = None, *, build_dir, knobs: d
         atomic_write_text(stamp, json.dumps({"key": key, "toplevel": toplevel, "file": src.name,
                                              "params": dut_params}) + "\n")
     env = {PARAMS_ENV: json.dumps({**dut_params, **bench_knobs}), **(extra_env or {})}
-    result = run_bench(toplevel, [src], name, build_dir=folder, seed=seed, waves=waves, simulator=simulator,
+    extra = [Path(str(f)) for f in mod.extra_sources(dut_params)] if hasattr(mod, "extra_sources") else []
+    result = run_bench(toplevel, [src, *extra], name, build_dir=folder, seed=seed, waves=waves, simulator=simulator,
                        extra_env=env, testcase=testcase)
     result["params"], result["knobs"] = dut_params, bench_knobs
     return result

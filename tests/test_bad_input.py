@@ -41,11 +41,12 @@ def _env():
 
 
 def snapshot(root: Path) -> dict:
-    """Every file and folder under ``root`` (hidden ones too) with size and mtime."""
+    """Every file and folder under ``root`` (hidden ones too): files with size and mtime, folders by
+    name only (a lock file made and removed again touches a folder's mtime, not its contents)."""
     out = {}
     for p in sorted(root.rglob("*")):
         st = p.lstat()
-        out[str(p.relative_to(root))] = (p.is_dir(), st.st_size, st.st_mtime_ns)
+        out[str(p.relative_to(root))] = ("dir",) if p.is_dir() else (st.st_size, st.st_mtime_ns)
     return out
 
 

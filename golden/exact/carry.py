@@ -28,7 +28,8 @@ def accumulate(c: torch.Tensor, x: torch.Tensor, dy: torch.Tensor, cbits: int, b
     else:
         lo, hi = -bound, bound
     if hi + len(x) <= cmax and lo - len(x) >= cmin:  # cannot saturate: one exact matmul
-        g = x.T.float() @ dy.to(torch.float32)  # exact: |sum| <= B < 2^24
+        dt = torch.float32 if c.device.type == "cpu" else torch.float64  # no TF32 on accelerators
+        g = x.T.to(dt) @ dy.to(dt)  # exact: |sum| <= B < 2^24
         return c + g.to(c.dtype)
     x, dy = x.to(c.dtype), dy.to(c.dtype)
     for b in range(len(x)):  # may saturate: the hardware's per-sample order

@@ -87,7 +87,8 @@ class ExactLearner:
 
     def _wfloat(self, l: int, bound: int) -> torch.Tensor:
         """``W[l]`` as the float type that holds its products exactly (cached until W changes)."""
-        dt = torch.float32 if bound < (1 << 24) else torch.float64
+        # float64 off the CPU: an accelerator may run float32 products in reduced precision (TF32)
+        dt = torch.float32 if bound < (1 << 24) and self.device.type == "cpu" else torch.float64
         w = self._wf[l]
         if w is None or w.dtype != dt:
             w = self._wf[l] = self.W[l].to(dt)
