@@ -164,4 +164,5 @@ class CounterMemory(wiring.Component):
                          wr.data.eq(Mux(s2_valid, nxt[sl], host_w[sl]))]
         with m.If(host_re_d):
             m.d.sync += self.host_rdata.eq(cur)
+        self._stage2 = (s2_valid, carrying, [wr for _, wr in wr_data])  # for fault injection (sim/mutations.py)
         return m

@@ -43,12 +43,22 @@ def u(handle) -> int:
     return v.to_unsigned() if hasattr(v, "to_unsigned") else int(v)
 
 
-def _load_json_lines(path):
-    with open(path) as f:
-        lines = [json.loads(s) for s in f if s.strip()]
-    if not lines or lines[0].get("format") != "bshw-exact-trace" or lines[0].get("version") != 1:
+def _read_trace(path, limit=None):
+    """``(header, steps)``: the steps are read one line at a time (a paper-size trace is large)."""
+    f = open(path)
+    header = json.loads(f.readline())
+    if header.get("format") != "bshw-exact-trace" or header.get("version") != 1:
         raise ValueError(f"{path} is not a bshw-exact-trace version 1 file")
-    return lines[0], lines[1:]
+
+    def steps():
+        with f:
+            for n, line in enumerate(f):
+                if limit is not None and n >= limit:
+                    return
+                if line.strip():
+                    yield json.loads(line)
+
+    return header, steps()
 
 
 class Net:
@@ -183,13 +193,12 @@ async def network_matches_golden(dut):
     """Training steps of a golden trace, bit for bit; then inference predictions."""
     with open(os.environ["BSHW_NET_DESC"]) as f:
         desc = json.load(f)
-    header, steps = _load_json_lines(os.environ["BSHW_NET_TRACE"])
     limit = os.environ.get("BSHW_NET_STEPS", "").strip()
-    steps = steps[: int(limit)] if limit else steps
+    header, steps = _read_trace(os.environ["BSHW_NET_TRACE"], int(limit) if limit else None)
     macro = os.environ.get("BSHW_NET_MACRO", "numpy")
     sizes, k = desc["sizes"], desc["params"]["deriv_k"]
-    dut._log.info("network %s (%s macros), trace seed %s, %d steps (rerun with SEED=%s)", "-".join(map(str, sizes)),
-                  macro, header["seed"], len(steps), util.regression_seed())
+    dut._log.info("network %s (%s macros), trace seed %s, %s steps (rerun with SEED=%s)", "-".join(map(str, sizes)),
+                  macro, header["seed"], limit or "all", util.regression_seed())
     if header["params"] != desc["params"] or [x["fan_in"] for x in header["layers"]] != sizes[:-1]:
         raise AssertionError("the trace was made for other hardware parameters or sizes than this RTL")
     t0 = time.perf_counter()
@@ -206,8 +215,9 @@ async def network_matches_golden(dut):
             netio.row_mismatch("counter", li + 1, init["counters"][li], C, "after loading")
         assert msg is None, msg
     layout = netio.probe_layout(desc)
-    compared = samples = 0
+    compared = samples = n_steps = 0
     for step in steps:
+        n_steps += 1
         s = step["step"]
         for b, rec in enumerate(step["samples"]):
             n = await net.op("train", rec["pixels"], step["labels"][b])
@@ -270,6 +280,6 @@ async def network_matches_golden(dut):
     cycles = int(get_sim_time("ns") // PERIOD_NS)
     wall = time.perf_counter() - t0
     per = {name: sum(v) / len(v) for name, v in net.cycles.items()}
-    util.record("network_matches_golden", steps=len(steps), samples=samples, compared=compared, cycles=cycles,
+    util.record("network_matches_golden", steps=n_steps, samples=samples, compared=compared, cycles=cycles,
                 wall_s=wall, cycles_per_s=cycles / wall if wall else 0.0, infer=infer_n, infer_agree=agree,
                 train_wall_s=train_s, train_cycles=train_cycles, op_cycles=per, macro=macro)

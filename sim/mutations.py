@@ -1,6 +1,6 @@
 """Mutation check of the regression: break one rule of the RTL, show that a named bench catches it.
 
-Each mutant is the network top built with one rule of docs/arithmetic.md broken, paired with the
+Each mutant is the periphery top built with one rule of docs/arithmetic.md broken, paired with the
 golden trace it is run against (some rules only matter in some situations: the `gated` tie rule's
 no-error gate matters where a layer above often drives no error at all, i.e. a narrow upper hidden
 layer). ``python -m sim.mutations`` (``make mutants``) runs them all and prints which bench caught
@@ -26,13 +26,15 @@ TRACES = {
     "deep": ({"hidden": (8, 2), "input_side": 4, "hw": {"deriv_k": 1}}, 4, 10),
 }
 
-# name -> (what is broken, trace, parameter change or None, the probe that must catch it)
+# name -> (what is broken, trace, parameter change or None, the signal that must catch it)
 MUTANTS = {
     "tie-zero": ("ties give dz = 0 (rule `zero`) where the spec's `gated` gives +1", "default",
                  {"tie": "zero"}, "dz_en"),
     "no-gate": ("the no-error gate is dropped: ties always give +1 (rule `plus`)", "deep", {"tie": "plus"}, "dz_en"),
     "swap-ab": ("A and B swapped in the derivative: d = B AND NOT A", "default", None, "d1"),
-    "th-off-by-one": ("carry threshold th + 1 instead of th", "default", {"th": "+1"}, "carry"),
+    "th-off-by-one": ("carry threshold th + 1 instead of th", "default", {"th": "+1"}, "carry pulse"),
+    "acc-skip-row": ("the accumulate walk drops the write-back of its first row with x_i = 1", "default", None,
+                     "counter before carry"),
 }
 
 
@@ -48,6 +50,32 @@ def _swapped_sampler():
     return SwappedAB
 
 
+def _row_skipping_memory():
+    from amaranth.hdl import Signal
+
+    from bshw.counter_memory import CounterMemory
+
+    class SkipFirstRow(CounterMemory):
+        def elaborate(self, platform):
+            m = super().elaborate(platform)
+            s2_valid, carrying, writes = self._stage2
+            first = Signal(init=1)  # the next write-back is the walk's first
+            with m.If(self.acc_start):
+                m.d.sync += first.eq(1)
+            with m.Elif(s2_valid):
+                m.d.sync += first.eq(0)
+            for wr in writes:  # the mutation: no write-back of an accumulate walk's first row
+                with m.If(s2_valid & ~carrying & first):
+                    m.d.comb += wr.en.eq(0)
+            return m
+
+    return SkipFirstRow
+
+
+PATCHES = {"swap-ab": ("bshw.neuron_periphery", "DerivativeSampler", _swapped_sampler),
+           "acc-skip-row": ("bshw.periphery", "CounterMemory", _row_skipping_memory)}
+
+
 def trace_for(name: str, out_dir) -> Path:
     """Write (once) the golden trace of configuration ``name`` on random images; return its path."""
     from sim.network import write_random_trace
@@ -57,32 +85,42 @@ def trace_for(name: str, out_dir) -> Path:
 
 
 def build_mutant(name: str, trace: Path, out_dir) -> Path:
-    """Write the mutant's Verilog and a description with the *unbroken* parameters (so the bench
+    """Write the mutant's probed RTL and a description with the *unbroken* parameters (so the bench
     runs it against the trace); return the folder."""
+    import importlib
+
     from amaranth.back import verilog
 
-    import bshw.neuron_periphery
-    from bshw.network import BshwNet
-    from bshw.rtl import TOP, describe
+    from bshw.rtl import build, describe, names
+    from bshw.system import BshwSystem, model_verilog
     from golden.config import TrainConfig
 
     header = json.loads(trace.open().readline())
     cfg = TrainConfig.from_dict(header["config"], where="trace header")
     _, _, change, _ = MUTANTS[name]
-    from golden.exact import make_learner
+    patch = contextlib.nullcontext()
+    if name in PATCHES:
+        module, attr, make = PATCHES[name]
+        patch = mock.patch.object(importlib.import_module(module), attr, make())
+    with patch:  # construction and emission (the leaf modules are emitted last) both see the mutation
+        top, learner = build(cfg, probes=True)
+        if change:
+            from bshw.periphery import BshwPeriphery
 
-    learner = make_learner(cfg)
-    params = dict(learner.P)
-    for k, v in (change or {}).items():
-        params[k] = params[k] + int(v) if isinstance(v, str) and v.startswith("+") else v
-    patch = (mock.patch.object(bshw.neuron_periphery, "DerivativeSampler", _swapped_sampler())
-             if name == "swap-ab" else contextlib.nullcontext())
-    with patch:
-        top = BshwNet(learner.sizes, params, header["init"])
-        text = verilog.convert(top, name=TOP, emit_src=False)
+            params = dict(learner.P)
+            for k, v in change.items():
+                params[k] = params[k] + int(v) if isinstance(v, str) and v.startswith("+") else v
+            top = BshwPeriphery(learner.sizes, params, seeds=top.seeds, probes=True)
+        n = names()
+        periphery = verilog.convert(top, name=n["periphery"], emit_src=False) + top.leaves.verilog()
+    system = verilog.convert(BshwSystem(top, n["periphery"]), name=n["system"], emit_src=False)
+    desc = describe(learner, cfg, top)
+    desc["params"] = learner.P  # the trace's parameters: the mutant claims to implement them
     folder = Path(out_dir) / f"mutant-{name}"
-    atomic_write_text(folder / f"{TOP}.v", text)
-    atomic_write_text(folder / f"{TOP}.json", json.dumps(describe(learner, cfg), indent=1) + "\n")
+    atomic_write_text(folder / f"{n['periphery']}.v", periphery)
+    atomic_write_text(folder / f"{n['system']}.v", system)
+    atomic_write_text(folder / n["model"], model_verilog())
+    atomic_write_text(folder / n["json"], json.dumps(desc, indent=1) + "\n")
     return folder
 
 

@@ -332,7 +332,7 @@ TRACE_CASES = {
     "seed-negative": (["--seed", "-1"], ["seed = -1"]),
     "seed-huge": (["--seed", str(2**64)], ["seed = 18446744073709551616"]),
     "input-side": (["--input-side", "40"], ["input_side = 40"]),
-    "too-many-samples": (["--steps", "100", "--batch", "100"], ["need 10000 samples"]),
+    "too-many-samples": (["--steps", "700", "--batch", "100"], ["need 70000 samples"]),
     "data-missing": (["--data", "nodata"], ["nodata"]),
 }
 SUBPROCESS_TRACE = {"steps-zero"}
@@ -365,12 +365,13 @@ def good_trace() -> list:
     return make_trace(cfg, 2, x, torch.tensor([1, 2, 3, 4])).splitlines()
 
 
-def _edit(line: int, f):
-    """Change line ``line`` (0 = header) of the trace as a JSON object with ``f(obj)``."""
+def _edit(line: int, f, replace=False):
+    """Change line ``line`` (0 = header) of the trace: ``f(obj)`` edits the JSON object in place, or
+    with ``replace`` returns the value written instead."""
     def go(lines):
         obj = json.loads(lines[line])
         r = f(obj)
-        lines[line] = json.dumps(obj if r is None else r)
+        lines[line] = json.dumps(r if replace else obj)
         return "\n".join(lines) + "\n"
     return go
 
@@ -394,7 +395,7 @@ TRACE_FAULTS = {
     "header-layers-chain": (_edit(0, lambda o: o["layers"][1].update(fan_in=5)), "line 1", "layers[1].fan_in"),
     "header-init-shape": (_edit(0, lambda o: o["init"]["weights"][0].pop()), "line 1", "init.weights[0]"),
     "step-not-json": (lambda ls: "\n".join([ls[0], "{nope", ls[2]]) + "\n", "line 2", "not JSON"),
-    "step-not-object": (_edit(1, lambda o: [o]), "line 2", "expected an object"),
+    "step-not-object": (_edit(1, lambda o: [o], replace=True), "line 2", "expected an object"),
     **{f"step-no-{k}": (_edit(1, _pop(k)), "line 2", f"lacks {k}")
        for k in ("step", "labels", "samples", "update", "lfsr_in_end", "lfsr_end")},
     "pixels-length": (_edit(1, lambda o: o["samples"][0]["pixels"].pop()), "line 2", "samples[0].pixels has 15"),

@@ -21,7 +21,7 @@ HOST_BITS = 24  # host Bernoulli draws: 24-bit words against floor(z * 2^24) (§
 
 def imm(a: torch.Tensor, b: torch.Tensor, bound: int) -> torch.Tensor:
     """Exact integer product ``a @ b`` given ``bound`` >= every |partial sum|."""
-    dt = torch.float32 if bound < (1 << 24) else torch.float64
+    dt = torch.float32 if bound < (1 << 24) and a.device.type == "cpu" else torch.float64
     return (a.to(dt) @ b.to(dt)).to(torch.int64)
 
 
@@ -77,7 +77,7 @@ class ExactLearner:
     def _pixels(self, x: torch.Tensor, dtype=torch.int64) -> torch.Tensor:
         if not isinstance(x, torch.Tensor) or x.dtype != torch.uint8 or x.dim() != 3:
             raise BshwError("the exact learner takes uint8 images [B, side, side]")
-        return downsample(x.to(self.device), self.cfg.input_side).flatten(1).to(dtype)
+        return downsample(x, self.cfg.input_side).flatten(1).to(self.device, dtype)
 
     def _noise(self, l: int, draws_per_sample: int, n_samples: int) -> torch.Tensor:
         """Noise sums ``[n_samples, draws_per_sample, neurons]`` (a strided view; int32 values)."""
@@ -133,9 +133,10 @@ class ExactLearner:
                 S = self._noise(l, 1, B)
                 xs.append(fire(y, S[:, 0], T, dtype=torch.bool)), Ss.append(S)
             else:  # host: softmax of the integer potentials, Bernoulli per class (Eq. 6)
-                z = torch.softmax(y.double() * self.s, dim=1)
+                # the host's float softmax, on the CPU whatever the device (one libm: the same bits)
+                z = torch.softmax(y.double().cpu() * self.s, dim=1)
                 u = self.host_bank.draw_t(B).T
-                xs.append(u < torch.floor(z * (1 << HOST_BITS)).to(torch.int64))
+                xs.append(u < torch.floor(z * (1 << HOST_BITS)).to(dev, torch.int64))
                 Ss.append(None)
         dys = [None] * self.L
         dys[-1] = xs[-1].to(torch.int64) - torch.nn.functional.one_hot(t, 10)

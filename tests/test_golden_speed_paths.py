@@ -1,0 +1,137 @@
+"""The fast paths of issue 21 against their reference forms: block LFSR draws against the one-step
+LFSR, the fused float FC layers against plain autograd, lazily read statistics; and the same runs
+on CUDA (skipped without one): every tensor on the configured device, exact mode bit-identical."""
+
+import hashlib
+import random
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from golden.config import TrainConfig
+from golden.exact import make_learner as make_exact
+from golden.exact.lfsr import I16, N32, LfsrBank, leap, seed_state, step
+from golden.exact.noise import NoiseSpec, mod255, mod255_table
+from golden.exact.trace import make_trace
+from golden.inputs import downsample, to_unit
+from golden.model import FloatLearner
+
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device (torch.cuda.is_available() is False)")
+
+
+@pytest.mark.parametrize("spec", [N32, I16], ids=["N32", "I16"])
+def test_block_draws_equal_one_step_reference(spec):
+    """Words, weighted sums and end states of LfsrBank against leap() (the §3 one-step form), for odd
+    leaps, call sizes that straddle the table blocks, and repeated calls."""
+    rnd = random.Random(21)
+    for L in (1, 5, 16, 19, 24, 32):
+        states = [rnd.randrange(1, spec.mask + 1) for _ in range(3)]
+        bank, ref = LfsrBank(spec, states, L), list(states)
+        for n in (1, 3, 0, 70):
+            got = bank.draw(n)
+            assert got.dtype == torch.int64 and got.shape == (n, 3)
+            for j in range(3):
+                for m in range(n):
+                    word = 0
+                    for _ in range(L):  # the draw's fresh bits, newest in bit 0 (also for L > width)
+                        ref[j] = step(ref[j], spec)
+                        word = (word << 1) | (ref[j] & 1)
+                    assert int(got[m, j]) == word
+                    if L <= spec.width:
+                        assert word == leap(ref[j], spec, 0) & ((1 << L) - 1)
+            assert bank.states.tolist() == ref
+    words = (7, 7, 5)
+    spec_n = NoiseSpec(words)
+    bank = LfsrBank(N32, [seed_state(1, j, N32) for j in range(4)], spec_n.bits)
+    raw = LfsrBank(N32, [seed_state(1, j, N32) for j in range(4)], spec_n.bits).draw(1500)
+    S = bank.draw(1500, spec_n.coef)  # crosses the 1024-draw block
+    want = torch.tensor([[sum(spec_n.split(int(v))) for v in row] for row in raw.tolist()])
+    assert torch.equal(S, want)
+
+
+def test_draw_t_is_draw_transposed():
+    a = LfsrBank(N32, [seed_state(2, j, N32) for j in range(5)], 19)
+    b = LfsrBank(N32, [seed_state(2, j, N32) for j in range(5)], 19)
+    coef = NoiseSpec((7, 7, 5)).coef
+    assert torch.equal(a.draw_t(37, coef).to(torch.int64), b.draw(37, coef).T)
+    assert torch.equal(a.states, b.states)
+
+
+def test_mod255_table_is_mod255():
+    r = torch.arange(1 << 16)
+    assert torch.equal(mod255_table("cpu").to(torch.int64), mod255(r))
+
+
+def test_fused_fc_hhh_gradients_equal_plain_autograd():
+    """The fused FC nodes give what stock autograd gives for the HP net (no draws in HHH)."""
+    cfg = TrainConfig(algo="HHH", hidden=(12, 7), input_side=8, seed=4)
+    L = FloatLearner(cfg)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (6, 28, 28), dtype=torch.uint8, generator=g)
+    t = torch.randint(0, 10, (6,), generator=g)
+    grads, loss, act = L.gradients(x, t)
+    ws = [W.w.detach().clone().requires_grad_() for W in L.weights]
+    h = to_unit(downsample(x, 8).flatten(1))
+    xs = []
+    for w in ws[:-1]:
+        xs.append(h.mean().item())
+        h = torch.sigmoid(cfg.a * F.linear(h, w))
+    xs.append(h.mean().item())
+    ref = F.cross_entropy(F.linear(h, ws[-1]), t, reduction="sum")
+    ref.backward()
+    for a, w in zip(grads, ws):
+        assert torch.allclose(a, w.grad, atol=1e-5, rtol=1e-4)
+    assert abs(loss - ref.item() / 6) < 1e-5
+    assert [round(a["x_active"], 5) for a in act] == [round(v, 5) for v in xs]
+
+
+def test_sss_statistics_are_fractions():
+    L = FloatLearner(TrainConfig(algo="SSS", hidden=(20,), input_side=8, seed=1))
+    g = torch.Generator().manual_seed(1)
+    x = torch.randint(0, 256, (16, 28, 28), dtype=torch.uint8, generator=g)
+    out = L.train_batch(x, torch.arange(16) % 10)
+    assert isinstance(out["loss"], float)
+    for a in out["activity"]:
+        assert all(isinstance(a[k], float) and 0 <= a[k] <= 1 for k in ("x_active", "dy_nonzero"))
+        assert a["dy_nonzero"] > 0
+
+
+# ---- CUDA: every tensor on the configured device ---------------------------------------------------
+
+def _images(n, seed=7):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randint(0, 256, (n, 28, 28), dtype=torch.uint8, generator=g),
+            torch.randint(0, 10, (n,), generator=g))
+
+
+@CUDA
+@pytest.mark.parametrize("algo,weights", [("SSS", "fp32"), ("SSS", "int8"), ("HHH", "fp32"), ("SSS", "memristor")])
+def test_float_training_on_cuda(algo, weights):
+    L = FloatLearner(TrainConfig(algo=algo, weights=weights, hidden=(50, 20), input_side=28, device="cuda"))
+    x, t = _images(32)
+    grads, _, _ = L.gradients(x, t)
+    assert all(g.is_cuda for g in grads)
+    if algo == "SSS":
+        assert all(torch.equal(g, g.round()) for g in grads)
+    out = L.train_batch(x, t)
+    assert isinstance(out["loss"], float)
+    assert all(W.w.is_cuda for W in L.weights)
+    for m in ("hp", "binary", "stochastic"):
+        assert L.predict(x, m, votes=2).shape == (32,)
+
+
+@CUDA
+@pytest.mark.parametrize("over", [dict(), dict(hw={"output": "host", "deriv_k": 1, "tie": "zero"})])
+def test_exact_cuda_equals_cpu(over):
+    """Integer arithmetic: the CUDA run is the CPU run, bit for bit (trace and predictions)."""
+    x, t = _images(8)
+    base = dict(weights="int8", mode="exact", batch=4, seed=7, hidden=(100,), input_side=28, **over)
+    texts = [make_trace(TrainConfig.from_dict({**base, "device": d}, where="t"), 2, x, t) for d in ("cpu", "cuda")]
+    strip = [s.split("\n", 1)[1] for s in texts]  # the header echoes the config (device)
+    assert hashlib.sha256(strip[0].encode()).hexdigest() == hashlib.sha256(strip[1].encode()).hexdigest()
+    A, B = (make_exact(TrainConfig.from_dict({**base, "device": d}, where="t")) for d in ("cpu", "cuda"))
+    A.train_batch(x[:4], t[:4]), B.train_batch(x[:4], t[:4])
+    assert all(w.is_cuda for w in B.W + B.C) and B.in_bank.states.is_cuda
+    assert torch.equal(A.predict(x, "stochastic", votes=3), B.predict(x, "stochastic", votes=3))
+    assert all(torch.equal(a, b.cpu()) for a, b in zip(A.W, B.W))
