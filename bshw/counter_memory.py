@@ -17,7 +17,6 @@ steps to the crossbar macro's update pins (bshw/macro.py) in stage 2.
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, wiring
-from amaranth.lib.coding import PriorityEncoder
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -28,6 +27,15 @@ from bshw.periodic_carry import CounterRule, _pack_rows, check_counter
 # the pending-row search is two-level (a group of rows, then a row in it) to keep its logic depth
 # logarithmic in fan_in instead of one fan_in-long priority chain
 GROUP = 32
+
+
+def lowest_set(m: Module, bits, name: str):
+    """``(index of the lowest set bit of bits, any bit set)`` as combinational signals."""
+    index = Signal(range(max(len(bits), 2)), name=f"{name}_index")
+    for i in reversed(range(len(bits))):  # later assignments win: the lowest set bit is last
+        with m.If(bits[i]):
+            m.d.comb += index.eq(i)
+    return index, bits.any()
 
 
 def default_bank_cols(fan_out: int, counter_bits: int, max_bits: int = 256) -> int:
@@ -54,7 +62,7 @@ class CounterMemory(wiring.Component):
         Initial counters ``[fan_in][fan_out]`` (None: all zero, §10).
     leaves : bshw.leaves.LeafLibrary or None
         Where the per-column rule (:class:`bshw.periodic_carry.CounterRule`) is emitted once and
-        instantiated per column; None: a library of this memory's own.
+        instantiated per column; None: the rule elaborated in place (so Amaranth's simulator runs it).
 
     Attributes
     ----------
@@ -87,7 +95,7 @@ class CounterMemory(wiring.Component):
         if fan_out % bank_cols:
             raise ValueError(f"bank_cols={bank_cols} does not divide the row of {fan_out} counters")
         self.n_banks = fan_out // bank_cols
-        self.leaves = leaves if leaves is not None else LeafLibrary()
+        self.leaves = leaves if leaves is not None else LeafLibrary(inline=True)
         words = _pack_rows(init, fan_in, fan_out, counter_bits, self.cmin, self.cmax, "counter")
         bw, mask = bank_cols * counter_bits, (1 << (bank_cols * counter_bits)) - 1
         self.bank_init = [[(wd >> (b * bw)) & mask for wd in words] for b in range(self.n_banks)]
@@ -109,15 +117,14 @@ class CounterMemory(wiring.Component):
         carrying = Signal()  # the running walk is a carry
         n_groups = (fi + GROUP - 1) // GROUP
         groups = [pending[g * GROUP:min((g + 1) * GROUP, fi)] for g in range(n_groups)]
-        m.submodules.group_enc = genc = PriorityEncoder(max(n_groups, 2))
-        m.d.comb += genc.i.eq(Cat(*[g.any() for g in groups]))
-        m.submodules.row_enc = renc = PriorityEncoder(GROUP)
+        group_any = Signal(n_groups)
+        m.d.comb += group_any.eq(Cat(*[g.any() for g in groups]))
+        group, issue = lowest_set(m, group_any, "group")  # issue: some row is pending
         word = Signal(GROUP)
-        m.d.comb += word.eq(pending.word_select(genc.o, GROUP) if fi > GROUP else pending)
-        m.d.comb += renc.i.eq(word)
+        m.d.comb += word.eq(pending.word_select(group, GROUP) if fi > GROUP else pending)
+        in_group, _ = lowest_set(m, word, "row")
         pick = Signal(rr)
-        m.d.comb += pick.eq(genc.o * GROUP + renc.o if fi > GROUP else renc.o)
-        issue = ~genc.n  # some row is pending
+        m.d.comb += pick.eq(group * GROUP + in_group if fi > GROUP else in_group)
 
         s2_valid = Signal()
         s2_row = Signal(rr)

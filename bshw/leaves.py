@@ -27,20 +27,25 @@ class LeafLibrary:
     ----------
     prefix : str
         Prepended to every module name (two configurations can then live in one design).
+    inline : bool
+        Elaborate each cell in place instead (Amaranth's simulator cannot run an ``Instance``).
     """
 
-    def __init__(self, prefix: str = "bshw_"):
-        self.prefix = prefix
+    def __init__(self, prefix: str = "bshw_", *, inline: bool = False):
+        self.prefix, self.inline = prefix, bool(inline)
         self._factories = {}
 
-    def instance(self, name: str, factory, cell: wiring.Component, *, clocked: bool = True) -> Instance:
-        """An ``Instance`` of module ``prefix + name`` wired to ``cell``'s own port signals.
+    def instance(self, name: str, factory, cell: wiring.Component, *, clocked: bool = True):
+        """An ``Instance`` of module ``prefix + name`` wired to ``cell``'s own port signals (with
+        ``inline``: ``cell`` itself, to be added as a submodule).
 
         ``factory()`` builds the cell to emit the module from (called once, by :meth:`verilog`);
         ``cell`` is a cell of the same parameters whose ports the parent drives and reads - it is
         never elaborated itself. ``clocked``: the module has clock and reset ports (False for a
         purely combinational cell).
         """
+        if self.inline:
+            return cell
         modname = self.prefix + name
         self._factories.setdefault(modname, factory)
         _silence(cell)  # a port holder, elaborated only through its module

@@ -9,6 +9,11 @@ A run directory holds (all written atomically, so a killed run never leaves a ha
   checkpoint.pt  learner state + epoch, for ``--resume``
   learning_curves.png, weight_density.png, activation_cdf.png   (golden.plots)
 
+The run directory is locked for the whole run (golden.io.run_lock): a second run into the same
+``--out`` refuses with one line naming the first one's pid instead of mixing files. ``--resume``
+checks every field of checkpoint.pt (shapes, layers, epoch, finite weights; golden.exact's
+validate_state in the exact mode) before using it.
+
 Runs are deterministic for a seed on CPU, and a resumed run continues exactly where the
 interrupted one stopped (the epoch's shuffle comes from (seed, epoch); generator states are
 checkpointed).

@@ -205,3 +205,28 @@ def test_periphery_charged_to_every_scheme_of_its_kind(c):
     p = c["periphery"]
     assert list(set(hp.values())) == [pytest.approx(23 * 24 * p["toggle_rate"] * p["hp_passes"] * p["cell_toggle_fj"] * 1e-3)]
     assert "every HP scheme" in energy.format_network(r, "t")
+
+
+@pytest.mark.parametrize("kw, msg", [
+    (dict(ns_per_bit=float("inf")), "--ns-per-bit inf"),
+    (dict(ns_per_bit=1e-320), "--ns-per-bit 1e-320"),
+    (dict(input_bits=0), "--input-bits 0"),
+    (dict(array_size=True), "array size True"),
+])
+def test_macro_refuses_degenerate_options(c, kw, msg):
+    with pytest.raises(BshwError, match=msg.replace("+", r"\+")):
+        energy.macro(c, **({"array_size": 128} | kw))
+
+
+@pytest.mark.parametrize("key", sorted(f"{s}.{k}" for s, k in energy.POSITIVE))
+def test_divisor_constants_must_be_positive(key):
+    with pytest.raises(BshwError, match=f"--set {key} = 0 must be positive"):
+        energy.load_constants(overrides={key: "0"})
+
+
+def test_network_energy_keeps_explicit_batch(capsys):
+    """--batch is used as given (0 is refused, never silently replaced by the default)."""
+    assert main(["energy", "--net", "fc", "--hidden", "7", "--batch", "3", "--synth", "/none", "--json", "-"]) == 0
+    assert json.loads(capsys.readouterr().out)["network"]["batch"] == 3
+    assert main(["energy", "--net", "fc", "--batch", "0"]) == 2
+    assert "--batch 0" in capsys.readouterr().err

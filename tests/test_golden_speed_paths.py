@@ -63,12 +63,16 @@ def test_mod255_table_is_mod255():
     assert torch.equal(mod255_table("cpu").to(torch.int64), mod255(r))
 
 
-def test_fused_fc_hhh_gradients_equal_plain_autograd():
-    """The fused FC nodes give what stock autograd gives for the HP net (no draws in HHH)."""
+@pytest.mark.parametrize("blank", [False, True], ids=["dense", "zero-columns"])
+def test_fused_fc_hhh_gradients_equal_plain_autograd(blank):
+    """The fused FC nodes give what stock autograd gives for the HP net (no draws in HHH); with
+    ``blank`` half the input pixels are 0 in every image, so the first layer skips those columns."""
     cfg = TrainConfig(algo="HHH", hidden=(12, 7), input_side=8, seed=4)
     L = FloatLearner(cfg)
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (6, 28, 28), dtype=torch.uint8, generator=g)
+    if blank:
+        x[:, :, :14] = 0
     t = torch.randint(0, 10, (6,), generator=g)
     grads, loss, act = L.gradients(x, t)
     ws = [W.w.detach().clone().requires_grad_() for W in L.weights]
@@ -84,6 +88,19 @@ def test_fused_fc_hhh_gradients_equal_plain_autograd():
         assert torch.allclose(a, w.grad, atol=1e-5, rtol=1e-4)
     assert abs(loss - ref.item() / 6) < 1e-5
     assert [round(a["x_active"], 5) for a in act] == [round(v, 5) for v in xs]
+
+
+def test_sss_zero_columns_whole_gradients():
+    """SSS with inputs that are 0 in the whole batch: whole-number gradients, zero in those columns,
+    and the input activity counted over all inputs."""
+    L = FloatLearner(TrainConfig(algo="SSS", hidden=(20,), input_side=8, seed=2))
+    g = torch.Generator().manual_seed(2)
+    x = torch.randint(0, 256, (16, 28, 28), dtype=torch.uint8, generator=g)
+    x[:, :, :14] = 0  # the left half of every 8x8 image is 0
+    grads, _, act = L.gradients(x, torch.arange(16) % 10)
+    assert all(torch.equal(gi, gi.round()) for gi in grads)
+    assert grads[0].view(20, 8, 8)[:, :, :4].abs().sum() == 0 and grads[0].abs().sum() > 0
+    assert 0 < act[0]["x_active"] < 0.5
 
 
 def test_sss_statistics_are_fractions():

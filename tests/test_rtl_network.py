@@ -1,22 +1,24 @@
 # amaranth: UnusedElaboratable=no
-"""RTL crossbar model, counter bank and network top (bshw/crossbar.py, periodic_carry.py, network.py)
-against golden/exact in Amaranth's simulator (docs/arithmetic.md §2, §8, §9, §11)."""
+"""The scalable periphery (docs/arithmetic.md §15): the counter memory against golden/exact in
+Amaranth's simulator, the macro interface's widths, the clock formula, leaf-cell emission and the
+errors of bad parameters. The whole learner against golden traces runs under Icarus in
+tests/test_sim_network.py (it needs the Verilog macro model)."""
 
-import json
 import random
 
 import pytest
 import torch
 from amaranth.sim import Simulator
 
-from bshw.crossbar import Crossbar, dx_width, y_width
-from bshw.layer import LayerPeriphery
-from bshw.network import OP_CARRY, OP_TRAIN, BshwNet
-from bshw.periodic_carry import CounterBank
+from bshw.core import op_cycles
+from bshw.counter_memory import CounterMemory, default_bank_cols
+from bshw.macro import CrossbarMacroSignature, dx_width, y_width
+from bshw.periphery import BshwPeriphery
 from golden.config import TrainConfig
 from golden.exact import carry as gc
-from golden.exact.trace import make_trace
 from sim import netio
+
+P = dict(noise_words=[7, 7, 5], deriv_k=4, tie="gated", output="onchip", th=8, counter_bits=8, wmin=-128, wmax=127)
 
 
 def _run(dut, bench):
@@ -29,165 +31,139 @@ def _run(dut, bench):
 def test_widths_follow_the_spec():  # §1/§2 table
     assert (y_width(64, 8), y_width(32, 8), y_width(784, 8), y_width(100, 8)) == (14, 13, 18, 15)
     assert (dx_width(10, 8), dx_width(32, 8), dx_width(200, 8)) == (12, 14, 16)
+    mac = CrossbarMacroSignature(784, 500)
+    assert (mac.yw, mac.dxw, mac.wbits) == (18, 17, 8)
+    assert set(mac.members) >= {"fwd", "x", "y", "bwd", "dy_en", "dy_neg", "dx", "upd", "upd_row", "pot", "dep",
+                                "prog_we", "prog_re", "prog_row", "prog_wdata", "prog_rdata"}
+    assert "bwd" not in CrossbarMacroSignature(784, 500, backward=False).members
 
 
-def test_crossbar_sums_and_pulses():
-    rng = random.Random(3)
-    fi, fo = 6, 5
-    W = torch.tensor([[rng.randint(-128, 127) for _ in range(fo)] for _ in range(fi)])
-    W[0, 0], W[1, 1] = 127, -128  # pulses against the device limits
-    dut = Crossbar(fi, fo, init=W.tolist())
-    x = [rng.randint(0, 1) for _ in range(fi)]
-    dy = [rng.choice([-1, 0, 1]) for _ in range(fo)]
-    pot = torch.tensor([[rng.random() < 0.3 for _ in range(fo)] for _ in range(fi)])
-    dep = torch.tensor([[rng.random() < 0.3 for _ in range(fo)] for _ in range(fi)]) & ~pot
-    pot[0, 0] = dep[1, 1] = True
+def test_cycle_formula_table():
+    """§15's table: clocks per operation of the three nets at k = 4, read latency 1."""
+    assert op_cycles("train", [64, 32, 10], 4, 1, [0, 0]) == 17 + 1
+    assert op_cycles("train", [64, 32, 10], 4, 1, [10, 16]) == 17 + 18
+    assert op_cycles("carry", [784, 500, 200, 10], 4) == 788
+    assert op_cycles("binary", [784, 100, 10], 4) == 4
+    assert op_cycles("infer", [784, 500, 200, 10], 4) == 2 + 2 * 2 + 1 + 1
+    assert op_cycles("train", [784, 500, 200, 10], 4, 2, [150, 0, 0]) == 2 + (2 + 9) * 2 + 3 + 2 * 2 + 1 + 152 + 1
+    with pytest.raises(ValueError, match="unknown operation"):
+        op_cycles("dance", [4, 2], 4)
 
-    async def bench(ctx):
-        ctx.set(dut.clear, 1)
+
+@pytest.mark.parametrize("fi,fo,th,cb,bank_cols", [(5, 6, 8, 8, None), (40, 6, 2, 3, 2), (3, 4, 1, 2, 1)])
+def test_counter_memory_matches_golden(fi, fo, th, cb, bank_cols):
+    """Accumulate walks (rows with x_i = 1 only, none when dy = 0) and carry walks against
+    golden.exact.carry, with the clocks of each walk and every pulse sent to the macro (§9, §15)."""
+    rng = random.Random(fi * 31 + th)
+    dut = CounterMemory(fi, fo, th, cb, bank_cols=bank_cols)
+    B = 7
+
+    async def walk(ctx, start):
+        ctx.set(start, 1)
         await ctx.tick()
-        ctx.set(dut.clear, 0)
-        for i in range(fi):  # forward, row by row
-            ctx.set(dut.row, i), ctx.set(dut.x, x[i]), ctx.set(dut.fwd, 1)
+        ctx.set(start, 0)
+        clocks, pulses = 0, []
+        while ctx.get(dut.busy):
+            if ctx.get(dut.upd):
+                pulses.append((ctx.get(dut.upd_row), ctx.get(dut.pot), ctx.get(dut.dep)))
+            clocks += 1
             await ctx.tick()
-        ctx.set(dut.fwd, 0)
-        y = (torch.tensor(x) @ W).tolist()
-        assert netio.unpack(ctx.get(dut.y), fo, dut.yw, True) == y
-        en, neg = netio.ternary(dy)
-        ctx.set(dut.dy_en, en), ctx.set(dut.dy_neg, neg), ctx.set(dut.bwd, 1)
-        for i in range(fi):  # backward sums dx_i = sum_j dy_j W[i, j]
-            ctx.set(dut.row, i)
-            await ctx.tick()
-        ctx.set(dut.bwd, 0)
-        assert netio.unpack(ctx.get(dut.dx), fi, dut.dxw, True) == (W @ torch.tensor(dy)).tolist()
-        for i in range(fi):  # one level per pulse, clamped (§9)
-            ctx.set(dut.row, i), ctx.set(dut.pot, netio.pack(pot[i].tolist())), ctx.set(dut.dep, netio.pack(dep[i].tolist()))
-            await ctx.tick()
-        ctx.set(dut.pot, 0), ctx.set(dut.dep, 0)
-        want = (W + pot.long() - dep.long()).clamp(-128, 127)
-        for i in range(fi):
-            ctx.set(dut.row, i)
-            assert netio.unpack(ctx.get(dut.rdata), fo, 8, True) == want[i].tolist()
-
-    _run(dut, bench)
-
-
-@pytest.mark.parametrize("th,cb", [(8, 8), (2, 3)])
-def test_counter_bank_matches_golden(th, cb):
-    rng = random.Random(th)
-    fi, fo, B = 4, 6, 9
-    dut = CounterBank(fi, fo, th, cb)
+        return clocks, pulses
 
     async def bench(ctx):
         C = torch.zeros(fi, fo, dtype=torch.int64)
         W = torch.zeros(fi, fo, dtype=torch.int64)
-        for _ in range(6):  # batches
-            xs = torch.tensor([[rng.random() < 0.7 for _ in range(fi)] for _ in range(B)]).long()
+        for _ in range(5):  # batches
+            xs = torch.tensor([[rng.random() < 0.6 for _ in range(fi)] for _ in range(B)]).long()
             bias = rng.choice([-1, 1])
             dys = torch.tensor([[rng.choice([bias, bias, 0, -bias]) for _ in range(fo)] for _ in range(B)])
+            dys[0] = 0  # a sample with no error walks no row
             for b in range(B):
                 en, neg = netio.ternary(dys[b].tolist())
-                ctx.set(dut.dy_en, en), ctx.set(dut.dy_neg, neg), ctx.set(dut.acc, 1)
-                for i in range(fi):
-                    ctx.set(dut.row, i), ctx.set(dut.x, int(xs[b, i]))
-                    await ctx.tick()
-            ctx.set(dut.acc, 0)
+                ctx.set(dut.dy_en, en), ctx.set(dut.dy_neg, neg), ctx.set(dut.x, netio.pack(xs[b].tolist()))
+                clocks, _ = await walk(ctx, dut.acc_start)
+                rows = int(xs[b].sum()) if dys[b].any() else 0
+                assert clocks == (rows + 1 if rows else 0)  # one row per clock, plus the write-back
             C = gc.accumulate(C, xs, dys, cb)
             C, W, step = gc.carry(C, W, th, -128, 127)
-            ctx.set(dut.carry, 1)
-            for i in range(fi):
-                ctx.set(dut.row, i)
-                assert netio.unpack(ctx.get(dut.pot), fo) == (step[i] == 1).long().tolist()
-                assert netio.unpack(ctx.get(dut.dep), fo) == (step[i] == -1).long().tolist()
+            clocks, pulses = await walk(ctx, dut.carry_start)
+            assert clocks == fi + 1
+            assert pulses == [(i, netio.pack((step[i] == 1).long().tolist()), netio.pack((step[i] == -1).long().tolist()))
+                              for i in range(fi)]
+            for i in range(fi):  # host read: two clocks after host_re
+                ctx.set(dut.host_row, i), ctx.set(dut.host_re, 1)
                 await ctx.tick()
-            ctx.set(dut.carry, 0)
-            for i in range(fi):
-                ctx.set(dut.row, i)
-                assert netio.unpack(ctx.get(dut.rdata), fo, cb, True) == C[i].tolist()
+                ctx.set(dut.host_re, 0)
+                await ctx.tick()
+                got = netio.unpack(ctx.get(dut.host_rdata.as_value()), fo, cb, True)
+                assert got == C[i].tolist(), f"row {i}"
+        # host write, then read back
+        row = [rng.randint(-(1 << (cb - 1)), (1 << (cb - 1)) - 1) for _ in range(fo)]
+        ctx.set(dut.host_row, fi - 1), ctx.set(dut.host_wdata.as_value(), netio.pack(row, cb)), ctx.set(dut.host_we, 1)
+        await ctx.tick()
+        ctx.set(dut.host_we, 0), ctx.set(dut.host_re, 1)
+        await ctx.tick()
+        ctx.set(dut.host_re, 0)
+        await ctx.tick()
+        assert netio.unpack(ctx.get(dut.host_rdata.as_value()), fo, cb, True) == row
 
     _run(dut, bench)
 
 
-def _tiny_trace(batch=3, seed=5):
-    cfg = TrainConfig.from_dict({"hidden": (4,), "input_side": 3, "weights": "int8", "mode": "exact",
-                                 "batch": batch, "seed": seed}, where="test")
-    g = torch.Generator().manual_seed(seed)
-    images = torch.randint(0, 256, (batch, 28, 28), dtype=torch.uint8, generator=g)
-    labels = torch.randint(0, 10, (batch,), generator=g)
-    lines = make_trace(cfg, 1, images, labels).splitlines()
-    return cfg, json.loads(lines[0]), json.loads(lines[1])
+def test_default_bank_widths():
+    assert default_bank_cols(500, 8) == 25 and default_bank_cols(10, 8) == 10 and default_bank_cols(32, 8) == 32
+    assert CounterMemory(784, 500, 8, 8).n_banks == 20
+    assert default_bank_cols(7, 64) == 1
 
 
-def test_network_top_trains_like_the_golden_trace():
-    """One batch of a 9-4-10 net: every probe after every sample, pulses, weights and counters."""
-    from bshw.rtl import build, describe
+def test_leaf_cells_are_emitted_once():
+    """One module per kind of cell, instantiated per pixel / neuron / counter column (§15 Emission)."""
+    from amaranth.back import verilog
 
-    cfg, header, step = _tiny_trace()
-    top, learner = build(cfg)
-    desc = describe(learner, cfg, top)
-    layout = netio.probe_layout(desc)
-
-    async def op(ctx, code, pixels=None, label=0):
-        if pixels is not None:
-            ctx.set(top.pixels, netio.pack(pixels, 8))
-        ctx.set(top.label, label), ctx.set(top.op, code), ctx.set(top.start, 1)
-        await ctx.tick()
-        ctx.set(top.start, 0)
-        pulses = []
-        while not ctx.get(top.done):
-            if ctx.get(top.pulse_valid):
-                pulses.append((ctx.get(top.pulse_layer), ctx.get(top.pulse_row), ctx.get(top.pulse_pot),
-                               ctx.get(top.pulse_dep)))
-            await ctx.tick()
-        return pulses
-
-    async def bench(ctx):
-        for b, rec in enumerate(step["samples"]):
-            await op(ctx, OP_TRAIN, rec["pixels"], step["labels"][b])
-            exp = netio.expected_probes(desc, rec)
-            msg = netio.mismatch(layout, exp, {p: ctx.get(getattr(top, p)) for p in exp}, f"sample {b}")
-            assert msg is None, msg
-            await ctx.tick()
-        pulses = await op(ctx, OP_CARRY)
-        want = [(li, i, netio.pack([v == 1 for v in r]), netio.pack([v == -1 for v in r]))
-                for li, up in enumerate(step["update"]) for i, r in enumerate(up["carry"])]
-        assert pulses == want
-        await ctx.tick()
-        for li, up in enumerate(step["update"]):
-            lay = desc["layers"][li]
-            ctx.set(top.mem_layer, li)
-            for i in range(lay["fan_in"]):
-                ctx.set(top.mem_row, i)
-                assert netio.unpack(ctx.get(top.mem_rdata_w), lay["fan_out"], 8, True) == up["weights"][i]
-                assert netio.unpack(ctx.get(top.mem_rdata_c), lay["fan_out"], desc["params"]["counter_bits"],
-                                    True) == up["counter"][i]
-
-    _run(top, bench)
+    top = BshwPeriphery([9, 6, 4, 10], P)
+    text = verilog.convert(top, name="bshw_periphery", emit_src=False) + top.leaves.verilog()
+    for name, n in (("bshw_input_sampler", 9), ("bshw_neuron_l1", 6), ("bshw_neuron_l2", 4),
+                    ("bshw_output_neuron", 10), ("bshw_counter_rule_c8_th8", 6 + 4 + 10)):
+        assert text.count(f"module {name}(") == 1, name
+        assert text.count(f"  {name} ") == n, name
+    assert "xb3__upd" in text and "xb1__bwd" not in text  # the first layer's array has no backward read
+    assert "dx1" not in text  # probes only on request
 
 
-# -- bad parameters fail at construction (issue 7) ---------------------------------------------------
-@pytest.mark.parametrize("make,match", [
-    (lambda: Crossbar(0, 4), "fan_in"),
-    (lambda: Crossbar(4, 0), "fan_out"),
-    (lambda: Crossbar(4, 4, wmin=0), "wmin"),
-    (lambda: Crossbar(1 << 33, 4, wmin=-(1 << 31), wmax=(1 << 31) - 1), "wider than 64"),
-    (lambda: Crossbar(2, 2, init=[[1, 2], [3, 200]]), "outside"),
-    (lambda: Crossbar(2, 2, init=[[1, 2]]), "shape"),
-    (lambda: CounterBank(4, 4, th=8, counter_bits=4), "does not fit"),
-    (lambda: CounterBank(4, 4, th=0, counter_bits=8), "th"),
-    (lambda: LayerPeriphery(4, 4, tie="sometimes"), "tie rule"),
-    (lambda: LayerPeriphery(4, 4, k=3), "k"),
-    (lambda: LayerPeriphery(4, 2, lfsr_init=[1]), "lfsr_init"),
-    (lambda: BshwNet([4], {}), "sizes"),
+def test_probes_are_optional():
+    bare, probed = BshwPeriphery([9, 4, 10], P), BshwPeriphery([9, 4, 10], P, probes=True)
+    assert "x0" not in bare.signature.members and "d1" in probed.signature.members
+    assert probed.signature.members["a1"].shape == 4 * 4
+
+
+# -- bad parameters fail at construction -------------------------------------------------------------
+@pytest.mark.parametrize("make,exc,match", [
+    (lambda: CounterMemory(4, 6, 8, 8, bank_cols=4), ValueError, "does not divide"),
+    (lambda: CounterMemory(4, 6, 8, 8, bank_cols=0), ValueError, "bank_cols"),
+    (lambda: CounterMemory(4, 4, th=8, counter_bits=4), ValueError, "does not fit"),
+    (lambda: CounterMemory(4, 4, th=0, counter_bits=8), ValueError, "th"),
+    (lambda: CounterMemory(0, 4, 8, 8), ValueError, "fan_in"),
+    (lambda: CounterMemory(2, 2, 8, 8, init=[[1, 2], [3, 200]]), ValueError, "outside"),
+    (lambda: CrossbarMacroSignature(4, 4, read_latency=0), ValueError, "read_latency"),
+    (lambda: CrossbarMacroSignature(4, 4, wmin=0), ValueError, "wmin"),
+    (lambda: CrossbarMacroSignature(1 << 33, 4, wmin=-(1 << 31), wmax=(1 << 31) - 1), ValueError, "wider than 64"),
+    (lambda: CrossbarMacroSignature(4.0, 4), TypeError, "fan_in"),
+    (lambda: BshwPeriphery([4], P), ValueError, "sizes"),
+    (lambda: BshwPeriphery([4, 6, 10], P, bank_cols=4), ValueError, "does not divide"),
+    (lambda: BshwPeriphery([4, 6, 10], P, bank_cols=[6]), ValueError, "one entry per layer"),
+    (lambda: BshwPeriphery([4, 6, 10], P, read_latency=0), ValueError, "read_latency"),
+    (lambda: BshwPeriphery([4, 6, 10], {**P, "tie": "sometimes"}), ValueError, "tie rule"),
+    (lambda: BshwPeriphery([4, 6, 10], {**P, "output": "host"}), ValueError, "onchip"),
+    (lambda: BshwPeriphery([4, 6, 10], P, seeds={"lfsr_in": [1] * 3, "lfsr": [[1] * 6, [1] * 10]}), ValueError,
+     "seeds"),
+    (lambda: BshwPeriphery([4, 6, 10], P, seeds={"lfsr_in": [0] * 4, "lfsr": [[1] * 6, [1] * 10]}), ValueError,
+     "input seed"),
+    (lambda: BshwPeriphery([1 << 30, 4], {**P, "wmin": -(1 << 31), "wmax": (1 << 31) - 1}), ValueError,
+     "wider than 64"),
 ])
-def test_bad_parameters_raise(make, match):
-    with pytest.raises(ValueError, match=match):
+def test_bad_parameters_raise(make, exc, match):
+    with pytest.raises(exc, match=match):
         make()
-
-
-def test_bad_parameter_types_raise():
-    with pytest.raises(TypeError, match="fan_in"):
-        Crossbar(4.0, 4)
 
 
 def test_host_output_is_refused():

@@ -43,7 +43,7 @@ def carry(c: torch.Tensor, w: torch.Tensor, th: int, wmin: int, wmax: int):
     Returns ``(c, w, step)`` with ``step`` the intended weight change in {-1, 0, +1}.
     """
     dec, inc = c >= th, c <= -th
-    step = inc.to(c.dtype) - dec.to(c.dtype)
+    step = inc.to(c.dtype).sub_(dec.to(c.dtype))
     w = (w + step).clamp_(wmin, wmax)
-    c = c.masked_fill(dec | inc, 0)
+    c = c.masked_fill(step != 0, 0)
     return c, w, step

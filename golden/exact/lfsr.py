@@ -86,24 +86,33 @@ def output_forms(spec: LfsrSpec, steps: int) -> list:
     return r
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=32)
 def _tables_np(spec: LfsrSpec, L: int, draws: int) -> np.ndarray:
-    """``int32 [nbytes * 256, draws]``: entry ``[256 i + v, m]`` is the ``L``-bit word of draw ``m``
-    (bit q = output bit ``o_{(m+1)L - q}``) contributed by start-state byte ``i`` equal to ``v``
-    (32-bit words are stored as their two's-complement bit pattern)."""
+    """``int32 [nbytes * 256, draws + 1]``: entry ``[256 i + v, m]`` (m < draws) is the ``L``-bit word
+    of draw ``m`` (bit q = output bit ``o_{(m+1)L - q}``) contributed by start-state byte ``i``
+    equal to ``v``; column ``draws`` is, alike, the state after all the draws (bit i = ``o_{T-i}``,
+    T = draws * L). 32-bit values are stored as their two's-complement bit pattern."""
     w = spec.width
     nbytes = (w + 7) // 8
-    r = output_forms(spec, draws * L)
-    t = (np.arange(1, draws + 1)[:, None] * L - np.arange(L)[None, :]).reshape(-1)  # [draws * L]
-    forms = np.array([r[i + w - 1] for i in t.tolist()], dtype=np.int64).reshape(draws, L)
-    # basis[j, m]: draw m's word as a function of start-state bit j alone
+    T = draws * L
+    r = output_forms(spec, T)
+    q = max(L, w)
+    t = np.arange(1, draws + 1)[:, None] * L - np.arange(q)[None, :]  # [draws, q]
+    t = np.concatenate([t, T - np.arange(q)[None, :]])  # the end state's bits as one more "draw"
+    forms = np.array([r[i + w - 1] if i > -w else 0 for i in t.reshape(-1).tolist()],
+                     dtype=np.int64).reshape(draws + 1, q)
+    nb = np.full(draws + 1, L)
+    nb[-1] = w
+    keep = np.arange(q)[None, :] < nb[:, None]  # bits of each column: L for a draw, w for the state
+    forms = np.where(keep, forms, 0)
+    # basis[j, m]: column m as a function of start-state bit j alone
     sbit = (forms[:, :, None] >> np.arange(8 * nbytes, dtype=np.int64)[None, None, :]) & 1  # [m, q, j]
-    basis = (sbit << np.arange(L, dtype=np.int64)[None, :, None]).sum(1).T  # bits disjoint: sum = OR
-    tab = np.zeros((nbytes, 256, draws), dtype=np.int64)
+    basis = (sbit << np.arange(q, dtype=np.int64)[None, :, None]).sum(1).T  # bits disjoint: sum = OR
+    tab = np.zeros((nbytes, 256, draws + 1), dtype=np.int64)
     for i in range(nbytes):
-        for b in range(8):  # entries [2^b, 2^(b+1)) = entries [0, 2^b) with bit b set
-            tab[i, 1 << b: 2 << b] = tab[i, : 1 << b] ^ basis[8 * i + b]
-    return tab.reshape(nbytes * 256, draws).astype(np.uint32).view(np.int32)
+        for bit in range(8):  # entries [2^b, 2^(b+1)) = entries [0, 2^b) with bit b set
+            tab[i, 1 << bit: 2 << bit] = tab[i, : 1 << bit] ^ basis[8 * i + bit]
+    return tab.reshape(nbytes * 256, draws + 1).astype(np.uint32).view(np.int32)
 
 
 _TABLES: dict = {}
@@ -114,10 +123,22 @@ def draw_tables(spec: LfsrSpec, L: int, draws: int, device) -> torch.Tensor:
     key = (spec, L, draws, str(device))
     tab = _TABLES.get(key)
     if tab is None:
-        if len(_TABLES) > 64:
+        if len(_TABLES) >= 32:  # a few call sizes recur; bound the memory (<= 4 MiB a table)
             _TABLES.clear()
         tab = _TABLES[key] = torch.from_numpy(_tables_np(spec, L, draws)).to(device)
     return tab
+
+
+_BYTES: dict = {}
+
+
+def _byte_index(nbytes: int, device):
+    """``(shifts, offsets)`` int64 ``[1, nbytes]``: byte i of a state is row ``256 i + byte`` of a table."""
+    key = (nbytes, str(device))
+    if key not in _BYTES:
+        i = torch.arange(nbytes, dtype=torch.int64)
+        _BYTES[key] = ((8 * i)[None].to(device), (256 * i)[None].to(device))
+    return _BYTES[key]
 
 
 def _fields(coef, L):
@@ -149,7 +170,7 @@ class LfsrBank:
         Where the states and every draw live (default: the states' device, else CPU).
     """
 
-    CHUNK = 1024  # most draws per cached table block
+    CHUNK = 1024  # most draws per cached table (one table per call size up to this)
 
     def __init__(self, spec: LfsrSpec, states, leap: int, device=None):
         self.spec, self.leap = spec, int(leap)
@@ -171,29 +192,18 @@ class LfsrBank:
         """Advance every stream by ``n`` draws; the raw words ``int32 [streams, n]`` (bit patterns)."""
         w, L, N = self.spec.width, self.leap, len(self)
         nbytes = (w + 7) // 8
-        wmask = (1 << L) - 1
+        shifts, offsets = _byte_index(nbytes, self.device)
         out, done = [], 0
         while done < n:
             m = min(self.CHUNK, n - done)
-            C = min(self.CHUNK, 1 << max(0, (m - 1).bit_length()))  # power-of-two blocks: few tables
-            tab = draw_tables(self.spec, L, C, self.device)
-            if m < C:
-                tab = tab[:, :m]
-            s = self.states
-            block = tab.index_select(0, s & 0xFF)
-            for i in range(1, nbytes):
-                block.bitwise_xor_(tab.index_select(0, ((s >> (8 * i)) & 0xFF) + 256 * i))
-            out.append(block)
-            # new state: the newest w output bits = the last draws' words (bit q of draw m-1 is o_{mL-q})
-            st, have, j = None, 0, m - 1
-            while have < w and j >= 0:
-                v = block[:, j].to(torch.int64)
-                v = (v & wmask if L == 32 else v) << have
-                st = v if st is None else st.bitwise_or_(v)
-                have, j = have + L, j - 1
-            if have < w:
-                st |= s << have
-            self.states = st & self.spec.mask
+            tab = draw_tables(self.spec, L, m, self.device)  # [nbytes * 256, m + 1]
+            idx = ((self.states[:, None] >> shifts) & 0xFF) + offsets  # [N, nbytes]
+            g = tab.index_select(0, idx.view(-1)).view(N, nbytes, m + 1)
+            block = g[:, 0] ^ g[:, 1] if nbytes > 1 else g[:, 0]
+            for i in range(2, nbytes):
+                block.bitwise_xor_(g[:, i])
+            self.states = block[:, m].to(torch.int64) & self.spec.mask  # column m: the end state
+            out.append(block[:, :m])
             done += m
         if not out:
             return torch.zeros(N, 0, dtype=torch.int32, device=self.device)

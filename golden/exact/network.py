@@ -159,35 +159,38 @@ class ExactLearner:
             self.C[l], self.W[l], step = carry_mod.carry(self.C[l], self.W[l], P["th"], P["wmin"], P["wmax"])
             self._wf[l] = None
             steps.append(step)
-            st = [xs[l].count_nonzero() / xs[l].numel(), dys[l].count_nonzero() / dys[l].numel(),
-                  step.count_nonzero() / max(1, step.numel())]
+            # counts now, fractions after one read of all of them (one sync per batch on a device)
+            st = [(xs[l].count_nonzero(), xs[l].numel()), (dys[l].count_nonzero(), dys[l].numel()),
+                  (step.count_nonzero(), max(1, step.numel()))]
             if dxs[l] is not None:  # tie statistics (§14): where `gated` and `zero` differ
                 tie = dxs[l] == 0
                 driven = (dys[l + 1] != 0).any(1, keepdim=True)
                 n = tie.numel()
-                st += [tie.count_nonzero() / n, (tie & driven).count_nonzero() / n,
-                       (tie & driven & (ds[l] != 0)).count_nonzero() / n]
+                td = tie & driven
+                st += [(tie.count_nonzero(), n), (td.count_nonzero(), n), ((td & ds[l]).count_nonzero(), n)]
             stats.append(st)
         # counters are all below th after a carry cycle (|c| >= th carried and cleared)
         self._cbound = P["th"] - 1 if P["th"] - 1 <= cmax else None
         logz = torch.log_softmax(ys[-1].double() * self.s, dim=1)
         loss = -logz.gather(1, t[:, None]).mean()
-        flat = torch.cat([torch.stack(s).double() for s in stats]
-                         + [loss[None], dys[-1].abs().double().mean()[None]]).tolist()  # one sync
+        counts = [c for st in stats for c, _ in st] + [dys[-1].count_nonzero()]  # |dy_out| is 0/1
+        flat = torch.cat([torch.stack(counts).double(), loss[None]]).tolist()  # one read
         acts, i = [], 0
         for st in stats:
-            v, i = flat[i:i + len(st)], i + len(st)
+            v = [c / n for c, (_, n) in zip(flat[i:i + len(st)], st)]
+            i += len(st)
             a = {"x_active": v[0], "dy_nonzero": v[1], "carries_per_weight": v[2]}
             if len(v) > 3:
                 a.update(ties=v[3], ties_driven=v[4], ties_differ=v[5])
             acts.append(a)
+        out_err = flat[-2] / dys[-1].numel()
         if record is not None:
             record.update(pixels=p.to(torch.int64), r=_i64(rt.T), labels=t, xs=[_i64(v) for v in xs], ys=[_i64(v) for v in ys],
                           S=[_i64(v) for v in Ss], A=[_i64(v) for v in As], B=[_i64(v) for v in Bs],
                           d=[_i64(v) for v in ds], dx=[_i64(v) for v in dxs], dz=dzs, dy=dys,
                           counter_pre=pre, carry=steps, counters=[c.clone() for c in self.C],
                           weights=[w.clone() for w in self.W])
-        return {"loss": flat[-2], "out_err": flat[-1], "activity": acts}
+        return {"loss": flat[-1], "out_err": out_err, "activity": acts}
 
     # -- inference ---------------------------------------------------------------------------------
     @torch.no_grad()

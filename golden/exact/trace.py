@@ -254,7 +254,8 @@ def read_trace(path) -> tuple:
 
 def add_arguments(p):
     p.add_argument("--steps", type=int, default=2, help="training steps (batches) to record (default 2)")
-    p.add_argument("--seed", type=int, default=0, help="run seed: initial weights and every LFSR seed")
+    p.add_argument("--seed", type=int, help="run seed: initial weights and every LFSR seed (default: the "
+                                            "config's, else 0)")
     p.add_argument("--out", required=True, help="output file (JSON lines)")
     p.add_argument("--config", help="TOML file with a [train] table (mode is forced to exact)")
     p.add_argument("--hidden", type=int, nargs="+", help="hidden layer sizes (default 32)")
@@ -274,7 +275,8 @@ def run(args) -> int:
     check_writable(args.out, what="trace")
 
     cfg = config_from_args(args, ("hidden", "input_side", "batch", "weights", "data"),
-                           {"mode": "exact", "seed": args.seed}, where="trace")
+                           {"mode": "exact", **({} if args.seed is None else {"seed": args.seed})},
+                           where="trace")
     from golden.data import load_dataset
 
     data = load_dataset(cfg.dataset_name, cfg.data)
