@@ -125,6 +125,8 @@ class CounterMemory(wiring.Component):
         in_group, _ = lowest_set(m, word, "row")
         pick = Signal(rr)
         m.d.comb += pick.eq(group * GROUP + in_group if fi > GROUP else in_group)
+        onehot = Signal(fi)  # the picked row as a one-hot mask: pending's lowest set bit
+        m.d.comb += onehot.eq(Const(1, fi) << pick)
 
         s2_valid = Signal()
         s2_row = Signal(rr)
@@ -134,7 +136,7 @@ class CounterMemory(wiring.Component):
         with m.Elif(self.carry_start):  # §9 carry: every row
             m.d.sync += [pending.eq(Const((1 << fi) - 1, fi)), carrying.eq(1)]
         with m.Elif(issue):
-            m.d.sync += [pending.bit_select(pick, 1).eq(0), s2_valid.eq(1), s2_row.eq(pick)]
+            m.d.sync += [pending.eq(pending & ~onehot), s2_valid.eq(1), s2_row.eq(pick)]
         m.d.comb += self.busy.eq(pending.any() | s2_valid)
 
         # -- the banks: one synchronous read port (walker or host) and one write port each ---------------

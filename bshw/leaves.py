@@ -20,6 +20,12 @@ def _silence(obj, depth=0):
             _silence(v, depth + 1)
 
 
+def _hier_block(text: str, name: str) -> str:
+    head = text.index(f"module {name}(")
+    end = text.index(");\n", head) + 3
+    return text[:end] + "  /*verilator hier_block*/\n" + text[end:]
+
+
 class LeafLibrary:
     """Leaf modules by name, and their instances in a parent module.
 
@@ -59,5 +65,10 @@ class LeafLibrary:
         return list(self._factories)
 
     def verilog(self) -> str:
-        """The Verilog of every leaf module used so far, in first-use order."""
-        return "".join(verilog.convert(f(), name=n, emit_src=False) for n, f in self._factories.items())
+        """The Verilog of every leaf module used so far, in first-use order.
+
+        Each module carries Verilator's ``hier_block`` metacomment (a comment to every other tool):
+        under ``verilator --hierarchical`` the cell is compiled once for all its instances, not once
+        per instance, which keeps the paper-size periphery's C++ build to minutes.
+        """
+        return "".join(_hier_block(verilog.convert(f(), name=n, emit_src=False), n) for n, f in self._factories.items())

