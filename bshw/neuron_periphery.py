@@ -142,7 +142,7 @@ class OutputNeuron(wiring.Component):
     """One ``onchip`` output neuron (§7): its N32 LFSR, the comparator and the X flip-flop.
 
     The output layer draws once per training sample (X); its error ``dy = x - t`` is formed from the
-    X flip-flop and the target at the layer (bshw/layer.py). Ports as :class:`NeuronPeriphery`:
+    X flip-flop and the target in the periphery top (bshw/periphery.py). Ports as :class:`NeuronPeriphery`:
     ``y``, ``draw``, ``load``/``load_value``, ``x``, ``state`` and, with ``seed_port``, ``seed``.
     """
 

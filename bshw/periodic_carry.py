@@ -2,9 +2,9 @@
 
 The counter rule lives in one place, :func:`counter_next`; :class:`PeriodicCarry` is one synapse
 with its own counter and weight registers (the unit the synthesis table counts), and
-:class:`CounterBank` is a layer's counters stored row by row and updated one crossbar row per clock
-by ``fan_out`` copies of the same rule, the weight steps leaving it as potentiation/depression
-pulses for the crossbar (bshw/crossbar.py).
+:class:`CounterRule` is the rule alone, the lane that a layer's counter memory
+(bshw/counter_memory.py) applies to each column of the row it walks; the weight steps leave it as
+potentiation/depression pulses for the crossbar macro (bshw/macro.py).
 """
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
@@ -13,6 +13,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from bshw.lfsr import _check_int
+from bshw.macro import weight_bits
 
 
 def check_counter(th, counter_bits):
@@ -141,78 +142,9 @@ class PeriodicCarry(wiring.Component):
         return m
 
 
-def weight_bits(wmin: int, wmax: int) -> int:
-    """Two's complement width holding ``[wmin, wmax]``."""
-    return max((-wmin - 1).bit_length(), wmax.bit_length()) + 1
-
-
 def step_weight(v, wmin: int, wmax: int):
     """``clamp(v, wmin, wmax)``: a weight stepped by a pulse stays inside the device range (§9)."""
     return Mux(v > wmax, wmax, Mux(v < wmin, wmin, v))
-
-
-class CounterBank(wiring.Component):
-    """A layer's gradient counters, one row of ``fan_out`` per crossbar row, updated row-serially (§9).
-
-    The counters are stored as ``fan_in`` words of ``fan_out * cb`` bits (column j in bits
-    ``[j*cb, (j+1)*cb)``); the row at ``row`` is read combinationally and written back at the clock
-    edge by ``fan_out`` copies of :func:`counter_next`.
-
-    Parameters
-    ----------
-    fan_in, fan_out : int
-        Rows (inputs of the layer) and columns (neurons), each >= 1.
-    th, counter_bits : int
-        Carry threshold and counter width (§9).
-    init : list of list of int or None
-        Initial counters ``[fan_in][fan_out]`` (None: all zero).
-
-    Attributes
-    ----------
-    row : In(range(fan_in))
-    x : In(1)
-        ``x^{l-1}_row``, the input of this row in the sample just run.
-    dy_en, dy_neg : In(fan_out)
-        The layer's ternary errors (§7 wire code).
-    acc, carry : In(1)
-        Accumulate ``x * dy`` into the row / carry the row (§9).
-    we : In(1), wdata : In(fan_out * cb)
-        Host write of the row (priority over acc/carry).
-    rdata : Out(fan_out * cb)
-        The row's counters now.
-    pot, dep : Out(fan_out)
-        Potentiation (+1) / depression (-1) pulses of a carry of this row (combinational, only with ``carry``).
-    """
-
-    def __init__(self, fan_in: int, fan_out: int, th: int, counter_bits: int, init=None):
-        self.fan_in = _check_int("fan_in", fan_in, 1)
-        self.fan_out = _check_int("fan_out", fan_out, 1)
-        self.cmin, self.cmax = check_counter(th, counter_bits)
-        self.th, self.counter_bits = th, counter_bits
-        self.init = _pack_rows(init, fan_in, fan_out, counter_bits, self.cmin, self.cmax, "counter")
-        w = fan_out * counter_bits
-        super().__init__({"row": In(range(fan_in)), "x": In(1), "dy_en": In(fan_out), "dy_neg": In(fan_out),
-                          "acc": In(1), "carry": In(1), "we": In(1), "wdata": In(w),
-                          "rdata": Out(w), "pot": Out(fan_out), "dep": Out(fan_out)})
-
-    def elaborate(self, platform):
-        m = Module()
-        cb = self.counter_bits
-        m.submodules.store = store = Memory(shape=unsigned(self.fan_out * cb), depth=self.fan_in, init=self.init)
-        rd, wr = store.read_port(domain="comb"), store.write_port()
-        m.d.comb += [rd.addr.eq(self.row), wr.addr.eq(self.row), self.rdata.eq(rd.data)]
-        nxt, pot, dep = [], [], []
-        for j in range(self.fan_out):
-            c = rd.data[j * cb:(j + 1) * cb].as_signed()
-            c_next, step = counter_next(m, c, self.x & self.dy_en[j], self.dy_neg[j], self.acc, self.carry,
-                                        self.th, cb, name=f"c{j}")
-            nxt.append(c_next)
-            pot.append(self.carry & (step == 1))
-            dep.append(self.carry & (step == -1))
-        m.d.comb += [self.pot.eq(Cat(*pot)), self.dep.eq(Cat(*dep)),
-                     wr.en.eq(self.we | self.acc | self.carry),
-                     wr.data.eq(Mux(self.we, self.wdata, Cat(*nxt)))]
-        return m
 
 
 def _pack_rows(init, rows, cols, bits, lo, hi, what):

@@ -79,6 +79,8 @@ module bshw_lfsr_i16(load, load_value, clk, rst, state, word, draw);
   wire [15:0] load_value;
   input rst;
   wire rst;
+  (* init = 16'h0001 *)
+  wire [15:0] st;
   output [15:0] state;
   reg [15:0] state = 16'h0001;
   output [15:0] word;
@@ -145,6 +147,7 @@ module bshw_lfsr_i16(load, load_value, clk, rst, state, word, draw);
       \$49  = 16'h0001;
     end
   end
+  assign st = state;
   assign word = { fb0, fb1, fb2, fb3, fb4, fb5, fb6, fb7, fb8, fb9, fb10, fb11, fb12, fb13, fb14, fb15 };
   assign \$1  = state[15];
   assign \$4  = state[14];

@@ -91,6 +91,8 @@ module bshw_lfsr_n32(load, load_value, clk, rst, state, word, draw);
   wire [31:0] load_value;
   input rst;
   wire rst;
+  (* init = 32'd1 *)
+  wire [31:0] st;
   output [31:0] state;
   reg [31:0] state = 32'd1;
   output [18:0] word;
@@ -166,6 +168,7 @@ module bshw_lfsr_n32(load, load_value, clk, rst, state, word, draw);
       \$58  = 32'd1;
     end
   end
+  assign st = state;
   assign word = { fb0, fb1, fb2, fb3, fb4, fb5, fb6, fb7, fb8, fb9, fb10, fb11, fb12, fb13, fb14, fb15, fb16, fb17, fb18 };
   assign \$1  = state[31];
   assign \$4  = state[30];

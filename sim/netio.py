@@ -1,4 +1,4 @@
-"""The network top's ports as the golden trace's numbers (docs/arithmetic.md §11; bshw/network.py).
+"""The periphery top's probes as the golden trace's numbers (docs/arithmetic.md §11; bshw/periphery.py).
 
 Torch-free: used inside the simulator by sim/bench_network.py and by the Amaranth-sim tests. A
 probe port is a flat bit vector; :func:`expected_probes` packs a trace sample's lists into the

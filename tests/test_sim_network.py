@@ -1,10 +1,12 @@
-"""The RTL network top under Icarus against golden traces, bit for bit (issue 8; sim/bench_network.py).
+"""The periphery and system tops under Icarus against golden traces, bit for bit (sim/bench_network.py).
 
 - the §1 default 64-32-10 net trained on 200 MNIST samples (2 batches of 100), weights compared
-  after every batch, then 100 test samples through binary and stochastic inference;
-- random stimulus: 1,000 training samples of a 16-8-10 net in batches of 10 (100 carries), every
-  sampled bit, error, pulse, counter and weight;
+  after every batch, then 100 test samples through binary and stochastic inference, with the numpy
+  macro models in the bench (every update pulse compared);
+- random stimulus: 1,000 training samples of a 16-8-10 net in batches of 10 (100 carries) on the
+  system top (the Verilog macro model), and a deeper 16-8-4-10 net with a read latency of 3;
 - the 784-input shape (784-100-10) for a few samples;
+- every operation's clock count against the §15 formula (in the bench);
 - mutation check: each rule broken in the RTL makes the bench fail, naming the signal.
 """
 
@@ -38,12 +40,26 @@ def test_default_network_200_samples_then_inference(tmp_path):
     print(f"64-32-10: {res['cycles']} cycles, {res['compared']} values compared, {res['cycles_per_s']:.0f} cycles/s")
 
 
-def test_random_stimulus_1000_samples(tmp_path):
+def test_random_stimulus_1000_samples_system_top(tmp_path):
+    """The whole learner with the Verilog macro model inside (no Python array model)."""
     from sim.network import run_network, write_random_trace
 
     trace = write_random_trace(tmp_path / "trace.jsonl", {"hidden": (8,), "input_side": 4}, steps=100, batch=10)
-    res = _check(run_network(trace, build_dir=tmp_path / "b", seed=0))
-    assert res["samples"] == 1000 and res["steps"] == 100
+    res = _check(run_network(trace, build_dir=tmp_path / "b", seed=0, macro="hdl", infer_samples=20))
+    assert res["samples"] == 1000 and res["steps"] == 100 and res["macro"] == "hdl"
+    assert res["infer"] == {"samples": 20, "agree": 20}
+
+
+def test_deeper_net_with_read_latency(tmp_path):
+    """Two hidden layers, a macro read latency of 3 clocks: the same draws, the §15 clocks."""
+    from sim.network import run_network, write_random_trace
+
+    trace = write_random_trace(tmp_path / "trace.jsonl", {"hidden": (8, 4), "input_side": 4}, steps=3, batch=10)
+    for macro in ("numpy", "hdl"):
+        res = _check(run_network(trace, build_dir=tmp_path / macro, seed=0, macro=macro, read_latency=3,
+                                 infer_samples=5))
+        assert res["samples"] == 30 and res["op_cycles"]["carry"] == 16 + 4
+        assert res["op_cycles"]["binary"] == 1 + 3 * 3 + 1
 
 
 @pytest.mark.slow
@@ -55,7 +71,7 @@ def test_mnist_shaped_784_inputs(tmp_path):
     assert res["samples"] == 3
 
 
-@pytest.mark.parametrize("name", ["tie-zero", "no-gate", "swap-ab", "th-off-by-one"])
+@pytest.mark.parametrize("name", ["tie-zero", "no-gate", "swap-ab", "th-off-by-one", "acc-skip-row"])
 def test_broken_rule_is_caught(tmp_path, name):
     from sim.mutations import MUTANTS, run_mutant
 
