@@ -185,15 +185,17 @@ def load_config(source, overrides: dict | None = None):
             raise BshwError(f"config file {path} does not exist") from None
         except IsADirectoryError:
             raise BshwError(f"config file {path} is a directory") from None
+        except OSError as e:
+            raise BshwError(f"config file {path} cannot be read: {e.strerror or e}") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise BshwError(f"config file {path} is not valid TOML: {e}") from None
         where = str(path)
     unknown = sorted(set(d) - {"train", "flow"})
     if unknown:
         raise BshwError(f"{where}: unknown table {unknown[0]!r} (a flow config has [train] and [flow])")
-    train, flow_d = dict(d.get("train", {})), dict(d.get("flow", {}))
     if not isinstance(d.get("train", {}), dict) or not isinstance(d.get("flow", {}), dict):
         raise BshwError(f"{where}: [train] and [flow] must be tables")
+    train, flow_d = dict(d.get("train", {})), dict(d.get("flow", {}))
     for k, why in FLOW_OWNED.items():
         if k in train:
             raise BshwError(f"{where}: train.{k} is not allowed here: {why}")

@@ -123,7 +123,10 @@ def run(args) -> int:
 
     if not args.prefix.replace("_", "a").isalnum() or args.prefix[:1].isdigit():
         raise BshwError(f"--prefix {args.prefix!r}: letters, digits and _ only, not starting with a digit")
+    from golden.io import check_writable
+
     cfg = config_from_args(args, ("hidden", "input_side", "seed"), where="rtl")
+    check_writable(args.out, folder=True, what="RTL")  # before the conversion, not after it
     t0 = time.perf_counter()
     res = generate(cfg, args.out, probes=args.probes, read_latency=args.read_latency, bank_cols=args.bank_cols,
                    prefix=args.prefix)

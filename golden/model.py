@@ -399,6 +399,9 @@ class FloatLearner:
                 "wgen": self.wgen.get_state()}
 
     def load_state_dict(self, d):
+        from golden.train import check_state_like
+
+        check_state_like(d, self.state_dict(), "state")  # copy_ would broadcast a wrong shape
         for W, s in zip(self.weights, d["weights"]):
             W.load_state_dict(s)
         self.gen.set_state(d["gen"])

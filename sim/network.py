@@ -52,7 +52,7 @@ def expected_inference(header: dict, n_steps: int, n_samples: int) -> dict:
     learner = make_learner(cfg)
     init = header["init"]
     T = torch.tensor
-    learner.load_state_dict({"kind": "bshw-exact", "params": header["params"],
+    learner.load_state_dict({"kind": "bshw-exact", "version": 1, "params": header["params"],
                              "weights": [T(w) for w in init["weights"]], "counters": [T(c) for c in init["counters"]],
                              "lfsr_in": T(init["lfsr_in"]), "lfsr": [None if s is None else T(s) for s in init["lfsr"]],
                              "host_lfsr": None if init.get("host_lfsr") is None else T(init["host_lfsr"])})
@@ -98,19 +98,13 @@ def run_network(trace_path, *, rtl_dir=None, build_dir, infer_samples: int = 0, 
     "mismatch" (None or the first mismatch), "infer": {"samples", "agree"}, "seed", "log"}``.
     Raises BshwError when the simulator is missing or the trace is unreadable.
     """
+    from golden.exact.trace import load_trace
     from sim.runner import run_bench
 
     path = Path(trace_path)
-    try:
-        with path.open() as f:
-            header = json.loads(f.readline())
-            n_steps = sum(1 for s in f if s.strip())
-    except (OSError, json.JSONDecodeError) as e:
-        raise BshwError(f"cannot read trace {path}: {e}") from None
-    if header.get("format") != "bshw-exact-trace" or header.get("version") != 1:
-        raise BshwError(f"{path} is not a bshw-exact-trace version 1 file")
-    if steps is not None:
-        n_steps = min(n_steps, steps)
+    header, records = load_trace(path, steps)  # a bad trace is bad input (exit 2), never a mismatch
+    n_steps = len(records)
+    del records
     build = Path(build_dir)
     if macro not in ("numpy", "hdl"):
         raise BshwError(f"macro model {macro!r}: choose numpy or hdl")

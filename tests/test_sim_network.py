@@ -90,4 +90,4 @@ def test_bshw_sim_cli(tmp_path, capsys):
     assert main(["sim", str(tmp_path / "missing.jsonl")]) == 2
     assert main(["sim", str(trace), "--steps", "0"]) == 2
     err = capsys.readouterr().err
-    assert "cannot read trace" in err and "--steps 0" in err
+    assert "bad trace" in err and "--steps 0" in err

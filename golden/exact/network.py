@@ -255,6 +255,9 @@ class ExactLearner:
                 "host_lfsr": None if self.host_bank is None else self.host_bank.states.clone()}
 
     def load_state_dict(self, d: dict) -> None:
+        from golden.exact import validate_state
+
+        validate_state(self, d)  # one line naming the field, never a broadcast of a wrong shape
         if not isinstance(d, dict) or d.get("kind") != "bshw-exact":
             raise BshwError("not an exact-mode learner state")
         if d.get("params") != self.P:
