@@ -86,6 +86,9 @@ class BshwPeriphery(wiring.Component):
             bank_cols = [bank_cols] * L
         if len(bank_cols) != L:
             raise ValueError(f"bank_cols needs one entry per layer ({L}), got {bank_cols!r}")
+        # the macros first: their width checks refuse an impossible size before anything is allocated
+        self.macros = [CrossbarMacroSignature(sizes[li], sizes[li + 1], P["wmin"], P["wmax"], backward=li > 0,
+                                              read_latency=read_latency) for li in range(L)]
         seeds = seeds or {}
         lfsr_in = list(seeds.get("lfsr_in") or [1] * sizes[0])
         lfsr = seeds.get("lfsr") or [[1] * n for n in sizes[1:]]
@@ -93,8 +96,6 @@ class BshwPeriphery(wiring.Component):
             raise ValueError(f"seeds need {sizes[0]} input and {sizes[1:]} neuron states")
         self.seeds = {"lfsr_in": [check_int("input seed", s, 1, 0xFFFF) for s in lfsr_in],
                       "lfsr": [[check_int("neuron seed", s, 1, 0xFFFFFFFF) for s in layer] for layer in lfsr]}
-        self.macros = [CrossbarMacroSignature(sizes[li], sizes[li + 1], P["wmin"], P["wmax"], backward=li > 0,
-                                              read_latency=read_latency) for li in range(L)]
         self.counters = [CounterMemory(sizes[li], sizes[li + 1], P["th"], P["counter_bits"], bank_cols=bank_cols[li],
                                        init=None if counters is None else counters[li], leaves=self.leaves)
                          for li in range(L)]

@@ -158,7 +158,7 @@ def test_probes_are_optional():
      "seeds"),
     (lambda: BshwPeriphery([4, 6, 10], P, seeds={"lfsr_in": [0] * 4, "lfsr": [[1] * 6, [1] * 10]}), ValueError,
      "input seed"),
-    (lambda: BshwPeriphery([1 << 30, 4], {**P, "wmin": -(1 << 31), "wmax": (1 << 31) - 1}), ValueError,
+    (lambda: BshwPeriphery([1 << 33, 4], {**P, "wmin": -(1 << 31), "wmax": (1 << 31) - 1}), ValueError,
      "wider than 64"),
 ])
 def test_bad_parameters_raise(make, exc, match):
