@@ -37,10 +37,13 @@ def _rtl_for(header: dict, rtl_dir, build_dir, read_latency: int = 1) -> dict:
             "model": folder / "bshw_crossbar_model.v", "top": top, "system_top": system}
 
 
-def expected_inference(header: dict, n_steps: int, n_samples: int) -> dict:
-    """The golden learner's predictions on the first ``n_samples`` test images after replaying the
-    trace's ``n_steps`` training steps from the header's initial state (§11; a trained state too):
-    ``{"pixels", "binary", "stochastic" (one vote each)}``."""
+def expected_inference(header: dict, last_step: dict | None, n_samples: int) -> dict:
+    """The golden learner's predictions on the first ``n_samples`` test images from the state the
+    trace ends in: ``last_step``'s weights, counters and LFSR states (§11), or the header's initial
+    state when ``last_step`` is None. ``{"pixels", "binary", "stochastic" (one vote each)}``.
+
+    The state comes from the trace itself, not from replaying training on the data set's images,
+    so a trace of any stimulus (random images included) gives the right expectation."""
     import torch
 
     from golden.config import TrainConfig
@@ -51,14 +54,17 @@ def expected_inference(header: dict, n_steps: int, n_samples: int) -> dict:
     data = load_dataset(cfg.dataset_name, cfg.data)
     learner = make_learner(cfg)
     init = header["init"]
+    if last_step is None:
+        W, C, lfsr_in, lfsr = init["weights"], init["counters"], init["lfsr_in"], init["lfsr"]
+    else:
+        W = [u["weights"] for u in last_step["update"]]
+        C = [u["counter"] for u in last_step["update"]]
+        lfsr_in, lfsr = last_step["lfsr_in_end"], last_step["lfsr_end"]
     T = torch.tensor
     learner.load_state_dict({"kind": "bshw-exact", "version": 1, "params": header["params"],
-                             "weights": [T(w) for w in init["weights"]], "counters": [T(c) for c in init["counters"]],
-                             "lfsr_in": T(init["lfsr_in"]), "lfsr": [None if s is None else T(s) for s in init["lfsr"]],
+                             "weights": [T(w) for w in W], "counters": [T(c) for c in C],
+                             "lfsr_in": T(lfsr_in), "lfsr": [None if s is None else T(s) for s in lfsr],
                              "host_lfsr": None if init.get("host_lfsr") is None else T(init["host_lfsr"])})
-    B = cfg.batch
-    for i in range(n_steps):
-        learner.train_batch(data.train_x[i * B:(i + 1) * B], data.train_y[i * B:(i + 1) * B])
     x = data.test_x[:n_samples]
     with torch.no_grad():
         binary = learner.predict(x, "binary")
@@ -103,7 +109,7 @@ def run_network(trace_path, *, rtl_dir=None, build_dir, infer_samples: int = 0, 
 
     path = Path(trace_path)
     header, records = load_trace(path, steps)  # a bad trace is bad input (exit 2), never a mismatch
-    n_steps = len(records)
+    n_steps, last = len(records), records[-1]
     del records
     build = Path(build_dir)
     if macro not in ("numpy", "hdl"):
@@ -113,7 +119,7 @@ def run_network(trace_path, *, rtl_dir=None, build_dir, infer_samples: int = 0, 
            "BSHW_NET_STEPS": str(n_steps), "BSHW_NET_MACRO": macro}
     if infer_samples:
         inf = build / "infer.json"
-        atomic_write_text(inf, json.dumps(expected_inference(header, n_steps, infer_samples)))
+        atomic_write_text(inf, json.dumps(expected_inference(header, last, infer_samples)))
         env["BSHW_NET_INFER"] = str(inf.resolve())
     if macro == "numpy":
         toplevel, sources = rtl["top"], [rtl["periphery"]]
