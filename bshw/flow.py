@@ -304,10 +304,15 @@ class Flow:
             return str(p)
 
     def need(self, path: Path, producer: str, selected) -> Path:
-        """``path`` (an earlier stage's product), or _Skip/BshwError saying why it is not there."""
+        """``path`` (an earlier stage's product), or _Skip/BshwError saying why it is not there or
+        cannot be trusted: a product of a stage not run now counts only when the run directory's
+        summary.json says it was made with this same configuration (:meth:`reuse_earlier`)."""
+        st = self.stages[producer]
+        if path.exists() and producer not in selected and not st.get("reused"):
+            raise BshwError(f"needs {path}, but the run directory's stage {producer} was not made with this "
+                            f"configuration (or has no record): run it again (--stages {producer},...)")
         if path.exists():
             return path
-        st = self.stages[producer]
         if producer in selected and st["status"] in ("skipped", "failed"):
             raise _Skip(f"needs {self.rel(path)}, and stage {producer} {st['status']}: {st['reason']}")
         raise BshwError(f"needs {path}, which stage {producer} writes: run it first (--stages {producer},...)")
@@ -451,16 +456,16 @@ class Flow:
         from bshw import energy as E
 
         c = E.load_constants()
-        src = next((m for m in ("exact", "float") if (self.out / m / "metrics.json").exists()), None)
+        # a run of this configuration only: run now, or reused from a summary of the same configuration
+        src = next((m for m in ("exact", "float") if (self.out / m / "metrics.json").exists()
+                    and self.stages[f"train-{m}"]["status"] == "ok"), None)
         if src:
             r = E.read_run(self.out / src, c)
             layers, act, batch, n = r["layers"], r["activity"], r["batch"], r["train_samples"]
         else:
             layers, act, batch = E.describe(self.cfg.net, self.cfg.hidden, self.cfg.dataset)[0], None, self.cfg.batch
             n = self.cfg.train_limit or E.DATASETS[self.cfg.dataset_name]["train_samples"]
-        synth = self.results.get("synth")
-        if synth is None and (self.out / "synth" / "synth.json").exists():
-            synth = json.loads((self.out / "synth" / "synth.json").read_text())
+        synth = self.results.get("synth") if self.stages["synth"]["status"] == "ok" else None
         cells = synth_modules(synth)
         res = E.network_energy(layers, c, act, batch=batch, train_samples=n, array_size=self.fcfg.energy_array,
                                synth=cells or None, dataset=self.cfg.dataset_name)
@@ -584,6 +589,14 @@ def flow(source, out=None, *, stages=None, skip=(), skip_missing=False, keep_goi
         log = tqdm.write
     cfg, fcfg = load_config(source, overrides)
     out = Path(out or fcfg.out)
+    from golden.io import check_writable, run_lock
+
+    check_writable(out, folder=True, what="flow run directory")
+    with run_lock(out, "flow run directory"):  # a second flow (or train) into it refuses, naming this one
+        return _flow(cfg, fcfg, out, stages, skip, skip_missing, keep_going, log, progress, data)
+
+
+def _flow(cfg, fcfg, out, stages, skip, skip_missing, keep_going, log, progress, data) -> dict:
     if fcfg.threads:
         import torch
 

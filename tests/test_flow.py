@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from bshw import flow as F
+from golden.errors import BshwError
 from bshw.cli import main
 from golden.errors import BshwError
 
@@ -332,6 +333,39 @@ def test_rerun_of_some_stages_keeps_the_others(tmp_path, monkeypatch, data):
     other = {"train": {**TINY["train"], "seed": 1}, "flow": TINY["flow"]}  # another config: nothing kept
     s = F.flow(other, tmp_path, stages=["report"], log=lambda line: None, progress=False, data=data)
     assert s["results"] == {} and s["stages"]["sim"]["status"] == "skipped"
+
+
+def test_products_of_another_configuration_are_refused(tmp_path, monkeypatch, data):
+    """issue 18 (6): a stage run alone over a run directory of another seed refuses its inputs."""
+    fake_modules(monkeypatch)
+    F.flow(TINY, tmp_path, stages=NO_TRAIN, log=lambda line: None, progress=False, data=data)
+    same = F.flow(TINY, tmp_path, stages=["sim"], log=lambda line: None, progress=False, data=data)
+    assert same["result"] == {"status": "ok"}  # the same configuration's products are used
+    other = {"train": {**TINY["train"], "seed": 1}, "flow": TINY["flow"]}
+    s = F.flow(other, tmp_path, stages=["sim"], log=lambda line: None, progress=False, data=data)
+    assert s["result"]["status"] == "failed" and s["result"]["user_error"]
+    assert "not made with this configuration" in s["result"]["message"] and "--stages trace" in s["result"]["message"]
+
+
+def test_second_flow_into_a_locked_directory_refuses(tmp_path, monkeypatch, data):
+    from golden.io import run_lock
+
+    fake_modules(monkeypatch)
+    script = ("import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
+              "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, str(os.getpid()).encode()); print('held', flush=True); "
+              "time.sleep(30)")
+    tmp_path.mkdir(exist_ok=True)
+    holder = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / ".bshw.lock")], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(BshwError, match=f"pid {holder.pid}"):
+            F.flow(TINY, tmp_path, stages=NO_TRAIN, log=lambda line: None, progress=False, data=data)
+    finally:
+        holder.kill()
+        holder.wait()
+    with run_lock(tmp_path):  # free again once the holder is gone
+        pass
 
 
 # ---- the real thing, tiny --------------------------------------------------------------------------

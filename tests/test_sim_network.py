@@ -91,3 +91,51 @@ def test_bshw_sim_cli(tmp_path, capsys):
     assert main(["sim", str(trace), "--steps", "0"]) == 2
     err = capsys.readouterr().err
     assert "bad trace" in err and "--steps 0" in err
+
+
+def test_sigterm_ends_the_simulator_child(tmp_path):
+    """issue 18 (8): `bshw sim` stopped with SIGTERM exits 130 and leaves no vvp behind."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from sim.network import write_random_trace
+
+    trace = write_random_trace(tmp_path / "t.jsonl", {"hidden": (8,), "input_side": 4}, steps=40, batch=10)
+    root = Path(__file__).resolve().parents[1]
+    p = subprocess.Popen([sys.executable, "-m", "bshw.cli", "sim", str(trace), "--build-dir", str(tmp_path / "b"),
+                          "--seed", "1"], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def descendants(pid):
+        """PIDs below ``pid`` with their argv[0] (from /proc)."""
+        kids, found = {}, {}
+        for d in Path("/proc").iterdir():
+            try:
+                stat = (d / "stat").read_text()
+                kids.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(d.name))
+            except (OSError, ValueError, IndexError):
+                continue
+        todo = [pid]
+        while todo:
+            for c in kids.get(todo.pop(), []):
+                try:
+                    found[c] = (Path(f"/proc/{c}/cmdline").read_bytes().split(b"\0")[0]).decode(errors="replace")
+                except OSError:
+                    continue
+                todo.append(c)
+        return found
+
+    deadline, sims = time.time() + 120, {}
+    while time.time() < deadline and not sims and p.poll() is None:
+        sims = {c: exe for c, exe in descendants(p.pid).items() if exe.endswith("vvp")}
+        time.sleep(0.2)
+    assert sims, f"the simulator never started (bshw sim exit {p.poll()})"
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 130 and "interrupted" in err and "Traceback" not in err, err[-2000:]
+    time.sleep(0.5)
+    left = [c for c in sims if Path(f"/proc/{c}").exists()
+            and (Path(f"/proc/{c}/stat").read_text().split()[2] != "Z")]
+    assert not left, f"processes left running: {left}"
