@@ -650,3 +650,83 @@ def test_full_or_read_only_disk(case, tmp_path):
     text = err.read_text()
     want = [".", "./filler", "./keep"] if mode == "full" else [".", "./keep"]
     assert_refused(p.returncode, text, want, p.stdout.split(), [needle, str(d)])
+
+
+# ------------------------------------------------------------------------------ sim, rtl, synth, flow
+def _trace_files(good_trace, edit=None):
+    lines = list(good_trace)
+    return {"t.jsonl": "\n".join(edit(lines) if edit else lines) + "\n"}
+
+
+SIM_CASES = {  # argv (after `sim`), needles, trace edit (None: the good trace)
+    "missing-trace": (["nope.jsonl"], ["bad trace", "nope.jsonl"], None),
+    "header-only": (["t.jsonl"], ["compares nothing"], lambda ls: ls[:1]),
+    "header-not-object": (["t.jsonl"], ["bad trace", "line 1"], lambda ls: ["[1, 2]"] + ls[1:]),
+    "cut-line": (["t.jsonl"], ["bad trace", "line 2"], lambda ls: ls[:1] + [ls[1][: len(ls[1]) // 2]]),
+    "steps-zero": (["t.jsonl", "--steps", "0"], ["--steps 0"], None),
+    "infer-negative": (["t.jsonl", "--infer", "-1"], ["--infer -1"], None),
+    "folder-trace": (["."], ["bad trace"], None),
+}
+
+
+@pytest.mark.parametrize("case", list(SIM_CASES))
+def test_bad_sim(case, good_trace, tmp_path, capsys, monkeypatch):
+    """A bad trace or value is bad input (exit 2), never a verification result."""
+    argv, needles, edit = SIM_CASES[case]
+    run_case(tmp_path, ["sim", *argv, "--build-dir", "b"], needles, _trace_files(good_trace, edit),
+             capsys=capsys, monkeypatch=monkeypatch)
+
+
+RTL_CASES = {
+    "latency-0": (["--read-latency", "0"], ["read_latency"]),
+    "bank-not-dividing": (["--bank-cols", "3"], ["does not divide"]),
+    "prefix": (["--prefix", "9bad-"], ["--prefix"]),
+    "hidden-0": (["--hidden", "0"], ["hidden"]),
+    "host-output": (["--hw", '{"output": "host"}'], ["onchip"]),
+    "bad-hw-json": (["--hw", "{bad"], ["--hw"]),
+}
+
+
+@pytest.mark.parametrize("case", list(RTL_CASES))
+def test_bad_rtl(case, tmp_path, capsys, monkeypatch):
+    argv, needles = RTL_CASES[case]
+    run_case(tmp_path, ["rtl", "--out", "x", "--no-components", *argv], needles, capsys=capsys,
+             monkeypatch=monkeypatch)
+
+
+def test_rtl_out_under_a_file(tmp_path, capsys, monkeypatch):
+    run_case(tmp_path, ["rtl", "--out", "f/x", "--no-components"], ["f"], files={"f": "a file"}, capsys=capsys,
+             monkeypatch=monkeypatch)
+
+
+SYNTH_CASES = {
+    "unknown-target": (["--targets", "bogus"], ["unknown synthesis target 'bogus'"]),
+    "bad-layer-size": (["--layer-sizes", "8by4"], ["layer size"]),
+    "zero-layer": (["--layer-sizes", "0x4"], [">= 1"]),
+    "bad-network": (["--network", "784-x-10"], ["--network"]),
+    "short-network": (["--network", "784"], ["--network"]),
+}
+
+
+@pytest.mark.parametrize("case", list(SYNTH_CASES))
+def test_bad_synth(case, tmp_path, capsys, monkeypatch):
+    argv, needles = SYNTH_CASES[case]
+    run_case(tmp_path, ["synth", "--out", "s", *argv], needles, capsys=capsys, monkeypatch=monkeypatch)
+
+
+FLOW_CASES = {
+    "missing-config": ([], ["does not exist"], {}, "nope.toml"),
+    "train-not-table": ([], ["must be tables"], {"c.toml": "train = 5\n"}, "c.toml"),
+    "flow-not-table": ([], ["must be tables"], {"c.toml": "flow = 5\n"}, "c.toml"),
+    "unknown-table": ([], ["unknown table"], {"c.toml": "[extra]\nx = 1\n"}, "c.toml"),
+    "unknown-flow-key": ([], ["flow.bogus"], {"c.toml": "[flow]\nbogus = 1\n"}, "c.toml"),
+    "bad-toml": ([], ["not valid TOML"], {"c.toml": "[train\n"}, "c.toml"),
+    "bad-epochs": ([], ["epochs"], {"c.toml": "[train]\nepochs = true\n"}, "c.toml"),
+}
+
+
+@pytest.mark.parametrize("case", list(FLOW_CASES))
+def test_bad_flow_config(case, tmp_path, capsys, monkeypatch):
+    argv, needles, files, config = FLOW_CASES[case]
+    run_case(tmp_path, ["flow", "--config", config, "--out", "run", *argv], needles, files, capsys=capsys,
+             monkeypatch=monkeypatch)
