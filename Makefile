@@ -62,11 +62,12 @@ regress-paper: setup tools
 mutants: setup tools
 	$(BIN)/python -m sim.mutations --out sim_build/mutations
 
-# iCE40 synthesis of the periphery (yowasp; the first run compiles the tools, minutes):
-# rtl/synth.json and rtl/synth.md, read by `bshw energy`.
-LAYER_SIZES ?= 8x4,16x8,32x4
+# iCE40 synthesis of the periphery with a CMOS transistor-count ASIC proxy (yowasp; the first run
+# compiles the tools, minutes): rtl/synth.json and rtl/synth.md, read by `bshw energy`. ECP5 and a whole
+# net's periphery: `bshw synth --family ecp5 --network 784-100-10 --out rtl` (long).
+LAYER_SIZES ?= 8x4,32x10
 synth: setup
-	$(BIN)/bshw synth --out rtl --layer-sizes $(LAYER_SIZES)
+	$(BIN)/bshw synth --out rtl --layer-sizes $(LAYER_SIZES) --asic
 
 bench: bench-accuracy bench-exact bench-sim
 
