@@ -69,6 +69,6 @@ class LeafLibrary:
 
         Each module carries Verilator's ``hier_block`` metacomment (a comment to every other tool):
         under ``verilator --hierarchical`` the cell is compiled once for all its instances, not once
-        per instance, which keeps the paper-size periphery's C++ build to minutes.
+        per instance (a build in minutes, but each instance is then evaluated as its own model).
         """
         return "".join(_hier_block(verilog.convert(f(), name=n, emit_src=False), n) for n, f in self._factories.items())
