@@ -1,8 +1,31 @@
 """The dependency-free core shared by the HDL, the golden model and the benches: parameter checks
 and the clock formula of the periphery's operations (docs/arithmetic.md §15).
 
-Nothing here imports torch, numpy or Amaranth, so every layer above may use it.
+Nothing here imports torch, numpy or Amaranth, so every layer above may use it: the golden model
+(golden/exact/lfsr.py) and the HDL (bshw/lfsr.py) take the LFSR definitions of §3 from here.
 """
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class LfsrSpec:
+    """A shift-left Fibonacci LFSR: ``new = parity(state & tapmask)``, ``state = state << 1 | new``."""
+
+    width: int
+    taps: tuple  # state bit positions XOR-ed into the new bit
+
+    @property
+    def tapmask(self) -> int:
+        return sum(1 << t for t in self.taps)
+
+    @property
+    def mask(self) -> int:
+        return (1 << self.width) - 1
+
+
+N32 = LfsrSpec(32, (31, 21, 1, 0))  # x^32 + x^22 + x^2 + x + 1, neuron noise
+I16 = LfsrSpec(16, (15, 14, 12, 3))  # x^16 + x^15 + x^13 + x^4 + 1, input sampling
 
 
 def check_int(name, value, lo, hi=None):

@@ -10,8 +10,8 @@ from amaranth.hdl import Cat, Const, Module, ResetSignal, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from bshw.core import I16, N32
 from bshw.core import check_int as _check_int
-from golden.exact.lfsr import I16, N32
 
 
 def _xor(values):

@@ -61,3 +61,19 @@ def test_default_tops_compile_in_icarus(tmp_path):
         # no warning at all under -Wall, but Icarus's note on the model's unsized string parameter default
         warnings = [w for w in r.stderr.splitlines() if w.strip() and "INIT_FILE" not in w]
         assert not warnings, "\n".join(warnings[:20])
+
+
+def test_hdl_path_does_not_import_torch(tmp_path):
+    """Emitting the periphery (and the system top) needs Amaranth only: no torch, no matplotlib."""
+    code = ("import sys\nfrom amaranth.back import verilog\nfrom bshw.periphery import BshwPeriphery\n"
+            "from bshw.system import BshwSystem\n"
+            "P = dict(noise_words=[7, 7, 5], deriv_k=4, tie='gated', output='onchip', th=8, counter_bits=8, "
+            "wmin=-128, wmax=127)\np = BshwPeriphery([9, 4, 10], P)\n"
+            "verilog.convert(p, name='bshw_periphery', emit_src=False)\np.leaves.verilog()\n"
+            "verilog.convert(BshwSystem(p, 'bshw_periphery'), name='bshw_system', emit_src=False)\n"
+            "heavy = sorted(m for m in ('torch', 'matplotlib', 'golden') if m in sys.modules)\n"
+            "print(','.join(heavy) or 'none')\n")
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip().splitlines()[-1] == "none", r.stdout

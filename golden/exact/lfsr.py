@@ -9,33 +9,14 @@ state after the draws is the newest ``width`` output bits, read from the last wo
 (and the bit forms they come from) are built once per LFSR, leap and block size.
 """
 
-from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 import torch
 
+from bshw.core import I16, N32, LfsrSpec  # noqa: F401  (§3's definitions live in the dependency-free core)
+
 MASK64 = (1 << 64) - 1
-
-
-@dataclass(frozen=True)
-class LfsrSpec:
-    """A shift-left Fibonacci LFSR: ``new = parity(state & tapmask)``, ``state = state << 1 | new``."""
-
-    width: int
-    taps: tuple  # state bit positions XOR-ed into the new bit
-
-    @property
-    def tapmask(self) -> int:
-        return sum(1 << t for t in self.taps)
-
-    @property
-    def mask(self) -> int:
-        return (1 << self.width) - 1
-
-
-N32 = LfsrSpec(32, (31, 21, 1, 0))  # x^32 + x^22 + x^2 + x + 1, neuron noise
-I16 = LfsrSpec(16, (15, 14, 12, 3))  # x^16 + x^15 + x^13 + x^4 + 1, input sampling
 
 
 def step(state: int, spec: LfsrSpec) -> int:
