@@ -79,24 +79,30 @@ def describe(learner, cfg, top, prefix: str = PREFIX) -> dict:
             "layers": layers, "ports": top.metadata.as_json()["interface"]["members"]}
 
 
-def generate(cfg: TrainConfig, out_dir, *, probes: bool = False, read_latency: int = 1, bank_cols=None,
-             prefix: str = PREFIX) -> dict:
-    """Write the periphery, system and macro-model Verilog and the description into ``out_dir``;
-    return ``{"top", "system", "files", "verilog", "desc", "params", "sizes"}``."""
+def write_design(out_dir, top, desc: dict, prefix: str = PREFIX) -> list:
+    """Convert ``top`` (and its system top) and write the four files of a design into ``out_dir``:
+    periphery (with its leaf cells), system, macro model, description. Returns the paths, in that order."""
     from amaranth.back import verilog
 
     from bshw.system import BshwSystem, model_verilog
 
-    top, learner = build(cfg, probes=probes, read_latency=read_latency, bank_cols=bank_cols, prefix=prefix)
     n = names(prefix)
-    desc = describe(learner, cfg, top, prefix)
     periphery = verilog.convert(top, name=n["periphery"], emit_src=False) + top.leaves.verilog()
     system = verilog.convert(BshwSystem(top, n["periphery"]), name=n["system"], emit_src=False)
     out = Path(out_dir)
-    files = [atomic_write_text(out / f"{n['periphery']}.v", periphery),
-             atomic_write_text(out / f"{n['system']}.v", system),
-             atomic_write_text(out / n["model"], model_verilog()),
-             atomic_write_text(out / n["json"], json.dumps(desc, indent=1, sort_keys=True) + "\n")]
+    return [atomic_write_text(out / f"{n['periphery']}.v", periphery),
+            atomic_write_text(out / f"{n['system']}.v", system),
+            atomic_write_text(out / n["model"], model_verilog()),
+            atomic_write_text(out / n["json"], json.dumps(desc, indent=1, sort_keys=True) + "\n")]
+
+
+def generate(cfg: TrainConfig, out_dir, *, probes: bool = False, read_latency: int = 1, bank_cols=None,
+             prefix: str = PREFIX) -> dict:
+    """Write the periphery, system and macro-model Verilog and the description into ``out_dir``;
+    return ``{"top", "system", "files", "verilog", "desc", "params", "sizes"}``."""
+    top, learner = build(cfg, probes=probes, read_latency=read_latency, bank_cols=bank_cols, prefix=prefix)
+    n = names(prefix)
+    files = write_design(out_dir, top, describe(learner, cfg, top, prefix), prefix)
     return {"top": n["periphery"], "system": n["system"], "files": [str(f) for f in files],
             "verilog": [str(f) for f in files[:3]], "desc": str(files[3]), "params": learner.P,
             "sizes": learner.sizes}

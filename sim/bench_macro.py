@@ -45,12 +45,11 @@ def make_dut(p: dict):
         def __init__(self):
             sig = {}
             for name, member in members.items():
-                shape = member.shape
-                if member.flow == Out:  # driven by the periphery: a stimulus input here
-                    sig[name] = In(shape)
-                else:  # answered: by numpy (an input the bench drives) and by the Verilog model
-                    sig[name] = In(shape)
-                    sig[f"hdl_{name}"] = Out(shape)
+                # every pin is a top input: stimulus, or the numpy model's answer the bench drives;
+                # the Verilog model's answers come out as hdl_<pin>
+                sig[name] = In(member.shape)
+                if member.flow == In:
+                    sig[f"hdl_{name}"] = Out(member.shape)
             super().__init__(sig)
 
         def elaborate(self, platform):

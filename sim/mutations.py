@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 from unittest import mock
 
-from golden.io import atomic_write_text
 
 # trace configurations: the default 64-32-10 net, and a 16-8-2-10 net with k = 1 whose narrow
 # second hidden layer often drives no error (so the gate of the `gated` tie rule matters)
@@ -89,10 +88,7 @@ def build_mutant(name: str, trace: Path, out_dir) -> Path:
     runs it against the trace); return the folder."""
     import importlib
 
-    from amaranth.back import verilog
-
-    from bshw.rtl import build, describe, names
-    from bshw.system import BshwSystem, model_verilog
+    from bshw.rtl import build, describe, write_design
     from golden.config import TrainConfig
 
     header = json.loads(trace.open().readline())
@@ -102,6 +98,7 @@ def build_mutant(name: str, trace: Path, out_dir) -> Path:
     if name in PATCHES:
         module, attr, make = PATCHES[name]
         patch = mock.patch.object(importlib.import_module(module), attr, make())
+    folder = Path(out_dir) / f"mutant-{name}"
     with patch:  # construction and emission (the leaf modules are emitted last) both see the mutation
         top, learner = build(cfg, probes=True)
         if change:
@@ -111,16 +108,9 @@ def build_mutant(name: str, trace: Path, out_dir) -> Path:
             for k, v in change.items():
                 params[k] = params[k] + int(v) if isinstance(v, str) and v.startswith("+") else v
             top = BshwPeriphery(learner.sizes, params, seeds=top.seeds, probes=True)
-        n = names()
-        periphery = verilog.convert(top, name=n["periphery"], emit_src=False) + top.leaves.verilog()
-    system = verilog.convert(BshwSystem(top, n["periphery"]), name=n["system"], emit_src=False)
-    desc = describe(learner, cfg, top)
-    desc["params"] = learner.P  # the trace's parameters: the mutant claims to implement them
-    folder = Path(out_dir) / f"mutant-{name}"
-    atomic_write_text(folder / f"{n['periphery']}.v", periphery)
-    atomic_write_text(folder / f"{n['system']}.v", system)
-    atomic_write_text(folder / n["model"], model_verilog())
-    atomic_write_text(folder / n["json"], json.dumps(desc, indent=1) + "\n")
+        desc = describe(learner, cfg, top)
+        desc["params"] = learner.P  # the trace's parameters: the mutant claims to implement them
+        write_design(folder, top, desc)
     return folder
 
 
