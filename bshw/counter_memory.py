@@ -6,8 +6,11 @@ column groups into ``fan_out / bank_cols`` banks (``lib.memory.Memory`` with a s
 so synthesis maps each bank to block RAM). A two-stage pipeline walks the rows, one row per clock:
 
 - stage 1 presents the row address to every bank (and clears the row from the pending set);
-- stage 2 receives the row's counters, applies ``fan_out`` copies of the §9 rule
-  (:func:`bshw.periodic_carry.counter_next`) and writes the row back.
+- stage 2 receives the row's counters, applies the §9 rule to every column at once
+  (:func:`bshw.periodic_carry.counter_planes`, bit-sliced) and writes the row back.
+
+A bank word holds its columns' counters *plane-major* (bit i of every column together, §15
+"Banks"), the form the bit-sliced rule reads and writes; the host port sees them column by column.
 
 Consecutive rows are distinct, so a write never meets a read of the same row. **Accumulate** walks
 only the rows whose input bit ``x_i`` is 1 (a row with ``x_i = 0`` adds nothing, §9), and no row at all
@@ -21,8 +24,8 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from bshw.core import check_int
-from bshw.leaves import LeafLibrary
-from bshw.periodic_carry import CounterRule, _pack_rows, check_counter
+from bshw import bitslice as bs
+from bshw.periodic_carry import _pack_rows, check_counter, counter_planes
 
 # the pending-row search is two-level (a group of rows, then a row in it) to keep its logic depth
 # logarithmic in fan_in instead of one fan_in-long priority chain
@@ -36,6 +39,13 @@ def lowest_set(m: Module, bits, name: str):
         with m.If(bits[i]):
             m.d.comb += index.eq(i)
     return index, bits.any()
+
+
+def plane_major(values, bits: int) -> int:
+    """One memory word of ``values`` (unsigned ``bits``-bit fields) stored plane-major: bit ``i`` of
+    value ``j`` at bit ``i * len(values) + j``."""
+    n = len(values)
+    return sum(((v >> i) & 1) << (i * n + j) for j, v in enumerate(values) for i in range(bits))
 
 
 def default_bank_cols(fan_out: int, counter_bits: int, max_bits: int = 256) -> int:
@@ -60,9 +70,6 @@ class CounterMemory(wiring.Component):
         Columns per memory bank; must divide ``fan_out``. None: :func:`default_bank_cols`.
     init : list of list of int or None
         Initial counters ``[fan_in][fan_out]`` (None: all zero, §10).
-    leaves : bshw.leaves.LeafLibrary or None
-        Where the per-column rule (:class:`bshw.periodic_carry.CounterRule`) is emitted once and
-        instantiated per column; None: the rule elaborated in place (so Amaranth's simulator runs it).
 
     Attributes
     ----------
@@ -83,8 +90,7 @@ class CounterMemory(wiring.Component):
         Host read: ``host_rdata`` holds row ``host_row`` from the second clock after ``host_re``.
     """
 
-    def __init__(self, fan_in: int, fan_out: int, th: int, counter_bits: int, *, bank_cols=None, init=None,
-                 leaves: LeafLibrary | None = None):
+    def __init__(self, fan_in: int, fan_out: int, th: int, counter_bits: int, *, bank_cols=None, init=None):
         self.fan_in = check_int("fan_in", fan_in, 1)
         self.fan_out = check_int("fan_out", fan_out, 1)
         self.cmin, self.cmax = check_counter(th, counter_bits)
@@ -95,10 +101,10 @@ class CounterMemory(wiring.Component):
         if fan_out % bank_cols:
             raise ValueError(f"bank_cols={bank_cols} does not divide the row of {fan_out} counters")
         self.n_banks = fan_out // bank_cols
-        self.leaves = leaves if leaves is not None else LeafLibrary(inline=True)
         words = _pack_rows(init, fan_in, fan_out, counter_bits, self.cmin, self.cmax, "counter")
-        bw, mask = bank_cols * counter_bits, (1 << (bank_cols * counter_bits)) - 1
-        self.bank_init = [[(wd >> (b * bw)) & mask for wd in words] for b in range(self.n_banks)]
+        cmask = (1 << counter_bits) - 1
+        self.bank_init = [[plane_major([(wd >> ((b * bank_cols + j) * counter_bits)) & cmask for j in range(bank_cols)],
+                                       counter_bits) for wd in words] for b in range(self.n_banks)]
         row = data.ArrayLayout(unsigned(counter_bits), fan_out)
         rr = range(max(fan_in, 2))
         super().__init__({
@@ -151,27 +157,28 @@ class CounterMemory(wiring.Component):
             m.d.comb += rd.addr.eq(rd_row)
             wr_data.append((rd, wr))
 
-        # -- stage 2: the §9 rule on the row read, written back ------------------------------------------
-        cur = Cat(*[rd.data for rd, _ in wr_data])
+        # -- stage 2: the §9 rule on the row read (bit-sliced over the columns), written back ---------
+        # plane i of the row: bit i of every column, bank by bank (each bank word is plane-major)
+        cur = [Cat(*[rd.data[i * bc:(i + 1) * bc] for rd, _ in wr_data]) for i in range(cb)]
         acc, carry = Signal(), Signal()
         m.d.comb += [acc.eq(s2_valid & ~carrying), carry.eq(s2_valid & carrying)]
-        nxt, pot, dep = Signal(fo * cb), Signal(fo), Signal(fo)
-        th = self.th
-        for j in range(fo):  # §9, one lane per column; only rows with x_i = 1 are walked, so g = dy
-            lane = CounterRule(th, cb)
-            m.submodules[f"lane{j}"] = self.leaves.instance(
-                f"counter_rule_c{cb}_th{th}", lambda: CounterRule(th, cb), lane, clocked=False)
-            m.d.comb += [lane.c.eq(cur[j * cb:(j + 1) * cb]), lane.g_en.eq(self.dy_en[j]),
-                         lane.g_neg.eq(self.dy_neg[j]), lane.acc.eq(acc), lane.carry.eq(carry),
-                         nxt[j * cb:(j + 1) * cb].eq(lane.c_next), pot[j].eq(lane.pot), dep[j].eq(lane.dep)]
-        m.d.comb += [self.upd.eq(carry), self.upd_row.eq(s2_row), self.pot.eq(pot), self.dep.eq(dep)]
-        host_w = self.host_wdata.as_value()
+        # §9: only rows with x_i = 1 are walked, so the gradient of a column is its dy
+        nxt, up, down = counter_planes(m, [bs.net(m, p, f"row_bit{i}") for i, p in enumerate(cur)], self.dy_en,
+                                       self.dy_neg, acc, carry, self.th, cb, fo)
+        m.d.comb += [self.upd.eq(carry), self.upd_row.eq(s2_row), self.pot.eq(up & carry.replicate(fo)),
+                     self.dep.eq(down & carry.replicate(fo))]
+        # the host port is column-major: transposed here, only where the host reads or writes
+        host_w = [bs.planes_of(self.host_wdata, fo, cb)[i] for i in range(cb)]
         for b, (rd, wr) in enumerate(wr_data):
-            sl = slice(b * bc * cb, (b + 1) * bc * cb)
+            cols = slice(b * bc, (b + 1) * bc)
             m.d.comb += [wr.addr.eq(Mux(s2_valid, s2_row, self.host_row)),
                          wr.en.eq(Mux(s2_valid, 1, self.host_we)),
-                         wr.data.eq(Mux(s2_valid, nxt[sl], host_w[sl]))]
+                         wr.data.eq(Mux(s2_valid, Cat(*[p[cols] for p in nxt]), Cat(*[p[cols] for p in host_w])))]
+        # a host read keeps the plane-major row in a register; the transposition to columns then
+        # changes only when the host reads, not at every row of a walk
+        raw = Signal(cb * fo, name="host_row_planes")
         with m.If(host_re_d):
-            m.d.sync += self.host_rdata.eq(cur)
+            m.d.sync += raw.eq(Cat(*cur))
+        m.d.comb += self.host_rdata.eq(bs.lanes_of([raw[i * fo:(i + 1) * fo] for i in range(cb)], fo))
         self._stage2 = (s2_valid, carrying, [wr for _, wr in wr_data])  # for fault injection (sim/mutations.py)
         return m

@@ -1,7 +1,7 @@
 """Flip-flops of a hidden neuron's draws and the sampled derivative (docs/arithmetic.md §6, Eq. 4)."""
 
-from amaranth.hdl import Module
-from amaranth.lib import wiring
+from amaranth.hdl import Module, Value
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from bshw.lfsr import _check_int
@@ -15,10 +15,13 @@ class DerivativeSampler(wiring.Component):
     ----------
     k : int
         Derivative pairs, one of 1, 2, 4 (§6, §12).
+    lanes : int
+        Neurons handled at once (a layer's bank: they draw together, so one index serves all); 1 for
+        a single neuron.
 
     Attributes
     ----------
-    fire : In(1)
+    fire : In(lanes)
         The comparator output of this clock's draw.
     draw : In(1)
         This clock is a draw: latch ``fire`` into the flip-flop of draw ``index`` and advance the index
@@ -27,37 +30,53 @@ class DerivativeSampler(wiring.Component):
         Force the index back to 0 (the next draw is X); has priority over ``draw``'s advance.
     index : Out(range(1 + 2k))
         Draw number of the next draw (0 = X, 2m-1 = A_m, 2m = B_m).
-    x : Out(1)
-    a, b : Out(k)
-        ``A_m`` is bit m-1 of ``a``, ``B_m`` bit m-1 of ``b``.
-    d : Out(1)
+    x : Out(lanes)
+    a, b : Out(k), or Out(ArrayLayout(lanes, k))
+        ``A_m`` is bit m-1 of ``a`` (``B_m`` of ``b``); with lanes, element m-1 holds every lane's A_m.
+    d : Out(lanes)
         Combinational sampled derivative.
     """
 
-    def __init__(self, k: int = 4):
+    def __init__(self, k: int = 4, lanes: int = 1):
         _check_int("k", k, 1)
         if k not in (1, 2, 4):
             raise ValueError(f"k must be 1, 2 or 4, got {k!r}")
         self.k = k
-        super().__init__({"fire": In(1), "draw": In(1), "restart": In(1), "index": Out(range(1 + 2 * k)),
-                          "x": Out(1), "a": Out(k), "b": Out(k), "d": Out(1)})
+        self.lanes = n = _check_int("lanes", lanes, 1)
+        pairs = Out(k) if n == 1 else Out(data.ArrayLayout(n, k))
+        super().__init__({"fire": In(n), "draw": In(1), "restart": In(1), "index": Out(range(1 + 2 * k)),
+                          "x": Out(n), "a": pairs, "b": pairs, "d": Out(n)})
+
+    def planes(self, port) -> list:
+        """``[A_1, ..., A_k]`` (or B) of ``a`` (or ``b``), each ``lanes`` bits."""
+        v, n = Value.cast(port), self.lanes
+        return [v[j * n:(j + 1) * n] for j in range(self.k)]
 
     def elaborate(self, platform):
         m = Module()
         k = self.k
-        with m.If(self.draw):
+        a, b = self.planes(self.a), self.planes(self.b)
+        with m.If(self.draw):  # every lane draws together: one index for the bank
             with m.Switch(self.index):
                 with m.Case(0):
                     m.d.sync += self.x.eq(self.fire)
                 for j in range(k):
                     with m.Case(2 * j + 1):
-                        m.d.sync += self.a[j].eq(self.fire)
+                        m.d.sync += a[j].eq(self.fire)
                     with m.Case(2 * j + 2):
-                        m.d.sync += self.b[j].eq(self.fire)
+                        m.d.sync += b[j].eq(self.fire)
             m.d.sync += self.index.eq(0)
             with m.If(self.index != 2 * k):
                 m.d.sync += self.index.eq(self.index + 1)
         with m.If(self.restart):
             m.d.sync += self.index.eq(0)
-        m.d.comb += self.d.eq((self.a & ~self.b).any())  # Eq. 4: NOT/AND per pair, OR over pairs
+        m.d.comb += self.d.eq(sampled_derivative(a, b))
         return m
+
+
+def sampled_derivative(a: list, b: list):
+    """Eq. 4 per lane: NOT/AND per pair, OR over the pairs (``a``, ``b``: the A and B planes)."""
+    d = a[0] & ~b[0]
+    for aj, bj in zip(a[1:], b[1:]):
+        d = d | (aj & ~bj)
+    return d

@@ -7,7 +7,6 @@ the checkout path and is byte-identical between runs). Files are written atomica
 
 import argparse
 import sys
-from pathlib import Path
 
 from golden.io import atomic_write_text
 

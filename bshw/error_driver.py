@@ -1,9 +1,10 @@
 """Sign of the back-propagated sum, its tie rule and the ternary error driver (docs/arithmetic.md §7)."""
 
-from amaranth.hdl import Module, signed
-from amaranth.lib import wiring
+from amaranth.hdl import Const, Module, signed
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from bshw import bitslice as bs
 from bshw.lfsr import _check_int
 
 TIE_RULES = ("gated", "zero", "plus")
@@ -20,6 +21,8 @@ class ErrorDriver(wiring.Component):
         Number of error lines of the layer above (their ``en`` wires feed the `gated` OR), >= 1.
     tie : {"gated", "zero", "plus"}
         Value of dz where dx == 0: gated -> +1 if any upper line is driven else 0; zero -> 0; plus -> +1.
+    lanes : int
+        Neurons driven at once (bit-sliced, bshw/bitslice.py); 1 for a single neuron.
 
     Attributes
     ----------
@@ -34,7 +37,7 @@ class ErrorDriver(wiring.Component):
         dy = dz * d: ``en = d AND dz != 0``, ``neg = en AND dz < 0``; ``en = 0, neg = 1`` never occurs.
     """
 
-    def __init__(self, dx_width: int, n_upper: int = 10, tie: str = "gated"):
+    def __init__(self, dx_width: int, n_upper: int = 10, tie: str = "gated", lanes: int = 1):
         self.dx_width = _check_int("dx_width", dx_width, 2, 64)
         self.n_upper = _check_int("n_upper", n_upper, 1)
         if not isinstance(tie, str):
@@ -42,18 +45,26 @@ class ErrorDriver(wiring.Component):
         if tie not in TIE_RULES:
             raise ValueError(f"tie rule {tie!r}: choose one of {', '.join(TIE_RULES)}")
         self.tie = tie
-        super().__init__({"dx": In(signed(dx_width)), "upper_en": In(n_upper), "d": In(1),
-                          "dz_en": Out(1), "dz_neg": Out(1), "en": Out(1), "neg": Out(1)})
+        self.lanes = n = _check_int("lanes", lanes, 1)
+        dx = In(signed(dx_width)) if n == 1 else In(data.ArrayLayout(signed(dx_width), n))
+        super().__init__({"dx": dx, "upper_en": In(n_upper), "d": In(n),
+                          "dz_en": Out(n), "dz_neg": Out(n), "en": Out(n), "neg": Out(n)})
 
     def elaborate(self, platform):
         m = Module()
-        nonzero = self.dx != 0
-        # §7 tie rules: where dx == 0, gated drives +1 iff the layer above drives some error (one OR)
-        tie_en = {"zero": 0, "plus": 1, "gated": self.upper_en.any()}[self.tie]
-        m.d.comb += [
-            self.dz_en.eq(nonzero | tie_en),
-            self.dz_neg.eq(self.dx < 0),  # comparator dx >= 0 gives +1
-            self.en.eq(self.dz_en & self.d),
-            self.neg.eq(self.en & self.dz_neg),
-        ]
+        n = self.lanes
+        outs = error_planes(m, bs.planes_of(self.dx, n, self.dx_width, m, "dx_bit"), self.upper_en, self.d, self.tie, n)
+        m.d.comb += [p.eq(v) for p, v in zip((self.dz_en, self.dz_neg, self.en, self.neg), outs)]
         return m
+
+
+def error_planes(m, dx: list, upper_en, d, tie: str, n: int) -> tuple:
+    """§7 on planes: ``(dz_en, dz_neg, en, neg)`` of ``dz = sign(dx)`` with the tie rule and
+    ``dy = dz * d`` (``dx``: the planes of the signed dx, ``d``: the sampled derivatives)."""
+    nonzero = bs.any_set(dx)
+    # §7 tie rules: where dx == 0, gated drives +1 iff the layer above drives some error (one OR)
+    tie_en = {"zero": Const(0, n), "plus": Const((1 << n) - 1, n), "gated": upper_en.any().replicate(n)}[tie]
+    dz_en = bs.net(m, nonzero | tie_en, "dz_en_bits")
+    dz_neg = dx[-1]  # the sign bit: the comparator dx >= 0 gives +1
+    en = bs.net(m, dz_en & d, "en_bits")
+    return dz_en, dz_neg, en, en & dz_neg

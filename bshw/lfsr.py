@@ -6,19 +6,36 @@ One clock with ``draw`` high is one *draw*: the state advances by ``leap`` singl
 advances only when its stream draws").
 """
 
-from amaranth.hdl import Cat, Const, Module, ResetSignal, Signal
-from amaranth.lib import wiring
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from bshw.core import I16, N32
 from bshw.core import check_int as _check_int
 
 
-def _xor(values):
-    out = Const(0, 1)
-    for v in values:
+def xor_all(values):
+    """XOR of a non-empty sequence of equally wide values."""
+    values = list(values)
+    out = values[0]
+    for v in values[1:]:
         out = out ^ v
     return out
+
+
+def leap_network(m: Module, bits: list, taps, leap: int, name: str = "fb") -> list:
+    """The state after ``leap`` single steps (§3), as a list of bits (bit 0 first).
+
+    ``bits[i]`` is state bit i: one bit of one LFSR, or an n-bit plane of a bank of n LFSRs (one step
+    is the same XOR for every lane). Each new bit gets a named net, which keeps the XOR network
+    linear in size when unrolled.
+    """
+    bits = list(bits)
+    for n in range(leap):  # §3: the one-step function unrolled `leap` times
+        fb = Signal(len(bits[0]), name=f"{name}{n}")
+        m.d.comb += fb.eq(xor_all(bits[t] for t in taps))
+        bits = [fb] + bits[:-1]
+    return bits
 
 
 class Lfsr(wiring.Component):
@@ -34,9 +51,6 @@ class Lfsr(wiring.Component):
         Steps per draw, ``1 <= leap <= width``: 19 for the default N32 noise stream, 16 for I16.
     init : int
         Reset state, ``1 <= init < 2^width`` (the trace header's initial state; never 0).
-    seed_port : bool
-        Take the reset state from the ``seed`` input instead of ``init``: one emitted module then
-        serves every stream (the network's leaves, bshw/leaves.py), each instance tied to its seed.
 
     Attributes
     ----------
@@ -45,15 +59,13 @@ class Lfsr(wiring.Component):
     load : In(1)
         High for one clock: the state becomes ``load_value`` (has priority over ``draw``).
     load_value : In(width)
-    seed : In(width)
-        With ``seed_port``: the state loaded while the domain's reset is high.
     state : Out(width)
         The current state.
     word : Out(leap)
         Combinational: the word of a draw taken this clock, ``leap(state)[leap-1:0]``.
     """
 
-    def __init__(self, width: int, taps, leap: int, init: int = 1, *, seed_port: bool = False):
+    def __init__(self, width: int, taps, leap: int, init: int = 1):
         self.width = _check_int("width", width, 2)
         taps = tuple(taps)
         if not taps:
@@ -63,40 +75,114 @@ class Lfsr(wiring.Component):
         self.taps = taps
         self.leap = _check_int("leap", leap, 1, width)
         self.init = _check_int("init", init, 1, (1 << width) - 1)
-        self.seed_port = bool(seed_port)
         sig = {"draw": In(1), "load": In(1), "load_value": In(width), "state": Out(width, init=init),
                "word": Out(leap)}
-        if self.seed_port:
-            sig["seed"] = In(width)
         super().__init__(sig)
 
     @classmethod
-    def n32(cls, leap: int = 19, init: int = 1, *, seed_port: bool = False) -> "Lfsr":
+    def n32(cls, leap: int = 19, init: int = 1) -> "Lfsr":
         """The neuron-noise LFSR N32 (taps 31, 21, 1, 0); ``leap`` = the noise bits W (§4)."""
-        return cls(N32.width, N32.taps, leap, init, seed_port=seed_port)
+        return cls(N32.width, N32.taps, leap, init)
 
     @classmethod
-    def i16(cls, init: int = 1, *, seed_port: bool = False) -> "Lfsr":
+    def i16(cls, init: int = 1) -> "Lfsr":
         """The input-sampling LFSR I16 (taps 15, 14, 12, 3), 16-step leap (§5)."""
-        return cls(I16.width, I16.taps, I16.width, init, seed_port=seed_port)
+        return cls(I16.width, I16.taps, I16.width, init)
 
     def elaborate(self, platform):
         m = Module()
-        # with a seed port the register is reset-less and loads `seed` during reset instead
-        state = Signal(self.width, init=self.init, reset_less=self.seed_port, name="st")
+        state = Signal(self.width, init=self.init, name="st")
         m.d.comb += self.state.eq(state)
-        bits = [state[i] for i in range(self.width)]  # bits[i]: state bit i
-        for n in range(self.leap):  # §3: the one-step function unrolled `leap` times
-            fb = Signal(name=f"fb{n}")  # a named net per new bit keeps the XOR network linear in size
-            m.d.comb += fb.eq(_xor(bits[t] for t in self.taps))
-            bits = [fb] + bits[:-1]
+        bits = leap_network(m, [state[i] for i in range(self.width)], self.taps, self.leap)
         nxt = Cat(*bits)
         m.d.comb += self.word.eq(nxt[: self.leap])
         with m.If(self.load):
             m.d.sync += state.eq(self.load_value)
         with m.Elif(self.draw):
             m.d.sync += state.eq(nxt)
-        if self.seed_port:  # later assignment wins: reset loads the seed
-            with m.If(ResetSignal()):
-                m.d.sync += state.eq(self.seed)
         return m
+
+
+class LfsrBank(wiring.Component):
+    """``n`` LFSRs of one kind that always draw together: every input pixel's I16 stream, or the N32
+    streams of one layer's neurons (§3, §15 "Banks"). Lane ``j`` is exactly an :class:`Lfsr` with
+    reset state ``inits[j]``. Bit-sliced (bshw/bitslice.py): the state is ``width`` registers of
+    ``n`` bits (plane i holds bit i of every lane), and the leap is :class:`Lfsr`'s XOR chain on
+    planes (:func:`leap_network`). The banks of the periphery build the same planes in
+    their own module with :func:`lfsr_planes`; this component wraps it for benches and tests.
+
+    Parameters
+    ----------
+    width, taps, leap :
+        As :class:`Lfsr`.
+    inits : sequence of int
+        Reset state of each lane (the trace header's ``lfsr_in`` or ``lfsr`` entries, §11), nonzero.
+
+    Attributes
+    ----------
+    draw : In(1)
+        Every lane leaps ``leap`` steps at the clock edge.
+    load, load_sel, load_value : In(1), In(range(n)), In(width)
+        Load lane ``load_sel``'s state (priority over ``draw`` for the whole bank).
+    rd_sel : In(range(n))
+    rd_state : Out(width)
+        The state of lane ``rd_sel`` (combinational).
+    word : Out(ArrayLayout(n, leap))
+        Combinational: the planes of the word of a draw taken this clock.
+    """
+
+    def __init__(self, width: int, taps, leap: int, inits):
+        self.width = _check_int("width", width, 2)
+        taps = tuple(taps)
+        if not taps:
+            raise ValueError("taps must name at least one bit")
+        for t in taps:
+            _check_int("tap", t, 0, width - 1)
+        self.taps = taps
+        self.leap = _check_int("leap", leap, 1, width)
+        inits = list(inits)
+        if not inits:
+            raise ValueError("a bank needs at least one lane")
+        self.inits = [_check_int("init", s, 1, (1 << width) - 1) for s in inits]
+        self.n = n = len(inits)
+        super().__init__({"draw": In(1), "load": In(1), "load_sel": In(range(max(n, 2))), "load_value": In(width),
+                          "rd_sel": In(range(max(n, 2))), "rd_state": Out(width),
+                          "word": Out(data.ArrayLayout(n, leap))})
+
+    @classmethod
+    def n32(cls, leap: int, inits) -> "LfsrBank":
+        """A bank of N32 neuron-noise streams, ``leap`` = the noise bits W (§4)."""
+        return cls(N32.width, N32.taps, leap, inits)
+
+    @classmethod
+    def i16(cls, inits) -> "LfsrBank":
+        """A bank of I16 input-sampling streams, 16-step leap (§5)."""
+        return cls(I16.width, I16.taps, I16.width, inits)
+
+    def elaborate(self, platform):
+        m = Module()
+        word, rd_state = lfsr_planes(m, self.width, self.taps, self.leap, self.inits, draw=self.draw, load=self.load,
+                                     load_sel=self.load_sel, load_value=self.load_value, rd_sel=self.rd_sel)
+        m.d.comb += [self.word.eq(Cat(*word)), self.rd_state.eq(rd_state)]
+        return m
+
+
+def lfsr_planes(m: Module, width: int, taps, leap: int, inits, *, draw, load, load_sel, load_value, rd_sel,
+                name: str = "st"):
+    """Build a bank of LFSRs (:class:`LfsrBank`) in module ``m``: ``width`` state planes of
+    ``len(inits)`` bits. Returns ``(word, rd_state)``: the ``leap`` planes of the word of a draw taken
+    this clock and the state of lane ``rd_sel``."""
+    n = len(inits)
+    planes = [Signal(n, init=sum(((s >> i) & 1) << j for j, s in enumerate(inits)), name=f"{name}{i}")
+              for i in range(width)]
+    nxt = leap_network(m, planes, taps, leap, f"{name}_fb")  # §3, the same XOR chain as one LFSR's
+    # the host port as shifts and masks: a dynamic bit index on the left of an assignment would be
+    # lowered to a case over every lane of every plane
+    lane = Signal(n, name=f"{name}_lane")
+    m.d.comb += lane.eq(Const(1, n) << load_sel)
+    with m.If(load):
+        for i, p in enumerate(planes):
+            m.d.sync += p.eq((p & ~lane) | Mux(load_value[i], lane, 0))
+    with m.Elif(draw):
+        m.d.sync += [p.eq(v) for p, v in zip(planes, nxt)]
+    return nxt[:leap], Cat(*[(p >> rd_sel)[0] for p in planes])

@@ -4,15 +4,42 @@ The W-bit noise draw is split low bits first into words u_1..u_m (§4); ``S = su
 neuron fires iff ``y + S > T`` with ``T = floor(Smax / 2)``, i.e. ``y + n > 0``, ``n = S - T``.
 """
 
-from amaranth.hdl import Module, signed
-from amaranth.lib import wiring
+from amaranth.hdl import Cat, Module, Value, signed
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from bshw import bitslice as bs
 from bshw.lfsr import _check_int
 
 
+def check_noise_words(noise_words) -> tuple:
+    """The noise word widths as a tuple (§4: 1-4 words of 1-16 bits, at most 32 bits), or ValueError."""
+    words = tuple(noise_words) if isinstance(noise_words, (tuple, list)) else noise_words
+    if not isinstance(words, tuple) or not 1 <= len(words) <= 4:
+        raise ValueError(f"noise_words must have 1-4 widths, got {noise_words!r}")
+    for w in words:
+        _check_int("noise word width", w, 1, 16)
+    if sum(words) > 32:
+        raise ValueError(f"noise_words {noise_words!r} need more than 32 bits")
+    return words
+
+
+def noise_sum(word, noise_words):
+    """§4: ``S = sum u_k``, the words split from the draw's ``word`` low bits first."""
+    total, off = 0, 0
+    for w in noise_words:
+        total = total + word[off:off + w]
+        off += w
+    return total
+
+
+def fires(word, y, noise_words, T: int):
+    """Eq. 3: ``y + S > T`` for one neuron's draw ``word``."""
+    return y + noise_sum(word, noise_words) > T
+
+
 class ComparatorNeuron(wiring.Component):
-    """Combinational comparator ``fire = (y + S > T)`` (§4).
+    """Combinational comparator ``fire = (y + S > T)`` (§4), for one neuron or a bank of ``lanes``.
 
     Parameters
     ----------
@@ -20,38 +47,46 @@ class ComparatorNeuron(wiring.Component):
         Signed width of the membrane potential y (2..64; 14 for the default layer 1, §2).
     noise_words : tuple of int
         Noise word widths, low bits first (1-4 words of 1-16 bits, sum <= 32; default (7, 7, 5)).
+    lanes : int
+        Neurons compared at once (bit-sliced, bshw/bitslice.py); 1 for a single neuron.
 
     Attributes
     ----------
-    y : In(signed(y_width))
-    word : In(W)
-        The draw's W-bit word from the neuron's N32 LFSR (``Lfsr.word``).
-    s : Out(unsigned)
+    y : In(signed(y_width)), or In(ArrayLayout(signed(y_width), lanes))
+    word : In(W), or In(ArrayLayout(lanes, W)) (planes)
+        The draw's W-bit word from the neuron's N32 LFSR (``Lfsr.word`` / ``LfsrBank.word``).
+    s : Out(unsigned), or its planes
         The noise sum S.
-    fire : Out(1)
+    fire : Out(lanes)
     """
 
-    def __init__(self, y_width: int, noise_words=(7, 7, 5)):
+    def __init__(self, y_width: int, noise_words=(7, 7, 5), lanes: int = 1):
         self.y_width = _check_int("y_width", y_width, 2, 64)
-        words = tuple(noise_words)
-        if not 1 <= len(words) <= 4:
-            raise ValueError(f"noise_words must have 1-4 widths, got {noise_words!r}")
-        for w in words:
-            _check_int("noise word width", w, 1, 16)
-        if sum(words) > 32:
-            raise ValueError(f"noise_words {noise_words!r} need more than 32 bits")
+        words = check_noise_words(noise_words)
+        self.lanes = n = _check_int("lanes", lanes, 1)
         self.noise_words = words
         self.bits = sum(words)
         self.smax = sum((1 << w) - 1 for w in words)
         self.T = self.smax // 2
-        super().__init__({"y": In(signed(y_width)), "word": In(self.bits),
-                          "s": Out(self.smax.bit_length()), "fire": Out(1)})
+        sb = self.smax.bit_length()
+        if n == 1:
+            sig = {"y": In(signed(y_width)), "word": In(self.bits), "s": Out(sb), "fire": Out(1)}
+        else:
+            sig = {"y": In(data.ArrayLayout(signed(y_width), n)), "word": In(data.ArrayLayout(n, self.bits)),
+                   "s": Out(data.ArrayLayout(n, sb)), "fire": Out(n)}
+        super().__init__(sig)
 
     def elaborate(self, platform):
         m = Module()
-        off, total = 0, 0
-        for w in self.noise_words:  # §4: u_1 = word[w1-1:0], u_2 the next w2 bits, ...
-            total = total + self.word[off:off + w]
-            off += w
-        m.d.comb += [self.s.eq(total), self.fire.eq(self.y + self.s > self.T)]  # Eq. 3
+        n, W = self.lanes, self.bits
+        word, y = Value.cast(self.word), Value.cast(self.y)
+        s, fire = [], []
+        for j in range(n):  # plane-major word: bit i of lane j at i * n + j
+            lane = Cat(*[word[i * n + j] for i in range(W)])
+            s.append(noise_sum(lane, self.noise_words))  # §4: u_1 = word[w1-1:0], u_2 the next w2 bits, ...
+            fire.append(fires(lane, y[j * self.y_width:(j + 1) * self.y_width].as_signed(), self.noise_words, self.T))
+        sb = self.smax.bit_length()
+        m.d.comb += [Value.cast(self.s).eq(Cat(*[bs.planes_of(Cat(*[v[:sb] for v in s]), n, sb)[i] for i in range(sb)]) if n > 1
+                                           else s[0]),
+                     self.fire.eq(Cat(*fire))]  # Eq. 3
         return m

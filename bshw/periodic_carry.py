@@ -7,11 +7,11 @@ with its own counter and weight registers (the unit the synthesis table counts),
 potentiation/depression pulses for the crossbar macro (bshw/macro.py).
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from bshw import bitslice as bs
 from bshw.lfsr import _check_int
 from bshw.macro import weight_bits
 
@@ -26,31 +26,66 @@ def check_counter(th, counter_bits):
     return -(1 << (cb - 1)), cmax
 
 
-def counter_next(m, c, g_en, g_neg, acc, carry, th, counter_bits, name="cnt"):
-    """Add the §9 counter rule for one synapse to ``m``; return ``(c_next, step)`` signals.
+def counter_planes(m, c: list, g_en, g_neg, acc, carry, th: int, counter_bits: int, n: int, name: str = "cnt"):
+    """The §9 counter rule for ``n`` counters at once, on bit planes (bshw/bitslice.py); returns
+    ``(c_next, up, down)``: the planes of the counters to write back, and where a carry now steps the
+    weight up (potentiation pulse) or down (depression); the pulses are ``carry & up`` and ``carry & down``.
 
-    ``acc``: ``c = clamp(c + g)`` with ``g = -1 if g_neg else +1`` where ``g_en`` (the ternary gradient
-    ``x * dy``); ``carry`` (after this clock's accumulation, if any): ``c >= th`` -> step -1,
-    ``c <= -th`` -> step +1, and the counter clears; else step 0. Positive accumulated gradient lowers
-    the weight (gradient descent, Methods "Periodical carry").
+    ``c``: the planes of the signed counters; ``g_en``, ``g_neg``: the ternary gradient ``x * dy`` of
+    each counter on the §7 wire code; ``acc`` (1 bit): ``c = clamp(c + g)``, ``g = -1 if g_neg else
+    +1`` where ``g_en``; ``carry`` (1 bit, after this clock's accumulation, if any): ``c >= th`` ->
+    step -1 (``dep``), ``c <= -th`` -> step +1 (``pot``), and the counter clears; else step 0.
+    Positive accumulated gradient lowers the weight (gradient descent, Methods "Periodical carry").
     """
     cmin, cmax = check_counter(th, counter_bits)
     cb = counter_bits
-    summed = Signal(signed(cb + 1), name=f"{name}_sum")
-    m.d.comb += summed.eq(c + Mux(g_en, Mux(g_neg, -1, 1), 0))
-    c_now = Signal(signed(cb), name=f"{name}_now")
-    m.d.comb += c_now.eq(Mux(acc, Mux(summed > cmax, cmax, Mux(summed < cmin, cmin, summed)), c))
-    up, down = c_now <= -th, c_now >= th
+    ones = Const((1 << n) - 1, n)
+
+    def equals(planes, value, tag):  # per lane: the counter is the constant
+        bits = [p if (value >> i) & 1 else ~p for i, p in enumerate(planes)]
+        return bs.net(m, bs.all_set(bits), tag)
+
+    def offset(planes):  # signed -> unsigned order: flip the sign bit
+        return list(planes[:-1]) + [bs.net(m, ~planes[-1], f"{name}_off{len(planes)}")]
+
+    # c + 1 (carry chain through the ones) and c - 1 (borrow chain through the zeros), saturating
+    up_c, dn_c, inc, dec = ones, ones, [], []
+    for i, p in enumerate(c):
+        inc.append(bs.net(m, p ^ up_c, f"{name}_inc{i}"))
+        dec.append(bs.net(m, p ^ dn_c, f"{name}_dec{i}"))
+        up_c = bs.net(m, up_c & p, f"{name}_incc{i}")
+        dn_c = bs.net(m, dn_c & ~p, f"{name}_decc{i}")
+    sel_inc = bs.net(m, acc.replicate(n) & g_en & ~g_neg & ~equals(c, cmax & ((1 << cb) - 1), f"{name}_at_max"),
+                     f"{name}_sel_inc")
+    sel_dec = bs.net(m, acc.replicate(n) & g_en & g_neg & ~equals(c, cmin & ((1 << cb) - 1), f"{name}_at_min"),
+                     f"{name}_sel_dec")
+    keep = bs.net(m, ~(sel_inc | sel_dec), f"{name}_keep")
+    c_now = [bs.net(m, (sel_inc & a) | (sel_dec & b) | (keep & p), f"{name}_now{i}")
+             for i, (a, b, p) in enumerate(zip(inc, dec, c))]
+    # c_now <= -th and c_now >= th, as unsigned comparisons of the offset values
+    lo = bs.less_than(m, offset(bs.const_planes(-th, cb, n)), offset(c_now), n, f"{name}_gt_neg_th")
+    hi = bs.less_than(m, offset(c_now), offset(bs.const_planes(th, cb, n)), n, f"{name}_lt_th")
+    up, down = bs.net(m, ~lo, f"{name}_up"), bs.net(m, ~hi, f"{name}_down")
+    fire = carry.replicate(n)
+    clear = bs.net(m, fire & (up | down), f"{name}_clear")  # cleared even at a weight limit
+    c_next = [bs.net(m, p & ~clear, f"{name}_next{i}") for i, p in enumerate(c_now)]
+    return c_next, up, down
+
+
+def counter_next(m, c, g_en, g_neg, acc, carry, th, counter_bits, name="cnt"):
+    """:func:`counter_planes` for one counter; return ``(c_next, step)`` signals (step +1: a
+    potentiation pulse, -1: depression)."""
+    planes, up, down = counter_planes(m, [c[i] for i in range(counter_bits)], g_en, g_neg, acc, carry, th,
+                                      counter_bits, 1, name)
+    c_next = Signal(signed(counter_bits), name=f"{name}_next")
     step = Signal(signed(2), name=f"{name}_step")
-    c_next = Signal(signed(cb), name=f"{name}_next")
-    m.d.comb += [step.eq(Mux(up, 1, Mux(down, -1, 0))),
-                 c_next.eq(Mux(carry & (up | down), 0, c_now))]  # cleared even at a weight limit
+    m.d.comb += [c_next.eq(Cat(*planes)), step.eq(Mux(up, 1, Mux(down, -1, 0)))]
     return c_next, step
 
 
 class CounterRule(wiring.Component):
     """The §9 rule of one counter, no storage: the lane a counter memory applies to each column of the
-    row it reads (bshw/counter_memory.py), emitted once and instantiated per column (bshw/leaves.py).
+    row it reads (bshw/counter_memory.py), applied to every column at once (:func:`counter_planes`).
 
     Attributes
     ----------
@@ -74,10 +109,9 @@ class CounterRule(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        c_next, step = counter_next(m, self.c, self.g_en, self.g_neg, self.acc, self.carry, self.th,
-                                    self.counter_bits)
-        m.d.comb += [self.c_next.eq(c_next), self.pot.eq(self.carry & (step == 1)),
-                     self.dep.eq(self.carry & (step == -1))]
+        c_next, up, down = counter_planes(m, [self.c[i] for i in range(self.counter_bits)], self.g_en, self.g_neg,
+                                          self.acc, self.carry, self.th, self.counter_bits, 1)
+        m.d.comb += [self.c_next.eq(Cat(*c_next)), self.pot.eq(self.carry & up), self.dep.eq(self.carry & down)]
         return m
 
 

@@ -20,17 +20,16 @@ Every stream draws exactly the §8 draws in order; :func:`bshw.core.op_cycles` g
 operation.
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import In, Out
 
 from bshw.core import check_int, op_cycles  # noqa: F401  (op_cycles: the §15 clock formula)
 from bshw.counter_memory import CounterMemory
 from bshw.error_driver import TIE_RULES
-from bshw.input_sampler import InputSampler
-from bshw.leaves import LeafLibrary
+from bshw.input_sampler import InputSamplerBank
 from bshw.macro import CrossbarMacroSignature
-from bshw.neuron_periphery import NeuronPeriphery, OutputNeuron
+from bshw.neuron_periphery import NeuronBank, OutputNeuronBank
 
 
 class Op(enum.Enum, shape=2):
@@ -63,12 +62,10 @@ class BshwPeriphery(wiring.Component):
     bank_cols : int, list of int or None
         Counter-memory columns per bank, for every layer or per layer (must divide the layer's
         fan-out); None: :func:`bshw.counter_memory.default_bank_cols`.
-    prefix : str
-        Module-name prefix of the leaf cells (bshw/leaves.py).
     """
 
     def __init__(self, sizes, params: dict, *, seeds: dict | None = None, counters=None, probes: bool = False,
-                 read_latency: int = 1, bank_cols=None, prefix: str = "bshw_"):
+                 read_latency: int = 1, bank_cols=None):
         sizes = [check_int("layer size", n, 1) for n in sizes]
         if len(sizes) < 2:
             raise ValueError(f"sizes needs an input and at least one layer, got {sizes!r}")
@@ -80,7 +77,6 @@ class BshwPeriphery(wiring.Component):
         self.sizes, self.L, self.params, self.probes = sizes, len(sizes) - 1, P, bool(probes)
         self.k = check_int("deriv_k", P["deriv_k"], 1, 4)
         self.read_latency = check_int("read_latency", read_latency, 1, 16)
-        self.leaves = LeafLibrary(prefix)
         L = self.L
         if bank_cols is None or isinstance(bank_cols, int):
             bank_cols = [bank_cols] * L
@@ -97,7 +93,7 @@ class BshwPeriphery(wiring.Component):
         self.seeds = {"lfsr_in": [check_int("input seed", s, 1, 0xFFFF) for s in lfsr_in],
                       "lfsr": [[check_int("neuron seed", s, 1, 0xFFFFFFFF) for s in layer] for layer in lfsr]}
         self.counters = [CounterMemory(sizes[li], sizes[li + 1], P["th"], P["counter_bits"], bank_cols=bank_cols[li],
-                                       init=None if counters is None else counters[li], leaves=self.leaves)
+                                       init=None if counters is None else counters[li])
                          for li in range(L)]
         wb, cb = self.macros[0].wbits, P["counter_bits"]
         self.w_row_bits = max(sizes[1:]) * wb
@@ -128,71 +124,54 @@ class BshwPeriphery(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         L, k, sizes, P, lat = self.L, self.k, self.sizes, self.params, self.read_latency
-        xbs, leaves = [getattr(self, f"xb{li + 1}") for li in range(L)], self.leaves
+        xbs = [getattr(self, f"xb{li + 1}") for li in range(L)]
         busy = Signal()
         op = Signal(Op)
         binary, train = op == Op.BINARY, op == Op.TRAIN
         m.d.comb += self.busy.eq(busy)
         host = ~busy
 
-        # -- input samplers (§5), one leaf per pixel -------------------------------------------------
+        # -- input samplers (§5) and neurons (§4, §6, §7): one bit-sliced bank per layer (§15 "Banks") --
+        # Host LFSR port: stream s is lane s - offset of the bank whose range holds it (the trace
+        # header's order: pixels, then layer by layer).
         draw_in, restart = Signal(), Signal()
-        sel = lambda s: self.lfsr_we & host & (self.lfsr_sel == s)  # noqa: E731
-        x0_bits, states = [], []
-        for i, seed in enumerate(self.seeds["lfsr_in"]):
-            c = InputSampler(seed, seed_port=True)
-            m.submodules[f"pixel{i}"] = leaves.instance("input_sampler", lambda: InputSampler(seed_port=True), c)
-            m.d.comb += [c.seed.eq(seed), c.pixel.eq(self.pixels[i]), c.draw.eq(draw_in), c.load.eq(sel(i)),
-                         c.load_value.eq(self.lfsr_wdata)]
-            x0_bits.append(c.x)
-            states.append(c.r)
-        # named nets for the buses many cells read: the Verilog refers to them by name instead of
-        # repeating their bit lists at every reader
-        x0 = Signal(sizes[0], name="x0_bits")
-        m.d.comb += x0.eq(Cat(*x0_bits))
-
-        # -- neurons (§4, §6, §7), one leaf per neuron ------------------------------------------------
         draw = [Signal(name=f"draw{li + 1}") for li in range(L)]
-        layer_x, dy_en, dy_neg, cells = [], [], [], []
-        stream = sizes[0]
+        banks = [InputSamplerBank(self.seeds["lfsr_in"])]
         for li in range(L):
-            n, mac, hidden = sizes[li + 1], self.macros[li], li < L - 1
-            if hidden:
-                up = self.macros[li + 1]
+            n, mac = sizes[li + 1], self.macros[li]
+            if li < L - 1:
                 # n_upper = 1: the `gated` rule's OR over the layer above's en lines is one gate per
                 # layer (below), its output shared by the layer's neurons (§7)
-                args = (mac.yw, up.dxw, k, P["tie"], tuple(P["noise_words"]), 1)
-                make = lambda a=args: NeuronPeriphery(*a, seed_port=True)  # noqa: E731
-                name = f"neuron_l{li + 1}"
+                banks.append(NeuronBank(mac.yw, self.macros[li + 1].dxw, k, P["tie"], tuple(P["noise_words"]), 1,
+                                        self.seeds["lfsr"][li]))
             else:
-                args = (mac.yw, tuple(P["noise_words"]))
-                make = lambda a=args: OutputNeuron(*a, seed_port=True)  # noqa: E731
-                name = "output_neuron"
-            layer_cells = []
-            for j, seed in enumerate(self.seeds["lfsr"][li]):
-                c = (NeuronPeriphery(*args, init=seed, seed_port=True) if hidden
-                     else OutputNeuron(*args, init=seed, seed_port=True))
-                m.submodules[f"l{li + 1}_neuron{j}"] = leaves.instance(name, make, c)
-                m.d.comb += [c.seed.eq(seed), c.y.eq(xbs[li].y[j]), c.draw.eq(draw[li]),
-                             c.load.eq(sel(stream + j)), c.load_value.eq(self.lfsr_wdata)]
-                if hidden:
-                    m.d.comb += c.restart.eq(restart)
-                states.append(c.state)
-                layer_cells.append(c)
-            stream += n
-            cells.append(layer_cells)
-            xl = Signal(n, name=f"x{li + 1}_bits")
-            m.d.comb += xl.eq(Cat(*[c.x for c in layer_cells]))
-            layer_x.append(xl)
+                banks.append(OutputNeuronBank(mac.yw, tuple(P["noise_words"]), self.seeds["lfsr"][li]))
+        offset, rdata = 0, Const(0, 32)
+        for bi, bank in enumerate(banks):
+            m.submodules["input_samplers" if bi == 0 else f"neurons{bi}"] = bank
+            n = bank.n
+            mine = (self.lfsr_sel >= offset) & (self.lfsr_sel < offset + n)
+            lane = Signal(range(max(n, 2)), name=f"lfsr_lane{bi}")
+            m.d.comb += [lane.eq(self.lfsr_sel - offset), bank.load.eq(self.lfsr_we & host & mine),
+                         bank.load_sel.eq(lane), bank.rd_sel.eq(lane), bank.load_value.eq(self.lfsr_wdata)]
+            rdata = Mux(mine, bank.rd_state, rdata)
+            offset += n
+        m.d.comb += self.lfsr_rdata.eq(rdata)
+        inputs, neurons = banks[0], banks[1:]
+        m.d.comb += [inputs.pixels.eq(self.pixels), inputs.draw.eq(draw_in)]
+        x0 = inputs.x
+        layer_x = [nb.x for nb in neurons]
+        for li, nb in enumerate(neurons):
+            m.d.comb += [nb.y.eq(xbs[li].y), nb.draw.eq(draw[li])]
+            if li < L - 1:
+                m.d.comb += nb.restart.eq(restart)
+        dy_en, dy_neg = [], []
         target = Signal(sizes[-1])
         m.d.comb += target.eq(Const(1, sizes[-1]) << self.label)
         for li in range(L):
             en, neg = Signal(sizes[li + 1], name=f"dy_en{li + 1}_bits"), Signal(sizes[li + 1], name=f"dy_neg{li + 1}_bits")
             if li < L - 1:  # §7: sign of dx on this layer's rows of the macro above, tie rule, dy = dz d
-                dx = xbs[li + 1].dx
-                for j, c in enumerate(cells[li]):
-                    m.d.comb += c.dx.eq(dx[j])
-                m.d.comb += [en.eq(Cat(*[c.en for c in cells[li]])), neg.eq(Cat(*[c.neg for c in cells[li]]))]
+                m.d.comb += [neurons[li].dx.eq(xbs[li + 1].dx), en.eq(neurons[li].en), neg.eq(neurons[li].neg)]
             else:  # §7 onchip output: dy = x - t
                 m.d.comb += [en.eq(layer_x[li] ^ target), neg.eq(target & ~layer_x[li])]
             dy_en.append(en)
@@ -200,8 +179,7 @@ class BshwPeriphery(wiring.Component):
         for li in range(L - 1):  # §7 `gated`: one OR over the layer above's en lines
             upper_any = Signal(name=f"upper_any{li + 1}")
             m.d.comb += upper_any.eq(dy_en[li + 1].any())
-            for c in cells[li]:
-                m.d.comb += c.upper_en.eq(upper_any)
+            m.d.comb += neurons[li].upper_en.eq(upper_any)
 
         # -- the macros' drive: binary rows and ternary columns (§2, §8) -------------------------------
         pix_msb = Cat(*[self.pixels[i][7] for i in range(sizes[0])])
@@ -237,7 +215,6 @@ class BshwPeriphery(wiring.Component):
         rvalid = Signal(max(lat, 2))  # the macro answers after `lat` clocks, the counters after 2
         m.d.sync += rvalid.eq(Cat(self.mem_re & host, rvalid))
         m.d.comb += self.mem_rvalid.eq(rvalid[-1])
-        m.d.comb += self.lfsr_rdata.eq(Array(states)[self.lfsr_sel])
         walking = Cat(*[cm.busy for cm in self.counters]).any()
 
         # argmax of the output sums, lowest index on ties (§8 inference)
@@ -255,13 +232,10 @@ class BshwPeriphery(wiring.Component):
                 m.d.comb += [getattr(self, f"y{l}").eq(xbs[li].y.as_value()), getattr(self, f"x{l}").eq(layer_x[li]),
                              getattr(self, f"dy_en{l}").eq(dy_en[li]), getattr(self, f"dy_neg{l}").eq(dy_neg[li])]
                 if li < L - 1:
-                    cs = cells[li]
-                    m.d.comb += [getattr(self, f"a{l}").eq(Cat(*[c.a[mm] for mm in range(k) for c in cs])),
-                                 getattr(self, f"b{l}").eq(Cat(*[c.b[mm] for mm in range(k) for c in cs])),
-                                 getattr(self, f"d{l}").eq(Cat(*[c.d for c in cs])),
-                                 getattr(self, f"dx{l}").eq(xbs[li + 1].dx.as_value()),
-                                 getattr(self, f"dz_en{l}").eq(Cat(*[c.dz_en for c in cs])),
-                                 getattr(self, f"dz_neg{l}").eq(Cat(*[c.dz_neg for c in cs]))]
+                    nb = neurons[li]
+                    m.d.comb += [getattr(self, f"a{l}").eq(nb.a.as_value()), getattr(self, f"b{l}").eq(nb.b.as_value()),
+                                 getattr(self, f"d{l}").eq(nb.d), getattr(self, f"dx{l}").eq(xbs[li + 1].dx.as_value()),
+                                 getattr(self, f"dz_en{l}").eq(nb.dz_en), getattr(self, f"dz_neg{l}").eq(nb.dz_neg)]
 
         # -- sequencer (§8 order; the clocks of each phase in bshw.core.op_cycles) -------------------------------
         dcount = Signal(range(2 * k + 2))

@@ -5,8 +5,9 @@
 shape and resolved hardware parameters, its LFSR reset states those of the exact golden learner for
 ``cfg.seed`` (the trace header's, §11), and writes into ``out_dir``:
 
-- ``<prefix>periphery.v``: the synthesizable periphery top and its leaf cells (one module per kind of
-  cell, bshw/leaves.py), with one crossbar-macro interface per layer (bshw/macro.py);
+- ``<prefix>periphery.v``: the synthesizable periphery top and its submodules (one bank of samplers or
+  neurons per layer, one counter memory per layer), with one crossbar-macro interface per layer
+  (bshw/macro.py);
 - ``<prefix>system.v``: the system top, the periphery wired to one behavioral macro per layer;
 - ``bshw_crossbar_model.v``: that behavioral Verilog macro model (the same file for every size);
 - ``<prefix>periphery.json``: shape, parameters, widths, clocks per operation and the ports (from
@@ -48,7 +49,7 @@ def build(cfg: TrainConfig, *, probes: bool = False, read_latency: int = 1, bank
     init = header(learner, cfg.seed)["init"]
     try:
         top = BshwPeriphery(learner.sizes, learner.P, seeds={"lfsr_in": init["lfsr_in"], "lfsr": init["lfsr"]},
-                            probes=probes, read_latency=read_latency, bank_cols=bank_cols, prefix=prefix)
+                            probes=probes, read_latency=read_latency, bank_cols=bank_cols)
     except (TypeError, ValueError) as e:
         raise BshwError(f"cannot build the RTL: {e}") from None
     return top, learner
@@ -87,7 +88,7 @@ def write_design(out_dir, top, desc: dict, prefix: str = PREFIX) -> list:
     from bshw.system import BshwSystem, model_verilog
 
     n = names(prefix)
-    periphery = verilog.convert(top, name=n["periphery"], emit_src=False) + top.leaves.verilog()
+    periphery = verilog.convert(top, name=n["periphery"], emit_src=False)
     system = verilog.convert(BshwSystem(top, n["periphery"]), name=n["system"], emit_src=False)
     out = Path(out_dir)
     return [atomic_write_text(out / f"{n['periphery']}.v", periphery),
@@ -100,7 +101,7 @@ def generate(cfg: TrainConfig, out_dir, *, probes: bool = False, read_latency: i
              prefix: str = PREFIX) -> dict:
     """Write the periphery, system and macro-model Verilog and the description into ``out_dir``;
     return ``{"top", "system", "files", "verilog", "desc", "params", "sizes"}``."""
-    top, learner = build(cfg, probes=probes, read_latency=read_latency, bank_cols=bank_cols, prefix=prefix)
+    top, learner = build(cfg, probes=probes, read_latency=read_latency, bank_cols=bank_cols)
     n = names(prefix)
     files = write_design(out_dir, top, describe(learner, cfg, top, prefix), prefix)
     return {"top": n["periphery"], "system": n["system"], "files": [str(f) for f in files],

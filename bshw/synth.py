@@ -124,13 +124,10 @@ def layer_factory(fan_in: int, fan_out: int):
 
 
 def component_verilog(component, name: str) -> str:
-    """Verilog of ``component`` and of the leaf cells it instantiates (bshw/leaves.py)."""
+    """Verilog of ``component`` (its submodules included)."""
     from amaranth.back import verilog
 
-    text = verilog.convert(component, name=name, emit_src=False)
-    inner = getattr(component, "inner", component)  # a pin harness: the design it wraps
-    leaves = getattr(inner, "leaves", None)
-    return text + (leaves.verilog() if leaves is not None else "")
+    return verilog.convert(component, name=name, emit_src=False)
 
 
 def _describe(factory) -> str:

@@ -10,7 +10,6 @@ from importlib import resources
 
 from amaranth.hdl import ClockSignal, Const, Instance, Module, ResetSignal, Value
 from amaranth.lib import wiring
-from amaranth.lib.wiring import Out
 
 MODEL = "bshw_crossbar_model"
 

@@ -5,13 +5,21 @@
 module bshw_derivative_sampler(draw, restart, clk, rst, index, x, a, b, d, fire);
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
+  wire \$10 ;
+  wire \$11 ;
+  wire \$12 ;
+  reg \$13 ;
+  reg [3:0] \$14 ;
+  reg [3:0] \$15 ;
+  reg [3:0] \$16 ;
   wire [4:0] \$2 ;
-  wire [3:0] \$3 ;
-  wire [3:0] \$4 ;
-  reg \$5 ;
-  reg [3:0] \$6 ;
-  reg [3:0] \$7 ;
-  reg [3:0] \$8 ;
+  wire \$3 ;
+  wire \$4 ;
+  wire \$5 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire \$8 ;
+  wire \$9 ;
   output [3:0] a;
   reg [3:0] a = 4'h0;
   output [3:0] b;
@@ -32,62 +40,70 @@ module bshw_derivative_sampler(draw, restart, clk, rst, index, x, a, b, d, fire)
   wire rst;
   output x;
   reg x = 1'h0;
-  assign \$2  = index + 1'h1;
-  assign \$3  = ~ b;
-  assign \$4  = a & \$3 ;
-  assign d = | \$4 ;
-  always @(posedge clk)
-    x <= \$5 ;
-  always @(posedge clk)
-    a <= \$6 ;
-  always @(posedge clk)
-    b <= \$7 ;
-  always @(posedge clk)
-    index <= \$8 ;
   assign \$1  = index != 4'h8;
+  assign \$2  = index + 1'h1;
+  assign \$3  = ~ b[0];
+  assign \$4  = a[0] & \$3 ;
+  assign \$5  = ~ b[1];
+  assign \$6  = a[1] & \$5 ;
+  assign \$7  = \$4  | \$6 ;
+  assign \$8  = ~ b[2];
+  assign \$9  = a[2] & \$8 ;
+  assign \$10  = \$7  | \$9 ;
+  assign \$11  = ~ b[3];
+  assign \$12  = a[3] & \$11 ;
+  assign d = \$10  | \$12 ;
+  always @(posedge clk)
+    x <= \$13 ;
+  always @(posedge clk)
+    a <= \$14 ;
+  always @(posedge clk)
+    b <= \$15 ;
+  always @(posedge clk)
+    index <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$5  = x;
+    \$13  = x;
     if (draw) begin
       casez (index)
         4'h0:
-            \$5  = fire;
+            \$13  = fire;
       endcase
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$6  = a;
+    \$14  = a;
     if (draw) begin
       casez (index)
         4'h0:
             /* empty */;
         4'h1:
-            \$6 [0] = fire;
+            \$14 [0] = fire;
         4'h2:
             /* empty */;
         4'h3:
-            \$6 [1] = fire;
+            \$14 [1] = fire;
         4'h4:
             /* empty */;
         4'h5:
-            \$6 [2] = fire;
+            \$14 [2] = fire;
         4'h6:
             /* empty */;
         4'h7:
-            \$6 [3] = fire;
+            \$14 [3] = fire;
       endcase
     end
     if (rst) begin
-      \$6  = 4'h0;
+      \$14  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$7  = b;
+    \$15  = b;
     if (draw) begin
       casez (index)
         4'h0:
@@ -95,39 +111,39 @@ module bshw_derivative_sampler(draw, restart, clk, rst, index, x, a, b, d, fire)
         4'h1:
             /* empty */;
         4'h2:
-            \$7 [0] = fire;
+            \$15 [0] = fire;
         4'h3:
             /* empty */;
         4'h4:
-            \$7 [1] = fire;
+            \$15 [1] = fire;
         4'h5:
             /* empty */;
         4'h6:
-            \$7 [2] = fire;
+            \$15 [2] = fire;
         4'h7:
             /* empty */;
         4'h8:
-            \$7 [3] = fire;
+            \$15 [3] = fire;
       endcase
     end
     if (rst) begin
-      \$7  = 4'h0;
+      \$15  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8  = index;
+    \$16  = index;
     if (draw) begin
-      \$8  = 4'h0;
+      \$16  = 4'h0;
       if (\$1 ) begin
-        \$8  = \$2 [3:0];
+        \$16  = \$2 [3:0];
       end
     end
     if (restart) begin
-      \$8  = 4'h0;
+      \$16  = 4'h0;
     end
     if (rst) begin
-      \$8  = 4'h0;
+      \$16  = 4'h0;
     end
   end
 endmodule

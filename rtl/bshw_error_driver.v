@@ -4,25 +4,90 @@
 (* generator = "Amaranth" *)
 module bshw_error_driver(upper_en, d, dz_en, dz_neg, en, neg, dx);
   wire \$1 ;
+  wire \$10 ;
+  wire \$11 ;
+  wire \$12 ;
   wire \$2 ;
+  wire \$3 ;
+  wire \$4 ;
+  wire \$5 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire \$8 ;
+  wire \$9 ;
   input d;
   wire d;
   input [11:0] dx;
   wire [11:0] dx;
+  (* keep = 32'd1 *)
+  wire dx_bit0;
+  (* keep = 32'd1 *)
+  wire dx_bit1;
+  (* keep = 32'd1 *)
+  wire dx_bit10;
+  (* keep = 32'd1 *)
+  wire dx_bit11;
+  (* keep = 32'd1 *)
+  wire dx_bit2;
+  (* keep = 32'd1 *)
+  wire dx_bit3;
+  (* keep = 32'd1 *)
+  wire dx_bit4;
+  (* keep = 32'd1 *)
+  wire dx_bit5;
+  (* keep = 32'd1 *)
+  wire dx_bit6;
+  (* keep = 32'd1 *)
+  wire dx_bit7;
+  (* keep = 32'd1 *)
+  wire dx_bit8;
+  (* keep = 32'd1 *)
+  wire dx_bit9;
+  (* keep = 32'd1 *)
   output dz_en;
   wire dz_en;
+  (* keep = 32'd1 *)
+  wire dz_en_bits;
+  (* keep = 32'd1 *)
   output dz_neg;
   wire dz_neg;
+  (* keep = 32'd1 *)
   output en;
   wire en;
+  (* keep = 32'd1 *)
+  wire en_bits;
   output neg;
   wire neg;
   input [9:0] upper_en;
   wire [9:0] upper_en;
-  assign \$1  = | dx;
-  assign \$2  = | upper_en;
-  assign dz_en = \$1  | \$2 ;
-  assign dz_neg = $signed(dx) < $signed(1'h0);
+  assign \$1  = dx[0] | dx[1];
+  assign \$2  = \$1  | dx[2];
+  assign \$3  = \$2  | dx[3];
+  assign \$4  = \$3  | dx[4];
+  assign \$5  = \$4  | dx[5];
+  assign \$6  = \$5  | dx[6];
+  assign \$7  = \$6  | dx[7];
+  assign \$8  = \$7  | dx[8];
+  assign \$9  = \$8  | dx[9];
+  assign \$10  = \$9  | dx[10];
+  assign \$11  = \$10  | dx[11];
+  assign \$12  = | upper_en;
+  assign dz_en = \$11  | \$12 ;
   assign en = dz_en & d;
-  assign neg = en & dz_neg;
+  assign neg = en & dx[11];
+  assign dx_bit0 = dx[0];
+  assign dx_bit1 = dx[1];
+  assign dx_bit2 = dx[2];
+  assign dx_bit3 = dx[3];
+  assign dx_bit4 = dx[4];
+  assign dx_bit5 = dx[5];
+  assign dx_bit6 = dx[6];
+  assign dx_bit7 = dx[7];
+  assign dx_bit8 = dx[8];
+  assign dx_bit9 = dx[9];
+  assign dx_bit10 = dx[10];
+  assign dx_bit11 = dx[11];
+  assign dz_en_bits = dz_en;
+  assign en_bits = en;
+  assign dz_neg = dx[11];
 endmodule

@@ -3,31 +3,184 @@
 (* top =  1  *)
 (* generator = "Amaranth" *)
 module bshw_periodic_carry(dy_en, dy_neg, acc, carry, load, w_load, c_load, clk, rst, w, c, step, x);
-  reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire \$1 ;
   wire \$10 ;
-  wire [1:0] \$11 ;
+  wire \$100 ;
+  wire \$101 ;
+  wire \$102 ;
+  wire \$103 ;
+  wire \$104 ;
+  wire \$105 ;
+  wire \$106 ;
+  wire \$107 ;
+  wire \$108 ;
+  wire \$109 ;
+  wire \$11 ;
+  wire \$110 ;
+  wire \$111 ;
+  wire \$112 ;
+  wire \$113 ;
+  wire \$114 ;
+  wire \$115 ;
+  wire \$116 ;
+  wire \$117 ;
+  wire \$118 ;
+  wire \$119 ;
   wire \$12 ;
+  wire \$120 ;
+  wire \$121 ;
+  wire \$122 ;
+  wire \$123 ;
+  wire \$124 ;
+  wire \$125 ;
+  wire \$126 ;
+  wire \$127 ;
+  wire \$128 ;
+  wire \$129 ;
   wire \$13 ;
+  wire \$130 ;
+  wire \$131 ;
+  wire \$132 ;
+  wire \$133 ;
+  wire \$134 ;
+  wire \$135 ;
+  wire \$136 ;
+  wire \$137 ;
+  wire \$138 ;
+  wire \$139 ;
   wire \$14 ;
+  wire \$140 ;
+  wire \$141 ;
+  wire \$142 ;
+  wire \$143 ;
+  wire \$144 ;
+  wire \$145 ;
+  wire \$146 ;
+  wire \$147 ;
+  wire \$148 ;
+  wire \$149 ;
   wire \$15 ;
-  wire [8:0] \$16 ;
+  wire \$150 ;
+  wire \$151 ;
+  wire \$152 ;
+  wire \$153 ;
+  wire \$154 ;
+  wire \$155 ;
+  wire \$156 ;
+  wire \$157 ;
+  wire \$158 ;
+  wire \$159 ;
+  wire \$16 ;
+  wire [1:0] \$160 ;
+  wire [8:0] \$161 ;
+  wire \$162 ;
+  wire [8:0] \$163 ;
+  wire \$164 ;
+  wire [8:0] \$165 ;
+  wire [8:0] \$166 ;
+  wire [8:0] \$167 ;
+  reg [7:0] \$168 ;
+  reg [7:0] \$169 ;
   wire \$17 ;
-  wire [8:0] \$18 ;
+  wire \$18 ;
   wire \$19 ;
-  wire [1:0] \$2 ;
-  wire [8:0] \$20 ;
-  wire [8:0] \$21 ;
-  wire [8:0] \$22 ;
-  reg [7:0] \$23 ;
-  reg [7:0] \$24 ;
-  wire [1:0] \$3 ;
+  wire \$2 ;
+  wire \$20 ;
+  wire \$21 ;
+  wire \$22 ;
+  wire \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  wire \$26 ;
+  wire \$27 ;
+  wire \$28 ;
+  wire \$29 ;
+  wire \$3 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
+  wire \$34 ;
+  wire \$35 ;
+  wire \$36 ;
+  wire \$37 ;
+  wire \$38 ;
+  wire \$39 ;
   wire \$4 ;
+  wire \$40 ;
+  wire \$41 ;
+  wire \$42 ;
+  wire \$43 ;
+  wire \$44 ;
+  wire \$45 ;
+  wire \$46 ;
+  wire \$47 ;
+  wire \$48 ;
+  wire \$49 ;
   wire \$5 ;
-  wire [8:0] \$6 ;
-  wire [8:0] \$7 ;
-  wire [8:0] \$8 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire \$52 ;
+  wire \$53 ;
+  wire \$54 ;
+  wire \$55 ;
+  wire \$56 ;
+  wire \$57 ;
+  wire \$58 ;
+  wire \$59 ;
+  wire \$6 ;
+  wire \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
+  wire \$7 ;
+  wire \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire \$74 ;
+  wire \$75 ;
+  wire \$76 ;
+  wire \$77 ;
+  wire \$78 ;
+  wire \$79 ;
+  wire \$8 ;
+  wire \$80 ;
+  wire \$81 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire \$87 ;
+  wire \$88 ;
+  wire \$89 ;
   wire \$9 ;
+  wire \$90 ;
+  wire \$91 ;
+  wire \$92 ;
+  wire \$93 ;
+  wire \$94 ;
+  wire \$95 ;
+  wire \$96 ;
+  wire \$97 ;
+  wire \$98 ;
+  wire \$99 ;
+  wire \$auto$rtlil.cc:2739:Not$10 ;
+  wire \$auto$rtlil.cc:2739:Not$12 ;
+  wire \$auto$rtlil.cc:2739:Not$14 ;
+  wire \$auto$rtlil.cc:2739:Not$16 ;
+  wire \$auto$rtlil.cc:2739:Not$2 ;
+  wire \$auto$rtlil.cc:2739:Not$4 ;
+  wire \$auto$rtlil.cc:2739:Not$6 ;
+  wire \$auto$rtlil.cc:2739:Not$8 ;
   input acc;
   wire acc;
   output [7:0] c;
@@ -38,10 +191,160 @@ module bshw_periodic_carry(dy_en, dy_neg, acc, carry, load, w_load, c_load, clk,
   wire carry;
   input clk;
   wire clk;
+  (* keep = 32'd1 *)
+  wire cnt_at_max;
+  (* keep = 32'd1 *)
+  wire cnt_at_min;
+  (* keep = 32'd1 *)
+  wire cnt_clear;
+  (* keep = 32'd1 *)
+  wire cnt_dec0;
+  (* keep = 32'd1 *)
+  wire cnt_dec1;
+  (* keep = 32'd1 *)
+  wire cnt_dec2;
+  (* keep = 32'd1 *)
+  wire cnt_dec3;
+  (* keep = 32'd1 *)
+  wire cnt_dec4;
+  (* keep = 32'd1 *)
+  wire cnt_dec5;
+  (* keep = 32'd1 *)
+  wire cnt_dec6;
+  (* keep = 32'd1 *)
+  wire cnt_dec7;
+  (* keep = 32'd1 *)
+  wire cnt_decc0;
+  (* keep = 32'd1 *)
+  wire cnt_decc1;
+  (* keep = 32'd1 *)
+  wire cnt_decc2;
+  (* keep = 32'd1 *)
+  wire cnt_decc3;
+  (* keep = 32'd1 *)
+  wire cnt_decc4;
+  (* keep = 32'd1 *)
+  wire cnt_decc5;
+  (* keep = 32'd1 *)
+  wire cnt_decc6;
+  (* keep = 32'd1 *)
+  wire cnt_decc7;
+  (* keep = 32'd1 *)
+  wire cnt_down;
+  (* keep = 32'd1 *)
+  wire cnt_gt_neg_th0;
+  (* keep = 32'd1 *)
+  wire cnt_gt_neg_th1;
+  (* keep = 32'd1 *)
+  wire cnt_gt_neg_th2;
+  (* keep = 32'd1 *)
+  wire cnt_gt_neg_th3;
+  (* keep = 32'd1 *)
+  wire cnt_gt_neg_th4;
+  (* keep = 32'd1 *)
+  wire cnt_gt_neg_th5;
+  (* keep = 32'd1 *)
+  wire cnt_gt_neg_th6;
+  (* keep = 32'd1 *)
+  wire cnt_gt_neg_th7;
+  (* keep = 32'd1 *)
+  wire cnt_inc0;
+  (* keep = 32'd1 *)
+  wire cnt_inc1;
+  (* keep = 32'd1 *)
+  wire cnt_inc2;
+  (* keep = 32'd1 *)
+  wire cnt_inc3;
+  (* keep = 32'd1 *)
+  wire cnt_inc4;
+  (* keep = 32'd1 *)
+  wire cnt_inc5;
+  (* keep = 32'd1 *)
+  wire cnt_inc6;
+  (* keep = 32'd1 *)
+  wire cnt_inc7;
+  (* keep = 32'd1 *)
+  wire cnt_incc0;
+  (* keep = 32'd1 *)
+  wire cnt_incc1;
+  (* keep = 32'd1 *)
+  wire cnt_incc2;
+  (* keep = 32'd1 *)
+  wire cnt_incc3;
+  (* keep = 32'd1 *)
+  wire cnt_incc4;
+  (* keep = 32'd1 *)
+  wire cnt_incc5;
+  (* keep = 32'd1 *)
+  wire cnt_incc6;
+  (* keep = 32'd1 *)
+  wire cnt_incc7;
+  (* keep = 32'd1 *)
+  wire cnt_keep;
+  (* keep = 32'd1 *)
+  wire cnt_lt_th0;
+  (* keep = 32'd1 *)
+  wire cnt_lt_th1;
+  (* keep = 32'd1 *)
+  wire cnt_lt_th2;
+  (* keep = 32'd1 *)
+  wire cnt_lt_th3;
+  (* keep = 32'd1 *)
+  wire cnt_lt_th4;
+  (* keep = 32'd1 *)
+  wire cnt_lt_th5;
+  (* keep = 32'd1 *)
+  wire cnt_lt_th6;
+  (* keep = 32'd1 *)
+  wire cnt_lt_th7;
   wire [7:0] cnt_next;
-  wire [7:0] cnt_now;
+  (* keep = 32'd1 *)
+  wire cnt_next0;
+  (* keep = 32'd1 *)
+  wire cnt_next1;
+  (* keep = 32'd1 *)
+  wire cnt_next2;
+  (* keep = 32'd1 *)
+  wire cnt_next3;
+  (* keep = 32'd1 *)
+  wire cnt_next4;
+  (* keep = 32'd1 *)
+  wire cnt_next5;
+  (* keep = 32'd1 *)
+  wire cnt_next6;
+  (* keep = 32'd1 *)
+  wire cnt_next7;
+  (* keep = 32'd1 *)
+  wire cnt_now0;
+  (* keep = 32'd1 *)
+  wire cnt_now1;
+  (* keep = 32'd1 *)
+  wire cnt_now2;
+  (* keep = 32'd1 *)
+  wire cnt_now3;
+  (* keep = 32'd1 *)
+  wire cnt_now4;
+  (* keep = 32'd1 *)
+  wire cnt_now5;
+  (* keep = 32'd1 *)
+  wire cnt_now6;
+  (* keep = 32'd1 *)
+  wire cnt_now7;
+  (* keep = 32'd1 *)
+  wire cnt_off8;
+  (* keep = 32'd1 *)
+  wire \cnt_off8$59 ;
+  (* keep = 32'd1 *)
+  wire \cnt_off8$68 ;
+  (* keep = 32'd1 *)
+  wire \cnt_off8$69 ;
+  (* keep = 32'd1 *)
+  wire cnt_sel_dec;
+  (* keep = 32'd1 *)
+  wire cnt_sel_inc;
   wire [1:0] cnt_step;
-  wire [8:0] cnt_sum;
+  (* keep = 32'd1 *)
+  wire cnt_up;
   input dy_en;
   wire dy_en;
   input dy_neg;
@@ -58,62 +361,289 @@ module bshw_periodic_carry(dy_en, dy_neg, acc, carry, load, w_load, c_load, clk,
   wire [7:0] w_load;
   input x;
   wire x;
-  assign \$1  = x & dy_en;
-  assign \$2  = dy_neg ? 2'h3 : 2'h1;
-  assign \$3  = \$1  ? \$2  : 2'h0;
-  assign cnt_sum = $signed(c) + $signed(\$3 );
-  assign \$4  = $signed(cnt_sum) > $signed(8'h7f);
-  assign \$5  = $signed(cnt_sum) < $signed(8'h80);
-  assign \$6  = \$5  ? 9'h180 : cnt_sum;
-  assign \$7  = \$4  ? 9'h07f : \$6 ;
-  assign \$8  = acc ? \$7  : { c[7], c };
-  assign \$9  = $signed(\$8 [7:0]) <= $signed(4'h8);
-  assign \$10  = $signed(\$8 [7:0]) >= $signed(5'h08);
-  assign \$11  = \$10  ? 2'h3 : 2'h0;
-  assign step = \$9  ? 2'h1 : \$11 ;
-  assign \$12  = $signed(\$8 [7:0]) <= $signed(4'h8);
-  assign \$13  = $signed(\$8 [7:0]) >= $signed(5'h08);
-  assign \$14  = \$12  | \$13 ;
-  assign \$15  = carry & \$14 ;
-  assign cnt_next = \$15  ? 8'h00 : \$8 [7:0];
-  assign \$16  = $signed(w) + $signed(step);
-  assign \$17  = $signed(\$16 ) > $signed(8'h7f);
-  assign \$18  = $signed(w) + $signed(step);
-  assign \$19  = $signed(\$18 ) < $signed(8'h80);
-  assign \$20  = $signed(w) + $signed(step);
-  assign \$21  = \$19  ? 9'h180 : \$20 ;
-  assign \$22  = \$17  ? 9'h07f : \$21 ;
+  assign \$1  = ~ c[0];
+  assign cnt_inc1 = c[1] ^ cnt_incc0;
+  assign cnt_dec1 = c[1] ^ cnt_decc0;
+  assign cnt_incc1 = cnt_incc0 & c[1];
+  assign \$2  = ~ c[1];
+  assign cnt_decc1 = cnt_decc0 & \$2 ;
+  assign cnt_inc2 = c[2] ^ cnt_incc1;
+  assign cnt_dec2 = c[2] ^ cnt_decc1;
+  assign cnt_incc2 = cnt_incc1 & c[2];
+  assign \$3  = ~ c[2];
+  assign cnt_decc2 = cnt_decc1 & \$3 ;
+  assign cnt_inc3 = c[3] ^ cnt_incc2;
+  assign cnt_dec3 = c[3] ^ cnt_decc2;
+  assign cnt_incc3 = cnt_incc2 & c[3];
+  assign \$4  = ~ c[3];
+  assign cnt_decc3 = cnt_decc2 & \$4 ;
+  assign cnt_inc4 = c[4] ^ cnt_incc3;
+  assign cnt_dec4 = c[4] ^ cnt_decc3;
+  assign cnt_incc4 = cnt_incc3 & c[4];
+  assign \$5  = ~ c[4];
+  assign cnt_decc4 = cnt_decc3 & \$5 ;
+  assign cnt_inc5 = c[5] ^ cnt_incc4;
+  assign cnt_dec5 = c[5] ^ cnt_decc4;
+  assign cnt_incc5 = cnt_incc4 & c[5];
+  assign \$6  = ~ c[5];
+  assign cnt_decc5 = cnt_decc4 & \$6 ;
+  assign cnt_inc6 = c[6] ^ cnt_incc5;
+  assign cnt_dec6 = c[6] ^ cnt_decc5;
+  assign cnt_incc6 = cnt_incc5 & c[6];
+  assign \$7  = ~ c[6];
+  assign cnt_decc6 = cnt_decc5 & \$7 ;
+  assign cnt_inc7 = c[7] ^ cnt_incc6;
+  assign cnt_dec7 = c[7] ^ cnt_decc6;
+  assign cnt_incc7 = cnt_incc6 & c[7];
+  assign \$8  = ~ c[7];
+  assign cnt_decc7 = cnt_decc6 & \$8 ;
+  assign \$9  = c[0] & c[1];
+  assign \$10  = \$9  & c[2];
+  assign \$11  = \$10  & c[3];
+  assign \$12  = \$11  & c[4];
+  assign \$13  = \$12  & c[5];
+  assign \$14  = \$13  & c[6];
+  assign \$15  = ~ c[7];
+  assign cnt_at_max = \$14  & \$15 ;
+  assign \$16  = x & dy_en;
+  assign \$17  = acc & \$16 ;
+  assign \$18  = ~ dy_neg;
+  assign \$19  = \$17  & \$18 ;
+  assign \$20  = ~ cnt_at_max;
+  assign cnt_sel_inc = \$19  & \$20 ;
+  assign \$21  = ~ c[0];
+  assign \$22  = ~ c[1];
+  assign \$23  = \$21  & \$22 ;
+  assign \$24  = ~ c[2];
+  assign \$25  = \$23  & \$24 ;
+  assign \$26  = ~ c[3];
+  assign \$27  = \$25  & \$26 ;
+  assign \$28  = ~ c[4];
+  assign \$29  = \$27  & \$28 ;
+  assign \$30  = ~ c[5];
+  assign \$31  = \$29  & \$30 ;
+  assign \$32  = ~ c[6];
+  assign \$33  = \$31  & \$32 ;
+  assign cnt_at_min = \$33  & c[7];
+  assign \$34  = x & dy_en;
+  assign \$35  = acc & \$34 ;
+  assign \$36  = \$35  & dy_neg;
+  assign \$37  = ~ cnt_at_min;
+  assign cnt_sel_dec = \$36  & \$37 ;
+  assign \$38  = cnt_sel_inc | cnt_sel_dec;
+  assign cnt_keep = ~ \$38 ;
+  assign \$39  = cnt_sel_inc & cnt_inc0;
+  assign \$40  = cnt_sel_dec & cnt_dec0;
+  assign \$41  = \$39  | \$40 ;
+  assign \$42  = cnt_keep & c[0];
+  assign cnt_now0 = \$41  | \$42 ;
+  assign \$43  = cnt_sel_inc & cnt_inc1;
+  assign \$44  = cnt_sel_dec & cnt_dec1;
+  assign \$45  = \$43  | \$44 ;
+  assign \$46  = cnt_keep & c[1];
+  assign cnt_now1 = \$45  | \$46 ;
+  assign \$47  = cnt_sel_inc & cnt_inc2;
+  assign \$48  = cnt_sel_dec & cnt_dec2;
+  assign \$49  = \$47  | \$48 ;
+  assign \$50  = cnt_keep & c[2];
+  assign cnt_now2 = \$49  | \$50 ;
+  assign \$51  = cnt_sel_inc & cnt_inc3;
+  assign \$52  = cnt_sel_dec & cnt_dec3;
+  assign \$53  = \$51  | \$52 ;
+  assign \$54  = cnt_keep & c[3];
+  assign cnt_now3 = \$53  | \$54 ;
+  assign \$55  = cnt_sel_inc & cnt_inc4;
+  assign \$56  = cnt_sel_dec & cnt_dec4;
+  assign \$57  = \$55  | \$56 ;
+  assign \$58  = cnt_keep & c[4];
+  assign cnt_now4 = \$57  | \$58 ;
+  assign \$59  = cnt_sel_inc & cnt_inc5;
+  assign \$60  = cnt_sel_dec & cnt_dec5;
+  assign \$61  = \$59  | \$60 ;
+  assign \$62  = cnt_keep & c[5];
+  assign cnt_now5 = \$61  | \$62 ;
+  assign \$63  = cnt_sel_inc & cnt_inc6;
+  assign \$64  = cnt_sel_dec & cnt_dec6;
+  assign \$65  = \$63  | \$64 ;
+  assign \$66  = cnt_keep & c[6];
+  assign cnt_now6 = \$65  | \$66 ;
+  assign \$67  = cnt_sel_inc & cnt_inc7;
+  assign \$68  = cnt_sel_dec & cnt_dec7;
+  assign \$69  = \$67  | \$68 ;
+  assign \$70  = cnt_keep & c[7];
+  assign cnt_now7 = \$69  | \$70 ;
+  assign \cnt_off8$59  = ~ cnt_now7;
+  assign \$74  = ~ \$73 ;
+  assign \$79  = ~ \$78 ;
+  assign \$80  = \$79  & cnt_gt_neg_th0;
+  assign cnt_gt_neg_th1 = \$77  | \$80 ;
+  assign \$84  = ~ \$83 ;
+  assign \$85  = \$84  & cnt_gt_neg_th1;
+  assign cnt_gt_neg_th2 = \$82  | \$85 ;
+  assign \$90  = \$89  & cnt_gt_neg_th2;
+  assign \$95  = \$94  & cnt_gt_neg_th3;
+  assign \$100  = \$99  & cnt_gt_neg_th4;
+  assign \$105  = \$104  & cnt_gt_neg_th5;
+  assign \$110  = \$109  & cnt_gt_neg_th6;
+  assign cnt_gt_neg_th7 = \$107  | \$110 ;
+  assign \cnt_off8$68  = ~ cnt_now7;
+  assign \$111  = ~ cnt_now0;
+  assign \$114  = ~ \$113 ;
+  assign \$116  = ~ cnt_now1;
+  assign \$119  = ~ \$118 ;
+  assign \$121  = ~ cnt_now2;
+  assign \$124  = ~ \$123 ;
+  assign \$126  = ~ cnt_now3;
+  assign \$131  = ~ cnt_now4;
+  assign \$134  = ~ \$133 ;
+  assign \$135  = \$134  & cnt_lt_th3;
+  assign \$136  = ~ cnt_now5;
+  assign \$139  = ~ \$138 ;
+  assign \$140  = \$139  & cnt_lt_th4;
+  assign \$141  = ~ cnt_now6;
+  assign \$144  = ~ \$143 ;
+  assign \$145  = \$144  & cnt_lt_th5;
+  assign \$149  = ~ \$148 ;
+  assign \$150  = \$149  & cnt_lt_th6;
+  assign cnt_lt_th7 = \$147  | \$150 ;
+  assign cnt_up = ~ cnt_gt_neg_th7;
+  assign cnt_down = ~ cnt_lt_th7;
+  assign \$151  = cnt_up | cnt_down;
+  assign cnt_clear = carry & \$151 ;
+  assign \$152  = ~ cnt_clear;
+  assign cnt_next0 = cnt_now0 & \$152 ;
+  assign \$153  = ~ cnt_clear;
+  assign cnt_next1 = cnt_now1 & \$153 ;
+  assign \$154  = ~ cnt_clear;
+  assign cnt_next2 = cnt_now2 & \$154 ;
+  assign \$155  = ~ cnt_clear;
+  assign cnt_next3 = cnt_now3 & \$155 ;
+  assign \$156  = ~ cnt_clear;
+  assign cnt_next4 = cnt_now4 & \$156 ;
+  assign \$157  = ~ cnt_clear;
+  assign cnt_next5 = cnt_now5 & \$157 ;
+  assign \$158  = ~ cnt_clear;
+  assign cnt_next6 = cnt_now6 & \$158 ;
+  assign \$159  = ~ cnt_clear;
+  assign cnt_next7 = cnt_now7 & \$159 ;
+  assign \$160  = cnt_lt_th7 ? 2'h0 : 2'h3;
+  assign step = cnt_gt_neg_th7 ? \$160  : 2'h1;
+  assign \$161  = $signed(w) + $signed(step);
+  assign \$162  = $signed(\$161 ) > $signed(8'h7f);
+  assign \$163  = $signed(w) + $signed(step);
+  assign \$164  = $signed(\$163 ) < $signed(8'h80);
+  assign \$165  = $signed(w) + $signed(step);
+  assign \$166  = \$164  ? 9'h180 : \$165 ;
+  assign \$167  = \$162  ? 9'h07f : \$166 ;
   always @(posedge clk)
-    w <= \$23 ;
+    w <= \$168 ;
   always @(posedge clk)
-    c <= \$24 ;
+    c <= \$169 ;
+  assign \$auto$rtlil.cc:2739:Not$2  = ~ c[0];
+  assign \$auto$rtlil.cc:2739:Not$12  = ~ cnt_now6;
+  assign \$auto$rtlil.cc:2739:Not$14  = ~ cnt_now3;
+  assign \$auto$rtlil.cc:2739:Not$4  = ~ c[0];
+  assign \$auto$rtlil.cc:2739:Not$6  = ~ cnt_now3;
+  assign \$auto$rtlil.cc:2739:Not$8  = ~ cnt_now4;
+  assign \$auto$rtlil.cc:2739:Not$10  = ~ cnt_now5;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$23  = w;
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$168  = w;
     (* full_case = 32'd1 *)
     if (load) begin
-      \$23  = w_load;
+      \$168  = w_load;
     end else begin
       if (carry) begin
-        \$23  = \$22 [7:0];
+        \$168  = \$167 [7:0];
       end
     end
     if (rst) begin
-      \$23  = 8'h00;
+      \$168  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     (* full_case = 32'd1 *)
     if (load) begin
-      \$24  = c_load;
+      \$169  = c_load;
     end else begin
-      \$24  = cnt_next;
+      \$169  = { cnt_next7, cnt_next6, cnt_next5, cnt_next4, cnt_next3, cnt_next2, cnt_next1, cnt_next0 };
     end
     if (rst) begin
-      \$24  = 8'h00;
+      \$169  = 8'h00;
     end
   end
-  assign cnt_now = \$8 [7:0];
+  assign cnt_next = { cnt_next7, cnt_next6, cnt_next5, cnt_next4, cnt_next3, cnt_next2, cnt_next1, cnt_next0 };
   assign cnt_step = step;
+  assign cnt_inc0 = \$auto$rtlil.cc:2739:Not$2 ;
+  assign cnt_dec0 = \$auto$rtlil.cc:2739:Not$4 ;
+  assign cnt_incc0 = c[0];
+  assign cnt_decc0 = \$1 ;
+  assign cnt_off8 = 1'h0;
+  assign \$71  = 1'h1;
+  assign \$72  = cnt_now0;
+  assign \$73  = cnt_now0;
+  assign \$75  = 1'h0;
+  assign cnt_gt_neg_th0 = cnt_now0;
+  assign \$76  = 1'h1;
+  assign \$77  = cnt_now1;
+  assign \$78  = cnt_now1;
+  assign \$81  = 1'h1;
+  assign \$82  = cnt_now2;
+  assign \$83  = cnt_now2;
+  assign \$86  = 1'h0;
+  assign \$87  = 1'h0;
+  assign \$88  = \$auto$rtlil.cc:2739:Not$6 ;
+  assign cnt_gt_neg_th3 = \$90 ;
+  assign \$91  = 1'h0;
+  assign \$92  = 1'h0;
+  assign \$93  = \$auto$rtlil.cc:2739:Not$8 ;
+  assign cnt_gt_neg_th4 = \$95 ;
+  assign \$96  = 1'h0;
+  assign \$97  = 1'h0;
+  assign \$98  = \$auto$rtlil.cc:2739:Not$10 ;
+  assign cnt_gt_neg_th5 = \$100 ;
+  assign \$101  = 1'h0;
+  assign \$102  = 1'h0;
+  assign \$103  = \$auto$rtlil.cc:2739:Not$12 ;
+  assign cnt_gt_neg_th6 = \$105 ;
+  assign \$106  = 1'h1;
+  assign \$107  = \cnt_off8$59 ;
+  assign \$108  = \cnt_off8$59 ;
+  assign \$109  = cnt_now7;
+  assign \cnt_off8$69  = 1'h1;
+  assign \$112  = 1'h0;
+  assign \$113  = cnt_now0;
+  assign \$115  = 1'h0;
+  assign cnt_lt_th0 = 1'h0;
+  assign \$117  = 1'h0;
+  assign \$118  = cnt_now1;
+  assign \$120  = 1'h0;
+  assign cnt_lt_th1 = 1'h0;
+  assign \$122  = 1'h0;
+  assign \$123  = cnt_now2;
+  assign \$125  = 1'h0;
+  assign cnt_lt_th2 = 1'h0;
+  assign \$127  = \$126 ;
+  assign \$128  = \$auto$rtlil.cc:2739:Not$14 ;
+  assign \$130  = 1'h0;
+  assign cnt_lt_th3 = \$126 ;
+  assign \$132  = 1'h0;
+  assign \$133  = cnt_now4;
+  assign cnt_lt_th4 = \$135 ;
+  assign \$137  = 1'h0;
+  assign \$138  = cnt_now5;
+  assign cnt_lt_th5 = \$140 ;
+  assign \$142  = 1'h0;
+  assign \$143  = cnt_now6;
+  assign cnt_lt_th6 = \$145 ;
+  assign \$146  = cnt_now7;
+  assign \$147  = cnt_now7;
+  assign \$148  = \$auto$rtlil.cc:2739:Not$16 ;
+  assign \$89  = cnt_now3;
+  assign \$94  = cnt_now4;
+  assign \$99  = cnt_now5;
+  assign \$104  = cnt_now6;
+  assign \$129  = cnt_now3;
+  assign \$auto$rtlil.cc:2739:Not$16  = cnt_now7;
 endmodule

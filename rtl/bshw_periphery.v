@@ -5,1326 +5,927 @@
 module bshw_periphery(op, pixels, label, mem_layer, mem_row, mem_we_w, mem_we_c, mem_re, mem_wdata_w, mem_wdata_c, lfsr_sel, lfsr_we, lfsr_wdata, xb1__y, xb1__prog_rdata, xb2__y, xb2__prog_rdata, xb2__dx, clk, rst, busy
 , done, pred, mem_rvalid, mem_rdata_w, mem_rdata_c, lfsr_rdata, xb1__fwd, xb1__x, xb1__upd, xb1__upd_row, xb1__pot, xb1__dep, xb1__prog_we, xb1__prog_re, xb1__prog_row, xb1__prog_wdata, xb2__fwd, xb2__x, xb2__upd, xb2__upd_row, xb2__pot
 , xb2__dep, xb2__prog_we, xb2__prog_re, xb2__prog_row, xb2__prog_wdata, xb2__bwd, xb2__dy_en, xb2__dy_neg, start);
-  reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
-  wire \$1 ;
+  reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
+  wire [7:0] \$1 ;
   wire \$10 ;
   wire \$100 ;
-  wire [12:0] \$1000 ;
+  wire \$1000 ;
   wire \$1001 ;
-  wire \$1002 ;
+  wire [12:0] \$1002 ;
   wire [12:0] \$1003 ;
-  wire [12:0] \$1004 ;
+  wire \$1004 ;
   wire \$1005 ;
-  wire \$1006 ;
-  wire [12:0] \$1007 ;
+  wire [12:0] \$1006 ;
+  wire \$1007 ;
   wire \$1008 ;
-  wire \$1009 ;
-  wire \$101 ;
+  wire [12:0] \$1009 ;
+  wire [12:0] \$101 ;
   wire [12:0] \$1010 ;
   wire [12:0] \$1011 ;
   wire [12:0] \$1012 ;
-  wire [12:0] \$1013 ;
-  wire [12:0] \$1014 ;
+  wire \$1013 ;
+  wire \$1014 ;
   wire [12:0] \$1015 ;
   wire \$1016 ;
   wire \$1017 ;
   wire [12:0] \$1018 ;
-  wire \$1019 ;
-  wire \$102 ;
+  wire [12:0] \$1019 ;
+  wire [12:0] \$102 ;
   wire \$1020 ;
-  wire [12:0] \$1021 ;
+  wire \$1021 ;
   wire [12:0] \$1022 ;
   wire \$1023 ;
   wire \$1024 ;
   wire [12:0] \$1025 ;
-  wire \$1026 ;
-  wire \$1027 ;
-  wire [12:0] \$1028 ;
-  wire [12:0] \$1029 ;
-  wire \$103 ;
+  wire [12:0] \$1026 ;
+  wire [12:0] \$1027 ;
+  wire \$1028 ;
+  wire \$1029 ;
+  wire [12:0] \$103 ;
   wire [12:0] \$1030 ;
   wire \$1031 ;
   wire \$1032 ;
   wire [12:0] \$1033 ;
-  wire \$1034 ;
+  wire [12:0] \$1034 ;
   wire \$1035 ;
-  wire [12:0] \$1036 ;
+  wire \$1036 ;
   wire [12:0] \$1037 ;
   wire \$1038 ;
   wire \$1039 ;
   wire \$104 ;
   wire [12:0] \$1040 ;
-  wire \$1041 ;
-  wire \$1042 ;
+  wire [12:0] \$1041 ;
+  wire [12:0] \$1042 ;
   wire [12:0] \$1043 ;
   wire [12:0] \$1044 ;
-  wire [12:0] \$1045 ;
-  wire [12:0] \$1046 ;
-  wire \$1047 ;
+  wire \$1045 ;
+  wire \$1046 ;
+  wire [12:0] \$1047 ;
   wire \$1048 ;
-  wire [12:0] \$1049 ;
+  wire \$1049 ;
   wire \$105 ;
-  wire \$1050 ;
-  wire \$1051 ;
-  wire [12:0] \$1052 ;
-  wire [12:0] \$1053 ;
-  wire \$1054 ;
+  wire [12:0] \$1050 ;
+  wire [12:0] \$1051 ;
+  wire \$1052 ;
+  wire \$1053 ;
+  wire [12:0] \$1054 ;
   wire \$1055 ;
-  wire [12:0] \$1056 ;
-  wire \$1057 ;
-  wire \$1058 ;
+  wire \$1056 ;
+  wire [12:0] \$1057 ;
+  wire [12:0] \$1058 ;
   wire [12:0] \$1059 ;
-  wire \$106 ;
-  wire [12:0] \$1060 ;
-  wire [12:0] \$1061 ;
-  wire \$1062 ;
+  wire [12:0] \$106 ;
+  wire \$1060 ;
+  wire \$1061 ;
+  wire [12:0] \$1062 ;
   wire \$1063 ;
-  wire [12:0] \$1064 ;
-  wire \$1065 ;
-  wire \$1066 ;
-  wire [12:0] \$1067 ;
-  wire [12:0] \$1068 ;
-  wire \$1069 ;
+  wire \$1064 ;
+  wire [12:0] \$1065 ;
+  wire [12:0] \$1066 ;
+  wire \$1067 ;
+  wire \$1068 ;
+  wire [12:0] \$1069 ;
   wire \$107 ;
   wire \$1070 ;
-  wire [12:0] \$1071 ;
-  wire \$1072 ;
-  wire \$1073 ;
+  wire \$1071 ;
+  wire [12:0] \$1072 ;
+  wire [12:0] \$1073 ;
   wire [12:0] \$1074 ;
   wire [12:0] \$1075 ;
-  wire [12:0] \$1076 ;
-  wire [12:0] \$1077 ;
+  wire \$1076 ;
+  wire \$1077 ;
   wire [12:0] \$1078 ;
   wire \$1079 ;
   wire \$108 ;
   wire \$1080 ;
   wire [12:0] \$1081 ;
-  wire \$1082 ;
+  wire [12:0] \$1082 ;
   wire \$1083 ;
-  wire [12:0] \$1084 ;
+  wire \$1084 ;
   wire [12:0] \$1085 ;
   wire \$1086 ;
   wire \$1087 ;
   wire [12:0] \$1088 ;
-  wire \$1089 ;
-  wire \$109 ;
-  wire \$1090 ;
-  wire [12:0] \$1091 ;
-  wire [12:0] \$1092 ;
+  wire [12:0] \$1089 ;
+  wire [12:0] \$109 ;
+  wire [12:0] \$1090 ;
+  wire \$1091 ;
+  wire \$1092 ;
   wire [12:0] \$1093 ;
   wire \$1094 ;
   wire \$1095 ;
   wire [12:0] \$1096 ;
-  wire \$1097 ;
+  wire [12:0] \$1097 ;
   wire \$1098 ;
-  wire [12:0] \$1099 ;
+  wire \$1099 ;
   wire \$11 ;
-  wire \$110 ;
+  wire [12:0] \$110 ;
   wire [12:0] \$1100 ;
   wire \$1101 ;
   wire \$1102 ;
-  wire [12:0] \$1103 ;
-  wire \$1104 ;
-  wire \$1105 ;
-  wire [12:0] \$1106 ;
-  wire [12:0] \$1107 ;
-  wire [12:0] \$1108 ;
-  wire [12:0] \$1109 ;
+  wire [3:0] \$1103 ;
+  wire [3:0] \$1104 ;
+  wire [3:0] \$1105 ;
+  wire [3:0] \$1106 ;
+  wire [3:0] \$1107 ;
+  wire [3:0] \$1108 ;
+  wire [3:0] \$1109 ;
   wire \$111 ;
-  wire \$1110 ;
+  wire [3:0] \$1110 ;
   wire \$1111 ;
-  wire [12:0] \$1112 ;
+  wire \$1112 ;
   wire \$1113 ;
   wire \$1114 ;
-  wire [12:0] \$1115 ;
-  wire [12:0] \$1116 ;
+  wire \$1115 ;
+  wire \$1116 ;
   wire \$1117 ;
   wire \$1118 ;
-  wire [12:0] \$1119 ;
+  wire \$1119 ;
   wire \$112 ;
   wire \$1120 ;
   wire \$1121 ;
-  wire [12:0] \$1122 ;
-  wire [12:0] \$1123 ;
-  wire [12:0] \$1124 ;
+  wire \$1122 ;
+  wire \$1123 ;
+  wire \$1124 ;
   wire \$1125 ;
   wire \$1126 ;
-  wire [12:0] \$1127 ;
+  wire \$1127 ;
   wire \$1128 ;
   wire \$1129 ;
-  wire \$113 ;
-  wire [12:0] \$1130 ;
-  wire [12:0] \$1131 ;
+  wire [12:0] \$113 ;
+  wire [4:0] \$1130 ;
+  wire \$1131 ;
   wire \$1132 ;
   wire \$1133 ;
-  wire [12:0] \$1134 ;
+  wire \$1134 ;
   wire \$1135 ;
   wire \$1136 ;
-  wire [12:0] \$1137 ;
-  wire [12:0] \$1138 ;
-  wire [12:0] \$1139 ;
+  wire [4:0] \$1137 ;
+  wire \$1138 ;
+  wire \$1139 ;
   wire \$114 ;
-  wire [12:0] \$1140 ;
-  wire [12:0] \$1141 ;
-  wire [12:0] \$1142 ;
-  wire [12:0] \$1143 ;
-  wire \$1144 ;
+  reg [1:0] \$1140 ;
+  reg [1:0] \$1141 ;
+  reg [3:0] \$1142 ;
+  reg \$1143 ;
+  reg [3:0] \$1144 ;
   wire \$1145 ;
-  wire [12:0] \$1146 ;
+  wire \$1146 ;
   wire \$1147 ;
   wire \$1148 ;
-  wire [12:0] \$1149 ;
+  wire \$1149 ;
   wire \$115 ;
-  wire [12:0] \$1150 ;
+  wire \$1150 ;
   wire \$1151 ;
   wire \$1152 ;
-  wire [12:0] \$1153 ;
+  wire \$1153 ;
   wire \$1154 ;
   wire \$1155 ;
-  wire [12:0] \$1156 ;
-  wire [12:0] \$1157 ;
-  wire [12:0] \$1158 ;
+  wire \$1156 ;
+  wire \$1157 ;
+  wire \$1158 ;
   wire \$1159 ;
-  wire \$116 ;
+  wire [12:0] \$116 ;
   wire \$1160 ;
-  wire [12:0] \$1161 ;
+  wire \$1161 ;
   wire \$1162 ;
   wire \$1163 ;
-  wire [12:0] \$1164 ;
-  wire [12:0] \$1165 ;
+  wire \$1164 ;
+  wire \$1165 ;
   wire \$1166 ;
   wire \$1167 ;
-  wire [12:0] \$1168 ;
+  wire \$1168 ;
   wire \$1169 ;
-  wire \$117 ;
+  wire [12:0] \$117 ;
   wire \$1170 ;
-  wire [12:0] \$1171 ;
-  wire [12:0] \$1172 ;
-  wire [12:0] \$1173 ;
-  wire [12:0] \$1174 ;
+  wire \$1171 ;
+  wire \$1172 ;
+  wire \$1173 ;
+  wire \$1174 ;
   wire \$1175 ;
   wire \$1176 ;
-  wire [12:0] \$1177 ;
+  wire \$1177 ;
   wire \$1178 ;
   wire \$1179 ;
-  wire \$118 ;
-  wire [12:0] \$1180 ;
-  wire [12:0] \$1181 ;
+  wire [12:0] \$118 ;
+  wire \$1180 ;
+  wire \$1181 ;
   wire \$1182 ;
   wire \$1183 ;
-  wire [12:0] \$1184 ;
+  wire \$1184 ;
   wire \$1185 ;
   wire \$1186 ;
-  wire [12:0] \$1187 ;
-  wire [12:0] \$1188 ;
-  wire [12:0] \$1189 ;
-  wire \$119 ;
+  wire \$1187 ;
+  wire \$1188 ;
+  wire \$1189 ;
+  wire [12:0] \$119 ;
   wire \$1190 ;
   wire \$1191 ;
-  wire [12:0] \$1192 ;
+  wire \$1192 ;
   wire \$1193 ;
   wire \$1194 ;
-  wire [12:0] \$1195 ;
-  wire [12:0] \$1196 ;
+  wire \$1195 ;
+  wire \$1196 ;
   wire \$1197 ;
   wire \$1198 ;
-  wire [12:0] \$1199 ;
+  wire \$1199 ;
   wire \$12 ;
   wire \$120 ;
   wire \$1200 ;
   wire \$1201 ;
-  wire [12:0] \$1202 ;
-  wire [12:0] \$1203 ;
-  wire [12:0] \$1204 ;
-  wire [12:0] \$1205 ;
-  wire [12:0] \$1206 ;
+  wire \$1202 ;
+  wire \$1203 ;
+  wire \$1204 ;
+  wire \$1205 ;
+  wire \$1206 ;
   wire \$1207 ;
   wire \$1208 ;
-  wire [12:0] \$1209 ;
+  wire \$1209 ;
   wire \$121 ;
   wire \$1210 ;
   wire \$1211 ;
-  wire [12:0] \$1212 ;
-  wire [12:0] \$1213 ;
+  wire \$1212 ;
+  wire \$1213 ;
   wire \$1214 ;
   wire \$1215 ;
-  wire [12:0] \$1216 ;
+  wire \$1216 ;
   wire \$1217 ;
   wire \$1218 ;
-  wire [12:0] \$1219 ;
-  wire \$122 ;
-  wire [12:0] \$1220 ;
-  wire [12:0] \$1221 ;
+  wire \$1219 ;
+  wire [12:0] \$122 ;
+  wire \$1220 ;
+  wire \$1221 ;
   wire \$1222 ;
   wire \$1223 ;
-  wire [12:0] \$1224 ;
-  wire \$1225 ;
-  wire \$1226 ;
-  wire [12:0] \$1227 ;
-  wire [12:0] \$1228 ;
-  wire \$1229 ;
+  wire \$1224 ;
+  wire [255:0] \$1225 ;
+  wire [79:0] \$1226 ;
   wire \$123 ;
-  wire \$1230 ;
-  wire [12:0] \$1231 ;
-  wire \$1232 ;
-  wire \$1233 ;
-  wire [12:0] \$1234 ;
-  wire [12:0] \$1235 ;
-  wire [12:0] \$1236 ;
-  wire [12:0] \$1237 ;
-  wire \$1238 ;
-  wire \$1239 ;
   wire \$124 ;
-  wire [12:0] \$1240 ;
-  wire \$1241 ;
-  wire \$1242 ;
-  wire [12:0] \$1243 ;
-  wire [12:0] \$1244 ;
-  wire \$1245 ;
-  wire \$1246 ;
-  wire [12:0] \$1247 ;
-  wire \$1248 ;
-  wire \$1249 ;
-  wire \$125 ;
-  wire [12:0] \$1250 ;
-  wire [12:0] \$1251 ;
-  wire [12:0] \$1252 ;
-  wire \$1253 ;
-  wire \$1254 ;
-  wire [12:0] \$1255 ;
-  wire \$1256 ;
-  wire \$1257 ;
-  wire [12:0] \$1258 ;
-  wire [12:0] \$1259 ;
-  wire \$126 ;
-  wire \$1260 ;
-  wire \$1261 ;
-  wire [12:0] \$1262 ;
-  wire \$1263 ;
-  wire \$1264 ;
-  wire [12:0] \$1265 ;
-  wire [12:0] \$1266 ;
-  wire [12:0] \$1267 ;
-  wire [12:0] \$1268 ;
-  wire [12:0] \$1269 ;
+  wire [12:0] \$125 ;
+  wire [12:0] \$126 ;
   wire \$127 ;
-  wire [12:0] \$1270 ;
-  wire \$1271 ;
-  wire \$1272 ;
-  wire [12:0] \$1273 ;
-  wire \$1274 ;
-  wire \$1275 ;
-  wire [12:0] \$1276 ;
-  wire [12:0] \$1277 ;
-  wire \$1278 ;
-  wire \$1279 ;
   wire \$128 ;
-  wire [12:0] \$1280 ;
-  wire \$1281 ;
-  wire \$1282 ;
-  wire [12:0] \$1283 ;
-  wire [12:0] \$1284 ;
-  wire [12:0] \$1285 ;
-  wire \$1286 ;
-  wire \$1287 ;
-  wire [12:0] \$1288 ;
-  wire \$1289 ;
-  wire \$129 ;
-  wire \$1290 ;
-  wire [12:0] \$1291 ;
-  wire [12:0] \$1292 ;
-  wire \$1293 ;
-  wire \$1294 ;
-  wire [12:0] \$1295 ;
-  wire \$1296 ;
-  wire \$1297 ;
-  wire [12:0] \$1298 ;
-  wire [12:0] \$1299 ;
-  wire \$13 ;
+  wire [12:0] \$129 ;
+  wire [7:0] \$13 ;
   wire \$130 ;
-  wire [12:0] \$1300 ;
-  wire [12:0] \$1301 ;
-  wire \$1302 ;
-  wire \$1303 ;
-  wire [12:0] \$1304 ;
-  wire \$1305 ;
-  wire \$1306 ;
-  wire [12:0] \$1307 ;
-  wire [12:0] \$1308 ;
-  wire \$1309 ;
   wire \$131 ;
-  wire \$1310 ;
-  wire [12:0] \$1311 ;
-  wire \$1312 ;
-  wire \$1313 ;
-  wire [12:0] \$1314 ;
-  wire [12:0] \$1315 ;
-  wire [12:0] \$1316 ;
-  wire \$1317 ;
-  wire \$1318 ;
-  wire [12:0] \$1319 ;
-  wire \$132 ;
-  wire \$1320 ;
-  wire \$1321 ;
-  wire [12:0] \$1322 ;
-  wire [12:0] \$1323 ;
-  wire \$1324 ;
-  wire \$1325 ;
-  wire [12:0] \$1326 ;
-  wire \$1327 ;
-  wire \$1328 ;
-  wire [12:0] \$1329 ;
-  wire \$133 ;
-  wire [12:0] \$1330 ;
-  wire [12:0] \$1331 ;
-  wire [12:0] \$1332 ;
-  wire [12:0] \$1333 ;
-  wire \$1334 ;
-  wire \$1335 ;
-  wire [12:0] \$1336 ;
-  wire \$1337 ;
-  wire \$1338 ;
-  wire [12:0] \$1339 ;
-  wire \$134 ;
-  wire [12:0] \$1340 ;
-  wire \$1341 ;
-  wire \$1342 ;
-  wire [12:0] \$1343 ;
-  wire \$1344 ;
-  wire \$1345 ;
-  wire [12:0] \$1346 ;
-  wire [12:0] \$1347 ;
-  wire [12:0] \$1348 ;
-  wire \$1349 ;
+  wire [12:0] \$132 ;
+  wire [12:0] \$133 ;
+  wire [12:0] \$134 ;
   wire \$135 ;
-  wire \$1350 ;
-  wire [12:0] \$1351 ;
-  wire \$1352 ;
-  wire \$1353 ;
-  wire [12:0] \$1354 ;
-  wire [12:0] \$1355 ;
-  wire \$1356 ;
-  wire \$1357 ;
-  wire [12:0] \$1358 ;
-  wire \$1359 ;
   wire \$136 ;
-  wire \$1360 ;
-  wire [12:0] \$1361 ;
-  wire [12:0] \$1362 ;
-  wire [12:0] \$1363 ;
-  wire [12:0] \$1364 ;
-  wire \$1365 ;
-  wire \$1366 ;
-  wire [12:0] \$1367 ;
-  wire \$1368 ;
-  wire \$1369 ;
-  wire \$137 ;
-  wire [12:0] \$1370 ;
-  wire [12:0] \$1371 ;
-  wire \$1372 ;
-  wire \$1373 ;
-  wire [12:0] \$1374 ;
-  wire \$1375 ;
-  wire \$1376 ;
-  wire [12:0] \$1377 ;
-  wire [12:0] \$1378 ;
-  wire [12:0] \$1379 ;
+  wire [12:0] \$137 ;
   wire \$138 ;
-  wire \$1380 ;
-  wire \$1381 ;
-  wire [12:0] \$1382 ;
-  wire \$1383 ;
-  wire \$1384 ;
-  wire [12:0] \$1385 ;
-  wire [12:0] \$1386 ;
-  wire \$1387 ;
-  wire \$1388 ;
-  wire [12:0] \$1389 ;
   wire \$139 ;
-  wire \$1390 ;
-  wire \$1391 ;
-  wire [3:0] \$1392 ;
-  wire [3:0] \$1393 ;
-  wire [3:0] \$1394 ;
-  wire [3:0] \$1395 ;
-  wire [3:0] \$1396 ;
-  wire [3:0] \$1397 ;
-  wire [3:0] \$1398 ;
-  wire [3:0] \$1399 ;
   wire \$14 ;
-  wire \$140 ;
-  wire \$1400 ;
-  wire \$1401 ;
-  wire \$1402 ;
-  wire \$1403 ;
-  wire \$1404 ;
-  wire \$1405 ;
-  wire \$1406 ;
-  wire \$1407 ;
-  wire \$1408 ;
-  wire \$1409 ;
-  wire \$141 ;
-  wire \$1410 ;
-  wire \$1411 ;
-  wire \$1412 ;
-  wire \$1413 ;
-  wire \$1414 ;
-  wire \$1415 ;
-  wire \$1416 ;
-  wire \$1417 ;
-  wire \$1418 ;
-  wire [4:0] \$1419 ;
+  wire [12:0] \$140 ;
+  wire [12:0] \$141 ;
   wire \$142 ;
-  wire \$1420 ;
-  wire \$1421 ;
-  wire \$1422 ;
-  wire \$1423 ;
-  wire \$1424 ;
-  wire \$1425 ;
-  wire [4:0] \$1426 ;
-  wire \$1427 ;
-  wire \$1428 ;
-  wire [3:0] \$1429 ;
   wire \$143 ;
-  wire [3:0] \$1430 ;
-  wire \$1431 ;
-  wire \$1432 ;
-  wire \$1433 ;
-  wire [3:0] \$1434 ;
-  wire [3:0] \$1435 ;
-  wire [3:0] \$1436 ;
-  wire \$1437 ;
-  wire \$1438 ;
-  wire \$1439 ;
-  wire \$144 ;
-  wire [3:0] \$1440 ;
-  wire [3:0] \$1441 ;
-  wire [3:0] \$1442 ;
-  wire \$1443 ;
-  wire \$1444 ;
-  wire \$1445 ;
-  wire [3:0] \$1446 ;
-  wire [3:0] \$1447 ;
-  wire [3:0] \$1448 ;
-  wire \$1449 ;
+  wire [12:0] \$144 ;
   wire \$145 ;
-  wire \$1450 ;
-  wire \$1451 ;
-  wire [3:0] \$1452 ;
-  wire [3:0] \$1453 ;
-  wire [3:0] \$1454 ;
-  wire \$1455 ;
-  wire \$1456 ;
-  wire \$1457 ;
-  wire [3:0] \$1458 ;
-  wire [3:0] \$1459 ;
   wire \$146 ;
-  wire [3:0] \$1460 ;
-  wire \$1461 ;
-  wire \$1462 ;
-  wire \$1463 ;
-  wire [3:0] \$1464 ;
-  wire [3:0] \$1465 ;
-  wire [3:0] \$1466 ;
-  wire \$1467 ;
-  wire \$1468 ;
-  wire \$1469 ;
-  wire \$147 ;
-  wire [3:0] \$1470 ;
-  wire [3:0] \$1471 ;
-  wire [3:0] \$1472 ;
-  wire \$1473 ;
-  wire \$1474 ;
-  wire \$1475 ;
-  wire [3:0] \$1476 ;
-  wire [3:0] \$1477 ;
-  wire [3:0] \$1478 ;
-  wire \$1479 ;
-  wire \$148 ;
-  wire \$1480 ;
-  wire \$1481 ;
-  wire [3:0] \$1482 ;
-  wire [3:0] \$1483 ;
-  wire [3:0] \$1484 ;
-  wire \$1485 ;
-  wire \$1486 ;
-  wire \$1487 ;
-  wire [3:0] \$1488 ;
-  wire [3:0] \$1489 ;
-  wire \$149 ;
-  wire [3:0] \$1490 ;
-  wire \$1491 ;
-  wire \$1492 ;
-  wire \$1493 ;
-  wire [3:0] \$1494 ;
-  wire [3:0] \$1495 ;
-  wire [3:0] \$1496 ;
-  wire \$1497 ;
-  wire \$1498 ;
-  wire \$1499 ;
+  wire [12:0] \$147 ;
+  wire [12:0] \$148 ;
+  wire [12:0] \$149 ;
   wire \$15 ;
-  wire \$150 ;
-  wire [3:0] \$1500 ;
-  wire [3:0] \$1501 ;
-  wire [3:0] \$1502 ;
-  wire \$1503 ;
-  wire \$1504 ;
-  wire \$1505 ;
-  wire [3:0] \$1506 ;
-  wire [3:0] \$1507 ;
-  wire [3:0] \$1508 ;
-  wire \$1509 ;
-  wire \$151 ;
-  wire \$1510 ;
-  wire \$1511 ;
-  wire [3:0] \$1512 ;
-  wire [3:0] \$1513 ;
-  wire [3:0] \$1514 ;
-  wire \$1515 ;
-  wire \$1516 ;
-  wire \$1517 ;
-  wire [3:0] \$1518 ;
-  wire [3:0] \$1519 ;
+  wire [12:0] \$150 ;
+  wire [12:0] \$151 ;
   wire \$152 ;
-  wire [3:0] \$1520 ;
-  wire \$1521 ;
-  wire \$1522 ;
-  wire \$1523 ;
-  wire [3:0] \$1524 ;
-  wire [3:0] \$1525 ;
-  wire [3:0] \$1526 ;
-  wire \$1527 ;
-  wire \$1528 ;
-  wire \$1529 ;
   wire \$153 ;
-  wire [3:0] \$1530 ;
-  wire [3:0] \$1531 ;
-  wire [3:0] \$1532 ;
-  wire \$1533 ;
-  wire \$1534 ;
-  wire \$1535 ;
-  wire [3:0] \$1536 ;
-  wire [3:0] \$1537 ;
-  wire [3:0] \$1538 ;
-  wire \$1539 ;
-  wire \$154 ;
-  wire \$1540 ;
-  wire \$1541 ;
-  wire [3:0] \$1542 ;
-  wire [3:0] \$1543 ;
-  wire [3:0] \$1544 ;
-  wire \$1545 ;
-  wire \$1546 ;
-  wire \$1547 ;
-  wire [3:0] \$1548 ;
-  wire [3:0] \$1549 ;
+  wire [12:0] \$154 ;
   wire \$155 ;
-  wire [3:0] \$1550 ;
-  wire \$1551 ;
-  wire \$1552 ;
-  wire \$1553 ;
-  wire [3:0] \$1554 ;
-  wire [3:0] \$1555 ;
-  wire [3:0] \$1556 ;
-  wire \$1557 ;
-  wire \$1558 ;
-  wire \$1559 ;
   wire \$156 ;
-  wire [3:0] \$1560 ;
-  wire [3:0] \$1561 ;
-  wire [3:0] \$1562 ;
-  wire \$1563 ;
-  wire \$1564 ;
-  wire \$1565 ;
-  wire [3:0] \$1566 ;
-  wire [3:0] \$1567 ;
-  wire [3:0] \$1568 ;
-  wire \$1569 ;
-  wire \$157 ;
-  wire \$1570 ;
-  wire \$1571 ;
-  wire [3:0] \$1572 ;
-  wire [3:0] \$1573 ;
-  wire [3:0] \$1574 ;
-  wire \$1575 ;
-  wire \$1576 ;
-  wire \$1577 ;
-  wire [3:0] \$1578 ;
-  wire [3:0] \$1579 ;
-  wire \$158 ;
-  wire [3:0] \$1580 ;
-  wire \$1581 ;
-  wire \$1582 ;
-  wire \$1583 ;
-  wire [3:0] \$1584 ;
-  wire [3:0] \$1585 ;
-  wire [3:0] \$1586 ;
-  wire \$1587 ;
-  wire \$1588 ;
-  wire \$1589 ;
+  wire [12:0] \$157 ;
+  wire [12:0] \$158 ;
   wire \$159 ;
-  wire [3:0] \$1590 ;
-  wire [3:0] \$1591 ;
-  wire [3:0] \$1592 ;
-  wire \$1593 ;
-  wire \$1594 ;
-  wire \$1595 ;
-  wire [3:0] \$1596 ;
-  wire [3:0] \$1597 ;
-  wire [3:0] \$1598 ;
-  wire \$1599 ;
   wire \$16 ;
   wire \$160 ;
-  wire \$1600 ;
-  wire \$1601 ;
-  wire [3:0] \$1602 ;
-  wire [3:0] \$1603 ;
-  wire [3:0] \$1604 ;
-  wire \$1605 ;
-  wire \$1606 ;
-  wire \$1607 ;
-  wire [3:0] \$1608 ;
-  wire [3:0] \$1609 ;
-  wire \$161 ;
-  wire [3:0] \$1610 ;
-  wire \$1611 ;
-  wire \$1612 ;
-  wire \$1613 ;
-  wire [3:0] \$1614 ;
-  wire [3:0] \$1615 ;
-  wire [3:0] \$1616 ;
-  wire \$1617 ;
-  wire \$1618 ;
-  wire \$1619 ;
+  wire [12:0] \$161 ;
   wire \$162 ;
-  wire [3:0] \$1620 ;
-  reg [1:0] \$1621 ;
-  reg [1:0] \$1622 ;
-  reg [3:0] \$1623 ;
-  reg \$1624 ;
-  reg [3:0] \$1625 ;
   wire \$163 ;
-  wire \$164 ;
-  wire \$165 ;
-  wire \$166 ;
+  wire [12:0] \$164 ;
+  wire [12:0] \$165 ;
+  wire [12:0] \$166 ;
   wire \$167 ;
   wire \$168 ;
-  wire \$169 ;
+  wire [12:0] \$169 ;
   wire \$17 ;
   wire \$170 ;
   wire \$171 ;
-  wire \$172 ;
-  wire \$173 ;
+  wire [12:0] \$172 ;
+  wire [12:0] \$173 ;
   wire \$174 ;
   wire \$175 ;
-  wire \$176 ;
+  wire [12:0] \$176 ;
   wire \$177 ;
   wire \$178 ;
-  wire \$179 ;
+  wire [12:0] \$179 ;
   wire \$18 ;
-  wire \$180 ;
-  wire \$181 ;
-  wire \$182 ;
+  wire [12:0] \$180 ;
+  wire [12:0] \$181 ;
+  wire [12:0] \$182 ;
   wire \$183 ;
   wire \$184 ;
-  wire \$185 ;
+  wire [12:0] \$185 ;
   wire \$186 ;
   wire \$187 ;
-  wire \$188 ;
-  wire \$189 ;
+  wire [12:0] \$188 ;
+  wire [12:0] \$189 ;
   wire \$19 ;
   wire \$190 ;
   wire \$191 ;
-  wire \$192 ;
+  wire [12:0] \$192 ;
   wire \$193 ;
   wire \$194 ;
-  wire \$195 ;
-  wire \$196 ;
-  wire \$197 ;
+  wire [12:0] \$195 ;
+  wire [12:0] \$196 ;
+  wire [12:0] \$197 ;
   wire \$198 ;
   wire \$199 ;
   wire \$2 ;
   wire \$20 ;
-  wire \$200 ;
+  wire [12:0] \$200 ;
   wire \$201 ;
   wire \$202 ;
-  wire \$203 ;
-  wire \$204 ;
+  wire [12:0] \$203 ;
+  wire [12:0] \$204 ;
   wire \$205 ;
   wire \$206 ;
-  wire \$207 ;
+  wire [12:0] \$207 ;
   wire \$208 ;
   wire \$209 ;
   wire \$21 ;
-  wire \$210 ;
-  wire \$211 ;
-  wire \$212 ;
-  wire \$213 ;
-  wire \$214 ;
-  wire \$215 ;
+  wire [12:0] \$210 ;
+  wire [12:0] \$211 ;
+  wire [12:0] \$212 ;
+  wire [12:0] \$213 ;
+  wire [12:0] \$214 ;
+  wire [12:0] \$215 ;
   wire \$216 ;
   wire \$217 ;
-  wire \$218 ;
+  wire [12:0] \$218 ;
   wire \$219 ;
   wire \$22 ;
   wire \$220 ;
-  wire \$221 ;
-  wire \$222 ;
+  wire [12:0] \$221 ;
+  wire [12:0] \$222 ;
   wire \$223 ;
   wire \$224 ;
-  wire \$225 ;
+  wire [12:0] \$225 ;
   wire \$226 ;
   wire \$227 ;
-  wire \$228 ;
-  wire \$229 ;
+  wire [12:0] \$228 ;
+  wire [12:0] \$229 ;
   wire \$23 ;
-  wire \$230 ;
+  wire [12:0] \$230 ;
   wire \$231 ;
   wire \$232 ;
-  wire \$233 ;
+  wire [12:0] \$233 ;
   wire \$234 ;
   wire \$235 ;
-  wire \$236 ;
-  wire \$237 ;
+  wire [12:0] \$236 ;
+  wire [12:0] \$237 ;
   wire \$238 ;
   wire \$239 ;
   wire \$24 ;
-  wire \$240 ;
+  wire [12:0] \$240 ;
   wire \$241 ;
   wire \$242 ;
-  wire \$243 ;
-  wire \$244 ;
-  wire \$245 ;
-  wire \$246 ;
+  wire [12:0] \$243 ;
+  wire [12:0] \$244 ;
+  wire [12:0] \$245 ;
+  wire [12:0] \$246 ;
   wire \$247 ;
   wire \$248 ;
-  wire \$249 ;
+  wire [12:0] \$249 ;
   wire \$25 ;
   wire \$250 ;
   wire \$251 ;
-  wire \$252 ;
-  wire \$253 ;
+  wire [12:0] \$252 ;
+  wire [12:0] \$253 ;
   wire \$254 ;
   wire \$255 ;
-  wire \$256 ;
+  wire [12:0] \$256 ;
   wire \$257 ;
   wire \$258 ;
-  wire \$259 ;
+  wire [12:0] \$259 ;
   wire \$26 ;
-  wire \$260 ;
-  wire \$261 ;
+  wire [12:0] \$260 ;
+  wire [12:0] \$261 ;
   wire \$262 ;
   wire \$263 ;
-  wire \$264 ;
+  wire [12:0] \$264 ;
   wire \$265 ;
   wire \$266 ;
-  wire \$267 ;
-  wire \$268 ;
+  wire [12:0] \$267 ;
+  wire [12:0] \$268 ;
   wire \$269 ;
   wire \$27 ;
   wire \$270 ;
-  wire \$271 ;
+  wire [12:0] \$271 ;
   wire \$272 ;
   wire \$273 ;
-  wire \$274 ;
-  wire \$275 ;
-  wire \$276 ;
-  wire \$277 ;
-  wire \$278 ;
+  wire [12:0] \$274 ;
+  wire [12:0] \$275 ;
+  wire [12:0] \$276 ;
+  wire [12:0] \$277 ;
+  wire [12:0] \$278 ;
   wire \$279 ;
-  wire \$28 ;
+  wire [31:0] \$28 ;
   wire \$280 ;
-  wire \$281 ;
+  wire [12:0] \$281 ;
   wire \$282 ;
   wire \$283 ;
-  wire \$284 ;
-  wire \$285 ;
+  wire [12:0] \$284 ;
+  wire [12:0] \$285 ;
   wire \$286 ;
   wire \$287 ;
-  wire \$288 ;
+  wire [12:0] \$288 ;
   wire \$289 ;
-  wire \$29 ;
+  wire [31:0] \$29 ;
   wire \$290 ;
-  wire \$291 ;
-  wire \$292 ;
-  wire \$293 ;
+  wire [12:0] \$291 ;
+  wire [12:0] \$292 ;
+  wire [12:0] \$293 ;
   wire \$294 ;
   wire \$295 ;
-  wire \$296 ;
+  wire [12:0] \$296 ;
   wire \$297 ;
   wire \$298 ;
-  wire \$299 ;
+  wire [12:0] \$299 ;
   wire \$3 ;
-  wire \$30 ;
-  wire \$300 ;
+  wire [24:0] \$30 ;
+  wire [12:0] \$300 ;
   wire \$301 ;
   wire \$302 ;
-  wire \$303 ;
+  wire [12:0] \$303 ;
   wire \$304 ;
   wire \$305 ;
-  wire \$306 ;
-  wire \$307 ;
-  wire \$308 ;
-  wire \$309 ;
-  wire \$31 ;
+  wire [12:0] \$306 ;
+  wire [12:0] \$307 ;
+  wire [12:0] \$308 ;
+  wire [12:0] \$309 ;
+  wire [9:0] \$31 ;
   wire \$310 ;
   wire \$311 ;
-  wire \$312 ;
+  wire [12:0] \$312 ;
   wire \$313 ;
   wire \$314 ;
-  wire \$315 ;
-  wire \$316 ;
+  wire [12:0] \$315 ;
+  wire [12:0] \$316 ;
   wire \$317 ;
   wire \$318 ;
-  wire [24:0] \$319 ;
+  wire [12:0] \$319 ;
   wire \$32 ;
-  wire [9:0] \$320 ;
+  wire \$320 ;
   wire \$321 ;
-  wire \$322 ;
-  wire \$323 ;
-  wire \$324 ;
+  wire [12:0] \$322 ;
+  wire [12:0] \$323 ;
+  wire [12:0] \$324 ;
   wire \$325 ;
   wire \$326 ;
-  wire \$327 ;
+  wire [12:0] \$327 ;
   wire \$328 ;
   wire \$329 ;
   wire \$33 ;
-  wire \$330 ;
-  wire \$331 ;
+  wire [12:0] \$330 ;
+  wire [12:0] \$331 ;
   wire \$332 ;
   wire \$333 ;
-  wire \$334 ;
+  wire [12:0] \$334 ;
   wire \$335 ;
   wire \$336 ;
-  wire \$337 ;
-  wire \$338 ;
-  wire \$339 ;
+  wire [12:0] \$337 ;
+  wire [12:0] \$338 ;
+  wire [12:0] \$339 ;
   wire \$34 ;
-  wire \$340 ;
-  wire \$341 ;
-  wire \$342 ;
-  wire \$343 ;
+  wire [12:0] \$340 ;
+  wire [12:0] \$341 ;
+  wire [12:0] \$342 ;
+  wire [12:0] \$343 ;
   wire \$344 ;
   wire \$345 ;
-  wire \$346 ;
+  wire [12:0] \$346 ;
   wire \$347 ;
   wire \$348 ;
-  wire \$349 ;
+  wire [12:0] \$349 ;
   wire \$35 ;
-  wire \$350 ;
+  wire [12:0] \$350 ;
   wire \$351 ;
   wire \$352 ;
-  wire \$353 ;
+  wire [12:0] \$353 ;
   wire \$354 ;
   wire \$355 ;
-  wire \$356 ;
-  wire \$357 ;
-  wire \$358 ;
+  wire [12:0] \$356 ;
+  wire [12:0] \$357 ;
+  wire [12:0] \$358 ;
   wire \$359 ;
   wire \$36 ;
   wire \$360 ;
-  wire \$361 ;
+  wire [12:0] \$361 ;
   wire \$362 ;
   wire \$363 ;
-  wire \$364 ;
-  wire \$365 ;
+  wire [12:0] \$364 ;
+  wire [12:0] \$365 ;
   wire \$366 ;
   wire \$367 ;
-  wire \$368 ;
+  wire [12:0] \$368 ;
   wire \$369 ;
   wire \$37 ;
   wire \$370 ;
-  wire \$371 ;
-  wire \$372 ;
-  wire \$373 ;
-  wire \$374 ;
+  wire [12:0] \$371 ;
+  wire [12:0] \$372 ;
+  wire [12:0] \$373 ;
+  wire [12:0] \$374 ;
   wire \$375 ;
   wire \$376 ;
-  wire \$377 ;
+  wire [12:0] \$377 ;
   wire \$378 ;
   wire \$379 ;
   wire \$38 ;
   wire [12:0] \$380 ;
-  wire \$381 ;
+  wire [12:0] \$381 ;
   wire \$382 ;
-  wire [12:0] \$383 ;
+  wire \$383 ;
   wire [12:0] \$384 ;
   wire \$385 ;
   wire \$386 ;
   wire [12:0] \$387 ;
-  wire \$388 ;
-  wire \$389 ;
+  wire [12:0] \$388 ;
+  wire [12:0] \$389 ;
   wire \$39 ;
-  wire [12:0] \$390 ;
-  wire [12:0] \$391 ;
+  wire \$390 ;
+  wire \$391 ;
   wire [12:0] \$392 ;
   wire \$393 ;
   wire \$394 ;
   wire [12:0] \$395 ;
-  wire \$396 ;
+  wire [12:0] \$396 ;
   wire \$397 ;
-  wire [12:0] \$398 ;
+  wire \$398 ;
   wire [12:0] \$399 ;
   wire \$4 ;
   wire \$40 ;
   wire \$400 ;
   wire \$401 ;
   wire [12:0] \$402 ;
-  wire \$403 ;
-  wire \$404 ;
+  wire [12:0] \$403 ;
+  wire [12:0] \$404 ;
   wire [12:0] \$405 ;
   wire [12:0] \$406 ;
-  wire [12:0] \$407 ;
-  wire [12:0] \$408 ;
-  wire \$409 ;
+  wire \$407 ;
+  wire \$408 ;
+  wire [12:0] \$409 ;
   wire \$41 ;
   wire \$410 ;
-  wire [12:0] \$411 ;
-  wire \$412 ;
-  wire \$413 ;
-  wire [12:0] \$414 ;
-  wire [12:0] \$415 ;
-  wire \$416 ;
+  wire \$411 ;
+  wire [12:0] \$412 ;
+  wire [12:0] \$413 ;
+  wire \$414 ;
+  wire \$415 ;
+  wire [12:0] \$416 ;
   wire \$417 ;
-  wire [12:0] \$418 ;
-  wire \$419 ;
+  wire \$418 ;
+  wire [12:0] \$419 ;
   wire \$42 ;
-  wire \$420 ;
+  wire [12:0] \$420 ;
   wire [12:0] \$421 ;
-  wire [12:0] \$422 ;
-  wire [12:0] \$423 ;
-  wire \$424 ;
+  wire \$422 ;
+  wire \$423 ;
+  wire [12:0] \$424 ;
   wire \$425 ;
-  wire [12:0] \$426 ;
-  wire \$427 ;
-  wire \$428 ;
-  wire [12:0] \$429 ;
+  wire \$426 ;
+  wire [12:0] \$427 ;
+  wire [12:0] \$428 ;
+  wire \$429 ;
   wire \$43 ;
-  wire [12:0] \$430 ;
-  wire \$431 ;
+  wire \$430 ;
+  wire [12:0] \$431 ;
   wire \$432 ;
-  wire [12:0] \$433 ;
-  wire \$434 ;
-  wire \$435 ;
+  wire \$433 ;
+  wire [12:0] \$434 ;
+  wire [12:0] \$435 ;
   wire [12:0] \$436 ;
   wire [12:0] \$437 ;
-  wire [12:0] \$438 ;
-  wire [12:0] \$439 ;
+  wire \$438 ;
+  wire \$439 ;
   wire \$44 ;
   wire [12:0] \$440 ;
   wire \$441 ;
   wire \$442 ;
   wire [12:0] \$443 ;
-  wire \$444 ;
+  wire [12:0] \$444 ;
   wire \$445 ;
-  wire [12:0] \$446 ;
+  wire \$446 ;
   wire [12:0] \$447 ;
   wire \$448 ;
   wire \$449 ;
   wire \$45 ;
   wire [12:0] \$450 ;
-  wire \$451 ;
-  wire \$452 ;
-  wire [12:0] \$453 ;
-  wire [12:0] \$454 ;
+  wire [12:0] \$451 ;
+  wire [12:0] \$452 ;
+  wire \$453 ;
+  wire \$454 ;
   wire [12:0] \$455 ;
   wire \$456 ;
   wire \$457 ;
   wire [12:0] \$458 ;
-  wire \$459 ;
+  wire [12:0] \$459 ;
   wire \$46 ;
   wire \$460 ;
-  wire [12:0] \$461 ;
+  wire \$461 ;
   wire [12:0] \$462 ;
   wire \$463 ;
   wire \$464 ;
   wire [12:0] \$465 ;
-  wire \$466 ;
-  wire \$467 ;
+  wire [12:0] \$466 ;
+  wire [12:0] \$467 ;
   wire [12:0] \$468 ;
   wire [12:0] \$469 ;
   wire \$47 ;
   wire [12:0] \$470 ;
-  wire [12:0] \$471 ;
+  wire \$471 ;
   wire \$472 ;
-  wire \$473 ;
-  wire [12:0] \$474 ;
+  wire [12:0] \$473 ;
+  wire \$474 ;
   wire \$475 ;
-  wire \$476 ;
+  wire [12:0] \$476 ;
   wire [12:0] \$477 ;
-  wire [12:0] \$478 ;
+  wire \$478 ;
   wire \$479 ;
   wire \$48 ;
-  wire \$480 ;
-  wire [12:0] \$481 ;
+  wire [12:0] \$480 ;
+  wire \$481 ;
   wire \$482 ;
-  wire \$483 ;
+  wire [12:0] \$483 ;
   wire [12:0] \$484 ;
   wire [12:0] \$485 ;
-  wire [12:0] \$486 ;
+  wire \$486 ;
   wire \$487 ;
-  wire \$488 ;
-  wire [12:0] \$489 ;
+  wire [12:0] \$488 ;
+  wire \$489 ;
   wire \$49 ;
   wire \$490 ;
-  wire \$491 ;
+  wire [12:0] \$491 ;
   wire [12:0] \$492 ;
-  wire [12:0] \$493 ;
+  wire \$493 ;
   wire \$494 ;
-  wire \$495 ;
-  wire [12:0] \$496 ;
+  wire [12:0] \$495 ;
+  wire \$496 ;
   wire \$497 ;
-  wire \$498 ;
+  wire [12:0] \$498 ;
   wire [12:0] \$499 ;
   wire \$5 ;
   wire \$50 ;
   wire [12:0] \$500 ;
   wire [12:0] \$501 ;
-  wire [12:0] \$502 ;
-  wire [12:0] \$503 ;
+  wire \$502 ;
+  wire \$503 ;
   wire [12:0] \$504 ;
   wire \$505 ;
   wire \$506 ;
   wire [12:0] \$507 ;
-  wire \$508 ;
+  wire [12:0] \$508 ;
   wire \$509 ;
   wire \$51 ;
-  wire [12:0] \$510 ;
+  wire \$510 ;
   wire [12:0] \$511 ;
   wire \$512 ;
   wire \$513 ;
   wire [12:0] \$514 ;
-  wire \$515 ;
-  wire \$516 ;
-  wire [12:0] \$517 ;
-  wire [12:0] \$518 ;
+  wire [12:0] \$515 ;
+  wire [12:0] \$516 ;
+  wire \$517 ;
+  wire \$518 ;
   wire [12:0] \$519 ;
   wire \$52 ;
   wire \$520 ;
   wire \$521 ;
   wire [12:0] \$522 ;
-  wire \$523 ;
+  wire [12:0] \$523 ;
   wire \$524 ;
-  wire [12:0] \$525 ;
+  wire \$525 ;
   wire [12:0] \$526 ;
   wire \$527 ;
   wire \$528 ;
   wire [12:0] \$529 ;
   wire \$53 ;
-  wire \$530 ;
-  wire \$531 ;
+  wire [12:0] \$530 ;
+  wire [12:0] \$531 ;
   wire [12:0] \$532 ;
   wire [12:0] \$533 ;
-  wire [12:0] \$534 ;
-  wire [12:0] \$535 ;
-  wire \$536 ;
+  wire \$534 ;
+  wire \$535 ;
+  wire [12:0] \$536 ;
   wire \$537 ;
-  wire [12:0] \$538 ;
-  wire \$539 ;
+  wire \$538 ;
+  wire [12:0] \$539 ;
   wire \$54 ;
-  wire \$540 ;
-  wire [12:0] \$541 ;
-  wire [12:0] \$542 ;
-  wire \$543 ;
+  wire [12:0] \$540 ;
+  wire \$541 ;
+  wire \$542 ;
+  wire [12:0] \$543 ;
   wire \$544 ;
-  wire [12:0] \$545 ;
-  wire \$546 ;
-  wire \$547 ;
+  wire \$545 ;
+  wire [12:0] \$546 ;
+  wire [12:0] \$547 ;
   wire [12:0] \$548 ;
-  wire [12:0] \$549 ;
+  wire \$549 ;
   wire \$55 ;
-  wire [12:0] \$550 ;
-  wire \$551 ;
+  wire \$550 ;
+  wire [12:0] \$551 ;
   wire \$552 ;
-  wire [12:0] \$553 ;
-  wire \$554 ;
-  wire \$555 ;
-  wire [12:0] \$556 ;
-  wire [12:0] \$557 ;
-  wire \$558 ;
+  wire \$553 ;
+  wire [12:0] \$554 ;
+  wire [12:0] \$555 ;
+  wire \$556 ;
+  wire \$557 ;
+  wire [12:0] \$558 ;
   wire \$559 ;
   wire \$56 ;
-  wire [12:0] \$560 ;
-  wire \$561 ;
-  wire \$562 ;
+  wire \$560 ;
+  wire [12:0] \$561 ;
+  wire [12:0] \$562 ;
   wire [12:0] \$563 ;
   wire [12:0] \$564 ;
-  wire [12:0] \$565 ;
-  wire [12:0] \$566 ;
+  wire \$565 ;
+  wire \$566 ;
   wire [12:0] \$567 ;
   wire \$568 ;
   wire \$569 ;
   wire \$57 ;
   wire [12:0] \$570 ;
-  wire \$571 ;
+  wire [12:0] \$571 ;
   wire \$572 ;
-  wire [12:0] \$573 ;
+  wire \$573 ;
   wire [12:0] \$574 ;
   wire \$575 ;
   wire \$576 ;
   wire [12:0] \$577 ;
-  wire \$578 ;
-  wire \$579 ;
+  wire [12:0] \$578 ;
+  wire [12:0] \$579 ;
   wire \$58 ;
-  wire [12:0] \$580 ;
-  wire [12:0] \$581 ;
+  wire \$580 ;
+  wire \$581 ;
   wire [12:0] \$582 ;
   wire \$583 ;
   wire \$584 ;
   wire [12:0] \$585 ;
-  wire \$586 ;
+  wire [12:0] \$586 ;
   wire \$587 ;
-  wire [12:0] \$588 ;
+  wire \$588 ;
   wire [12:0] \$589 ;
   wire \$59 ;
   wire \$590 ;
   wire \$591 ;
   wire [12:0] \$592 ;
-  wire \$593 ;
-  wire \$594 ;
+  wire [12:0] \$593 ;
+  wire [12:0] \$594 ;
   wire [12:0] \$595 ;
   wire [12:0] \$596 ;
   wire [12:0] \$597 ;
   wire [12:0] \$598 ;
-  wire \$599 ;
+  wire [12:0] \$599 ;
   wire \$6 ;
   wire \$60 ;
   wire \$600 ;
-  wire [12:0] \$601 ;
-  wire \$602 ;
+  wire \$601 ;
+  wire [12:0] \$602 ;
   wire \$603 ;
-  wire [12:0] \$604 ;
+  wire \$604 ;
   wire [12:0] \$605 ;
-  wire \$606 ;
+  wire [12:0] \$606 ;
   wire \$607 ;
-  wire [12:0] \$608 ;
-  wire \$609 ;
+  wire \$608 ;
+  wire [12:0] \$609 ;
   wire \$61 ;
   wire \$610 ;
-  wire [12:0] \$611 ;
+  wire \$611 ;
   wire [12:0] \$612 ;
   wire [12:0] \$613 ;
-  wire \$614 ;
+  wire [12:0] \$614 ;
   wire \$615 ;
-  wire [12:0] \$616 ;
-  wire \$617 ;
+  wire \$616 ;
+  wire [12:0] \$617 ;
   wire \$618 ;
-  wire [12:0] \$619 ;
+  wire \$619 ;
   wire \$62 ;
   wire [12:0] \$620 ;
-  wire \$621 ;
+  wire [12:0] \$621 ;
   wire \$622 ;
-  wire [12:0] \$623 ;
-  wire \$624 ;
+  wire \$623 ;
+  wire [12:0] \$624 ;
   wire \$625 ;
-  wire [12:0] \$626 ;
+  wire \$626 ;
   wire [12:0] \$627 ;
   wire [12:0] \$628 ;
   wire [12:0] \$629 ;
   wire \$63 ;
   wire [12:0] \$630 ;
-  wire [12:0] \$631 ;
-  wire [12:0] \$632 ;
-  wire \$633 ;
+  wire \$631 ;
+  wire \$632 ;
+  wire [12:0] \$633 ;
   wire \$634 ;
-  wire [12:0] \$635 ;
-  wire \$636 ;
-  wire \$637 ;
-  wire [12:0] \$638 ;
-  wire [12:0] \$639 ;
+  wire \$635 ;
+  wire [12:0] \$636 ;
+  wire [12:0] \$637 ;
+  wire \$638 ;
+  wire \$639 ;
   wire \$64 ;
-  wire \$640 ;
+  wire [12:0] \$640 ;
   wire \$641 ;
-  wire [12:0] \$642 ;
-  wire \$643 ;
-  wire \$644 ;
+  wire \$642 ;
+  wire [12:0] \$643 ;
+  wire [12:0] \$644 ;
   wire [12:0] \$645 ;
-  wire [12:0] \$646 ;
-  wire [12:0] \$647 ;
-  wire \$648 ;
+  wire \$646 ;
+  wire \$647 ;
+  wire [12:0] \$648 ;
   wire \$649 ;
   wire \$65 ;
-  wire [12:0] \$650 ;
-  wire \$651 ;
-  wire \$652 ;
-  wire [12:0] \$653 ;
-  wire [12:0] \$654 ;
-  wire \$655 ;
+  wire \$650 ;
+  wire [12:0] \$651 ;
+  wire [12:0] \$652 ;
+  wire \$653 ;
+  wire \$654 ;
+  wire [12:0] \$655 ;
   wire \$656 ;
-  wire [12:0] \$657 ;
-  wire \$658 ;
-  wire \$659 ;
+  wire \$657 ;
+  wire [12:0] \$658 ;
+  wire [12:0] \$659 ;
   wire \$66 ;
   wire [12:0] \$660 ;
   wire [12:0] \$661 ;
   wire [12:0] \$662 ;
-  wire [12:0] \$663 ;
+  wire \$663 ;
   wire \$664 ;
-  wire \$665 ;
-  wire [12:0] \$666 ;
+  wire [12:0] \$665 ;
+  wire \$666 ;
   wire \$667 ;
-  wire \$668 ;
+  wire [12:0] \$668 ;
   wire [12:0] \$669 ;
   wire \$67 ;
-  wire [12:0] \$670 ;
+  wire \$670 ;
   wire \$671 ;
-  wire \$672 ;
-  wire [12:0] \$673 ;
+  wire [12:0] \$672 ;
+  wire \$673 ;
   wire \$674 ;
-  wire \$675 ;
+  wire [12:0] \$675 ;
   wire [12:0] \$676 ;
   wire [12:0] \$677 ;
-  wire [12:0] \$678 ;
+  wire \$678 ;
   wire \$679 ;
   wire \$68 ;
-  wire \$680 ;
-  wire [12:0] \$681 ;
+  wire [12:0] \$680 ;
+  wire \$681 ;
   wire \$682 ;
-  wire \$683 ;
+  wire [12:0] \$683 ;
   wire [12:0] \$684 ;
-  wire [12:0] \$685 ;
+  wire \$685 ;
   wire \$686 ;
-  wire \$687 ;
-  wire [12:0] \$688 ;
+  wire [12:0] \$687 ;
+  wire \$688 ;
   wire \$689 ;
   wire \$69 ;
-  wire \$690 ;
+  wire [12:0] \$690 ;
   wire [12:0] \$691 ;
   wire [12:0] \$692 ;
   wire [12:0] \$693 ;
-  wire [12:0] \$694 ;
-  wire [12:0] \$695 ;
-  wire \$696 ;
+  wire \$694 ;
+  wire \$695 ;
+  wire [12:0] \$696 ;
   wire \$697 ;
-  wire [12:0] \$698 ;
-  wire \$699 ;
-  wire \$7 ;
+  wire \$698 ;
+  wire [12:0] \$699 ;
+  wire [7:0] \$7 ;
   wire \$70 ;
-  wire \$700 ;
-  wire [12:0] \$701 ;
-  wire [12:0] \$702 ;
-  wire \$703 ;
+  wire [12:0] \$700 ;
+  wire \$701 ;
+  wire \$702 ;
+  wire [12:0] \$703 ;
   wire \$704 ;
-  wire [12:0] \$705 ;
-  wire \$706 ;
-  wire \$707 ;
+  wire \$705 ;
+  wire [12:0] \$706 ;
+  wire [12:0] \$707 ;
   wire [12:0] \$708 ;
-  wire [12:0] \$709 ;
+  wire \$709 ;
   wire \$71 ;
-  wire [12:0] \$710 ;
-  wire \$711 ;
+  wire \$710 ;
+  wire [12:0] \$711 ;
   wire \$712 ;
-  wire [12:0] \$713 ;
-  wire \$714 ;
-  wire \$715 ;
-  wire [12:0] \$716 ;
-  wire [12:0] \$717 ;
-  wire \$718 ;
+  wire \$713 ;
+  wire [12:0] \$714 ;
+  wire [12:0] \$715 ;
+  wire \$716 ;
+  wire \$717 ;
+  wire [12:0] \$718 ;
   wire \$719 ;
   wire \$72 ;
-  wire [12:0] \$720 ;
-  wire \$721 ;
-  wire \$722 ;
+  wire \$720 ;
+  wire [12:0] \$721 ;
+  wire [12:0] \$722 ;
   wire [12:0] \$723 ;
   wire [12:0] \$724 ;
   wire [12:0] \$725 ;
@@ -1363,487 +964,354 @@ module bshw_periphery(op, pixels, label, mem_layer, mem_row, mem_we_w, mem_we_c,
   wire [12:0] \$755 ;
   wire [12:0] \$756 ;
   wire [12:0] \$757 ;
-  wire [12:0] \$758 ;
-  wire [12:0] \$759 ;
+  wire \$758 ;
+  wire \$759 ;
   wire \$76 ;
-  wire \$760 ;
+  wire [12:0] \$760 ;
   wire \$761 ;
-  wire [12:0] \$762 ;
-  wire \$763 ;
-  wire \$764 ;
-  wire [12:0] \$765 ;
-  wire [12:0] \$766 ;
-  wire \$767 ;
+  wire \$762 ;
+  wire [12:0] \$763 ;
+  wire [12:0] \$764 ;
+  wire \$765 ;
+  wire \$766 ;
+  wire [12:0] \$767 ;
   wire \$768 ;
-  wire [12:0] \$769 ;
+  wire \$769 ;
   wire \$77 ;
-  wire \$770 ;
-  wire \$771 ;
+  wire [12:0] \$770 ;
+  wire [12:0] \$771 ;
   wire [12:0] \$772 ;
-  wire [12:0] \$773 ;
-  wire [12:0] \$774 ;
-  wire \$775 ;
+  wire \$773 ;
+  wire \$774 ;
+  wire [12:0] \$775 ;
   wire \$776 ;
-  wire [12:0] \$777 ;
-  wire \$778 ;
-  wire \$779 ;
+  wire \$777 ;
+  wire [12:0] \$778 ;
+  wire [12:0] \$779 ;
   wire \$78 ;
-  wire [12:0] \$780 ;
-  wire [12:0] \$781 ;
-  wire \$782 ;
+  wire \$780 ;
+  wire \$781 ;
+  wire [12:0] \$782 ;
   wire \$783 ;
-  wire [12:0] \$784 ;
-  wire \$785 ;
-  wire \$786 ;
+  wire \$784 ;
+  wire [12:0] \$785 ;
+  wire [12:0] \$786 ;
   wire [12:0] \$787 ;
   wire [12:0] \$788 ;
   wire [12:0] \$789 ;
   wire \$79 ;
-  wire [12:0] \$790 ;
+  wire \$790 ;
   wire \$791 ;
-  wire \$792 ;
-  wire [12:0] \$793 ;
+  wire [12:0] \$792 ;
+  wire \$793 ;
   wire \$794 ;
-  wire \$795 ;
+  wire [12:0] \$795 ;
   wire [12:0] \$796 ;
-  wire [12:0] \$797 ;
+  wire \$797 ;
   wire \$798 ;
-  wire \$799 ;
+  wire [12:0] \$799 ;
   wire \$8 ;
   wire \$80 ;
-  wire [12:0] \$800 ;
+  wire \$800 ;
   wire \$801 ;
-  wire \$802 ;
+  wire [12:0] \$802 ;
   wire [12:0] \$803 ;
   wire [12:0] \$804 ;
-  wire [12:0] \$805 ;
+  wire \$805 ;
   wire \$806 ;
-  wire \$807 ;
-  wire [12:0] \$808 ;
+  wire [12:0] \$807 ;
+  wire \$808 ;
   wire \$809 ;
   wire \$81 ;
-  wire \$810 ;
+  wire [12:0] \$810 ;
   wire [12:0] \$811 ;
-  wire [12:0] \$812 ;
+  wire \$812 ;
   wire \$813 ;
-  wire \$814 ;
-  wire [12:0] \$815 ;
+  wire [12:0] \$814 ;
+  wire \$815 ;
   wire \$816 ;
-  wire \$817 ;
+  wire [12:0] \$817 ;
   wire [12:0] \$818 ;
   wire [12:0] \$819 ;
   wire \$82 ;
   wire [12:0] \$820 ;
-  wire [12:0] \$821 ;
-  wire [12:0] \$822 ;
-  wire \$823 ;
+  wire \$821 ;
+  wire \$822 ;
+  wire [12:0] \$823 ;
   wire \$824 ;
-  wire [12:0] \$825 ;
-  wire \$826 ;
-  wire \$827 ;
-  wire [12:0] \$828 ;
-  wire [12:0] \$829 ;
+  wire \$825 ;
+  wire [12:0] \$826 ;
+  wire [12:0] \$827 ;
+  wire \$828 ;
+  wire \$829 ;
   wire \$83 ;
-  wire \$830 ;
+  wire [12:0] \$830 ;
   wire \$831 ;
-  wire [12:0] \$832 ;
-  wire \$833 ;
-  wire \$834 ;
+  wire \$832 ;
+  wire [12:0] \$833 ;
+  wire [12:0] \$834 ;
   wire [12:0] \$835 ;
-  wire [12:0] \$836 ;
-  wire [12:0] \$837 ;
-  wire \$838 ;
+  wire \$836 ;
+  wire \$837 ;
+  wire [12:0] \$838 ;
   wire \$839 ;
   wire \$84 ;
-  wire [12:0] \$840 ;
-  wire \$841 ;
-  wire \$842 ;
-  wire [12:0] \$843 ;
-  wire [12:0] \$844 ;
-  wire \$845 ;
+  wire \$840 ;
+  wire [12:0] \$841 ;
+  wire [12:0] \$842 ;
+  wire \$843 ;
+  wire \$844 ;
+  wire [12:0] \$845 ;
   wire \$846 ;
-  wire [12:0] \$847 ;
-  wire \$848 ;
-  wire \$849 ;
+  wire \$847 ;
+  wire [12:0] \$848 ;
+  wire [12:0] \$849 ;
   wire \$85 ;
   wire [12:0] \$850 ;
   wire [12:0] \$851 ;
   wire [12:0] \$852 ;
   wire [12:0] \$853 ;
-  wire \$854 ;
+  wire [12:0] \$854 ;
   wire \$855 ;
-  wire [12:0] \$856 ;
-  wire \$857 ;
+  wire \$856 ;
+  wire [12:0] \$857 ;
   wire \$858 ;
-  wire [12:0] \$859 ;
+  wire \$859 ;
   wire \$86 ;
   wire [12:0] \$860 ;
-  wire \$861 ;
+  wire [12:0] \$861 ;
   wire \$862 ;
-  wire [12:0] \$863 ;
-  wire \$864 ;
+  wire \$863 ;
+  wire [12:0] \$864 ;
   wire \$865 ;
-  wire [12:0] \$866 ;
+  wire \$866 ;
   wire [12:0] \$867 ;
   wire [12:0] \$868 ;
-  wire \$869 ;
+  wire [12:0] \$869 ;
   wire \$87 ;
   wire \$870 ;
-  wire [12:0] \$871 ;
-  wire \$872 ;
+  wire \$871 ;
+  wire [12:0] \$872 ;
   wire \$873 ;
-  wire [12:0] \$874 ;
+  wire \$874 ;
   wire [12:0] \$875 ;
-  wire \$876 ;
+  wire [12:0] \$876 ;
   wire \$877 ;
-  wire [12:0] \$878 ;
-  wire \$879 ;
+  wire \$878 ;
+  wire [12:0] \$879 ;
   wire \$88 ;
   wire \$880 ;
-  wire [12:0] \$881 ;
+  wire \$881 ;
   wire [12:0] \$882 ;
   wire [12:0] \$883 ;
   wire [12:0] \$884 ;
   wire [12:0] \$885 ;
-  wire [12:0] \$886 ;
-  wire [12:0] \$887 ;
+  wire \$886 ;
+  wire \$887 ;
   wire [12:0] \$888 ;
   wire \$889 ;
   wire \$89 ;
   wire \$890 ;
   wire [12:0] \$891 ;
-  wire \$892 ;
+  wire [12:0] \$892 ;
   wire \$893 ;
-  wire [12:0] \$894 ;
+  wire \$894 ;
   wire [12:0] \$895 ;
   wire \$896 ;
   wire \$897 ;
   wire [12:0] \$898 ;
-  wire \$899 ;
+  wire [12:0] \$899 ;
   wire \$9 ;
   wire \$90 ;
-  wire \$900 ;
-  wire [12:0] \$901 ;
-  wire [12:0] \$902 ;
+  wire [12:0] \$900 ;
+  wire \$901 ;
+  wire \$902 ;
   wire [12:0] \$903 ;
   wire \$904 ;
   wire \$905 ;
   wire [12:0] \$906 ;
-  wire \$907 ;
+  wire [12:0] \$907 ;
   wire \$908 ;
-  wire [12:0] \$909 ;
-  wire \$91 ;
+  wire \$909 ;
+  wire [12:0] \$91 ;
   wire [12:0] \$910 ;
   wire \$911 ;
   wire \$912 ;
   wire [12:0] \$913 ;
-  wire \$914 ;
-  wire \$915 ;
+  wire [12:0] \$914 ;
+  wire [12:0] \$915 ;
   wire [12:0] \$916 ;
   wire [12:0] \$917 ;
-  wire [12:0] \$918 ;
-  wire [12:0] \$919 ;
+  wire \$918 ;
+  wire \$919 ;
   wire \$92 ;
-  wire \$920 ;
+  wire [12:0] \$920 ;
   wire \$921 ;
-  wire [12:0] \$922 ;
-  wire \$923 ;
-  wire \$924 ;
-  wire [12:0] \$925 ;
-  wire [12:0] \$926 ;
-  wire \$927 ;
+  wire \$922 ;
+  wire [12:0] \$923 ;
+  wire [12:0] \$924 ;
+  wire \$925 ;
+  wire \$926 ;
+  wire [12:0] \$927 ;
   wire \$928 ;
-  wire [12:0] \$929 ;
+  wire \$929 ;
   wire \$93 ;
-  wire \$930 ;
-  wire \$931 ;
+  wire [12:0] \$930 ;
+  wire [12:0] \$931 ;
   wire [12:0] \$932 ;
-  wire [12:0] \$933 ;
-  wire [12:0] \$934 ;
-  wire \$935 ;
+  wire \$933 ;
+  wire \$934 ;
+  wire [12:0] \$935 ;
   wire \$936 ;
-  wire [12:0] \$937 ;
-  wire \$938 ;
-  wire \$939 ;
-  wire \$94 ;
-  wire [12:0] \$940 ;
-  wire [12:0] \$941 ;
-  wire \$942 ;
+  wire \$937 ;
+  wire [12:0] \$938 ;
+  wire [12:0] \$939 ;
+  wire [12:0] \$94 ;
+  wire \$940 ;
+  wire \$941 ;
+  wire [12:0] \$942 ;
   wire \$943 ;
-  wire [12:0] \$944 ;
-  wire \$945 ;
-  wire \$946 ;
+  wire \$944 ;
+  wire [12:0] \$945 ;
+  wire [12:0] \$946 ;
   wire [12:0] \$947 ;
   wire [12:0] \$948 ;
-  wire [12:0] \$949 ;
-  wire \$95 ;
-  wire [12:0] \$950 ;
+  wire \$949 ;
+  wire [12:0] \$95 ;
+  wire \$950 ;
   wire [12:0] \$951 ;
   wire \$952 ;
   wire \$953 ;
   wire [12:0] \$954 ;
-  wire \$955 ;
+  wire [12:0] \$955 ;
   wire \$956 ;
-  wire [12:0] \$957 ;
+  wire \$957 ;
   wire [12:0] \$958 ;
   wire \$959 ;
   wire \$96 ;
   wire \$960 ;
   wire [12:0] \$961 ;
-  wire \$962 ;
-  wire \$963 ;
-  wire [12:0] \$964 ;
-  wire [12:0] \$965 ;
+  wire [12:0] \$962 ;
+  wire [12:0] \$963 ;
+  wire \$964 ;
+  wire \$965 ;
   wire [12:0] \$966 ;
   wire \$967 ;
   wire \$968 ;
   wire [12:0] \$969 ;
   wire \$97 ;
-  wire \$970 ;
+  wire [12:0] \$970 ;
   wire \$971 ;
-  wire [12:0] \$972 ;
+  wire \$972 ;
   wire [12:0] \$973 ;
   wire \$974 ;
   wire \$975 ;
   wire [12:0] \$976 ;
-  wire \$977 ;
-  wire \$978 ;
+  wire [12:0] \$977 ;
+  wire [12:0] \$978 ;
   wire [12:0] \$979 ;
-  wire \$98 ;
+  wire [12:0] \$98 ;
   wire [12:0] \$980 ;
   wire [12:0] \$981 ;
-  wire [12:0] \$982 ;
+  wire \$982 ;
   wire \$983 ;
-  wire \$984 ;
-  wire [12:0] \$985 ;
+  wire [12:0] \$984 ;
+  wire \$985 ;
   wire \$986 ;
-  wire \$987 ;
+  wire [12:0] \$987 ;
   wire [12:0] \$988 ;
-  wire [12:0] \$989 ;
+  wire \$989 ;
   wire \$99 ;
   wire \$990 ;
-  wire \$991 ;
-  wire [12:0] \$992 ;
+  wire [12:0] \$991 ;
+  wire \$992 ;
   wire \$993 ;
-  wire \$994 ;
+  wire [12:0] \$994 ;
   wire [12:0] \$995 ;
   wire [12:0] \$996 ;
-  wire [12:0] \$997 ;
+  wire \$997 ;
   wire \$998 ;
-  wire \$999 ;
+  wire [12:0] \$999 ;
   wire \$signal ;
-  wire \$signal$865 ;
+  wire \$signal$98 ;
   reg acc_start;
-  wire \acc_start$879 ;
+  wire \acc_start$112 ;
   output busy;
   reg busy = 1'h0;
-  wire \busy$1003 ;
-  wire \busy$1004 ;
+  wire \busy$130 ;
+  wire \busy$131 ;
   (* init = 1'h0 *)
   wire \busy$51 ;
   reg carry_start;
-  wire \carry_start$867 ;
-  wire \carry_start$880 ;
+  wire \carry_start$100 ;
+  wire \carry_start$113 ;
   input clk;
   wire clk;
   reg [3:0] dcount = 4'h0;
   wire [31:0] dep;
-  wire [9:0] \dep$887 ;
+  wire [9:0] \dep$120 ;
   output done;
   reg done;
   reg draw;
-  wire \draw$100 ;
-  wire \draw$105 ;
-  wire \draw$110 ;
-  wire \draw$115 ;
-  wire \draw$120 ;
-  wire \draw$125 ;
-  wire \draw$130 ;
-  wire \draw$135 ;
-  wire \draw$140 ;
-  wire \draw$145 ;
-  wire \draw$150 ;
-  wire \draw$155 ;
-  wire \draw$160 ;
-  wire \draw$165 ;
-  wire \draw$170 ;
-  wire \draw$175 ;
-  wire \draw$180 ;
-  wire \draw$185 ;
-  wire \draw$190 ;
-  wire \draw$195 ;
-  wire \draw$200 ;
-  wire \draw$205 ;
-  wire \draw$210 ;
-  wire \draw$215 ;
-  wire \draw$220 ;
-  wire \draw$225 ;
-  wire \draw$230 ;
-  wire \draw$235 ;
-  wire \draw$240 ;
-  wire \draw$245 ;
-  wire \draw$250 ;
-  wire \draw$255 ;
-  wire \draw$260 ;
-  wire \draw$265 ;
-  wire \draw$270 ;
-  wire \draw$275 ;
-  wire \draw$280 ;
-  wire \draw$285 ;
-  wire \draw$290 ;
-  wire \draw$295 ;
-  wire \draw$300 ;
-  wire \draw$305 ;
-  wire \draw$310 ;
-  wire \draw$315 ;
-  wire \draw$320 ;
-  wire \draw$325 ;
-  wire \draw$330 ;
-  wire \draw$335 ;
-  wire \draw$340 ;
-  wire \draw$345 ;
-  wire \draw$350 ;
-  wire \draw$355 ;
-  wire \draw$360 ;
-  wire \draw$365 ;
-  wire \draw$370 ;
-  reg \draw$440 ;
-  wire \draw$448 ;
-  wire \draw$454 ;
-  wire \draw$460 ;
-  wire \draw$466 ;
-  wire \draw$472 ;
-  wire \draw$478 ;
-  wire \draw$484 ;
-  wire \draw$490 ;
-  wire \draw$496 ;
-  wire \draw$502 ;
-  wire \draw$508 ;
-  wire \draw$514 ;
-  wire \draw$520 ;
-  wire \draw$526 ;
-  wire \draw$532 ;
-  wire \draw$538 ;
-  wire \draw$544 ;
-  wire \draw$550 ;
-  wire \draw$556 ;
-  wire \draw$562 ;
-  wire \draw$568 ;
-  wire \draw$574 ;
-  wire \draw$580 ;
-  wire \draw$586 ;
-  wire \draw$592 ;
-  wire \draw$598 ;
-  wire \draw$60 ;
-  wire \draw$604 ;
-  wire \draw$610 ;
-  wire \draw$616 ;
-  wire \draw$622 ;
-  wire \draw$628 ;
-  wire \draw$65 ;
-  reg \draw$667 ;
-  wire \draw$673 ;
-  wire \draw$678 ;
-  wire \draw$683 ;
-  wire \draw$688 ;
-  wire \draw$693 ;
-  wire \draw$698 ;
-  wire \draw$70 ;
-  wire \draw$703 ;
-  wire \draw$708 ;
-  wire \draw$713 ;
-  wire \draw$75 ;
-  wire \draw$80 ;
-  wire \draw$85 ;
-  wire \draw$90 ;
-  wire \draw$95 ;
+  reg \draw$74 ;
+  reg \draw$79 ;
   wire draw1;
   wire draw2;
-  wire [11:0] dx;
-  wire [11:0] \dx$729 ;
-  wire [11:0] \dx$730 ;
-  wire [11:0] \dx$731 ;
-  wire [11:0] \dx$732 ;
-  wire [11:0] \dx$733 ;
-  wire [11:0] \dx$734 ;
-  wire [11:0] \dx$735 ;
-  wire [11:0] \dx$736 ;
-  wire [11:0] \dx$737 ;
-  wire [11:0] \dx$738 ;
-  wire [11:0] \dx$739 ;
-  wire [11:0] \dx$740 ;
-  wire [11:0] \dx$741 ;
-  wire [11:0] \dx$742 ;
-  wire [11:0] \dx$743 ;
-  wire [11:0] \dx$744 ;
-  wire [11:0] \dx$745 ;
-  wire [11:0] \dx$746 ;
-  wire [11:0] \dx$747 ;
-  wire [11:0] \dx$748 ;
-  wire [11:0] \dx$749 ;
-  wire [11:0] \dx$750 ;
-  wire [11:0] \dx$751 ;
-  wire [11:0] \dx$752 ;
-  wire [11:0] \dx$753 ;
-  wire [11:0] \dx$754 ;
-  wire [11:0] \dx$755 ;
-  wire [11:0] \dx$756 ;
-  wire [11:0] \dx$757 ;
-  wire [11:0] \dx$758 ;
-  wire [11:0] \dx$759 ;
+  wire [383:0] dx;
+  wire [11:0] \dx[0] ;
+  wire [11:0] \dx[10] ;
+  wire [11:0] \dx[11] ;
+  wire [11:0] \dx[12] ;
+  wire [11:0] \dx[13] ;
+  wire [11:0] \dx[14] ;
+  wire [11:0] \dx[15] ;
+  wire [11:0] \dx[16] ;
+  wire [11:0] \dx[17] ;
+  wire [11:0] \dx[18] ;
+  wire [11:0] \dx[19] ;
+  wire [11:0] \dx[1] ;
+  wire [11:0] \dx[20] ;
+  wire [11:0] \dx[21] ;
+  wire [11:0] \dx[22] ;
+  wire [11:0] \dx[23] ;
+  wire [11:0] \dx[24] ;
+  wire [11:0] \dx[25] ;
+  wire [11:0] \dx[26] ;
+  wire [11:0] \dx[27] ;
+  wire [11:0] \dx[28] ;
+  wire [11:0] \dx[29] ;
+  wire [11:0] \dx[2] ;
+  wire [11:0] \dx[30] ;
+  wire [11:0] \dx[31] ;
+  wire [11:0] \dx[3] ;
+  wire [11:0] \dx[4] ;
+  wire [11:0] \dx[5] ;
+  wire [11:0] \dx[6] ;
+  wire [11:0] \dx[7] ;
+  wire [11:0] \dx[8] ;
+  wire [11:0] \dx[9] ;
   wire [31:0] dy_en;
-  wire [9:0] \dy_en$882 ;
+  wire [9:0] \dy_en$115 ;
   wire [31:0] dy_en1_bits;
   wire [9:0] dy_en2_bits;
   wire [31:0] dy_neg;
-  wire [9:0] \dy_neg$883 ;
+  wire [9:0] \dy_neg$116 ;
   wire [31:0] dy_neg1_bits;
   wire [9:0] dy_neg2_bits;
-  wire en;
-  wire \en$762 ;
-  wire \en$763 ;
-  wire \en$764 ;
-  wire \en$765 ;
-  wire \en$766 ;
-  wire \en$767 ;
-  wire \en$768 ;
-  wire \en$769 ;
-  wire \en$770 ;
-  wire \en$771 ;
-  wire \en$772 ;
-  wire \en$773 ;
-  wire \en$774 ;
-  wire \en$775 ;
-  wire \en$776 ;
-  wire \en$777 ;
-  wire \en$778 ;
-  wire \en$779 ;
-  wire \en$780 ;
-  wire \en$781 ;
-  wire \en$782 ;
-  wire \en$783 ;
-  wire \en$784 ;
-  wire \en$785 ;
-  wire \en$786 ;
-  wire \en$787 ;
-  wire \en$788 ;
-  wire \en$789 ;
-  wire \en$790 ;
-  wire \en$791 ;
-  wire \en$792 ;
+  wire [31:0] en;
   reg [3:0] fsm_state = 4'h0;
   wire [255:0] host_rdata;
-  wire [79:0] \host_rdata$893 ;
-  wire [7:0] \host_rdata$893[0] ;
-  wire [7:0] \host_rdata$893[1] ;
-  wire [7:0] \host_rdata$893[2] ;
-  wire [7:0] \host_rdata$893[3] ;
-  wire [7:0] \host_rdata$893[4] ;
-  wire [7:0] \host_rdata$893[5] ;
-  wire [7:0] \host_rdata$893[6] ;
-  wire [7:0] \host_rdata$893[7] ;
-  wire [7:0] \host_rdata$893[8] ;
-  wire [7:0] \host_rdata$893[9] ;
+  wire [79:0] \host_rdata$126 ;
+  wire [7:0] \host_rdata$126[0] ;
+  wire [7:0] \host_rdata$126[1] ;
+  wire [7:0] \host_rdata$126[2] ;
+  wire [7:0] \host_rdata$126[3] ;
+  wire [7:0] \host_rdata$126[4] ;
+  wire [7:0] \host_rdata$126[5] ;
+  wire [7:0] \host_rdata$126[6] ;
+  wire [7:0] \host_rdata$126[7] ;
+  wire [7:0] \host_rdata$126[8] ;
+  wire [7:0] \host_rdata$126[9] ;
   wire [7:0] \host_rdata[0] ;
   wire [7:0] \host_rdata[10] ;
   wire [7:0] \host_rdata[11] ;
@@ -1877,21 +1345,21 @@ module bshw_periphery(op, pixels, label, mem_layer, mem_row, mem_we_w, mem_we_c,
   wire [7:0] \host_rdata[8] ;
   wire [7:0] \host_rdata[9] ;
   wire host_re;
-  wire \host_re$891 ;
+  wire \host_re$124 ;
   wire [5:0] host_row;
-  wire [4:0] \host_row$888 ;
+  wire [4:0] \host_row$121 ;
   wire [255:0] host_wdata;
-  wire [79:0] \host_wdata$890 ;
-  wire [7:0] \host_wdata$890[0] ;
-  wire [7:0] \host_wdata$890[1] ;
-  wire [7:0] \host_wdata$890[2] ;
-  wire [7:0] \host_wdata$890[3] ;
-  wire [7:0] \host_wdata$890[4] ;
-  wire [7:0] \host_wdata$890[5] ;
-  wire [7:0] \host_wdata$890[6] ;
-  wire [7:0] \host_wdata$890[7] ;
-  wire [7:0] \host_wdata$890[8] ;
-  wire [7:0] \host_wdata$890[9] ;
+  wire [79:0] \host_wdata$123 ;
+  wire [7:0] \host_wdata$123[0] ;
+  wire [7:0] \host_wdata$123[1] ;
+  wire [7:0] \host_wdata$123[2] ;
+  wire [7:0] \host_wdata$123[3] ;
+  wire [7:0] \host_wdata$123[4] ;
+  wire [7:0] \host_wdata$123[5] ;
+  wire [7:0] \host_wdata$123[6] ;
+  wire [7:0] \host_wdata$123[7] ;
+  wire [7:0] \host_wdata$123[8] ;
+  wire [7:0] \host_wdata$123[9] ;
   wire [7:0] \host_wdata[0] ;
   wire [7:0] \host_wdata[10] ;
   wire [7:0] \host_wdata[11] ;
@@ -1925,11 +1393,14 @@ module bshw_periphery(op, pixels, label, mem_layer, mem_row, mem_we_w, mem_we_c,
   wire [7:0] \host_wdata[8] ;
   wire [7:0] \host_wdata[9] ;
   wire host_we;
-  wire \host_we$889 ;
+  wire \host_we$122 ;
   input [3:0] label;
   wire [3:0] label;
+  wire [5:0] lfsr_lane0;
+  wire [4:0] lfsr_lane1;
+  wire [3:0] lfsr_lane2;
   output [31:0] lfsr_rdata;
-  reg [31:0] lfsr_rdata;
+  wire [31:0] lfsr_rdata;
   input [6:0] lfsr_sel;
   wire [6:0] lfsr_sel;
   input [31:0] lfsr_wdata;
@@ -1937,217 +1408,14 @@ module bshw_periphery(op, pixels, label, mem_layer, mem_row, mem_we_w, mem_we_c,
   input lfsr_we;
   wire lfsr_we;
   wire load;
-  wire \load$101 ;
-  wire \load$106 ;
-  wire \load$111 ;
-  wire \load$116 ;
-  wire \load$121 ;
-  wire \load$126 ;
-  wire \load$131 ;
-  wire \load$136 ;
-  wire \load$141 ;
-  wire \load$146 ;
-  wire \load$151 ;
-  wire \load$156 ;
-  wire \load$161 ;
-  wire \load$166 ;
-  wire \load$171 ;
-  wire \load$176 ;
-  wire \load$181 ;
-  wire \load$186 ;
-  wire \load$191 ;
-  wire \load$196 ;
-  wire \load$201 ;
-  wire \load$206 ;
-  wire \load$211 ;
-  wire \load$216 ;
-  wire \load$221 ;
-  wire \load$226 ;
-  wire \load$231 ;
-  wire \load$236 ;
-  wire \load$241 ;
-  wire \load$246 ;
-  wire \load$251 ;
-  wire \load$256 ;
-  wire \load$261 ;
-  wire \load$266 ;
-  wire \load$271 ;
-  wire \load$276 ;
-  wire \load$281 ;
-  wire \load$286 ;
-  wire \load$291 ;
-  wire \load$296 ;
-  wire \load$301 ;
-  wire \load$306 ;
-  wire \load$311 ;
-  wire \load$316 ;
-  wire \load$321 ;
-  wire \load$326 ;
-  wire \load$331 ;
-  wire \load$336 ;
-  wire \load$341 ;
-  wire \load$346 ;
-  wire \load$351 ;
-  wire \load$356 ;
-  wire \load$361 ;
-  wire \load$366 ;
-  wire \load$371 ;
-  wire \load$442 ;
-  wire \load$449 ;
-  wire \load$455 ;
-  wire \load$461 ;
-  wire \load$467 ;
-  wire \load$473 ;
-  wire \load$479 ;
-  wire \load$485 ;
-  wire \load$491 ;
-  wire \load$497 ;
-  wire \load$503 ;
-  wire \load$509 ;
-  wire \load$515 ;
-  wire \load$521 ;
-  wire \load$527 ;
-  wire \load$533 ;
-  wire \load$539 ;
-  wire \load$545 ;
-  wire \load$551 ;
-  wire \load$557 ;
-  wire \load$563 ;
-  wire \load$569 ;
-  wire \load$575 ;
-  wire \load$581 ;
-  wire \load$587 ;
-  wire \load$593 ;
-  wire \load$599 ;
-  wire \load$605 ;
-  wire \load$61 ;
-  wire \load$611 ;
-  wire \load$617 ;
-  wire \load$623 ;
-  wire \load$629 ;
-  wire \load$66 ;
-  wire \load$669 ;
-  wire \load$674 ;
-  wire \load$679 ;
-  wire \load$684 ;
-  wire \load$689 ;
-  wire \load$694 ;
-  wire \load$699 ;
-  wire \load$704 ;
-  wire \load$709 ;
-  wire \load$71 ;
-  wire \load$714 ;
-  wire \load$76 ;
-  wire \load$81 ;
-  wire \load$86 ;
-  wire \load$91 ;
-  wire \load$96 ;
+  wire \load$58 ;
+  wire \load$63 ;
+  wire [5:0] load_sel;
+  wire [4:0] \load_sel$59 ;
+  wire [3:0] \load_sel$64 ;
   wire [15:0] load_value;
-  wire [15:0] \load_value$102 ;
-  wire [15:0] \load_value$107 ;
-  wire [15:0] \load_value$112 ;
-  wire [15:0] \load_value$117 ;
-  wire [15:0] \load_value$122 ;
-  wire [15:0] \load_value$127 ;
-  wire [15:0] \load_value$132 ;
-  wire [15:0] \load_value$137 ;
-  wire [15:0] \load_value$142 ;
-  wire [15:0] \load_value$147 ;
-  wire [15:0] \load_value$152 ;
-  wire [15:0] \load_value$157 ;
-  wire [15:0] \load_value$162 ;
-  wire [15:0] \load_value$167 ;
-  wire [15:0] \load_value$172 ;
-  wire [15:0] \load_value$177 ;
-  wire [15:0] \load_value$182 ;
-  wire [15:0] \load_value$187 ;
-  wire [15:0] \load_value$192 ;
-  wire [15:0] \load_value$197 ;
-  wire [15:0] \load_value$202 ;
-  wire [15:0] \load_value$207 ;
-  wire [15:0] \load_value$212 ;
-  wire [15:0] \load_value$217 ;
-  wire [15:0] \load_value$222 ;
-  wire [15:0] \load_value$227 ;
-  wire [15:0] \load_value$232 ;
-  wire [15:0] \load_value$237 ;
-  wire [15:0] \load_value$242 ;
-  wire [15:0] \load_value$247 ;
-  wire [15:0] \load_value$252 ;
-  wire [15:0] \load_value$257 ;
-  wire [15:0] \load_value$262 ;
-  wire [15:0] \load_value$267 ;
-  wire [15:0] \load_value$272 ;
-  wire [15:0] \load_value$277 ;
-  wire [15:0] \load_value$282 ;
-  wire [15:0] \load_value$287 ;
-  wire [15:0] \load_value$292 ;
-  wire [15:0] \load_value$297 ;
-  wire [15:0] \load_value$302 ;
-  wire [15:0] \load_value$307 ;
-  wire [15:0] \load_value$312 ;
-  wire [15:0] \load_value$317 ;
-  wire [15:0] \load_value$322 ;
-  wire [15:0] \load_value$327 ;
-  wire [15:0] \load_value$332 ;
-  wire [15:0] \load_value$337 ;
-  wire [15:0] \load_value$342 ;
-  wire [15:0] \load_value$347 ;
-  wire [15:0] \load_value$352 ;
-  wire [15:0] \load_value$357 ;
-  wire [15:0] \load_value$362 ;
-  wire [15:0] \load_value$367 ;
-  wire [15:0] \load_value$372 ;
-  wire [31:0] \load_value$443 ;
-  wire [31:0] \load_value$450 ;
-  wire [31:0] \load_value$456 ;
-  wire [31:0] \load_value$462 ;
-  wire [31:0] \load_value$468 ;
-  wire [31:0] \load_value$474 ;
-  wire [31:0] \load_value$480 ;
-  wire [31:0] \load_value$486 ;
-  wire [31:0] \load_value$492 ;
-  wire [31:0] \load_value$498 ;
-  wire [31:0] \load_value$504 ;
-  wire [31:0] \load_value$510 ;
-  wire [31:0] \load_value$516 ;
-  wire [31:0] \load_value$522 ;
-  wire [31:0] \load_value$528 ;
-  wire [31:0] \load_value$534 ;
-  wire [31:0] \load_value$540 ;
-  wire [31:0] \load_value$546 ;
-  wire [31:0] \load_value$552 ;
-  wire [31:0] \load_value$558 ;
-  wire [31:0] \load_value$564 ;
-  wire [31:0] \load_value$570 ;
-  wire [31:0] \load_value$576 ;
-  wire [31:0] \load_value$582 ;
-  wire [31:0] \load_value$588 ;
-  wire [31:0] \load_value$594 ;
-  wire [31:0] \load_value$600 ;
-  wire [31:0] \load_value$606 ;
-  wire [31:0] \load_value$612 ;
-  wire [31:0] \load_value$618 ;
-  wire [15:0] \load_value$62 ;
-  wire [31:0] \load_value$624 ;
-  wire [31:0] \load_value$630 ;
-  wire [15:0] \load_value$67 ;
-  wire [31:0] \load_value$670 ;
-  wire [31:0] \load_value$675 ;
-  wire [31:0] \load_value$680 ;
-  wire [31:0] \load_value$685 ;
-  wire [31:0] \load_value$690 ;
-  wire [31:0] \load_value$695 ;
-  wire [31:0] \load_value$700 ;
-  wire [31:0] \load_value$705 ;
-  wire [31:0] \load_value$710 ;
-  wire [31:0] \load_value$715 ;
-  wire [15:0] \load_value$72 ;
-  wire [15:0] \load_value$77 ;
-  wire [15:0] \load_value$82 ;
-  wire [15:0] \load_value$87 ;
-  wire [15:0] \load_value$92 ;
-  wire [15:0] \load_value$97 ;
+  wire [31:0] \load_value$61 ;
+  wire [31:0] \load_value$66 ;
   input mem_layer;
   wire mem_layer;
   output [255:0] mem_rdata_c;
@@ -2168,38 +1436,7 @@ module bshw_periphery(op, pixels, label, mem_layer, mem_row, mem_we_w, mem_we_c,
   wire mem_we_c;
   input mem_we_w;
   wire mem_we_w;
-  wire neg;
-  wire \neg$795 ;
-  wire \neg$796 ;
-  wire \neg$797 ;
-  wire \neg$798 ;
-  wire \neg$799 ;
-  wire \neg$800 ;
-  wire \neg$801 ;
-  wire \neg$802 ;
-  wire \neg$803 ;
-  wire \neg$804 ;
-  wire \neg$805 ;
-  wire \neg$806 ;
-  wire \neg$807 ;
-  wire \neg$808 ;
-  wire \neg$809 ;
-  wire \neg$810 ;
-  wire \neg$811 ;
-  wire \neg$812 ;
-  wire \neg$813 ;
-  wire \neg$814 ;
-  wire \neg$815 ;
-  wire \neg$816 ;
-  wire \neg$817 ;
-  wire \neg$818 ;
-  wire \neg$819 ;
-  wire \neg$820 ;
-  wire \neg$821 ;
-  wire \neg$822 ;
-  wire \neg$823 ;
-  wire \neg$824 ;
-  wire \neg$825 ;
+  wire [31:0] neg;
   (* enum_base_type = "Op" *)
   (* enum_value_00 = "TRAIN" *)
   (* enum_value_01 = "CARRY" *)
@@ -2212,73 +1449,74 @@ module bshw_periphery(op, pixels, label, mem_layer, mem_row, mem_we_w, mem_we_c,
   (* enum_value_01 = "CARRY" *)
   (* enum_value_10 = "INFER" *)
   (* enum_value_11 = "BINARY" *)
-  reg [1:0] \op$862  = 2'h0;
-  wire [7:0] pixel;
-  wire [7:0] \pixel$104 ;
-  wire [7:0] \pixel$109 ;
-  wire [7:0] \pixel$114 ;
-  wire [7:0] \pixel$119 ;
-  wire [7:0] \pixel$124 ;
-  wire [7:0] \pixel$129 ;
-  wire [7:0] \pixel$134 ;
-  wire [7:0] \pixel$139 ;
-  wire [7:0] \pixel$144 ;
-  wire [7:0] \pixel$149 ;
-  wire [7:0] \pixel$154 ;
-  wire [7:0] \pixel$159 ;
-  wire [7:0] \pixel$164 ;
-  wire [7:0] \pixel$169 ;
-  wire [7:0] \pixel$174 ;
-  wire [7:0] \pixel$179 ;
-  wire [7:0] \pixel$184 ;
-  wire [7:0] \pixel$189 ;
-  wire [7:0] \pixel$194 ;
-  wire [7:0] \pixel$199 ;
-  wire [7:0] \pixel$204 ;
-  wire [7:0] \pixel$209 ;
-  wire [7:0] \pixel$214 ;
-  wire [7:0] \pixel$219 ;
-  wire [7:0] \pixel$224 ;
-  wire [7:0] \pixel$229 ;
-  wire [7:0] \pixel$234 ;
-  wire [7:0] \pixel$239 ;
-  wire [7:0] \pixel$244 ;
-  wire [7:0] \pixel$249 ;
-  wire [7:0] \pixel$254 ;
-  wire [7:0] \pixel$259 ;
-  wire [7:0] \pixel$264 ;
-  wire [7:0] \pixel$269 ;
-  wire [7:0] \pixel$274 ;
-  wire [7:0] \pixel$279 ;
-  wire [7:0] \pixel$284 ;
-  wire [7:0] \pixel$289 ;
-  wire [7:0] \pixel$294 ;
-  wire [7:0] \pixel$299 ;
-  wire [7:0] \pixel$304 ;
-  wire [7:0] \pixel$309 ;
-  wire [7:0] \pixel$314 ;
-  wire [7:0] \pixel$319 ;
-  wire [7:0] \pixel$324 ;
-  wire [7:0] \pixel$329 ;
-  wire [7:0] \pixel$334 ;
-  wire [7:0] \pixel$339 ;
-  wire [7:0] \pixel$344 ;
-  wire [7:0] \pixel$349 ;
-  wire [7:0] \pixel$354 ;
-  wire [7:0] \pixel$359 ;
-  wire [7:0] \pixel$364 ;
-  wire [7:0] \pixel$369 ;
-  wire [7:0] \pixel$59 ;
-  wire [7:0] \pixel$64 ;
-  wire [7:0] \pixel$69 ;
-  wire [7:0] \pixel$74 ;
-  wire [7:0] \pixel$79 ;
-  wire [7:0] \pixel$84 ;
-  wire [7:0] \pixel$89 ;
-  wire [7:0] \pixel$94 ;
-  wire [7:0] \pixel$99 ;
+  reg [1:0] \op$93  = 2'h0;
   input [511:0] pixels;
   wire [511:0] pixels;
+  wire [511:0] \pixels$70 ;
+  wire [7:0] \pixels$70[0] ;
+  wire [7:0] \pixels$70[10] ;
+  wire [7:0] \pixels$70[11] ;
+  wire [7:0] \pixels$70[12] ;
+  wire [7:0] \pixels$70[13] ;
+  wire [7:0] \pixels$70[14] ;
+  wire [7:0] \pixels$70[15] ;
+  wire [7:0] \pixels$70[16] ;
+  wire [7:0] \pixels$70[17] ;
+  wire [7:0] \pixels$70[18] ;
+  wire [7:0] \pixels$70[19] ;
+  wire [7:0] \pixels$70[1] ;
+  wire [7:0] \pixels$70[20] ;
+  wire [7:0] \pixels$70[21] ;
+  wire [7:0] \pixels$70[22] ;
+  wire [7:0] \pixels$70[23] ;
+  wire [7:0] \pixels$70[24] ;
+  wire [7:0] \pixels$70[25] ;
+  wire [7:0] \pixels$70[26] ;
+  wire [7:0] \pixels$70[27] ;
+  wire [7:0] \pixels$70[28] ;
+  wire [7:0] \pixels$70[29] ;
+  wire [7:0] \pixels$70[2] ;
+  wire [7:0] \pixels$70[30] ;
+  wire [7:0] \pixels$70[31] ;
+  wire [7:0] \pixels$70[32] ;
+  wire [7:0] \pixels$70[33] ;
+  wire [7:0] \pixels$70[34] ;
+  wire [7:0] \pixels$70[35] ;
+  wire [7:0] \pixels$70[36] ;
+  wire [7:0] \pixels$70[37] ;
+  wire [7:0] \pixels$70[38] ;
+  wire [7:0] \pixels$70[39] ;
+  wire [7:0] \pixels$70[3] ;
+  wire [7:0] \pixels$70[40] ;
+  wire [7:0] \pixels$70[41] ;
+  wire [7:0] \pixels$70[42] ;
+  wire [7:0] \pixels$70[43] ;
+  wire [7:0] \pixels$70[44] ;
+  wire [7:0] \pixels$70[45] ;
+  wire [7:0] \pixels$70[46] ;
+  wire [7:0] \pixels$70[47] ;
+  wire [7:0] \pixels$70[48] ;
+  wire [7:0] \pixels$70[49] ;
+  wire [7:0] \pixels$70[4] ;
+  wire [7:0] \pixels$70[50] ;
+  wire [7:0] \pixels$70[51] ;
+  wire [7:0] \pixels$70[52] ;
+  wire [7:0] \pixels$70[53] ;
+  wire [7:0] \pixels$70[54] ;
+  wire [7:0] \pixels$70[55] ;
+  wire [7:0] \pixels$70[56] ;
+  wire [7:0] \pixels$70[57] ;
+  wire [7:0] \pixels$70[58] ;
+  wire [7:0] \pixels$70[59] ;
+  wire [7:0] \pixels$70[5] ;
+  wire [7:0] \pixels$70[60] ;
+  wire [7:0] \pixels$70[61] ;
+  wire [7:0] \pixels$70[62] ;
+  wire [7:0] \pixels$70[63] ;
+  wire [7:0] \pixels$70[6] ;
+  wire [7:0] \pixels$70[7] ;
+  wire [7:0] \pixels$70[8] ;
+  wire [7:0] \pixels$70[9] ;
   wire [7:0] \pixels[0] ;
   wire [7:0] \pixels[10] ;
   wire [7:0] \pixels[11] ;
@@ -2344,410 +1582,36 @@ module bshw_periphery(op, pixels, label, mem_layer, mem_row, mem_we_w, mem_we_c,
   wire [7:0] \pixels[8] ;
   wire [7:0] \pixels[9] ;
   wire [31:0] pot;
-  wire [9:0] \pot$886 ;
+  wire [9:0] \pot$119 ;
   output [3:0] pred;
   wire [3:0] pred;
-  wire [15:0] r;
-  wire [15:0] \r$896 ;
-  wire [15:0] \r$897 ;
-  wire [15:0] \r$898 ;
-  wire [15:0] \r$899 ;
-  wire [15:0] \r$900 ;
-  wire [15:0] \r$901 ;
-  wire [15:0] \r$902 ;
-  wire [15:0] \r$903 ;
-  wire [15:0] \r$904 ;
-  wire [15:0] \r$905 ;
-  wire [15:0] \r$906 ;
-  wire [15:0] \r$907 ;
-  wire [15:0] \r$908 ;
-  wire [15:0] \r$909 ;
-  wire [15:0] \r$910 ;
-  wire [15:0] \r$911 ;
-  wire [15:0] \r$912 ;
-  wire [15:0] \r$913 ;
-  wire [15:0] \r$914 ;
-  wire [15:0] \r$915 ;
-  wire [15:0] \r$916 ;
-  wire [15:0] \r$917 ;
-  wire [15:0] \r$918 ;
-  wire [15:0] \r$919 ;
-  wire [15:0] \r$920 ;
-  wire [15:0] \r$921 ;
-  wire [15:0] \r$922 ;
-  wire [15:0] \r$923 ;
-  wire [15:0] \r$924 ;
-  wire [15:0] \r$925 ;
-  wire [15:0] \r$926 ;
-  wire [15:0] \r$927 ;
-  wire [15:0] \r$928 ;
-  wire [15:0] \r$929 ;
-  wire [15:0] \r$930 ;
-  wire [15:0] \r$931 ;
-  wire [15:0] \r$932 ;
-  wire [15:0] \r$933 ;
-  wire [15:0] \r$934 ;
-  wire [15:0] \r$935 ;
-  wire [15:0] \r$936 ;
-  wire [15:0] \r$937 ;
-  wire [15:0] \r$938 ;
-  wire [15:0] \r$939 ;
-  wire [15:0] \r$940 ;
-  wire [15:0] \r$941 ;
-  wire [15:0] \r$942 ;
-  wire [15:0] \r$943 ;
-  wire [15:0] \r$944 ;
-  wire [15:0] \r$945 ;
-  wire [15:0] \r$946 ;
-  wire [15:0] \r$947 ;
-  wire [15:0] \r$948 ;
-  wire [15:0] \r$949 ;
-  wire [15:0] \r$950 ;
-  wire [15:0] \r$951 ;
-  wire [15:0] \r$952 ;
-  wire [15:0] \r$953 ;
-  wire [15:0] \r$954 ;
-  wire [15:0] \r$955 ;
-  wire [15:0] \r$956 ;
-  wire [15:0] \r$957 ;
-  wire [15:0] \r$958 ;
+  wire [5:0] rd_sel;
+  wire [4:0] \rd_sel$60 ;
+  wire [3:0] \rd_sel$65 ;
+  wire [15:0] rd_state;
+  wire [31:0] \rd_state$68 ;
+  wire [31:0] \rd_state$69 ;
   reg restart;
-  wire \restart$445 ;
-  wire \restart$451 ;
-  wire \restart$457 ;
-  wire \restart$463 ;
-  wire \restart$469 ;
-  wire \restart$475 ;
-  wire \restart$481 ;
-  wire \restart$487 ;
-  wire \restart$493 ;
-  wire \restart$499 ;
-  wire \restart$505 ;
-  wire \restart$511 ;
-  wire \restart$517 ;
-  wire \restart$523 ;
-  wire \restart$529 ;
-  wire \restart$535 ;
-  wire \restart$541 ;
-  wire \restart$547 ;
-  wire \restart$553 ;
-  wire \restart$559 ;
-  wire \restart$565 ;
-  wire \restart$571 ;
-  wire \restart$577 ;
-  wire \restart$583 ;
-  wire \restart$589 ;
-  wire \restart$595 ;
-  wire \restart$601 ;
-  wire \restart$607 ;
-  wire \restart$613 ;
-  wire \restart$619 ;
-  wire \restart$625 ;
-  wire \restart$631 ;
+  wire \restart$77 ;
   wire [63:0] row_drive1;
   wire [31:0] row_drive2;
   input rst;
   wire rst;
   reg [1:0] rvalid = 2'h0;
-  wire [15:0] seed;
-  wire [15:0] \seed$103 ;
-  wire [15:0] \seed$108 ;
-  wire [15:0] \seed$113 ;
-  wire [15:0] \seed$118 ;
-  wire [15:0] \seed$123 ;
-  wire [15:0] \seed$128 ;
-  wire [15:0] \seed$133 ;
-  wire [15:0] \seed$138 ;
-  wire [15:0] \seed$143 ;
-  wire [15:0] \seed$148 ;
-  wire [15:0] \seed$153 ;
-  wire [15:0] \seed$158 ;
-  wire [15:0] \seed$163 ;
-  wire [15:0] \seed$168 ;
-  wire [15:0] \seed$173 ;
-  wire [15:0] \seed$178 ;
-  wire [15:0] \seed$183 ;
-  wire [15:0] \seed$188 ;
-  wire [15:0] \seed$193 ;
-  wire [15:0] \seed$198 ;
-  wire [15:0] \seed$203 ;
-  wire [15:0] \seed$208 ;
-  wire [15:0] \seed$213 ;
-  wire [15:0] \seed$218 ;
-  wire [15:0] \seed$223 ;
-  wire [15:0] \seed$228 ;
-  wire [15:0] \seed$233 ;
-  wire [15:0] \seed$238 ;
-  wire [15:0] \seed$243 ;
-  wire [15:0] \seed$248 ;
-  wire [15:0] \seed$253 ;
-  wire [15:0] \seed$258 ;
-  wire [15:0] \seed$263 ;
-  wire [15:0] \seed$268 ;
-  wire [15:0] \seed$273 ;
-  wire [15:0] \seed$278 ;
-  wire [15:0] \seed$283 ;
-  wire [15:0] \seed$288 ;
-  wire [15:0] \seed$293 ;
-  wire [15:0] \seed$298 ;
-  wire [15:0] \seed$303 ;
-  wire [15:0] \seed$308 ;
-  wire [15:0] \seed$313 ;
-  wire [15:0] \seed$318 ;
-  wire [15:0] \seed$323 ;
-  wire [15:0] \seed$328 ;
-  wire [15:0] \seed$333 ;
-  wire [15:0] \seed$338 ;
-  wire [15:0] \seed$343 ;
-  wire [15:0] \seed$348 ;
-  wire [15:0] \seed$353 ;
-  wire [15:0] \seed$358 ;
-  wire [15:0] \seed$363 ;
-  wire [15:0] \seed$368 ;
-  wire [31:0] \seed$438 ;
-  wire [31:0] \seed$446 ;
-  wire [31:0] \seed$452 ;
-  wire [31:0] \seed$458 ;
-  wire [31:0] \seed$464 ;
-  wire [31:0] \seed$470 ;
-  wire [31:0] \seed$476 ;
-  wire [31:0] \seed$482 ;
-  wire [31:0] \seed$488 ;
-  wire [31:0] \seed$494 ;
-  wire [31:0] \seed$500 ;
-  wire [31:0] \seed$506 ;
-  wire [31:0] \seed$512 ;
-  wire [31:0] \seed$518 ;
-  wire [31:0] \seed$524 ;
-  wire [31:0] \seed$530 ;
-  wire [31:0] \seed$536 ;
-  wire [31:0] \seed$542 ;
-  wire [31:0] \seed$548 ;
-  wire [31:0] \seed$554 ;
-  wire [31:0] \seed$560 ;
-  wire [31:0] \seed$566 ;
-  wire [31:0] \seed$572 ;
-  wire [31:0] \seed$578 ;
-  wire [15:0] \seed$58 ;
-  wire [31:0] \seed$584 ;
-  wire [31:0] \seed$590 ;
-  wire [31:0] \seed$596 ;
-  wire [31:0] \seed$602 ;
-  wire [31:0] \seed$608 ;
-  wire [31:0] \seed$614 ;
-  wire [31:0] \seed$620 ;
-  wire [31:0] \seed$626 ;
-  wire [15:0] \seed$63 ;
-  wire [31:0] \seed$665 ;
-  wire [31:0] \seed$671 ;
-  wire [31:0] \seed$676 ;
-  wire [15:0] \seed$68 ;
-  wire [31:0] \seed$681 ;
-  wire [31:0] \seed$686 ;
-  wire [31:0] \seed$691 ;
-  wire [31:0] \seed$696 ;
-  wire [31:0] \seed$701 ;
-  wire [31:0] \seed$706 ;
-  wire [31:0] \seed$711 ;
-  wire [15:0] \seed$73 ;
-  wire [15:0] \seed$78 ;
-  wire [15:0] \seed$83 ;
-  wire [15:0] \seed$88 ;
-  wire [15:0] \seed$93 ;
-  wire [15:0] \seed$98 ;
   input start;
   wire start;
-  wire [31:0] state;
-  wire [31:0] \state$1000 ;
-  wire [31:0] \state$960 ;
-  wire [31:0] \state$961 ;
-  wire [31:0] \state$962 ;
-  wire [31:0] \state$963 ;
-  wire [31:0] \state$964 ;
-  wire [31:0] \state$965 ;
-  wire [31:0] \state$966 ;
-  wire [31:0] \state$967 ;
-  wire [31:0] \state$968 ;
-  wire [31:0] \state$969 ;
-  wire [31:0] \state$970 ;
-  wire [31:0] \state$971 ;
-  wire [31:0] \state$972 ;
-  wire [31:0] \state$973 ;
-  wire [31:0] \state$974 ;
-  wire [31:0] \state$975 ;
-  wire [31:0] \state$976 ;
-  wire [31:0] \state$977 ;
-  wire [31:0] \state$978 ;
-  wire [31:0] \state$979 ;
-  wire [31:0] \state$980 ;
-  wire [31:0] \state$981 ;
-  wire [31:0] \state$982 ;
-  wire [31:0] \state$983 ;
-  wire [31:0] \state$984 ;
-  wire [31:0] \state$985 ;
-  wire [31:0] \state$986 ;
-  wire [31:0] \state$987 ;
-  wire [31:0] \state$988 ;
-  wire [31:0] \state$989 ;
-  wire [31:0] \state$990 ;
-  wire [31:0] \state$991 ;
-  wire [31:0] \state$992 ;
-  wire [31:0] \state$993 ;
-  wire [31:0] \state$994 ;
-  wire [31:0] \state$995 ;
-  wire [31:0] \state$996 ;
-  wire [31:0] \state$997 ;
-  wire [31:0] \state$998 ;
-  wire [31:0] \state$999 ;
   wire [9:0] target;
   wire upd;
-  wire \upd$884 ;
+  wire \upd$117 ;
   wire [5:0] upd_row;
-  wire [4:0] \upd_row$885 ;
+  wire [4:0] \upd_row$118 ;
   wire upper_any1;
   wire upper_en;
-  wire \upper_en$830 ;
-  wire \upper_en$831 ;
-  wire \upper_en$832 ;
-  wire \upper_en$833 ;
-  wire \upper_en$834 ;
-  wire \upper_en$835 ;
-  wire \upper_en$836 ;
-  wire \upper_en$837 ;
-  wire \upper_en$838 ;
-  wire \upper_en$839 ;
-  wire \upper_en$840 ;
-  wire \upper_en$841 ;
-  wire \upper_en$842 ;
-  wire \upper_en$843 ;
-  wire \upper_en$844 ;
-  wire \upper_en$845 ;
-  wire \upper_en$846 ;
-  wire \upper_en$847 ;
-  wire \upper_en$848 ;
-  wire \upper_en$849 ;
-  wire \upper_en$850 ;
-  wire \upper_en$851 ;
-  wire \upper_en$852 ;
-  wire \upper_en$853 ;
-  wire \upper_en$854 ;
-  wire \upper_en$855 ;
-  wire \upper_en$856 ;
-  wire \upper_en$857 ;
-  wire \upper_en$858 ;
-  wire \upper_en$859 ;
-  wire \upper_en$860 ;
-  wire x;
-  wire \x$375 ;
-  wire \x$376 ;
-  wire \x$377 ;
-  wire \x$378 ;
-  wire \x$379 ;
-  wire \x$380 ;
-  wire \x$381 ;
-  wire \x$382 ;
-  wire \x$383 ;
-  wire \x$384 ;
-  wire \x$385 ;
-  wire \x$386 ;
-  wire \x$387 ;
-  wire \x$388 ;
-  wire \x$389 ;
-  wire \x$390 ;
-  wire \x$391 ;
-  wire \x$392 ;
-  wire \x$393 ;
-  wire \x$394 ;
-  wire \x$395 ;
-  wire \x$396 ;
-  wire \x$397 ;
-  wire \x$398 ;
-  wire \x$399 ;
-  wire \x$400 ;
-  wire \x$401 ;
-  wire \x$402 ;
-  wire \x$403 ;
-  wire \x$404 ;
-  wire \x$405 ;
-  wire \x$406 ;
-  wire \x$407 ;
-  wire \x$408 ;
-  wire \x$409 ;
-  wire \x$410 ;
-  wire \x$411 ;
-  wire \x$412 ;
-  wire \x$413 ;
-  wire \x$414 ;
-  wire \x$415 ;
-  wire \x$416 ;
-  wire \x$417 ;
-  wire \x$418 ;
-  wire \x$419 ;
-  wire \x$420 ;
-  wire \x$421 ;
-  wire \x$422 ;
-  wire \x$423 ;
-  wire \x$424 ;
-  wire \x$425 ;
-  wire \x$426 ;
-  wire \x$427 ;
-  wire \x$428 ;
-  wire \x$429 ;
-  wire \x$430 ;
-  wire \x$431 ;
-  wire \x$432 ;
-  wire \x$433 ;
-  wire \x$434 ;
-  wire \x$435 ;
-  wire \x$436 ;
-  wire \x$437 ;
-  wire \x$633 ;
-  wire \x$634 ;
-  wire \x$635 ;
-  wire \x$636 ;
-  wire \x$637 ;
-  wire \x$638 ;
-  wire \x$639 ;
-  wire \x$640 ;
-  wire \x$641 ;
-  wire \x$642 ;
-  wire \x$643 ;
-  wire \x$644 ;
-  wire \x$645 ;
-  wire \x$646 ;
-  wire \x$647 ;
-  wire \x$648 ;
-  wire \x$649 ;
-  wire \x$650 ;
-  wire \x$651 ;
-  wire \x$652 ;
-  wire \x$653 ;
-  wire \x$654 ;
-  wire \x$655 ;
-  wire \x$656 ;
-  wire \x$657 ;
-  wire \x$658 ;
-  wire \x$659 ;
-  wire \x$660 ;
-  wire \x$661 ;
-  wire \x$662 ;
-  wire \x$663 ;
-  wire \x$664 ;
-  wire \x$717 ;
-  wire \x$718 ;
-  wire \x$719 ;
-  wire \x$720 ;
-  wire \x$721 ;
-  wire \x$722 ;
-  wire \x$723 ;
-  wire \x$724 ;
-  wire \x$725 ;
-  wire \x$726 ;
-  wire [63:0] \x$868 ;
-  wire [31:0] \x$881 ;
-  wire [63:0] x0_bits;
-  wire [31:0] x1_bits;
-  wire [9:0] x2_bits;
+  wire [9:0] x;
+  wire [63:0] \x$101 ;
+  wire [31:0] \x$114 ;
+  wire [63:0] \x$94 ;
+  wire [31:0] \x$96 ;
   output [31:0] xb1__dep;
   wire [31:0] xb1__dep;
   output xb1__fwd;
@@ -2962,890 +1826,790 @@ module bshw_periphery(op, pixels, label, mem_layer, mem_row, mem_we_w, mem_we_c,
   wire [12:0] \xb2__y[7] ;
   wire [12:0] \xb2__y[8] ;
   wire [12:0] \xb2__y[9] ;
-  wire [13:0] y;
-  wire [13:0] \y$447 ;
-  wire [13:0] \y$453 ;
-  wire [13:0] \y$459 ;
-  wire [13:0] \y$465 ;
-  wire [13:0] \y$471 ;
-  wire [13:0] \y$477 ;
-  wire [13:0] \y$483 ;
-  wire [13:0] \y$489 ;
-  wire [13:0] \y$495 ;
-  wire [13:0] \y$501 ;
-  wire [13:0] \y$507 ;
-  wire [13:0] \y$513 ;
-  wire [13:0] \y$519 ;
-  wire [13:0] \y$525 ;
-  wire [13:0] \y$531 ;
-  wire [13:0] \y$537 ;
-  wire [13:0] \y$543 ;
-  wire [13:0] \y$549 ;
-  wire [13:0] \y$555 ;
-  wire [13:0] \y$561 ;
-  wire [13:0] \y$567 ;
-  wire [13:0] \y$573 ;
-  wire [13:0] \y$579 ;
-  wire [13:0] \y$585 ;
-  wire [13:0] \y$591 ;
-  wire [13:0] \y$597 ;
-  wire [13:0] \y$603 ;
-  wire [13:0] \y$609 ;
-  wire [13:0] \y$615 ;
-  wire [13:0] \y$621 ;
-  wire [13:0] \y$627 ;
-  wire [12:0] \y$666 ;
-  wire [12:0] \y$672 ;
-  wire [12:0] \y$677 ;
-  wire [12:0] \y$682 ;
-  wire [12:0] \y$687 ;
-  wire [12:0] \y$692 ;
-  wire [12:0] \y$697 ;
-  wire [12:0] \y$702 ;
-  wire [12:0] \y$707 ;
-  wire [12:0] \y$712 ;
-  assign \$1  = ~ busy;
-  assign \$2  = lfsr_we & \$1 ;
-  assign \$3  = ! lfsr_sel;
-  assign load = \$2  & \$3 ;
-  assign \$4  = ~ busy;
-  assign \$5  = lfsr_we & \$4 ;
-  assign \$6  = lfsr_sel == 1'h1;
-  assign \load$61  = \$5  & \$6 ;
-  assign \$7  = ~ busy;
-  assign \$8  = lfsr_we & \$7 ;
-  assign \$9  = lfsr_sel == 2'h2;
-  assign \load$66  = \$8  & \$9 ;
-  assign \$10  = ~ busy;
-  assign \$11  = lfsr_we & \$10 ;
-  assign \$12  = lfsr_sel == 2'h3;
-  assign \load$71  = \$11  & \$12 ;
-  assign \$13  = ~ busy;
-  assign \$14  = lfsr_we & \$13 ;
-  assign \$15  = lfsr_sel == 3'h4;
-  assign \load$76  = \$14  & \$15 ;
-  assign \$16  = ~ busy;
-  assign \$17  = lfsr_we & \$16 ;
-  assign \$18  = lfsr_sel == 3'h5;
-  assign \load$81  = \$17  & \$18 ;
-  assign \$19  = ~ busy;
-  assign \$20  = lfsr_we & \$19 ;
-  assign \$21  = lfsr_sel == 3'h6;
-  assign \load$86  = \$20  & \$21 ;
-  assign \$22  = ~ busy;
-  assign \$23  = lfsr_we & \$22 ;
-  assign \$24  = lfsr_sel == 3'h7;
-  assign \load$91  = \$23  & \$24 ;
-  assign \$25  = ~ busy;
-  assign \$26  = lfsr_we & \$25 ;
-  assign \$27  = lfsr_sel == 4'h8;
-  assign \load$96  = \$26  & \$27 ;
-  assign \$28  = ~ busy;
-  assign \$29  = lfsr_we & \$28 ;
-  assign \$30  = lfsr_sel == 4'h9;
-  assign \load$101  = \$29  & \$30 ;
-  assign \$31  = ~ busy;
-  assign \$32  = lfsr_we & \$31 ;
-  assign \$33  = lfsr_sel == 4'ha;
-  assign \load$106  = \$32  & \$33 ;
-  assign \$34  = ~ busy;
-  assign \$35  = lfsr_we & \$34 ;
-  assign \$36  = lfsr_sel == 4'hb;
-  assign \load$111  = \$35  & \$36 ;
-  assign \$37  = ~ busy;
-  assign \$38  = lfsr_we & \$37 ;
-  assign \$39  = lfsr_sel == 4'hc;
-  assign \load$116  = \$38  & \$39 ;
-  assign \$40  = ~ busy;
-  assign \$41  = lfsr_we & \$40 ;
-  assign \$42  = lfsr_sel == 4'hd;
-  assign \load$121  = \$41  & \$42 ;
-  assign \$43  = ~ busy;
-  assign \$44  = lfsr_we & \$43 ;
-  assign \$45  = lfsr_sel == 4'he;
-  assign \load$126  = \$44  & \$45 ;
-  assign \$46  = ~ busy;
-  assign \$47  = lfsr_we & \$46 ;
-  assign \$48  = lfsr_sel == 4'hf;
-  assign \load$131  = \$47  & \$48 ;
-  assign \$49  = ~ busy;
-  assign \$50  = lfsr_we & \$49 ;
-  assign \$51  = lfsr_sel == 5'h10;
-  assign \load$136  = \$50  & \$51 ;
-  assign \$52  = ~ busy;
-  assign \$53  = lfsr_we & \$52 ;
-  assign \$54  = lfsr_sel == 5'h11;
-  assign \load$141  = \$53  & \$54 ;
-  assign \$55  = ~ busy;
-  assign \$56  = lfsr_we & \$55 ;
-  assign \$57  = lfsr_sel == 5'h12;
-  assign \load$146  = \$56  & \$57 ;
-  assign \$58  = ~ busy;
-  assign \$59  = lfsr_we & \$58 ;
-  assign \$60  = lfsr_sel == 5'h13;
-  assign \load$151  = \$59  & \$60 ;
-  assign \$61  = ~ busy;
-  assign \$62  = lfsr_we & \$61 ;
-  assign \$63  = lfsr_sel == 5'h14;
-  assign \load$156  = \$62  & \$63 ;
-  assign \$64  = ~ busy;
-  assign \$65  = lfsr_we & \$64 ;
-  assign \$66  = lfsr_sel == 5'h15;
-  assign \load$161  = \$65  & \$66 ;
-  assign \$67  = ~ busy;
-  assign \$68  = lfsr_we & \$67 ;
-  assign \$69  = lfsr_sel == 5'h16;
-  assign \load$166  = \$68  & \$69 ;
-  assign \$70  = ~ busy;
-  assign \$71  = lfsr_we & \$70 ;
-  assign \$72  = lfsr_sel == 5'h17;
-  assign \load$171  = \$71  & \$72 ;
-  assign \$73  = ~ busy;
-  assign \$74  = lfsr_we & \$73 ;
-  assign \$75  = lfsr_sel == 5'h18;
-  assign \load$176  = \$74  & \$75 ;
-  assign \$76  = ~ busy;
-  assign \$77  = lfsr_we & \$76 ;
-  assign \$78  = lfsr_sel == 5'h19;
-  assign \load$181  = \$77  & \$78 ;
-  assign \$79  = ~ busy;
-  assign \$80  = lfsr_we & \$79 ;
-  assign \$81  = lfsr_sel == 5'h1a;
-  assign \load$186  = \$80  & \$81 ;
-  assign \$82  = ~ busy;
-  assign \$83  = lfsr_we & \$82 ;
-  assign \$84  = lfsr_sel == 5'h1b;
-  assign \load$191  = \$83  & \$84 ;
-  assign \$85  = ~ busy;
-  assign \$86  = lfsr_we & \$85 ;
-  assign \$87  = lfsr_sel == 5'h1c;
-  assign \load$196  = \$86  & \$87 ;
-  assign \$88  = ~ busy;
-  assign \$89  = lfsr_we & \$88 ;
-  assign \$90  = lfsr_sel == 5'h1d;
-  assign \load$201  = \$89  & \$90 ;
-  assign \$91  = ~ busy;
-  assign \$92  = lfsr_we & \$91 ;
-  assign \$93  = lfsr_sel == 5'h1e;
-  assign \load$206  = \$92  & \$93 ;
-  assign \$94  = ~ busy;
-  assign \$95  = lfsr_we & \$94 ;
-  assign \$96  = lfsr_sel == 5'h1f;
-  assign \load$211  = \$95  & \$96 ;
-  assign \$97  = ~ busy;
-  assign \$98  = lfsr_we & \$97 ;
-  assign \$99  = lfsr_sel == 6'h20;
-  assign \load$216  = \$98  & \$99 ;
-  assign \$100  = ~ busy;
-  assign \$101  = lfsr_we & \$100 ;
-  assign \$102  = lfsr_sel == 6'h21;
-  assign \load$221  = \$101  & \$102 ;
-  assign \$103  = ~ busy;
-  assign \$104  = lfsr_we & \$103 ;
-  assign \$105  = lfsr_sel == 6'h22;
-  assign \load$226  = \$104  & \$105 ;
-  assign \$106  = ~ busy;
-  assign \$107  = lfsr_we & \$106 ;
-  assign \$108  = lfsr_sel == 6'h23;
-  assign \load$231  = \$107  & \$108 ;
-  assign \$109  = ~ busy;
-  assign \$110  = lfsr_we & \$109 ;
-  assign \$111  = lfsr_sel == 6'h24;
-  assign \load$236  = \$110  & \$111 ;
-  assign \$112  = ~ busy;
-  assign \$113  = lfsr_we & \$112 ;
-  assign \$114  = lfsr_sel == 6'h25;
-  assign \load$241  = \$113  & \$114 ;
-  assign \$115  = ~ busy;
-  assign \$116  = lfsr_we & \$115 ;
-  assign \$117  = lfsr_sel == 6'h26;
-  assign \load$246  = \$116  & \$117 ;
-  assign \$118  = ~ busy;
-  assign \$119  = lfsr_we & \$118 ;
-  assign \$120  = lfsr_sel == 6'h27;
-  assign \load$251  = \$119  & \$120 ;
-  assign \$121  = ~ busy;
-  assign \$122  = lfsr_we & \$121 ;
-  assign \$123  = lfsr_sel == 6'h28;
-  assign \load$256  = \$122  & \$123 ;
-  assign \$124  = ~ busy;
-  assign \$125  = lfsr_we & \$124 ;
-  assign \$126  = lfsr_sel == 6'h29;
-  assign \load$261  = \$125  & \$126 ;
-  assign \$127  = ~ busy;
-  assign \$128  = lfsr_we & \$127 ;
-  assign \$129  = lfsr_sel == 6'h2a;
-  assign \load$266  = \$128  & \$129 ;
-  assign \$130  = ~ busy;
-  assign \$131  = lfsr_we & \$130 ;
-  assign \$132  = lfsr_sel == 6'h2b;
-  assign \load$271  = \$131  & \$132 ;
-  assign \$133  = ~ busy;
-  assign \$134  = lfsr_we & \$133 ;
-  assign \$135  = lfsr_sel == 6'h2c;
-  assign \load$276  = \$134  & \$135 ;
-  assign \$136  = ~ busy;
-  assign \$137  = lfsr_we & \$136 ;
-  assign \$138  = lfsr_sel == 6'h2d;
-  assign \load$281  = \$137  & \$138 ;
-  assign \$139  = ~ busy;
-  assign \$140  = lfsr_we & \$139 ;
-  assign \$141  = lfsr_sel == 6'h2e;
-  assign \load$286  = \$140  & \$141 ;
-  assign \$142  = ~ busy;
-  assign \$143  = lfsr_we & \$142 ;
-  assign \$144  = lfsr_sel == 6'h2f;
-  assign \load$291  = \$143  & \$144 ;
-  assign \$145  = ~ busy;
-  assign \$146  = lfsr_we & \$145 ;
-  assign \$147  = lfsr_sel == 6'h30;
-  assign \load$296  = \$146  & \$147 ;
-  assign \$148  = ~ busy;
-  assign \$149  = lfsr_we & \$148 ;
-  assign \$150  = lfsr_sel == 6'h31;
-  assign \load$301  = \$149  & \$150 ;
-  assign \$151  = ~ busy;
-  assign \$152  = lfsr_we & \$151 ;
-  assign \$153  = lfsr_sel == 6'h32;
-  assign \load$306  = \$152  & \$153 ;
-  assign \$154  = ~ busy;
-  assign \$155  = lfsr_we & \$154 ;
-  assign \$156  = lfsr_sel == 6'h33;
-  assign \load$311  = \$155  & \$156 ;
-  assign \$157  = ~ busy;
-  assign \$158  = lfsr_we & \$157 ;
-  assign \$159  = lfsr_sel == 6'h34;
-  assign \load$316  = \$158  & \$159 ;
-  assign \$160  = ~ busy;
-  assign \$161  = lfsr_we & \$160 ;
-  assign \$162  = lfsr_sel == 6'h35;
-  assign \load$321  = \$161  & \$162 ;
-  assign \$163  = ~ busy;
-  assign \$164  = lfsr_we & \$163 ;
-  assign \$165  = lfsr_sel == 6'h36;
-  assign \load$326  = \$164  & \$165 ;
-  assign \$166  = ~ busy;
-  assign \$167  = lfsr_we & \$166 ;
-  assign \$168  = lfsr_sel == 6'h37;
-  assign \load$331  = \$167  & \$168 ;
-  assign \$169  = ~ busy;
-  assign \$170  = lfsr_we & \$169 ;
-  assign \$171  = lfsr_sel == 6'h38;
-  assign \load$336  = \$170  & \$171 ;
-  assign \$172  = ~ busy;
-  assign \$173  = lfsr_we & \$172 ;
-  assign \$174  = lfsr_sel == 6'h39;
-  assign \load$341  = \$173  & \$174 ;
-  assign \$175  = ~ busy;
-  assign \$176  = lfsr_we & \$175 ;
-  assign \$177  = lfsr_sel == 6'h3a;
-  assign \load$346  = \$176  & \$177 ;
-  assign \$178  = ~ busy;
-  assign \$179  = lfsr_we & \$178 ;
-  assign \$180  = lfsr_sel == 6'h3b;
-  assign \load$351  = \$179  & \$180 ;
-  assign \$181  = ~ busy;
-  assign \$182  = lfsr_we & \$181 ;
-  assign \$183  = lfsr_sel == 6'h3c;
-  assign \load$356  = \$182  & \$183 ;
-  assign \$184  = ~ busy;
-  assign \$185  = lfsr_we & \$184 ;
-  assign \$186  = lfsr_sel == 6'h3d;
-  assign \load$361  = \$185  & \$186 ;
-  assign \$187  = ~ busy;
-  assign \$188  = lfsr_we & \$187 ;
-  assign \$189  = lfsr_sel == 6'h3e;
-  assign \load$366  = \$188  & \$189 ;
-  assign \$190  = ~ busy;
-  assign \$191  = lfsr_we & \$190 ;
-  assign \$192  = lfsr_sel == 6'h3f;
-  assign \load$371  = \$191  & \$192 ;
-  assign \$193  = ~ busy;
-  assign \$194  = lfsr_we & \$193 ;
-  assign \$195  = lfsr_sel == 7'h40;
-  assign \load$442  = \$194  & \$195 ;
-  assign \$196  = ~ busy;
-  assign \$197  = lfsr_we & \$196 ;
-  assign \$198  = lfsr_sel == 7'h41;
-  assign \load$449  = \$197  & \$198 ;
-  assign \$199  = ~ busy;
-  assign \$200  = lfsr_we & \$199 ;
-  assign \$201  = lfsr_sel == 7'h42;
-  assign \load$455  = \$200  & \$201 ;
-  assign \$202  = ~ busy;
-  assign \$203  = lfsr_we & \$202 ;
-  assign \$204  = lfsr_sel == 7'h43;
-  assign \load$461  = \$203  & \$204 ;
-  assign \$205  = ~ busy;
-  assign \$206  = lfsr_we & \$205 ;
-  assign \$207  = lfsr_sel == 7'h44;
-  assign \load$467  = \$206  & \$207 ;
-  assign \$208  = ~ busy;
-  assign \$209  = lfsr_we & \$208 ;
-  assign \$210  = lfsr_sel == 7'h45;
-  assign \load$473  = \$209  & \$210 ;
-  assign \$211  = ~ busy;
-  assign \$212  = lfsr_we & \$211 ;
-  assign \$213  = lfsr_sel == 7'h46;
-  assign \load$479  = \$212  & \$213 ;
-  assign \$214  = ~ busy;
-  assign \$215  = lfsr_we & \$214 ;
-  assign \$216  = lfsr_sel == 7'h47;
-  assign \load$485  = \$215  & \$216 ;
-  assign \$217  = ~ busy;
-  assign \$218  = lfsr_we & \$217 ;
-  assign \$219  = lfsr_sel == 7'h48;
-  assign \load$491  = \$218  & \$219 ;
-  assign \$220  = ~ busy;
-  assign \$221  = lfsr_we & \$220 ;
-  assign \$222  = lfsr_sel == 7'h49;
-  assign \load$497  = \$221  & \$222 ;
-  assign \$223  = ~ busy;
-  assign \$224  = lfsr_we & \$223 ;
-  assign \$225  = lfsr_sel == 7'h4a;
-  assign \load$503  = \$224  & \$225 ;
-  assign \$226  = ~ busy;
-  assign \$227  = lfsr_we & \$226 ;
-  assign \$228  = lfsr_sel == 7'h4b;
-  assign \load$509  = \$227  & \$228 ;
-  assign \$229  = ~ busy;
-  assign \$230  = lfsr_we & \$229 ;
-  assign \$231  = lfsr_sel == 7'h4c;
-  assign \load$515  = \$230  & \$231 ;
-  assign \$232  = ~ busy;
-  assign \$233  = lfsr_we & \$232 ;
-  assign \$234  = lfsr_sel == 7'h4d;
-  assign \load$521  = \$233  & \$234 ;
-  assign \$235  = ~ busy;
-  assign \$236  = lfsr_we & \$235 ;
-  assign \$237  = lfsr_sel == 7'h4e;
-  assign \load$527  = \$236  & \$237 ;
-  assign \$238  = ~ busy;
-  assign \$239  = lfsr_we & \$238 ;
-  assign \$240  = lfsr_sel == 7'h4f;
-  assign \load$533  = \$239  & \$240 ;
-  assign \$241  = ~ busy;
-  assign \$242  = lfsr_we & \$241 ;
-  assign \$243  = lfsr_sel == 7'h50;
-  assign \load$539  = \$242  & \$243 ;
-  assign \$244  = ~ busy;
-  assign \$245  = lfsr_we & \$244 ;
-  assign \$246  = lfsr_sel == 7'h51;
-  assign \load$545  = \$245  & \$246 ;
-  assign \$247  = ~ busy;
-  assign \$248  = lfsr_we & \$247 ;
-  assign \$249  = lfsr_sel == 7'h52;
-  assign \load$551  = \$248  & \$249 ;
-  assign \$250  = ~ busy;
-  assign \$251  = lfsr_we & \$250 ;
-  assign \$252  = lfsr_sel == 7'h53;
-  assign \load$557  = \$251  & \$252 ;
-  assign \$253  = ~ busy;
-  assign \$254  = lfsr_we & \$253 ;
-  assign \$255  = lfsr_sel == 7'h54;
-  assign \load$563  = \$254  & \$255 ;
-  assign \$256  = ~ busy;
-  assign \$257  = lfsr_we & \$256 ;
-  assign \$258  = lfsr_sel == 7'h55;
-  assign \load$569  = \$257  & \$258 ;
-  assign \$259  = ~ busy;
-  assign \$260  = lfsr_we & \$259 ;
-  assign \$261  = lfsr_sel == 7'h56;
-  assign \load$575  = \$260  & \$261 ;
-  assign \$262  = ~ busy;
-  assign \$263  = lfsr_we & \$262 ;
-  assign \$264  = lfsr_sel == 7'h57;
-  assign \load$581  = \$263  & \$264 ;
-  assign \$265  = ~ busy;
-  assign \$266  = lfsr_we & \$265 ;
-  assign \$267  = lfsr_sel == 7'h58;
-  assign \load$587  = \$266  & \$267 ;
-  assign \$268  = ~ busy;
-  assign \$269  = lfsr_we & \$268 ;
-  assign \$270  = lfsr_sel == 7'h59;
-  assign \load$593  = \$269  & \$270 ;
-  assign \$271  = ~ busy;
-  assign \$272  = lfsr_we & \$271 ;
-  assign \$273  = lfsr_sel == 7'h5a;
-  assign \load$599  = \$272  & \$273 ;
-  assign \$274  = ~ busy;
-  assign \$275  = lfsr_we & \$274 ;
-  assign \$276  = lfsr_sel == 7'h5b;
-  assign \load$605  = \$275  & \$276 ;
-  assign \$277  = ~ busy;
-  assign \$278  = lfsr_we & \$277 ;
-  assign \$279  = lfsr_sel == 7'h5c;
-  assign \load$611  = \$278  & \$279 ;
-  assign \$280  = ~ busy;
-  assign \$281  = lfsr_we & \$280 ;
-  assign \$282  = lfsr_sel == 7'h5d;
-  assign \load$617  = \$281  & \$282 ;
-  assign \$283  = ~ busy;
-  assign \$284  = lfsr_we & \$283 ;
-  assign \$285  = lfsr_sel == 7'h5e;
-  assign \load$623  = \$284  & \$285 ;
-  assign \$286  = ~ busy;
-  assign \$287  = lfsr_we & \$286 ;
-  assign \$288  = lfsr_sel == 7'h5f;
-  assign \load$629  = \$287  & \$288 ;
-  assign \$289  = ~ busy;
-  assign \$290  = lfsr_we & \$289 ;
-  assign \$291  = lfsr_sel == 7'h60;
-  assign \load$669  = \$290  & \$291 ;
-  assign \$292  = ~ busy;
-  assign \$293  = lfsr_we & \$292 ;
-  assign \$294  = lfsr_sel == 7'h61;
-  assign \load$674  = \$293  & \$294 ;
-  assign \$295  = ~ busy;
-  assign \$296  = lfsr_we & \$295 ;
-  assign \$297  = lfsr_sel == 7'h62;
-  assign \load$679  = \$296  & \$297 ;
-  assign \$298  = ~ busy;
-  assign \$299  = lfsr_we & \$298 ;
-  assign \$300  = lfsr_sel == 7'h63;
-  assign \load$684  = \$299  & \$300 ;
-  assign \$301  = ~ busy;
-  assign \$302  = lfsr_we & \$301 ;
-  assign \$303  = lfsr_sel == 7'h64;
-  assign \load$689  = \$302  & \$303 ;
-  assign \$304  = ~ busy;
-  assign \$305  = lfsr_we & \$304 ;
-  assign \$306  = lfsr_sel == 7'h65;
-  assign \load$694  = \$305  & \$306 ;
-  assign \$307  = ~ busy;
-  assign \$308  = lfsr_we & \$307 ;
-  assign \$309  = lfsr_sel == 7'h66;
-  assign \load$699  = \$308  & \$309 ;
-  assign \$310  = ~ busy;
-  assign \$311  = lfsr_we & \$310 ;
-  assign \$312  = lfsr_sel == 7'h67;
-  assign \load$704  = \$311  & \$312 ;
-  assign \$313  = ~ busy;
-  assign \$314  = lfsr_we & \$313 ;
-  assign \$315  = lfsr_sel == 7'h68;
-  assign \load$709  = \$314  & \$315 ;
-  assign \$316  = ~ busy;
-  assign \$317  = lfsr_we & \$316 ;
-  assign \$318  = lfsr_sel == 7'h69;
-  assign \load$714  = \$317  & \$318 ;
-  assign \$319  = 1'h1 << label;
-  assign xb2__dy_en = { \x$726 , \x$725 , \x$724 , \x$723 , \x$722 , \x$721 , \x$720 , \x$719 , \x$718 , \x$717  } ^ \$319 [9:0];
-  assign \$320  = ~ { \x$726 , \x$725 , \x$724 , \x$723 , \x$722 , \x$721 , \x$720 , \x$719 , \x$718 , \x$717  };
-  assign xb2__dy_neg = \$319 [9:0] & \$320 ;
+  wire [447:0] y;
+  wire [129:0] \y$78 ;
+  wire [12:0] \y$78[0] ;
+  wire [12:0] \y$78[1] ;
+  wire [12:0] \y$78[2] ;
+  wire [12:0] \y$78[3] ;
+  wire [12:0] \y$78[4] ;
+  wire [12:0] \y$78[5] ;
+  wire [12:0] \y$78[6] ;
+  wire [12:0] \y$78[7] ;
+  wire [12:0] \y$78[8] ;
+  wire [12:0] \y$78[9] ;
+  wire [13:0] \y[0] ;
+  wire [13:0] \y[10] ;
+  wire [13:0] \y[11] ;
+  wire [13:0] \y[12] ;
+  wire [13:0] \y[13] ;
+  wire [13:0] \y[14] ;
+  wire [13:0] \y[15] ;
+  wire [13:0] \y[16] ;
+  wire [13:0] \y[17] ;
+  wire [13:0] \y[18] ;
+  wire [13:0] \y[19] ;
+  wire [13:0] \y[1] ;
+  wire [13:0] \y[20] ;
+  wire [13:0] \y[21] ;
+  wire [13:0] \y[22] ;
+  wire [13:0] \y[23] ;
+  wire [13:0] \y[24] ;
+  wire [13:0] \y[25] ;
+  wire [13:0] \y[26] ;
+  wire [13:0] \y[27] ;
+  wire [13:0] \y[28] ;
+  wire [13:0] \y[29] ;
+  wire [13:0] \y[2] ;
+  wire [13:0] \y[30] ;
+  wire [13:0] \y[31] ;
+  wire [13:0] \y[3] ;
+  wire [13:0] \y[4] ;
+  wire [13:0] \y[5] ;
+  wire [13:0] \y[6] ;
+  wire [13:0] \y[7] ;
+  wire [13:0] \y[8] ;
+  wire [13:0] \y[9] ;
+  assign \$1  = lfsr_sel - 1'h0;
+  assign \$2  = ~ busy;
+  assign \$3  = lfsr_we & \$2 ;
+  assign \$4  = lfsr_sel >= 1'h0;
+  assign \$5  = lfsr_sel < 7'h40;
+  assign \$6  = \$4  & \$5 ;
+  assign load = \$3  & \$6 ;
+  assign \$7  = lfsr_sel - 7'h40;
+  assign \$8  = ~ busy;
+  assign \$9  = lfsr_we & \$8 ;
+  assign \$10  = lfsr_sel >= 7'h40;
+  assign \$11  = lfsr_sel < 7'h60;
+  assign \$12  = \$10  & \$11 ;
+  assign \load$58  = \$9  & \$12 ;
+  assign \$13  = lfsr_sel - 7'h60;
+  assign \$14  = ~ busy;
+  assign \$15  = lfsr_we & \$14 ;
+  assign \$16  = lfsr_sel >= 7'h60;
+  assign \$17  = lfsr_sel < 7'h6a;
+  assign \$18  = \$16  & \$17 ;
+  assign \load$63  = \$15  & \$18 ;
+  assign \$19  = lfsr_sel >= 7'h60;
+  assign \$20  = lfsr_sel < 7'h6a;
+  assign \$21  = \$19  & \$20 ;
+  assign \$22  = lfsr_sel >= 7'h40;
+  assign \$23  = lfsr_sel < 7'h60;
+  assign \$24  = \$22  & \$23 ;
+  assign \$25  = lfsr_sel >= 1'h0;
+  assign \$26  = lfsr_sel < 7'h40;
+  assign \$27  = \$25  & \$26 ;
+  assign \$28  = \$27  ? { 16'h0000, \$1160 , \$1159 , \$1158 , \$1157 , \$1156 , \$1155 , \$1154 , \$1153 , \$1152 , \$1151 , \$1150 , \$1149 , \$1148 , \$1147 , \$1146 , \$1145  } : 32'd0;
+  assign \$29  = \$24  ? { \$1192 , \$1191 , \$1190 , \$1189 , \$1188 , \$1187 , \$1186 , \$1185 , \$1184 , \$1183 , \$1182 , \$1181 , \$1180 , \$1179 , \$1178 , \$1177 , \$1176 , \$1175 , \$1174 , \$1173 , \$1172 , \$1171 , \$1170 , \$1169 , \$1168 , \$1167 , \$1166 , \$1165 , \$1164 , \$1163 , \$1162 , \$1161  } : \$28 ;
+  assign lfsr_rdata = \$21  ? { \$1224 , \$1223 , \$1222 , \$1221 , \$1220 , \$1219 , \$1218 , \$1217 , \$1216 , \$1215 , \$1214 , \$1213 , \$1212 , \$1211 , \$1210 , \$1209 , \$1208 , \$1207 , \$1206 , \$1205 , \$1204 , \$1203 , \$1202 , \$1201 , \$1200 , \$1199 , \$1198 , \$1197 , \$1196 , \$1195 , \$1194 , \$1193  } : \$29 ;
+  assign \$30  = 1'h1 << label;
+  assign xb2__dy_en = x ^ \$30 [9:0];
+  assign \$31  = ~ x;
+  assign xb2__dy_neg = \$30 [9:0] & \$31 ;
   assign upper_any1 = | xb2__dy_en;
-  assign \$321  = \op$862  == 2'h3;
-  assign xb1__x = \$321  ? { pixels[511], pixels[503], pixels[495], pixels[487], pixels[479], pixels[471], pixels[463], pixels[455], pixels[447], pixels[439], pixels[431], pixels[423], pixels[415], pixels[407], pixels[399], pixels[391], pixels[383], pixels[375], pixels[367], pixels[359], pixels[351], pixels[343], pixels[335], pixels[327], pixels[319], pixels[311], pixels[303], pixels[295], pixels[287], pixels[279], pixels[271], pixels[263], pixels[255], pixels[247], pixels[239], pixels[231], pixels[223], pixels[215], pixels[207], pixels[199], pixels[191], pixels[183], pixels[175], pixels[167], pixels[159], pixels[151], pixels[143], pixels[135], pixels[127], pixels[119], pixels[111], pixels[103], pixels[95], pixels[87], pixels[79], pixels[71], pixels[63], pixels[55], pixels[47], pixels[39], pixels[31], pixels[23], pixels[15], pixels[7] } : { \x$437 , \x$436 , \x$435 , \x$434 , \x$433 , \x$432 , \x$431 , \x$430 , \x$429 , \x$428 , \x$427 , \x$426 , \x$425 , \x$424 , \x$423 , \x$422 , \x$421 , \x$420 , \x$419 , \x$418 , \x$417 , \x$416 , \x$415 , \x$414 , \x$413 , \x$412 , \x$411 , \x$410 , \x$409 , \x$408 , \x$407 , \x$406 , \x$405 , \x$404 , \x$403 , \x$402 , \x$401 , \x$400 , \x$399 , \x$398 , \x$397 , \x$396 , \x$395 , \x$394 , \x$393 , \x$392 , \x$391 , \x$390 , \x$389 , \x$388 , \x$387 , \x$386 , \x$385 , \x$384 , \x$383 , \x$382 , \x$381 , \x$380 , \x$379 , \x$378 , \x$377 , \x$376 , \x$375 , x };
-  assign \$322  = \op$862  == 2'h3;
-  assign \$323  = $signed(xb1__y[13:0]) > $signed(1'h0);
-  assign \$324  = $signed(xb1__y[27:14]) > $signed(1'h0);
-  assign \$325  = $signed(xb1__y[41:28]) > $signed(1'h0);
-  assign \$326  = $signed(xb1__y[55:42]) > $signed(1'h0);
-  assign \$327  = $signed(xb1__y[69:56]) > $signed(1'h0);
-  assign \$328  = $signed(xb1__y[83:70]) > $signed(1'h0);
-  assign \$329  = $signed(xb1__y[97:84]) > $signed(1'h0);
-  assign \$330  = $signed(xb1__y[111:98]) > $signed(1'h0);
-  assign \$331  = $signed(xb1__y[125:112]) > $signed(1'h0);
-  assign \$332  = $signed(xb1__y[139:126]) > $signed(1'h0);
-  assign \$333  = $signed(xb1__y[153:140]) > $signed(1'h0);
-  assign \$334  = $signed(xb1__y[167:154]) > $signed(1'h0);
-  assign \$335  = $signed(xb1__y[181:168]) > $signed(1'h0);
-  assign \$336  = $signed(xb1__y[195:182]) > $signed(1'h0);
-  assign \$337  = $signed(xb1__y[209:196]) > $signed(1'h0);
-  assign \$338  = $signed(xb1__y[223:210]) > $signed(1'h0);
-  assign \$339  = $signed(xb1__y[237:224]) > $signed(1'h0);
-  assign \$340  = $signed(xb1__y[251:238]) > $signed(1'h0);
-  assign \$341  = $signed(xb1__y[265:252]) > $signed(1'h0);
-  assign \$342  = $signed(xb1__y[279:266]) > $signed(1'h0);
-  assign \$343  = $signed(xb1__y[293:280]) > $signed(1'h0);
-  assign \$344  = $signed(xb1__y[307:294]) > $signed(1'h0);
-  assign \$345  = $signed(xb1__y[321:308]) > $signed(1'h0);
-  assign \$346  = $signed(xb1__y[335:322]) > $signed(1'h0);
-  assign \$347  = $signed(xb1__y[349:336]) > $signed(1'h0);
-  assign \$348  = $signed(xb1__y[363:350]) > $signed(1'h0);
-  assign \$349  = $signed(xb1__y[377:364]) > $signed(1'h0);
-  assign \$350  = $signed(xb1__y[391:378]) > $signed(1'h0);
-  assign \$351  = $signed(xb1__y[405:392]) > $signed(1'h0);
-  assign \$352  = $signed(xb1__y[419:406]) > $signed(1'h0);
-  assign \$353  = $signed(xb1__y[433:420]) > $signed(1'h0);
-  assign \$354  = $signed(xb1__y[447:434]) > $signed(1'h0);
-  assign xb2__x = \$322  ? { \$354 , \$353 , \$352 , \$351 , \$350 , \$349 , \$348 , \$347 , \$346 , \$345 , \$344 , \$343 , \$342 , \$341 , \$340 , \$339 , \$338 , \$337 , \$336 , \$335 , \$334 , \$333 , \$332 , \$331 , \$330 , \$329 , \$328 , \$327 , \$326 , \$325 , \$324 , \$323  } : { \x$664 , \x$663 , \x$662 , \x$661 , \x$660 , \x$659 , \x$658 , \x$657 , \x$656 , \x$655 , \x$654 , \x$653 , \x$652 , \x$651 , \x$650 , \x$649 , \x$648 , \x$647 , \x$646 , \x$645 , \x$644 , \x$643 , \x$642 , \x$641 , \x$640 , \x$639 , \x$638 , \x$637 , \x$636 , \x$635 , \x$634 , \x$633  };
-  assign \$355  = ~ busy;
-  assign \$356  = ! mem_layer;
-  assign \$357  = \$355  & \$356 ;
-  assign host_we = mem_we_c & \$357 ;
-  assign \$358  = ~ busy;
-  assign \$359  = ! mem_layer;
-  assign \$360  = \$358  & \$359 ;
-  assign host_re = mem_re & \$360 ;
-  assign \$361  = ~ busy;
-  assign \$362  = ! mem_layer;
-  assign \$363  = \$361  & \$362 ;
-  assign xb1__prog_we = mem_we_w & \$363 ;
-  assign \$364  = ~ busy;
-  assign \$365  = ! mem_layer;
-  assign \$366  = \$364  & \$365 ;
-  assign xb1__prog_re = mem_re & \$366 ;
-  assign \$367  = ~ busy;
-  assign \$369  = \$367  & \$368 ;
-  assign \host_we$889  = mem_we_c & \$369 ;
-  assign \$370  = ~ busy;
-  assign \$372  = \$370  & \$371 ;
-  assign \host_re$891  = mem_re & \$372 ;
-  assign \$373  = ~ busy;
-  assign \$375  = \$373  & \$374 ;
-  assign xb2__prog_we = mem_we_w & \$375 ;
-  assign \$376  = ~ busy;
-  assign \$378  = \$376  & \$377 ;
-  assign xb2__prog_re = mem_re & \$378 ;
+  assign \$32  = \op$93  == 2'h3;
+  assign xb1__x = \$32  ? { pixels[511], pixels[503], pixels[495], pixels[487], pixels[479], pixels[471], pixels[463], pixels[455], pixels[447], pixels[439], pixels[431], pixels[423], pixels[415], pixels[407], pixels[399], pixels[391], pixels[383], pixels[375], pixels[367], pixels[359], pixels[351], pixels[343], pixels[335], pixels[327], pixels[319], pixels[311], pixels[303], pixels[295], pixels[287], pixels[279], pixels[271], pixels[263], pixels[255], pixels[247], pixels[239], pixels[231], pixels[223], pixels[215], pixels[207], pixels[199], pixels[191], pixels[183], pixels[175], pixels[167], pixels[159], pixels[151], pixels[143], pixels[135], pixels[127], pixels[119], pixels[111], pixels[103], pixels[95], pixels[87], pixels[79], pixels[71], pixels[63], pixels[55], pixels[47], pixels[39], pixels[31], pixels[23], pixels[15], pixels[7] } : \x$94 ;
+  assign \$33  = \op$93  == 2'h3;
+  assign \$34  = $signed(xb1__y[13:0]) > $signed(1'h0);
+  assign \$35  = $signed(xb1__y[27:14]) > $signed(1'h0);
+  assign \$36  = $signed(xb1__y[41:28]) > $signed(1'h0);
+  assign \$37  = $signed(xb1__y[55:42]) > $signed(1'h0);
+  assign \$38  = $signed(xb1__y[69:56]) > $signed(1'h0);
+  assign \$39  = $signed(xb1__y[83:70]) > $signed(1'h0);
+  assign \$40  = $signed(xb1__y[97:84]) > $signed(1'h0);
+  assign \$41  = $signed(xb1__y[111:98]) > $signed(1'h0);
+  assign \$42  = $signed(xb1__y[125:112]) > $signed(1'h0);
+  assign \$43  = $signed(xb1__y[139:126]) > $signed(1'h0);
+  assign \$44  = $signed(xb1__y[153:140]) > $signed(1'h0);
+  assign \$45  = $signed(xb1__y[167:154]) > $signed(1'h0);
+  assign \$46  = $signed(xb1__y[181:168]) > $signed(1'h0);
+  assign \$47  = $signed(xb1__y[195:182]) > $signed(1'h0);
+  assign \$48  = $signed(xb1__y[209:196]) > $signed(1'h0);
+  assign \$49  = $signed(xb1__y[223:210]) > $signed(1'h0);
+  assign \$50  = $signed(xb1__y[237:224]) > $signed(1'h0);
+  assign \$51  = $signed(xb1__y[251:238]) > $signed(1'h0);
+  assign \$52  = $signed(xb1__y[265:252]) > $signed(1'h0);
+  assign \$53  = $signed(xb1__y[279:266]) > $signed(1'h0);
+  assign \$54  = $signed(xb1__y[293:280]) > $signed(1'h0);
+  assign \$55  = $signed(xb1__y[307:294]) > $signed(1'h0);
+  assign \$56  = $signed(xb1__y[321:308]) > $signed(1'h0);
+  assign \$57  = $signed(xb1__y[335:322]) > $signed(1'h0);
+  assign \$58  = $signed(xb1__y[349:336]) > $signed(1'h0);
+  assign \$59  = $signed(xb1__y[363:350]) > $signed(1'h0);
+  assign \$60  = $signed(xb1__y[377:364]) > $signed(1'h0);
+  assign \$61  = $signed(xb1__y[391:378]) > $signed(1'h0);
+  assign \$62  = $signed(xb1__y[405:392]) > $signed(1'h0);
+  assign \$63  = $signed(xb1__y[419:406]) > $signed(1'h0);
+  assign \$64  = $signed(xb1__y[433:420]) > $signed(1'h0);
+  assign \$65  = $signed(xb1__y[447:434]) > $signed(1'h0);
+  assign xb2__x = \$33  ? { \$65 , \$64 , \$63 , \$62 , \$61 , \$60 , \$59 , \$58 , \$57 , \$56 , \$55 , \$54 , \$53 , \$52 , \$51 , \$50 , \$49 , \$48 , \$47 , \$46 , \$45 , \$44 , \$43 , \$42 , \$41 , \$40 , \$39 , \$38 , \$37 , \$36 , \$35 , \$34  } : \x$96 ;
+  assign \$66  = ~ busy;
+  assign \$67  = ! mem_layer;
+  assign \$68  = \$66  & \$67 ;
+  assign host_we = mem_we_c & \$68 ;
+  assign \$69  = ~ busy;
+  assign \$70  = ! mem_layer;
+  assign \$71  = \$69  & \$70 ;
+  assign host_re = mem_re & \$71 ;
+  assign \$72  = ~ busy;
+  assign \$73  = ! mem_layer;
+  assign \$74  = \$72  & \$73 ;
+  assign xb1__prog_we = mem_we_w & \$74 ;
+  assign \$75  = ~ busy;
+  assign \$76  = ! mem_layer;
+  assign \$77  = \$75  & \$76 ;
+  assign xb1__prog_re = mem_re & \$77 ;
+  assign \$78  = ~ busy;
+  assign \$80  = \$78  & \$79 ;
+  assign \host_we$122  = mem_we_c & \$80 ;
+  assign \$81  = ~ busy;
+  assign \$83  = \$81  & \$82 ;
+  assign \host_re$124  = mem_re & \$83 ;
+  assign \$84  = ~ busy;
+  assign \$86  = \$84  & \$85 ;
+  assign xb2__prog_we = mem_we_w & \$86 ;
+  assign \$87  = ~ busy;
+  assign \$89  = \$87  & \$88 ;
+  assign xb2__prog_re = mem_re & \$89 ;
+  assign \$90  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$91  = \$90  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$92  = $signed(xb2__y[38:26]) > $signed(\$91 );
+  assign \$93  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$94  = \$93  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$95  = \$92  ? xb2__y[38:26] : \$94 ;
+  assign \$96  = $signed(xb2__y[51:39]) > $signed(\$95 );
+  assign \$97  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$98  = \$97  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$99  = $signed(xb2__y[38:26]) > $signed(\$98 );
+  assign \$100  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$101  = \$100  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$102  = \$99  ? xb2__y[38:26] : \$101 ;
+  assign \$103  = \$96  ? xb2__y[51:39] : \$102 ;
+  assign \$104  = $signed(xb2__y[64:52]) > $signed(\$103 );
+  assign \$105  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$106  = \$105  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$107  = $signed(xb2__y[38:26]) > $signed(\$106 );
+  assign \$108  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$109  = \$108  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$110  = \$107  ? xb2__y[38:26] : \$109 ;
+  assign \$111  = $signed(xb2__y[51:39]) > $signed(\$110 );
+  assign \$112  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$113  = \$112  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$114  = $signed(xb2__y[38:26]) > $signed(\$113 );
+  assign \$115  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$116  = \$115  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$117  = \$114  ? xb2__y[38:26] : \$116 ;
+  assign \$118  = \$111  ? xb2__y[51:39] : \$117 ;
+  assign \$119  = \$104  ? xb2__y[64:52] : \$118 ;
+  assign \$120  = $signed(xb2__y[77:65]) > $signed(\$119 );
+  assign \$121  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$122  = \$121  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$123  = $signed(xb2__y[38:26]) > $signed(\$122 );
+  assign \$124  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$125  = \$124  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$126  = \$123  ? xb2__y[38:26] : \$125 ;
+  assign \$127  = $signed(xb2__y[51:39]) > $signed(\$126 );
+  assign \$128  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$129  = \$128  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$130  = $signed(xb2__y[38:26]) > $signed(\$129 );
+  assign \$131  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$132  = \$131  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$133  = \$130  ? xb2__y[38:26] : \$132 ;
+  assign \$134  = \$127  ? xb2__y[51:39] : \$133 ;
+  assign \$135  = $signed(xb2__y[64:52]) > $signed(\$134 );
+  assign \$136  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$137  = \$136  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$138  = $signed(xb2__y[38:26]) > $signed(\$137 );
+  assign \$139  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$140  = \$139  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$141  = \$138  ? xb2__y[38:26] : \$140 ;
+  assign \$142  = $signed(xb2__y[51:39]) > $signed(\$141 );
+  assign \$143  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$144  = \$143  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$145  = $signed(xb2__y[38:26]) > $signed(\$144 );
+  assign \$146  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$147  = \$146  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$148  = \$145  ? xb2__y[38:26] : \$147 ;
+  assign \$149  = \$142  ? xb2__y[51:39] : \$148 ;
+  assign \$150  = \$135  ? xb2__y[64:52] : \$149 ;
+  assign \$151  = \$120  ? xb2__y[77:65] : \$150 ;
+  assign \$152  = $signed(xb2__y[90:78]) > $signed(\$151 );
+  assign \$153  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$154  = \$153  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$155  = $signed(xb2__y[38:26]) > $signed(\$154 );
+  assign \$156  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$157  = \$156  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$158  = \$155  ? xb2__y[38:26] : \$157 ;
+  assign \$159  = $signed(xb2__y[51:39]) > $signed(\$158 );
+  assign \$160  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$161  = \$160  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$162  = $signed(xb2__y[38:26]) > $signed(\$161 );
+  assign \$163  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$164  = \$163  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$165  = \$162  ? xb2__y[38:26] : \$164 ;
+  assign \$166  = \$159  ? xb2__y[51:39] : \$165 ;
+  assign \$167  = $signed(xb2__y[64:52]) > $signed(\$166 );
+  assign \$168  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$169  = \$168  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$170  = $signed(xb2__y[38:26]) > $signed(\$169 );
+  assign \$171  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$172  = \$171  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$173  = \$170  ? xb2__y[38:26] : \$172 ;
+  assign \$174  = $signed(xb2__y[51:39]) > $signed(\$173 );
+  assign \$175  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$176  = \$175  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$177  = $signed(xb2__y[38:26]) > $signed(\$176 );
+  assign \$178  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$179  = \$178  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$180  = \$177  ? xb2__y[38:26] : \$179 ;
+  assign \$181  = \$174  ? xb2__y[51:39] : \$180 ;
+  assign \$182  = \$167  ? xb2__y[64:52] : \$181 ;
+  assign \$183  = $signed(xb2__y[77:65]) > $signed(\$182 );
+  assign \$184  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$185  = \$184  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$186  = $signed(xb2__y[38:26]) > $signed(\$185 );
+  assign \$187  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$188  = \$187  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$189  = \$186  ? xb2__y[38:26] : \$188 ;
+  assign \$190  = $signed(xb2__y[51:39]) > $signed(\$189 );
+  assign \$191  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$192  = \$191  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$193  = $signed(xb2__y[38:26]) > $signed(\$192 );
+  assign \$194  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$195  = \$194  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$196  = \$193  ? xb2__y[38:26] : \$195 ;
+  assign \$197  = \$190  ? xb2__y[51:39] : \$196 ;
+  assign \$198  = $signed(xb2__y[64:52]) > $signed(\$197 );
+  assign \$199  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$200  = \$199  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$201  = $signed(xb2__y[38:26]) > $signed(\$200 );
+  assign \$202  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$203  = \$202  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$204  = \$201  ? xb2__y[38:26] : \$203 ;
+  assign \$205  = $signed(xb2__y[51:39]) > $signed(\$204 );
+  assign \$206  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$207  = \$206  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$208  = $signed(xb2__y[38:26]) > $signed(\$207 );
+  assign \$209  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$210  = \$209  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$211  = \$208  ? xb2__y[38:26] : \$210 ;
+  assign \$212  = \$205  ? xb2__y[51:39] : \$211 ;
+  assign \$213  = \$198  ? xb2__y[64:52] : \$212 ;
+  assign \$214  = \$183  ? xb2__y[77:65] : \$213 ;
+  assign \$215  = \$152  ? xb2__y[90:78] : \$214 ;
+  assign \$216  = $signed(xb2__y[103:91]) > $signed(\$215 );
+  assign \$217  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$218  = \$217  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$219  = $signed(xb2__y[38:26]) > $signed(\$218 );
+  assign \$220  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$221  = \$220  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$222  = \$219  ? xb2__y[38:26] : \$221 ;
+  assign \$223  = $signed(xb2__y[51:39]) > $signed(\$222 );
+  assign \$224  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$225  = \$224  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$226  = $signed(xb2__y[38:26]) > $signed(\$225 );
+  assign \$227  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$228  = \$227  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$229  = \$226  ? xb2__y[38:26] : \$228 ;
+  assign \$230  = \$223  ? xb2__y[51:39] : \$229 ;
+  assign \$231  = $signed(xb2__y[64:52]) > $signed(\$230 );
+  assign \$232  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$233  = \$232  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$234  = $signed(xb2__y[38:26]) > $signed(\$233 );
+  assign \$235  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$236  = \$235  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$237  = \$234  ? xb2__y[38:26] : \$236 ;
+  assign \$238  = $signed(xb2__y[51:39]) > $signed(\$237 );
+  assign \$239  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$240  = \$239  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$241  = $signed(xb2__y[38:26]) > $signed(\$240 );
+  assign \$242  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$243  = \$242  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$244  = \$241  ? xb2__y[38:26] : \$243 ;
+  assign \$245  = \$238  ? xb2__y[51:39] : \$244 ;
+  assign \$246  = \$231  ? xb2__y[64:52] : \$245 ;
+  assign \$247  = $signed(xb2__y[77:65]) > $signed(\$246 );
+  assign \$248  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$249  = \$248  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$250  = $signed(xb2__y[38:26]) > $signed(\$249 );
+  assign \$251  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$252  = \$251  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$253  = \$250  ? xb2__y[38:26] : \$252 ;
+  assign \$254  = $signed(xb2__y[51:39]) > $signed(\$253 );
+  assign \$255  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$256  = \$255  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$257  = $signed(xb2__y[38:26]) > $signed(\$256 );
+  assign \$258  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$259  = \$258  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$260  = \$257  ? xb2__y[38:26] : \$259 ;
+  assign \$261  = \$254  ? xb2__y[51:39] : \$260 ;
+  assign \$262  = $signed(xb2__y[64:52]) > $signed(\$261 );
+  assign \$263  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$264  = \$263  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$265  = $signed(xb2__y[38:26]) > $signed(\$264 );
+  assign \$266  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$267  = \$266  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$268  = \$265  ? xb2__y[38:26] : \$267 ;
+  assign \$269  = $signed(xb2__y[51:39]) > $signed(\$268 );
+  assign \$270  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$271  = \$270  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$272  = $signed(xb2__y[38:26]) > $signed(\$271 );
+  assign \$273  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$274  = \$273  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$275  = \$272  ? xb2__y[38:26] : \$274 ;
+  assign \$276  = \$269  ? xb2__y[51:39] : \$275 ;
+  assign \$277  = \$262  ? xb2__y[64:52] : \$276 ;
+  assign \$278  = \$247  ? xb2__y[77:65] : \$277 ;
+  assign \$279  = $signed(xb2__y[90:78]) > $signed(\$278 );
+  assign \$280  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$281  = \$280  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$282  = $signed(xb2__y[38:26]) > $signed(\$281 );
+  assign \$283  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$284  = \$283  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$285  = \$282  ? xb2__y[38:26] : \$284 ;
+  assign \$286  = $signed(xb2__y[51:39]) > $signed(\$285 );
+  assign \$287  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$288  = \$287  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$289  = $signed(xb2__y[38:26]) > $signed(\$288 );
+  assign \$290  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$291  = \$290  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$292  = \$289  ? xb2__y[38:26] : \$291 ;
+  assign \$293  = \$286  ? xb2__y[51:39] : \$292 ;
+  assign \$294  = $signed(xb2__y[64:52]) > $signed(\$293 );
+  assign \$295  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$296  = \$295  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$297  = $signed(xb2__y[38:26]) > $signed(\$296 );
+  assign \$298  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$299  = \$298  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$300  = \$297  ? xb2__y[38:26] : \$299 ;
+  assign \$301  = $signed(xb2__y[51:39]) > $signed(\$300 );
+  assign \$302  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$303  = \$302  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$304  = $signed(xb2__y[38:26]) > $signed(\$303 );
+  assign \$305  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$306  = \$305  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$307  = \$304  ? xb2__y[38:26] : \$306 ;
+  assign \$308  = \$301  ? xb2__y[51:39] : \$307 ;
+  assign \$309  = \$294  ? xb2__y[64:52] : \$308 ;
+  assign \$310  = $signed(xb2__y[77:65]) > $signed(\$309 );
+  assign \$311  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$312  = \$311  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$313  = $signed(xb2__y[38:26]) > $signed(\$312 );
+  assign \$314  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$315  = \$314  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$316  = \$313  ? xb2__y[38:26] : \$315 ;
+  assign \$317  = $signed(xb2__y[51:39]) > $signed(\$316 );
+  assign \$318  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$319  = \$318  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$320  = $signed(xb2__y[38:26]) > $signed(\$319 );
+  assign \$321  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$322  = \$321  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$323  = \$320  ? xb2__y[38:26] : \$322 ;
+  assign \$324  = \$317  ? xb2__y[51:39] : \$323 ;
+  assign \$325  = $signed(xb2__y[64:52]) > $signed(\$324 );
+  assign \$326  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$327  = \$326  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$328  = $signed(xb2__y[38:26]) > $signed(\$327 );
+  assign \$329  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$330  = \$329  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$331  = \$328  ? xb2__y[38:26] : \$330 ;
+  assign \$332  = $signed(xb2__y[51:39]) > $signed(\$331 );
+  assign \$333  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$334  = \$333  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$335  = $signed(xb2__y[38:26]) > $signed(\$334 );
+  assign \$336  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$337  = \$336  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$338  = \$335  ? xb2__y[38:26] : \$337 ;
+  assign \$339  = \$332  ? xb2__y[51:39] : \$338 ;
+  assign \$340  = \$325  ? xb2__y[64:52] : \$339 ;
+  assign \$341  = \$310  ? xb2__y[77:65] : \$340 ;
+  assign \$342  = \$279  ? xb2__y[90:78] : \$341 ;
+  assign \$343  = \$216  ? xb2__y[103:91] : \$342 ;
+  assign \$344  = $signed(xb2__y[116:104]) > $signed(\$343 );
+  assign \$345  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$346  = \$345  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$347  = $signed(xb2__y[38:26]) > $signed(\$346 );
+  assign \$348  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$349  = \$348  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$350  = \$347  ? xb2__y[38:26] : \$349 ;
+  assign \$351  = $signed(xb2__y[51:39]) > $signed(\$350 );
+  assign \$352  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$353  = \$352  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$354  = $signed(xb2__y[38:26]) > $signed(\$353 );
+  assign \$355  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$356  = \$355  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$357  = \$354  ? xb2__y[38:26] : \$356 ;
+  assign \$358  = \$351  ? xb2__y[51:39] : \$357 ;
+  assign \$359  = $signed(xb2__y[64:52]) > $signed(\$358 );
+  assign \$360  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$361  = \$360  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$362  = $signed(xb2__y[38:26]) > $signed(\$361 );
+  assign \$363  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$364  = \$363  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$365  = \$362  ? xb2__y[38:26] : \$364 ;
+  assign \$366  = $signed(xb2__y[51:39]) > $signed(\$365 );
+  assign \$367  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$368  = \$367  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$369  = $signed(xb2__y[38:26]) > $signed(\$368 );
+  assign \$370  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$371  = \$370  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$372  = \$369  ? xb2__y[38:26] : \$371 ;
+  assign \$373  = \$366  ? xb2__y[51:39] : \$372 ;
+  assign \$374  = \$359  ? xb2__y[64:52] : \$373 ;
+  assign \$375  = $signed(xb2__y[77:65]) > $signed(\$374 );
+  assign \$376  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$377  = \$376  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$378  = $signed(xb2__y[38:26]) > $signed(\$377 );
   assign \$379  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
   assign \$380  = \$379  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$381  = $signed(xb2__y[38:26]) > $signed(\$380 );
-  assign \$382  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$383  = \$382  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$384  = \$381  ? xb2__y[38:26] : \$383 ;
-  assign \$385  = $signed(xb2__y[51:39]) > $signed(\$384 );
+  assign \$381  = \$378  ? xb2__y[38:26] : \$380 ;
+  assign \$382  = $signed(xb2__y[51:39]) > $signed(\$381 );
+  assign \$383  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$384  = \$383  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$385  = $signed(xb2__y[38:26]) > $signed(\$384 );
   assign \$386  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
   assign \$387  = \$386  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$388  = $signed(xb2__y[38:26]) > $signed(\$387 );
-  assign \$389  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$390  = \$389  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$391  = \$388  ? xb2__y[38:26] : \$390 ;
-  assign \$392  = \$385  ? xb2__y[51:39] : \$391 ;
-  assign \$393  = $signed(xb2__y[64:52]) > $signed(\$392 );
+  assign \$388  = \$385  ? xb2__y[38:26] : \$387 ;
+  assign \$389  = \$382  ? xb2__y[51:39] : \$388 ;
+  assign \$390  = $signed(xb2__y[64:52]) > $signed(\$389 );
+  assign \$391  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$392  = \$391  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$393  = $signed(xb2__y[38:26]) > $signed(\$392 );
   assign \$394  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
   assign \$395  = \$394  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$396  = $signed(xb2__y[38:26]) > $signed(\$395 );
-  assign \$397  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$398  = \$397  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$399  = \$396  ? xb2__y[38:26] : \$398 ;
-  assign \$400  = $signed(xb2__y[51:39]) > $signed(\$399 );
+  assign \$396  = \$393  ? xb2__y[38:26] : \$395 ;
+  assign \$397  = $signed(xb2__y[51:39]) > $signed(\$396 );
+  assign \$398  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$399  = \$398  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$400  = $signed(xb2__y[38:26]) > $signed(\$399 );
   assign \$401  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
   assign \$402  = \$401  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$403  = $signed(xb2__y[38:26]) > $signed(\$402 );
-  assign \$404  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$405  = \$404  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$406  = \$403  ? xb2__y[38:26] : \$405 ;
-  assign \$407  = \$400  ? xb2__y[51:39] : \$406 ;
-  assign \$408  = \$393  ? xb2__y[64:52] : \$407 ;
-  assign \$409  = $signed(xb2__y[77:65]) > $signed(\$408 );
-  assign \$410  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$411  = \$410  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$412  = $signed(xb2__y[38:26]) > $signed(\$411 );
-  assign \$413  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$414  = \$413  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$415  = \$412  ? xb2__y[38:26] : \$414 ;
-  assign \$416  = $signed(xb2__y[51:39]) > $signed(\$415 );
-  assign \$417  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$418  = \$417  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$419  = $signed(xb2__y[38:26]) > $signed(\$418 );
-  assign \$420  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$421  = \$420  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$422  = \$419  ? xb2__y[38:26] : \$421 ;
-  assign \$423  = \$416  ? xb2__y[51:39] : \$422 ;
-  assign \$424  = $signed(xb2__y[64:52]) > $signed(\$423 );
-  assign \$425  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$426  = \$425  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$427  = $signed(xb2__y[38:26]) > $signed(\$426 );
-  assign \$428  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$429  = \$428  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$430  = \$427  ? xb2__y[38:26] : \$429 ;
-  assign \$431  = $signed(xb2__y[51:39]) > $signed(\$430 );
-  assign \$432  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$433  = \$432  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$434  = $signed(xb2__y[38:26]) > $signed(\$433 );
-  assign \$435  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$436  = \$435  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$437  = \$434  ? xb2__y[38:26] : \$436 ;
-  assign \$438  = \$431  ? xb2__y[51:39] : \$437 ;
-  assign \$439  = \$424  ? xb2__y[64:52] : \$438 ;
-  assign \$440  = \$409  ? xb2__y[77:65] : \$439 ;
-  assign \$441  = $signed(xb2__y[90:78]) > $signed(\$440 );
+  assign \$403  = \$400  ? xb2__y[38:26] : \$402 ;
+  assign \$404  = \$397  ? xb2__y[51:39] : \$403 ;
+  assign \$405  = \$390  ? xb2__y[64:52] : \$404 ;
+  assign \$406  = \$375  ? xb2__y[77:65] : \$405 ;
+  assign \$407  = $signed(xb2__y[90:78]) > $signed(\$406 );
+  assign \$408  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$409  = \$408  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$410  = $signed(xb2__y[38:26]) > $signed(\$409 );
+  assign \$411  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$412  = \$411  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$413  = \$410  ? xb2__y[38:26] : \$412 ;
+  assign \$414  = $signed(xb2__y[51:39]) > $signed(\$413 );
+  assign \$415  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$416  = \$415  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$417  = $signed(xb2__y[38:26]) > $signed(\$416 );
+  assign \$418  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$419  = \$418  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$420  = \$417  ? xb2__y[38:26] : \$419 ;
+  assign \$421  = \$414  ? xb2__y[51:39] : \$420 ;
+  assign \$422  = $signed(xb2__y[64:52]) > $signed(\$421 );
+  assign \$423  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$424  = \$423  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$425  = $signed(xb2__y[38:26]) > $signed(\$424 );
+  assign \$426  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$427  = \$426  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$428  = \$425  ? xb2__y[38:26] : \$427 ;
+  assign \$429  = $signed(xb2__y[51:39]) > $signed(\$428 );
+  assign \$430  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$431  = \$430  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$432  = $signed(xb2__y[38:26]) > $signed(\$431 );
+  assign \$433  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$434  = \$433  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$435  = \$432  ? xb2__y[38:26] : \$434 ;
+  assign \$436  = \$429  ? xb2__y[51:39] : \$435 ;
+  assign \$437  = \$422  ? xb2__y[64:52] : \$436 ;
+  assign \$438  = $signed(xb2__y[77:65]) > $signed(\$437 );
+  assign \$439  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$440  = \$439  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$441  = $signed(xb2__y[38:26]) > $signed(\$440 );
   assign \$442  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
   assign \$443  = \$442  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$444  = $signed(xb2__y[38:26]) > $signed(\$443 );
-  assign \$445  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$446  = \$445  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$447  = \$444  ? xb2__y[38:26] : \$446 ;
-  assign \$448  = $signed(xb2__y[51:39]) > $signed(\$447 );
+  assign \$444  = \$441  ? xb2__y[38:26] : \$443 ;
+  assign \$445  = $signed(xb2__y[51:39]) > $signed(\$444 );
+  assign \$446  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$447  = \$446  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$448  = $signed(xb2__y[38:26]) > $signed(\$447 );
   assign \$449  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
   assign \$450  = \$449  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$451  = $signed(xb2__y[38:26]) > $signed(\$450 );
-  assign \$452  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$453  = \$452  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$454  = \$451  ? xb2__y[38:26] : \$453 ;
-  assign \$455  = \$448  ? xb2__y[51:39] : \$454 ;
-  assign \$456  = $signed(xb2__y[64:52]) > $signed(\$455 );
+  assign \$451  = \$448  ? xb2__y[38:26] : \$450 ;
+  assign \$452  = \$445  ? xb2__y[51:39] : \$451 ;
+  assign \$453  = $signed(xb2__y[64:52]) > $signed(\$452 );
+  assign \$454  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$455  = \$454  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$456  = $signed(xb2__y[38:26]) > $signed(\$455 );
   assign \$457  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
   assign \$458  = \$457  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$459  = $signed(xb2__y[38:26]) > $signed(\$458 );
-  assign \$460  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$461  = \$460  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$462  = \$459  ? xb2__y[38:26] : \$461 ;
-  assign \$463  = $signed(xb2__y[51:39]) > $signed(\$462 );
+  assign \$459  = \$456  ? xb2__y[38:26] : \$458 ;
+  assign \$460  = $signed(xb2__y[51:39]) > $signed(\$459 );
+  assign \$461  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$462  = \$461  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$463  = $signed(xb2__y[38:26]) > $signed(\$462 );
   assign \$464  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
   assign \$465  = \$464  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$466  = $signed(xb2__y[38:26]) > $signed(\$465 );
-  assign \$467  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$468  = \$467  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$469  = \$466  ? xb2__y[38:26] : \$468 ;
-  assign \$470  = \$463  ? xb2__y[51:39] : \$469 ;
-  assign \$471  = \$456  ? xb2__y[64:52] : \$470 ;
-  assign \$472  = $signed(xb2__y[77:65]) > $signed(\$471 );
-  assign \$473  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$474  = \$473  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$475  = $signed(xb2__y[38:26]) > $signed(\$474 );
-  assign \$476  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$477  = \$476  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$478  = \$475  ? xb2__y[38:26] : \$477 ;
-  assign \$479  = $signed(xb2__y[51:39]) > $signed(\$478 );
-  assign \$480  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$481  = \$480  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$482  = $signed(xb2__y[38:26]) > $signed(\$481 );
-  assign \$483  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$484  = \$483  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$485  = \$482  ? xb2__y[38:26] : \$484 ;
-  assign \$486  = \$479  ? xb2__y[51:39] : \$485 ;
-  assign \$487  = $signed(xb2__y[64:52]) > $signed(\$486 );
-  assign \$488  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$489  = \$488  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$490  = $signed(xb2__y[38:26]) > $signed(\$489 );
-  assign \$491  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$492  = \$491  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$493  = \$490  ? xb2__y[38:26] : \$492 ;
-  assign \$494  = $signed(xb2__y[51:39]) > $signed(\$493 );
-  assign \$495  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$496  = \$495  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$497  = $signed(xb2__y[38:26]) > $signed(\$496 );
-  assign \$498  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$499  = \$498  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$500  = \$497  ? xb2__y[38:26] : \$499 ;
-  assign \$501  = \$494  ? xb2__y[51:39] : \$500 ;
-  assign \$502  = \$487  ? xb2__y[64:52] : \$501 ;
-  assign \$503  = \$472  ? xb2__y[77:65] : \$502 ;
-  assign \$504  = \$441  ? xb2__y[90:78] : \$503 ;
-  assign \$505  = $signed(xb2__y[103:91]) > $signed(\$504 );
+  assign \$466  = \$463  ? xb2__y[38:26] : \$465 ;
+  assign \$467  = \$460  ? xb2__y[51:39] : \$466 ;
+  assign \$468  = \$453  ? xb2__y[64:52] : \$467 ;
+  assign \$469  = \$438  ? xb2__y[77:65] : \$468 ;
+  assign \$470  = \$407  ? xb2__y[90:78] : \$469 ;
+  assign \$471  = $signed(xb2__y[103:91]) > $signed(\$470 );
+  assign \$472  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$473  = \$472  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$474  = $signed(xb2__y[38:26]) > $signed(\$473 );
+  assign \$475  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$476  = \$475  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$477  = \$474  ? xb2__y[38:26] : \$476 ;
+  assign \$478  = $signed(xb2__y[51:39]) > $signed(\$477 );
+  assign \$479  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$480  = \$479  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$481  = $signed(xb2__y[38:26]) > $signed(\$480 );
+  assign \$482  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$483  = \$482  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$484  = \$481  ? xb2__y[38:26] : \$483 ;
+  assign \$485  = \$478  ? xb2__y[51:39] : \$484 ;
+  assign \$486  = $signed(xb2__y[64:52]) > $signed(\$485 );
+  assign \$487  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$488  = \$487  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$489  = $signed(xb2__y[38:26]) > $signed(\$488 );
+  assign \$490  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$491  = \$490  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$492  = \$489  ? xb2__y[38:26] : \$491 ;
+  assign \$493  = $signed(xb2__y[51:39]) > $signed(\$492 );
+  assign \$494  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$495  = \$494  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$496  = $signed(xb2__y[38:26]) > $signed(\$495 );
+  assign \$497  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$498  = \$497  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$499  = \$496  ? xb2__y[38:26] : \$498 ;
+  assign \$500  = \$493  ? xb2__y[51:39] : \$499 ;
+  assign \$501  = \$486  ? xb2__y[64:52] : \$500 ;
+  assign \$502  = $signed(xb2__y[77:65]) > $signed(\$501 );
+  assign \$503  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$504  = \$503  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$505  = $signed(xb2__y[38:26]) > $signed(\$504 );
   assign \$506  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
   assign \$507  = \$506  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$508  = $signed(xb2__y[38:26]) > $signed(\$507 );
-  assign \$509  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$510  = \$509  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$511  = \$508  ? xb2__y[38:26] : \$510 ;
-  assign \$512  = $signed(xb2__y[51:39]) > $signed(\$511 );
+  assign \$508  = \$505  ? xb2__y[38:26] : \$507 ;
+  assign \$509  = $signed(xb2__y[51:39]) > $signed(\$508 );
+  assign \$510  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$511  = \$510  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$512  = $signed(xb2__y[38:26]) > $signed(\$511 );
   assign \$513  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
   assign \$514  = \$513  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$515  = $signed(xb2__y[38:26]) > $signed(\$514 );
-  assign \$516  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$517  = \$516  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$518  = \$515  ? xb2__y[38:26] : \$517 ;
-  assign \$519  = \$512  ? xb2__y[51:39] : \$518 ;
-  assign \$520  = $signed(xb2__y[64:52]) > $signed(\$519 );
+  assign \$515  = \$512  ? xb2__y[38:26] : \$514 ;
+  assign \$516  = \$509  ? xb2__y[51:39] : \$515 ;
+  assign \$517  = $signed(xb2__y[64:52]) > $signed(\$516 );
+  assign \$518  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$519  = \$518  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$520  = $signed(xb2__y[38:26]) > $signed(\$519 );
   assign \$521  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
   assign \$522  = \$521  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$523  = $signed(xb2__y[38:26]) > $signed(\$522 );
-  assign \$524  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$525  = \$524  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$526  = \$523  ? xb2__y[38:26] : \$525 ;
-  assign \$527  = $signed(xb2__y[51:39]) > $signed(\$526 );
+  assign \$523  = \$520  ? xb2__y[38:26] : \$522 ;
+  assign \$524  = $signed(xb2__y[51:39]) > $signed(\$523 );
+  assign \$525  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$526  = \$525  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$527  = $signed(xb2__y[38:26]) > $signed(\$526 );
   assign \$528  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
   assign \$529  = \$528  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$530  = $signed(xb2__y[38:26]) > $signed(\$529 );
-  assign \$531  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$532  = \$531  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$533  = \$530  ? xb2__y[38:26] : \$532 ;
-  assign \$534  = \$527  ? xb2__y[51:39] : \$533 ;
-  assign \$535  = \$520  ? xb2__y[64:52] : \$534 ;
-  assign \$536  = $signed(xb2__y[77:65]) > $signed(\$535 );
-  assign \$537  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$538  = \$537  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$539  = $signed(xb2__y[38:26]) > $signed(\$538 );
-  assign \$540  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$541  = \$540  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$542  = \$539  ? xb2__y[38:26] : \$541 ;
-  assign \$543  = $signed(xb2__y[51:39]) > $signed(\$542 );
-  assign \$544  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$545  = \$544  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$546  = $signed(xb2__y[38:26]) > $signed(\$545 );
-  assign \$547  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$548  = \$547  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$549  = \$546  ? xb2__y[38:26] : \$548 ;
-  assign \$550  = \$543  ? xb2__y[51:39] : \$549 ;
-  assign \$551  = $signed(xb2__y[64:52]) > $signed(\$550 );
-  assign \$552  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$553  = \$552  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$554  = $signed(xb2__y[38:26]) > $signed(\$553 );
-  assign \$555  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$556  = \$555  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$557  = \$554  ? xb2__y[38:26] : \$556 ;
-  assign \$558  = $signed(xb2__y[51:39]) > $signed(\$557 );
-  assign \$559  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$560  = \$559  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$561  = $signed(xb2__y[38:26]) > $signed(\$560 );
-  assign \$562  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$563  = \$562  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$564  = \$561  ? xb2__y[38:26] : \$563 ;
-  assign \$565  = \$558  ? xb2__y[51:39] : \$564 ;
-  assign \$566  = \$551  ? xb2__y[64:52] : \$565 ;
-  assign \$567  = \$536  ? xb2__y[77:65] : \$566 ;
-  assign \$568  = $signed(xb2__y[90:78]) > $signed(\$567 );
+  assign \$530  = \$527  ? xb2__y[38:26] : \$529 ;
+  assign \$531  = \$524  ? xb2__y[51:39] : \$530 ;
+  assign \$532  = \$517  ? xb2__y[64:52] : \$531 ;
+  assign \$533  = \$502  ? xb2__y[77:65] : \$532 ;
+  assign \$534  = $signed(xb2__y[90:78]) > $signed(\$533 );
+  assign \$535  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$536  = \$535  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$537  = $signed(xb2__y[38:26]) > $signed(\$536 );
+  assign \$538  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$539  = \$538  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$540  = \$537  ? xb2__y[38:26] : \$539 ;
+  assign \$541  = $signed(xb2__y[51:39]) > $signed(\$540 );
+  assign \$542  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$543  = \$542  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$544  = $signed(xb2__y[38:26]) > $signed(\$543 );
+  assign \$545  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$546  = \$545  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$547  = \$544  ? xb2__y[38:26] : \$546 ;
+  assign \$548  = \$541  ? xb2__y[51:39] : \$547 ;
+  assign \$549  = $signed(xb2__y[64:52]) > $signed(\$548 );
+  assign \$550  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$551  = \$550  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$552  = $signed(xb2__y[38:26]) > $signed(\$551 );
+  assign \$553  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$554  = \$553  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$555  = \$552  ? xb2__y[38:26] : \$554 ;
+  assign \$556  = $signed(xb2__y[51:39]) > $signed(\$555 );
+  assign \$557  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$558  = \$557  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$559  = $signed(xb2__y[38:26]) > $signed(\$558 );
+  assign \$560  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$561  = \$560  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$562  = \$559  ? xb2__y[38:26] : \$561 ;
+  assign \$563  = \$556  ? xb2__y[51:39] : \$562 ;
+  assign \$564  = \$549  ? xb2__y[64:52] : \$563 ;
+  assign \$565  = $signed(xb2__y[77:65]) > $signed(\$564 );
+  assign \$566  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$567  = \$566  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$568  = $signed(xb2__y[38:26]) > $signed(\$567 );
   assign \$569  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
   assign \$570  = \$569  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$571  = $signed(xb2__y[38:26]) > $signed(\$570 );
-  assign \$572  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$573  = \$572  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$574  = \$571  ? xb2__y[38:26] : \$573 ;
-  assign \$575  = $signed(xb2__y[51:39]) > $signed(\$574 );
+  assign \$571  = \$568  ? xb2__y[38:26] : \$570 ;
+  assign \$572  = $signed(xb2__y[51:39]) > $signed(\$571 );
+  assign \$573  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$574  = \$573  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$575  = $signed(xb2__y[38:26]) > $signed(\$574 );
   assign \$576  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
   assign \$577  = \$576  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$578  = $signed(xb2__y[38:26]) > $signed(\$577 );
-  assign \$579  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$580  = \$579  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$581  = \$578  ? xb2__y[38:26] : \$580 ;
-  assign \$582  = \$575  ? xb2__y[51:39] : \$581 ;
-  assign \$583  = $signed(xb2__y[64:52]) > $signed(\$582 );
+  assign \$578  = \$575  ? xb2__y[38:26] : \$577 ;
+  assign \$579  = \$572  ? xb2__y[51:39] : \$578 ;
+  assign \$580  = $signed(xb2__y[64:52]) > $signed(\$579 );
+  assign \$581  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$582  = \$581  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$583  = $signed(xb2__y[38:26]) > $signed(\$582 );
   assign \$584  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
   assign \$585  = \$584  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$586  = $signed(xb2__y[38:26]) > $signed(\$585 );
-  assign \$587  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$588  = \$587  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$589  = \$586  ? xb2__y[38:26] : \$588 ;
-  assign \$590  = $signed(xb2__y[51:39]) > $signed(\$589 );
+  assign \$586  = \$583  ? xb2__y[38:26] : \$585 ;
+  assign \$587  = $signed(xb2__y[51:39]) > $signed(\$586 );
+  assign \$588  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$589  = \$588  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$590  = $signed(xb2__y[38:26]) > $signed(\$589 );
   assign \$591  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
   assign \$592  = \$591  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$593  = $signed(xb2__y[38:26]) > $signed(\$592 );
-  assign \$594  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$595  = \$594  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$596  = \$593  ? xb2__y[38:26] : \$595 ;
-  assign \$597  = \$590  ? xb2__y[51:39] : \$596 ;
-  assign \$598  = \$583  ? xb2__y[64:52] : \$597 ;
-  assign \$599  = $signed(xb2__y[77:65]) > $signed(\$598 );
-  assign \$600  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$601  = \$600  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$602  = $signed(xb2__y[38:26]) > $signed(\$601 );
-  assign \$603  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$604  = \$603  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$605  = \$602  ? xb2__y[38:26] : \$604 ;
-  assign \$606  = $signed(xb2__y[51:39]) > $signed(\$605 );
-  assign \$607  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$608  = \$607  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$609  = $signed(xb2__y[38:26]) > $signed(\$608 );
-  assign \$610  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$611  = \$610  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$612  = \$609  ? xb2__y[38:26] : \$611 ;
-  assign \$613  = \$606  ? xb2__y[51:39] : \$612 ;
-  assign \$614  = $signed(xb2__y[64:52]) > $signed(\$613 );
-  assign \$615  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$616  = \$615  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$617  = $signed(xb2__y[38:26]) > $signed(\$616 );
-  assign \$618  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$619  = \$618  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$620  = \$617  ? xb2__y[38:26] : \$619 ;
-  assign \$621  = $signed(xb2__y[51:39]) > $signed(\$620 );
-  assign \$622  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$623  = \$622  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$624  = $signed(xb2__y[38:26]) > $signed(\$623 );
-  assign \$625  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$626  = \$625  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$627  = \$624  ? xb2__y[38:26] : \$626 ;
-  assign \$628  = \$621  ? xb2__y[51:39] : \$627 ;
-  assign \$629  = \$614  ? xb2__y[64:52] : \$628 ;
-  assign \$630  = \$599  ? xb2__y[77:65] : \$629 ;
-  assign \$631  = \$568  ? xb2__y[90:78] : \$630 ;
-  assign \$632  = \$505  ? xb2__y[103:91] : \$631 ;
-  assign \$633  = $signed(xb2__y[116:104]) > $signed(\$632 );
-  assign \$634  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$635  = \$634  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$636  = $signed(xb2__y[38:26]) > $signed(\$635 );
-  assign \$637  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$638  = \$637  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$639  = \$636  ? xb2__y[38:26] : \$638 ;
-  assign \$640  = $signed(xb2__y[51:39]) > $signed(\$639 );
-  assign \$641  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$642  = \$641  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$643  = $signed(xb2__y[38:26]) > $signed(\$642 );
-  assign \$644  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$645  = \$644  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$646  = \$643  ? xb2__y[38:26] : \$645 ;
-  assign \$647  = \$640  ? xb2__y[51:39] : \$646 ;
-  assign \$648  = $signed(xb2__y[64:52]) > $signed(\$647 );
-  assign \$649  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$650  = \$649  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$651  = $signed(xb2__y[38:26]) > $signed(\$650 );
-  assign \$652  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$653  = \$652  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$654  = \$651  ? xb2__y[38:26] : \$653 ;
-  assign \$655  = $signed(xb2__y[51:39]) > $signed(\$654 );
-  assign \$656  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$657  = \$656  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$658  = $signed(xb2__y[38:26]) > $signed(\$657 );
-  assign \$659  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$660  = \$659  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$661  = \$658  ? xb2__y[38:26] : \$660 ;
-  assign \$662  = \$655  ? xb2__y[51:39] : \$661 ;
-  assign \$663  = \$648  ? xb2__y[64:52] : \$662 ;
-  assign \$664  = $signed(xb2__y[77:65]) > $signed(\$663 );
-  assign \$665  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$666  = \$665  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$667  = $signed(xb2__y[38:26]) > $signed(\$666 );
-  assign \$668  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$669  = \$668  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$670  = \$667  ? xb2__y[38:26] : \$669 ;
-  assign \$671  = $signed(xb2__y[51:39]) > $signed(\$670 );
-  assign \$672  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$673  = \$672  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$674  = $signed(xb2__y[38:26]) > $signed(\$673 );
-  assign \$675  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$676  = \$675  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$677  = \$674  ? xb2__y[38:26] : \$676 ;
-  assign \$678  = \$671  ? xb2__y[51:39] : \$677 ;
-  assign \$679  = $signed(xb2__y[64:52]) > $signed(\$678 );
-  assign \$680  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$681  = \$680  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$682  = $signed(xb2__y[38:26]) > $signed(\$681 );
-  assign \$683  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$684  = \$683  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$685  = \$682  ? xb2__y[38:26] : \$684 ;
-  assign \$686  = $signed(xb2__y[51:39]) > $signed(\$685 );
-  assign \$687  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$688  = \$687  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$689  = $signed(xb2__y[38:26]) > $signed(\$688 );
-  assign \$690  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$691  = \$690  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$692  = \$689  ? xb2__y[38:26] : \$691 ;
-  assign \$693  = \$686  ? xb2__y[51:39] : \$692 ;
-  assign \$694  = \$679  ? xb2__y[64:52] : \$693 ;
-  assign \$695  = \$664  ? xb2__y[77:65] : \$694 ;
-  assign \$696  = $signed(xb2__y[90:78]) > $signed(\$695 );
-  assign \$697  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$698  = \$697  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$699  = $signed(xb2__y[38:26]) > $signed(\$698 );
-  assign \$700  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$701  = \$700  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$702  = \$699  ? xb2__y[38:26] : \$701 ;
-  assign \$703  = $signed(xb2__y[51:39]) > $signed(\$702 );
-  assign \$704  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$705  = \$704  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$706  = $signed(xb2__y[38:26]) > $signed(\$705 );
-  assign \$707  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$708  = \$707  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$709  = \$706  ? xb2__y[38:26] : \$708 ;
-  assign \$710  = \$703  ? xb2__y[51:39] : \$709 ;
-  assign \$711  = $signed(xb2__y[64:52]) > $signed(\$710 );
-  assign \$712  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$713  = \$712  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$714  = $signed(xb2__y[38:26]) > $signed(\$713 );
-  assign \$715  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$716  = \$715  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$717  = \$714  ? xb2__y[38:26] : \$716 ;
-  assign \$718  = $signed(xb2__y[51:39]) > $signed(\$717 );
-  assign \$719  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$720  = \$719  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$721  = $signed(xb2__y[38:26]) > $signed(\$720 );
-  assign \$722  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$723  = \$722  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$724  = \$721  ? xb2__y[38:26] : \$723 ;
-  assign \$725  = \$718  ? xb2__y[51:39] : \$724 ;
-  assign \$726  = \$711  ? xb2__y[64:52] : \$725 ;
-  assign \$727  = $signed(xb2__y[77:65]) > $signed(\$726 );
+  assign \$593  = \$590  ? xb2__y[38:26] : \$592 ;
+  assign \$594  = \$587  ? xb2__y[51:39] : \$593 ;
+  assign \$595  = \$580  ? xb2__y[64:52] : \$594 ;
+  assign \$596  = \$565  ? xb2__y[77:65] : \$595 ;
+  assign \$597  = \$534  ? xb2__y[90:78] : \$596 ;
+  assign \$598  = \$471  ? xb2__y[103:91] : \$597 ;
+  assign \$599  = \$344  ? xb2__y[116:104] : \$598 ;
+  assign \$600  = $signed(xb2__y[129:117]) > $signed(\$599 );
+  assign \$601  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$602  = \$601  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$603  = $signed(xb2__y[38:26]) > $signed(\$602 );
+  assign \$604  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$605  = \$604  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$606  = \$603  ? xb2__y[38:26] : \$605 ;
+  assign \$607  = $signed(xb2__y[51:39]) > $signed(\$606 );
+  assign \$608  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$609  = \$608  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$610  = $signed(xb2__y[38:26]) > $signed(\$609 );
+  assign \$611  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$612  = \$611  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$613  = \$610  ? xb2__y[38:26] : \$612 ;
+  assign \$614  = \$607  ? xb2__y[51:39] : \$613 ;
+  assign \$615  = $signed(xb2__y[64:52]) > $signed(\$614 );
+  assign \$616  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$617  = \$616  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$618  = $signed(xb2__y[38:26]) > $signed(\$617 );
+  assign \$619  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$620  = \$619  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$621  = \$618  ? xb2__y[38:26] : \$620 ;
+  assign \$622  = $signed(xb2__y[51:39]) > $signed(\$621 );
+  assign \$623  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$624  = \$623  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$625  = $signed(xb2__y[38:26]) > $signed(\$624 );
+  assign \$626  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$627  = \$626  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$628  = \$625  ? xb2__y[38:26] : \$627 ;
+  assign \$629  = \$622  ? xb2__y[51:39] : \$628 ;
+  assign \$630  = \$615  ? xb2__y[64:52] : \$629 ;
+  assign \$631  = $signed(xb2__y[77:65]) > $signed(\$630 );
+  assign \$632  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$633  = \$632  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$634  = $signed(xb2__y[38:26]) > $signed(\$633 );
+  assign \$635  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$636  = \$635  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$637  = \$634  ? xb2__y[38:26] : \$636 ;
+  assign \$638  = $signed(xb2__y[51:39]) > $signed(\$637 );
+  assign \$639  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$640  = \$639  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$641  = $signed(xb2__y[38:26]) > $signed(\$640 );
+  assign \$642  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$643  = \$642  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$644  = \$641  ? xb2__y[38:26] : \$643 ;
+  assign \$645  = \$638  ? xb2__y[51:39] : \$644 ;
+  assign \$646  = $signed(xb2__y[64:52]) > $signed(\$645 );
+  assign \$647  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$648  = \$647  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$649  = $signed(xb2__y[38:26]) > $signed(\$648 );
+  assign \$650  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$651  = \$650  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$652  = \$649  ? xb2__y[38:26] : \$651 ;
+  assign \$653  = $signed(xb2__y[51:39]) > $signed(\$652 );
+  assign \$654  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$655  = \$654  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$656  = $signed(xb2__y[38:26]) > $signed(\$655 );
+  assign \$657  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$658  = \$657  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$659  = \$656  ? xb2__y[38:26] : \$658 ;
+  assign \$660  = \$653  ? xb2__y[51:39] : \$659 ;
+  assign \$661  = \$646  ? xb2__y[64:52] : \$660 ;
+  assign \$662  = \$631  ? xb2__y[77:65] : \$661 ;
+  assign \$663  = $signed(xb2__y[90:78]) > $signed(\$662 );
+  assign \$664  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$665  = \$664  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$666  = $signed(xb2__y[38:26]) > $signed(\$665 );
+  assign \$667  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$668  = \$667  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$669  = \$666  ? xb2__y[38:26] : \$668 ;
+  assign \$670  = $signed(xb2__y[51:39]) > $signed(\$669 );
+  assign \$671  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$672  = \$671  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$673  = $signed(xb2__y[38:26]) > $signed(\$672 );
+  assign \$674  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$675  = \$674  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$676  = \$673  ? xb2__y[38:26] : \$675 ;
+  assign \$677  = \$670  ? xb2__y[51:39] : \$676 ;
+  assign \$678  = $signed(xb2__y[64:52]) > $signed(\$677 );
+  assign \$679  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$680  = \$679  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$681  = $signed(xb2__y[38:26]) > $signed(\$680 );
+  assign \$682  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$683  = \$682  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$684  = \$681  ? xb2__y[38:26] : \$683 ;
+  assign \$685  = $signed(xb2__y[51:39]) > $signed(\$684 );
+  assign \$686  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$687  = \$686  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$688  = $signed(xb2__y[38:26]) > $signed(\$687 );
+  assign \$689  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$690  = \$689  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$691  = \$688  ? xb2__y[38:26] : \$690 ;
+  assign \$692  = \$685  ? xb2__y[51:39] : \$691 ;
+  assign \$693  = \$678  ? xb2__y[64:52] : \$692 ;
+  assign \$694  = $signed(xb2__y[77:65]) > $signed(\$693 );
+  assign \$695  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$696  = \$695  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$697  = $signed(xb2__y[38:26]) > $signed(\$696 );
+  assign \$698  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$699  = \$698  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$700  = \$697  ? xb2__y[38:26] : \$699 ;
+  assign \$701  = $signed(xb2__y[51:39]) > $signed(\$700 );
+  assign \$702  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$703  = \$702  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$704  = $signed(xb2__y[38:26]) > $signed(\$703 );
+  assign \$705  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$706  = \$705  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$707  = \$704  ? xb2__y[38:26] : \$706 ;
+  assign \$708  = \$701  ? xb2__y[51:39] : \$707 ;
+  assign \$709  = $signed(xb2__y[64:52]) > $signed(\$708 );
+  assign \$710  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$711  = \$710  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$712  = $signed(xb2__y[38:26]) > $signed(\$711 );
+  assign \$713  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$714  = \$713  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$715  = \$712  ? xb2__y[38:26] : \$714 ;
+  assign \$716  = $signed(xb2__y[51:39]) > $signed(\$715 );
+  assign \$717  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$718  = \$717  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$719  = $signed(xb2__y[38:26]) > $signed(\$718 );
+  assign \$720  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$721  = \$720  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$722  = \$719  ? xb2__y[38:26] : \$721 ;
+  assign \$723  = \$716  ? xb2__y[51:39] : \$722 ;
+  assign \$724  = \$709  ? xb2__y[64:52] : \$723 ;
+  assign \$725  = \$694  ? xb2__y[77:65] : \$724 ;
+  assign \$726  = \$663  ? xb2__y[90:78] : \$725 ;
+  assign \$727  = $signed(xb2__y[103:91]) > $signed(\$726 );
   assign \$728  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
   assign \$729  = \$728  ? xb2__y[25:13] : xb2__y[12:0];
   assign \$730  = $signed(xb2__y[38:26]) > $signed(\$729 );
@@ -3876,2523 +2640,551 @@ module bshw_periphery(op, pixels, label, mem_layer, mem_row, mem_we_w, mem_we_c,
   assign \$755  = \$752  ? xb2__y[38:26] : \$754 ;
   assign \$756  = \$749  ? xb2__y[51:39] : \$755 ;
   assign \$757  = \$742  ? xb2__y[64:52] : \$756 ;
-  assign \$758  = \$727  ? xb2__y[77:65] : \$757 ;
-  assign \$759  = \$696  ? xb2__y[90:78] : \$758 ;
-  assign \$760  = $signed(xb2__y[103:91]) > $signed(\$759 );
-  assign \$761  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$762  = \$761  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$763  = $signed(xb2__y[38:26]) > $signed(\$762 );
-  assign \$764  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$765  = \$764  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$766  = \$763  ? xb2__y[38:26] : \$765 ;
-  assign \$767  = $signed(xb2__y[51:39]) > $signed(\$766 );
-  assign \$768  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$769  = \$768  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$770  = $signed(xb2__y[38:26]) > $signed(\$769 );
-  assign \$771  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$772  = \$771  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$773  = \$770  ? xb2__y[38:26] : \$772 ;
-  assign \$774  = \$767  ? xb2__y[51:39] : \$773 ;
-  assign \$775  = $signed(xb2__y[64:52]) > $signed(\$774 );
-  assign \$776  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$777  = \$776  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$778  = $signed(xb2__y[38:26]) > $signed(\$777 );
-  assign \$779  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$780  = \$779  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$781  = \$778  ? xb2__y[38:26] : \$780 ;
-  assign \$782  = $signed(xb2__y[51:39]) > $signed(\$781 );
-  assign \$783  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$784  = \$783  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$785  = $signed(xb2__y[38:26]) > $signed(\$784 );
-  assign \$786  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$787  = \$786  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$788  = \$785  ? xb2__y[38:26] : \$787 ;
-  assign \$789  = \$782  ? xb2__y[51:39] : \$788 ;
-  assign \$790  = \$775  ? xb2__y[64:52] : \$789 ;
-  assign \$791  = $signed(xb2__y[77:65]) > $signed(\$790 );
-  assign \$792  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$793  = \$792  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$794  = $signed(xb2__y[38:26]) > $signed(\$793 );
-  assign \$795  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$796  = \$795  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$797  = \$794  ? xb2__y[38:26] : \$796 ;
-  assign \$798  = $signed(xb2__y[51:39]) > $signed(\$797 );
-  assign \$799  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$800  = \$799  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$801  = $signed(xb2__y[38:26]) > $signed(\$800 );
-  assign \$802  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$803  = \$802  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$804  = \$801  ? xb2__y[38:26] : \$803 ;
-  assign \$805  = \$798  ? xb2__y[51:39] : \$804 ;
-  assign \$806  = $signed(xb2__y[64:52]) > $signed(\$805 );
-  assign \$807  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$808  = \$807  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$809  = $signed(xb2__y[38:26]) > $signed(\$808 );
-  assign \$810  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$811  = \$810  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$812  = \$809  ? xb2__y[38:26] : \$811 ;
-  assign \$813  = $signed(xb2__y[51:39]) > $signed(\$812 );
-  assign \$814  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$815  = \$814  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$816  = $signed(xb2__y[38:26]) > $signed(\$815 );
-  assign \$817  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$818  = \$817  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$819  = \$816  ? xb2__y[38:26] : \$818 ;
-  assign \$820  = \$813  ? xb2__y[51:39] : \$819 ;
-  assign \$821  = \$806  ? xb2__y[64:52] : \$820 ;
-  assign \$822  = \$791  ? xb2__y[77:65] : \$821 ;
-  assign \$823  = $signed(xb2__y[90:78]) > $signed(\$822 );
-  assign \$824  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$825  = \$824  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$826  = $signed(xb2__y[38:26]) > $signed(\$825 );
-  assign \$827  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$828  = \$827  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$829  = \$826  ? xb2__y[38:26] : \$828 ;
-  assign \$830  = $signed(xb2__y[51:39]) > $signed(\$829 );
-  assign \$831  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$832  = \$831  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$833  = $signed(xb2__y[38:26]) > $signed(\$832 );
-  assign \$834  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$835  = \$834  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$836  = \$833  ? xb2__y[38:26] : \$835 ;
-  assign \$837  = \$830  ? xb2__y[51:39] : \$836 ;
-  assign \$838  = $signed(xb2__y[64:52]) > $signed(\$837 );
-  assign \$839  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$840  = \$839  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$841  = $signed(xb2__y[38:26]) > $signed(\$840 );
-  assign \$842  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$843  = \$842  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$844  = \$841  ? xb2__y[38:26] : \$843 ;
-  assign \$845  = $signed(xb2__y[51:39]) > $signed(\$844 );
-  assign \$846  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$847  = \$846  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$848  = $signed(xb2__y[38:26]) > $signed(\$847 );
-  assign \$849  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$850  = \$849  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$851  = \$848  ? xb2__y[38:26] : \$850 ;
-  assign \$852  = \$845  ? xb2__y[51:39] : \$851 ;
-  assign \$853  = \$838  ? xb2__y[64:52] : \$852 ;
-  assign \$854  = $signed(xb2__y[77:65]) > $signed(\$853 );
-  assign \$855  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$856  = \$855  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$857  = $signed(xb2__y[38:26]) > $signed(\$856 );
-  assign \$858  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$859  = \$858  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$860  = \$857  ? xb2__y[38:26] : \$859 ;
-  assign \$861  = $signed(xb2__y[51:39]) > $signed(\$860 );
-  assign \$862  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$863  = \$862  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$864  = $signed(xb2__y[38:26]) > $signed(\$863 );
-  assign \$865  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$866  = \$865  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$867  = \$864  ? xb2__y[38:26] : \$866 ;
-  assign \$868  = \$861  ? xb2__y[51:39] : \$867 ;
-  assign \$869  = $signed(xb2__y[64:52]) > $signed(\$868 );
-  assign \$870  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$871  = \$870  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$872  = $signed(xb2__y[38:26]) > $signed(\$871 );
-  assign \$873  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$874  = \$873  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$875  = \$872  ? xb2__y[38:26] : \$874 ;
-  assign \$876  = $signed(xb2__y[51:39]) > $signed(\$875 );
-  assign \$877  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$878  = \$877  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$879  = $signed(xb2__y[38:26]) > $signed(\$878 );
-  assign \$880  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$881  = \$880  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$882  = \$879  ? xb2__y[38:26] : \$881 ;
-  assign \$883  = \$876  ? xb2__y[51:39] : \$882 ;
-  assign \$884  = \$869  ? xb2__y[64:52] : \$883 ;
-  assign \$885  = \$854  ? xb2__y[77:65] : \$884 ;
-  assign \$886  = \$823  ? xb2__y[90:78] : \$885 ;
-  assign \$887  = \$760  ? xb2__y[103:91] : \$886 ;
-  assign \$888  = \$633  ? xb2__y[116:104] : \$887 ;
-  assign \$889  = $signed(xb2__y[129:117]) > $signed(\$888 );
+  assign \$758  = $signed(xb2__y[77:65]) > $signed(\$757 );
+  assign \$759  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$760  = \$759  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$761  = $signed(xb2__y[38:26]) > $signed(\$760 );
+  assign \$762  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$763  = \$762  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$764  = \$761  ? xb2__y[38:26] : \$763 ;
+  assign \$765  = $signed(xb2__y[51:39]) > $signed(\$764 );
+  assign \$766  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$767  = \$766  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$768  = $signed(xb2__y[38:26]) > $signed(\$767 );
+  assign \$769  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$770  = \$769  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$771  = \$768  ? xb2__y[38:26] : \$770 ;
+  assign \$772  = \$765  ? xb2__y[51:39] : \$771 ;
+  assign \$773  = $signed(xb2__y[64:52]) > $signed(\$772 );
+  assign \$774  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$775  = \$774  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$776  = $signed(xb2__y[38:26]) > $signed(\$775 );
+  assign \$777  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$778  = \$777  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$779  = \$776  ? xb2__y[38:26] : \$778 ;
+  assign \$780  = $signed(xb2__y[51:39]) > $signed(\$779 );
+  assign \$781  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$782  = \$781  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$783  = $signed(xb2__y[38:26]) > $signed(\$782 );
+  assign \$784  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$785  = \$784  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$786  = \$783  ? xb2__y[38:26] : \$785 ;
+  assign \$787  = \$780  ? xb2__y[51:39] : \$786 ;
+  assign \$788  = \$773  ? xb2__y[64:52] : \$787 ;
+  assign \$789  = \$758  ? xb2__y[77:65] : \$788 ;
+  assign \$790  = $signed(xb2__y[90:78]) > $signed(\$789 );
+  assign \$791  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$792  = \$791  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$793  = $signed(xb2__y[38:26]) > $signed(\$792 );
+  assign \$794  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$795  = \$794  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$796  = \$793  ? xb2__y[38:26] : \$795 ;
+  assign \$797  = $signed(xb2__y[51:39]) > $signed(\$796 );
+  assign \$798  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$799  = \$798  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$800  = $signed(xb2__y[38:26]) > $signed(\$799 );
+  assign \$801  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$802  = \$801  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$803  = \$800  ? xb2__y[38:26] : \$802 ;
+  assign \$804  = \$797  ? xb2__y[51:39] : \$803 ;
+  assign \$805  = $signed(xb2__y[64:52]) > $signed(\$804 );
+  assign \$806  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$807  = \$806  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$808  = $signed(xb2__y[38:26]) > $signed(\$807 );
+  assign \$809  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$810  = \$809  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$811  = \$808  ? xb2__y[38:26] : \$810 ;
+  assign \$812  = $signed(xb2__y[51:39]) > $signed(\$811 );
+  assign \$813  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$814  = \$813  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$815  = $signed(xb2__y[38:26]) > $signed(\$814 );
+  assign \$816  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$817  = \$816  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$818  = \$815  ? xb2__y[38:26] : \$817 ;
+  assign \$819  = \$812  ? xb2__y[51:39] : \$818 ;
+  assign \$820  = \$805  ? xb2__y[64:52] : \$819 ;
+  assign \$821  = $signed(xb2__y[77:65]) > $signed(\$820 );
+  assign \$822  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$823  = \$822  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$824  = $signed(xb2__y[38:26]) > $signed(\$823 );
+  assign \$825  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$826  = \$825  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$827  = \$824  ? xb2__y[38:26] : \$826 ;
+  assign \$828  = $signed(xb2__y[51:39]) > $signed(\$827 );
+  assign \$829  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$830  = \$829  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$831  = $signed(xb2__y[38:26]) > $signed(\$830 );
+  assign \$832  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$833  = \$832  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$834  = \$831  ? xb2__y[38:26] : \$833 ;
+  assign \$835  = \$828  ? xb2__y[51:39] : \$834 ;
+  assign \$836  = $signed(xb2__y[64:52]) > $signed(\$835 );
+  assign \$837  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$838  = \$837  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$839  = $signed(xb2__y[38:26]) > $signed(\$838 );
+  assign \$840  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$841  = \$840  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$842  = \$839  ? xb2__y[38:26] : \$841 ;
+  assign \$843  = $signed(xb2__y[51:39]) > $signed(\$842 );
+  assign \$844  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$845  = \$844  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$846  = $signed(xb2__y[38:26]) > $signed(\$845 );
+  assign \$847  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$848  = \$847  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$849  = \$846  ? xb2__y[38:26] : \$848 ;
+  assign \$850  = \$843  ? xb2__y[51:39] : \$849 ;
+  assign \$851  = \$836  ? xb2__y[64:52] : \$850 ;
+  assign \$852  = \$821  ? xb2__y[77:65] : \$851 ;
+  assign \$853  = \$790  ? xb2__y[90:78] : \$852 ;
+  assign \$854  = \$727  ? xb2__y[103:91] : \$853 ;
+  assign \$855  = $signed(xb2__y[116:104]) > $signed(\$854 );
+  assign \$856  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$857  = \$856  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$858  = $signed(xb2__y[38:26]) > $signed(\$857 );
+  assign \$859  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$860  = \$859  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$861  = \$858  ? xb2__y[38:26] : \$860 ;
+  assign \$862  = $signed(xb2__y[51:39]) > $signed(\$861 );
+  assign \$863  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$864  = \$863  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$865  = $signed(xb2__y[38:26]) > $signed(\$864 );
+  assign \$866  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$867  = \$866  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$868  = \$865  ? xb2__y[38:26] : \$867 ;
+  assign \$869  = \$862  ? xb2__y[51:39] : \$868 ;
+  assign \$870  = $signed(xb2__y[64:52]) > $signed(\$869 );
+  assign \$871  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$872  = \$871  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$873  = $signed(xb2__y[38:26]) > $signed(\$872 );
+  assign \$874  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$875  = \$874  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$876  = \$873  ? xb2__y[38:26] : \$875 ;
+  assign \$877  = $signed(xb2__y[51:39]) > $signed(\$876 );
+  assign \$878  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$879  = \$878  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$880  = $signed(xb2__y[38:26]) > $signed(\$879 );
+  assign \$881  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$882  = \$881  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$883  = \$880  ? xb2__y[38:26] : \$882 ;
+  assign \$884  = \$877  ? xb2__y[51:39] : \$883 ;
+  assign \$885  = \$870  ? xb2__y[64:52] : \$884 ;
+  assign \$886  = $signed(xb2__y[77:65]) > $signed(\$885 );
+  assign \$887  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$888  = \$887  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$889  = $signed(xb2__y[38:26]) > $signed(\$888 );
   assign \$890  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
   assign \$891  = \$890  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$892  = $signed(xb2__y[38:26]) > $signed(\$891 );
-  assign \$893  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$894  = \$893  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$895  = \$892  ? xb2__y[38:26] : \$894 ;
-  assign \$896  = $signed(xb2__y[51:39]) > $signed(\$895 );
+  assign \$892  = \$889  ? xb2__y[38:26] : \$891 ;
+  assign \$893  = $signed(xb2__y[51:39]) > $signed(\$892 );
+  assign \$894  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$895  = \$894  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$896  = $signed(xb2__y[38:26]) > $signed(\$895 );
   assign \$897  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
   assign \$898  = \$897  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$899  = $signed(xb2__y[38:26]) > $signed(\$898 );
-  assign \$900  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$901  = \$900  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$902  = \$899  ? xb2__y[38:26] : \$901 ;
-  assign \$903  = \$896  ? xb2__y[51:39] : \$902 ;
-  assign \$904  = $signed(xb2__y[64:52]) > $signed(\$903 );
+  assign \$899  = \$896  ? xb2__y[38:26] : \$898 ;
+  assign \$900  = \$893  ? xb2__y[51:39] : \$899 ;
+  assign \$901  = $signed(xb2__y[64:52]) > $signed(\$900 );
+  assign \$902  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$903  = \$902  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$904  = $signed(xb2__y[38:26]) > $signed(\$903 );
   assign \$905  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
   assign \$906  = \$905  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$907  = $signed(xb2__y[38:26]) > $signed(\$906 );
-  assign \$908  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$909  = \$908  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$910  = \$907  ? xb2__y[38:26] : \$909 ;
-  assign \$911  = $signed(xb2__y[51:39]) > $signed(\$910 );
+  assign \$907  = \$904  ? xb2__y[38:26] : \$906 ;
+  assign \$908  = $signed(xb2__y[51:39]) > $signed(\$907 );
+  assign \$909  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$910  = \$909  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$911  = $signed(xb2__y[38:26]) > $signed(\$910 );
   assign \$912  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
   assign \$913  = \$912  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$914  = $signed(xb2__y[38:26]) > $signed(\$913 );
-  assign \$915  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$916  = \$915  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$917  = \$914  ? xb2__y[38:26] : \$916 ;
-  assign \$918  = \$911  ? xb2__y[51:39] : \$917 ;
-  assign \$919  = \$904  ? xb2__y[64:52] : \$918 ;
-  assign \$920  = $signed(xb2__y[77:65]) > $signed(\$919 );
-  assign \$921  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$922  = \$921  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$923  = $signed(xb2__y[38:26]) > $signed(\$922 );
-  assign \$924  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$925  = \$924  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$926  = \$923  ? xb2__y[38:26] : \$925 ;
-  assign \$927  = $signed(xb2__y[51:39]) > $signed(\$926 );
-  assign \$928  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$929  = \$928  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$930  = $signed(xb2__y[38:26]) > $signed(\$929 );
-  assign \$931  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$932  = \$931  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$933  = \$930  ? xb2__y[38:26] : \$932 ;
-  assign \$934  = \$927  ? xb2__y[51:39] : \$933 ;
-  assign \$935  = $signed(xb2__y[64:52]) > $signed(\$934 );
-  assign \$936  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$937  = \$936  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$938  = $signed(xb2__y[38:26]) > $signed(\$937 );
-  assign \$939  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$940  = \$939  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$941  = \$938  ? xb2__y[38:26] : \$940 ;
-  assign \$942  = $signed(xb2__y[51:39]) > $signed(\$941 );
-  assign \$943  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$944  = \$943  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$945  = $signed(xb2__y[38:26]) > $signed(\$944 );
-  assign \$946  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$947  = \$946  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$948  = \$945  ? xb2__y[38:26] : \$947 ;
-  assign \$949  = \$942  ? xb2__y[51:39] : \$948 ;
-  assign \$950  = \$935  ? xb2__y[64:52] : \$949 ;
-  assign \$951  = \$920  ? xb2__y[77:65] : \$950 ;
-  assign \$952  = $signed(xb2__y[90:78]) > $signed(\$951 );
+  assign \$914  = \$911  ? xb2__y[38:26] : \$913 ;
+  assign \$915  = \$908  ? xb2__y[51:39] : \$914 ;
+  assign \$916  = \$901  ? xb2__y[64:52] : \$915 ;
+  assign \$917  = \$886  ? xb2__y[77:65] : \$916 ;
+  assign \$918  = $signed(xb2__y[90:78]) > $signed(\$917 );
+  assign \$919  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$920  = \$919  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$921  = $signed(xb2__y[38:26]) > $signed(\$920 );
+  assign \$922  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$923  = \$922  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$924  = \$921  ? xb2__y[38:26] : \$923 ;
+  assign \$925  = $signed(xb2__y[51:39]) > $signed(\$924 );
+  assign \$926  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$927  = \$926  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$928  = $signed(xb2__y[38:26]) > $signed(\$927 );
+  assign \$929  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$930  = \$929  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$931  = \$928  ? xb2__y[38:26] : \$930 ;
+  assign \$932  = \$925  ? xb2__y[51:39] : \$931 ;
+  assign \$933  = $signed(xb2__y[64:52]) > $signed(\$932 );
+  assign \$934  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$935  = \$934  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$936  = $signed(xb2__y[38:26]) > $signed(\$935 );
+  assign \$937  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$938  = \$937  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$939  = \$936  ? xb2__y[38:26] : \$938 ;
+  assign \$940  = $signed(xb2__y[51:39]) > $signed(\$939 );
+  assign \$941  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$942  = \$941  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$943  = $signed(xb2__y[38:26]) > $signed(\$942 );
+  assign \$944  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$945  = \$944  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$946  = \$943  ? xb2__y[38:26] : \$945 ;
+  assign \$947  = \$940  ? xb2__y[51:39] : \$946 ;
+  assign \$948  = \$933  ? xb2__y[64:52] : \$947 ;
+  assign \$949  = $signed(xb2__y[77:65]) > $signed(\$948 );
+  assign \$950  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$951  = \$950  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$952  = $signed(xb2__y[38:26]) > $signed(\$951 );
   assign \$953  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
   assign \$954  = \$953  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$955  = $signed(xb2__y[38:26]) > $signed(\$954 );
-  assign \$956  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$957  = \$956  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$958  = \$955  ? xb2__y[38:26] : \$957 ;
-  assign \$959  = $signed(xb2__y[51:39]) > $signed(\$958 );
+  assign \$955  = \$952  ? xb2__y[38:26] : \$954 ;
+  assign \$956  = $signed(xb2__y[51:39]) > $signed(\$955 );
+  assign \$957  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$958  = \$957  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$959  = $signed(xb2__y[38:26]) > $signed(\$958 );
   assign \$960  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
   assign \$961  = \$960  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$962  = $signed(xb2__y[38:26]) > $signed(\$961 );
-  assign \$963  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$964  = \$963  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$965  = \$962  ? xb2__y[38:26] : \$964 ;
-  assign \$966  = \$959  ? xb2__y[51:39] : \$965 ;
-  assign \$967  = $signed(xb2__y[64:52]) > $signed(\$966 );
+  assign \$962  = \$959  ? xb2__y[38:26] : \$961 ;
+  assign \$963  = \$956  ? xb2__y[51:39] : \$962 ;
+  assign \$964  = $signed(xb2__y[64:52]) > $signed(\$963 );
+  assign \$965  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$966  = \$965  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$967  = $signed(xb2__y[38:26]) > $signed(\$966 );
   assign \$968  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
   assign \$969  = \$968  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$970  = $signed(xb2__y[38:26]) > $signed(\$969 );
-  assign \$971  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$972  = \$971  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$973  = \$970  ? xb2__y[38:26] : \$972 ;
-  assign \$974  = $signed(xb2__y[51:39]) > $signed(\$973 );
+  assign \$970  = \$967  ? xb2__y[38:26] : \$969 ;
+  assign \$971  = $signed(xb2__y[51:39]) > $signed(\$970 );
+  assign \$972  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$973  = \$972  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$974  = $signed(xb2__y[38:26]) > $signed(\$973 );
   assign \$975  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
   assign \$976  = \$975  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$977  = $signed(xb2__y[38:26]) > $signed(\$976 );
-  assign \$978  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$979  = \$978  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$980  = \$977  ? xb2__y[38:26] : \$979 ;
-  assign \$981  = \$974  ? xb2__y[51:39] : \$980 ;
-  assign \$982  = \$967  ? xb2__y[64:52] : \$981 ;
-  assign \$983  = $signed(xb2__y[77:65]) > $signed(\$982 );
-  assign \$984  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$985  = \$984  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$986  = $signed(xb2__y[38:26]) > $signed(\$985 );
-  assign \$987  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$988  = \$987  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$989  = \$986  ? xb2__y[38:26] : \$988 ;
-  assign \$990  = $signed(xb2__y[51:39]) > $signed(\$989 );
-  assign \$991  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$992  = \$991  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$993  = $signed(xb2__y[38:26]) > $signed(\$992 );
-  assign \$994  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$995  = \$994  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$996  = \$993  ? xb2__y[38:26] : \$995 ;
-  assign \$997  = \$990  ? xb2__y[51:39] : \$996 ;
-  assign \$998  = $signed(xb2__y[64:52]) > $signed(\$997 );
-  assign \$999  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1000  = \$999  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1001  = $signed(xb2__y[38:26]) > $signed(\$1000 );
-  assign \$1002  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1003  = \$1002  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1004  = \$1001  ? xb2__y[38:26] : \$1003 ;
-  assign \$1005  = $signed(xb2__y[51:39]) > $signed(\$1004 );
-  assign \$1006  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1007  = \$1006  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1008  = $signed(xb2__y[38:26]) > $signed(\$1007 );
-  assign \$1009  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1010  = \$1009  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1011  = \$1008  ? xb2__y[38:26] : \$1010 ;
-  assign \$1012  = \$1005  ? xb2__y[51:39] : \$1011 ;
-  assign \$1013  = \$998  ? xb2__y[64:52] : \$1012 ;
-  assign \$1014  = \$983  ? xb2__y[77:65] : \$1013 ;
-  assign \$1015  = \$952  ? xb2__y[90:78] : \$1014 ;
-  assign \$1016  = $signed(xb2__y[103:91]) > $signed(\$1015 );
+  assign \$977  = \$974  ? xb2__y[38:26] : \$976 ;
+  assign \$978  = \$971  ? xb2__y[51:39] : \$977 ;
+  assign \$979  = \$964  ? xb2__y[64:52] : \$978 ;
+  assign \$980  = \$949  ? xb2__y[77:65] : \$979 ;
+  assign \$981  = \$918  ? xb2__y[90:78] : \$980 ;
+  assign \$982  = $signed(xb2__y[103:91]) > $signed(\$981 );
+  assign \$983  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$984  = \$983  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$985  = $signed(xb2__y[38:26]) > $signed(\$984 );
+  assign \$986  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$987  = \$986  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$988  = \$985  ? xb2__y[38:26] : \$987 ;
+  assign \$989  = $signed(xb2__y[51:39]) > $signed(\$988 );
+  assign \$990  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$991  = \$990  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$992  = $signed(xb2__y[38:26]) > $signed(\$991 );
+  assign \$993  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$994  = \$993  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$995  = \$992  ? xb2__y[38:26] : \$994 ;
+  assign \$996  = \$989  ? xb2__y[51:39] : \$995 ;
+  assign \$997  = $signed(xb2__y[64:52]) > $signed(\$996 );
+  assign \$998  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$999  = \$998  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$1000  = $signed(xb2__y[38:26]) > $signed(\$999 );
+  assign \$1001  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$1002  = \$1001  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$1003  = \$1000  ? xb2__y[38:26] : \$1002 ;
+  assign \$1004  = $signed(xb2__y[51:39]) > $signed(\$1003 );
+  assign \$1005  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$1006  = \$1005  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$1007  = $signed(xb2__y[38:26]) > $signed(\$1006 );
+  assign \$1008  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$1009  = \$1008  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$1010  = \$1007  ? xb2__y[38:26] : \$1009 ;
+  assign \$1011  = \$1004  ? xb2__y[51:39] : \$1010 ;
+  assign \$1012  = \$997  ? xb2__y[64:52] : \$1011 ;
+  assign \$1013  = $signed(xb2__y[77:65]) > $signed(\$1012 );
+  assign \$1014  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$1015  = \$1014  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$1016  = $signed(xb2__y[38:26]) > $signed(\$1015 );
   assign \$1017  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
   assign \$1018  = \$1017  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1019  = $signed(xb2__y[38:26]) > $signed(\$1018 );
-  assign \$1020  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1021  = \$1020  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1022  = \$1019  ? xb2__y[38:26] : \$1021 ;
-  assign \$1023  = $signed(xb2__y[51:39]) > $signed(\$1022 );
+  assign \$1019  = \$1016  ? xb2__y[38:26] : \$1018 ;
+  assign \$1020  = $signed(xb2__y[51:39]) > $signed(\$1019 );
+  assign \$1021  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$1022  = \$1021  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$1023  = $signed(xb2__y[38:26]) > $signed(\$1022 );
   assign \$1024  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
   assign \$1025  = \$1024  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1026  = $signed(xb2__y[38:26]) > $signed(\$1025 );
-  assign \$1027  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1028  = \$1027  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1029  = \$1026  ? xb2__y[38:26] : \$1028 ;
-  assign \$1030  = \$1023  ? xb2__y[51:39] : \$1029 ;
-  assign \$1031  = $signed(xb2__y[64:52]) > $signed(\$1030 );
+  assign \$1026  = \$1023  ? xb2__y[38:26] : \$1025 ;
+  assign \$1027  = \$1020  ? xb2__y[51:39] : \$1026 ;
+  assign \$1028  = $signed(xb2__y[64:52]) > $signed(\$1027 );
+  assign \$1029  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$1030  = \$1029  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$1031  = $signed(xb2__y[38:26]) > $signed(\$1030 );
   assign \$1032  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
   assign \$1033  = \$1032  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1034  = $signed(xb2__y[38:26]) > $signed(\$1033 );
-  assign \$1035  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1036  = \$1035  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1037  = \$1034  ? xb2__y[38:26] : \$1036 ;
-  assign \$1038  = $signed(xb2__y[51:39]) > $signed(\$1037 );
+  assign \$1034  = \$1031  ? xb2__y[38:26] : \$1033 ;
+  assign \$1035  = $signed(xb2__y[51:39]) > $signed(\$1034 );
+  assign \$1036  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$1037  = \$1036  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$1038  = $signed(xb2__y[38:26]) > $signed(\$1037 );
   assign \$1039  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
   assign \$1040  = \$1039  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1041  = $signed(xb2__y[38:26]) > $signed(\$1040 );
-  assign \$1042  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1043  = \$1042  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1044  = \$1041  ? xb2__y[38:26] : \$1043 ;
-  assign \$1045  = \$1038  ? xb2__y[51:39] : \$1044 ;
-  assign \$1046  = \$1031  ? xb2__y[64:52] : \$1045 ;
-  assign \$1047  = $signed(xb2__y[77:65]) > $signed(\$1046 );
-  assign \$1048  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1049  = \$1048  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1050  = $signed(xb2__y[38:26]) > $signed(\$1049 );
-  assign \$1051  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1052  = \$1051  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1053  = \$1050  ? xb2__y[38:26] : \$1052 ;
-  assign \$1054  = $signed(xb2__y[51:39]) > $signed(\$1053 );
-  assign \$1055  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1056  = \$1055  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1057  = $signed(xb2__y[38:26]) > $signed(\$1056 );
-  assign \$1058  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1059  = \$1058  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1060  = \$1057  ? xb2__y[38:26] : \$1059 ;
-  assign \$1061  = \$1054  ? xb2__y[51:39] : \$1060 ;
-  assign \$1062  = $signed(xb2__y[64:52]) > $signed(\$1061 );
-  assign \$1063  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1064  = \$1063  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1065  = $signed(xb2__y[38:26]) > $signed(\$1064 );
-  assign \$1066  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1067  = \$1066  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1068  = \$1065  ? xb2__y[38:26] : \$1067 ;
-  assign \$1069  = $signed(xb2__y[51:39]) > $signed(\$1068 );
-  assign \$1070  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1071  = \$1070  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1072  = $signed(xb2__y[38:26]) > $signed(\$1071 );
-  assign \$1073  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1074  = \$1073  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1075  = \$1072  ? xb2__y[38:26] : \$1074 ;
-  assign \$1076  = \$1069  ? xb2__y[51:39] : \$1075 ;
-  assign \$1077  = \$1062  ? xb2__y[64:52] : \$1076 ;
-  assign \$1078  = \$1047  ? xb2__y[77:65] : \$1077 ;
-  assign \$1079  = $signed(xb2__y[90:78]) > $signed(\$1078 );
+  assign \$1041  = \$1038  ? xb2__y[38:26] : \$1040 ;
+  assign \$1042  = \$1035  ? xb2__y[51:39] : \$1041 ;
+  assign \$1043  = \$1028  ? xb2__y[64:52] : \$1042 ;
+  assign \$1044  = \$1013  ? xb2__y[77:65] : \$1043 ;
+  assign \$1045  = $signed(xb2__y[90:78]) > $signed(\$1044 );
+  assign \$1046  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$1047  = \$1046  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$1048  = $signed(xb2__y[38:26]) > $signed(\$1047 );
+  assign \$1049  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$1050  = \$1049  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$1051  = \$1048  ? xb2__y[38:26] : \$1050 ;
+  assign \$1052  = $signed(xb2__y[51:39]) > $signed(\$1051 );
+  assign \$1053  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$1054  = \$1053  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$1055  = $signed(xb2__y[38:26]) > $signed(\$1054 );
+  assign \$1056  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$1057  = \$1056  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$1058  = \$1055  ? xb2__y[38:26] : \$1057 ;
+  assign \$1059  = \$1052  ? xb2__y[51:39] : \$1058 ;
+  assign \$1060  = $signed(xb2__y[64:52]) > $signed(\$1059 );
+  assign \$1061  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$1062  = \$1061  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$1063  = $signed(xb2__y[38:26]) > $signed(\$1062 );
+  assign \$1064  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$1065  = \$1064  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$1066  = \$1063  ? xb2__y[38:26] : \$1065 ;
+  assign \$1067  = $signed(xb2__y[51:39]) > $signed(\$1066 );
+  assign \$1068  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$1069  = \$1068  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$1070  = $signed(xb2__y[38:26]) > $signed(\$1069 );
+  assign \$1071  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$1072  = \$1071  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$1073  = \$1070  ? xb2__y[38:26] : \$1072 ;
+  assign \$1074  = \$1067  ? xb2__y[51:39] : \$1073 ;
+  assign \$1075  = \$1060  ? xb2__y[64:52] : \$1074 ;
+  assign \$1076  = $signed(xb2__y[77:65]) > $signed(\$1075 );
+  assign \$1077  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$1078  = \$1077  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$1079  = $signed(xb2__y[38:26]) > $signed(\$1078 );
   assign \$1080  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
   assign \$1081  = \$1080  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1082  = $signed(xb2__y[38:26]) > $signed(\$1081 );
-  assign \$1083  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1084  = \$1083  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1085  = \$1082  ? xb2__y[38:26] : \$1084 ;
-  assign \$1086  = $signed(xb2__y[51:39]) > $signed(\$1085 );
+  assign \$1082  = \$1079  ? xb2__y[38:26] : \$1081 ;
+  assign \$1083  = $signed(xb2__y[51:39]) > $signed(\$1082 );
+  assign \$1084  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$1085  = \$1084  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$1086  = $signed(xb2__y[38:26]) > $signed(\$1085 );
   assign \$1087  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
   assign \$1088  = \$1087  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1089  = $signed(xb2__y[38:26]) > $signed(\$1088 );
-  assign \$1090  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1091  = \$1090  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1092  = \$1089  ? xb2__y[38:26] : \$1091 ;
-  assign \$1093  = \$1086  ? xb2__y[51:39] : \$1092 ;
-  assign \$1094  = $signed(xb2__y[64:52]) > $signed(\$1093 );
+  assign \$1089  = \$1086  ? xb2__y[38:26] : \$1088 ;
+  assign \$1090  = \$1083  ? xb2__y[51:39] : \$1089 ;
+  assign \$1091  = $signed(xb2__y[64:52]) > $signed(\$1090 );
+  assign \$1092  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$1093  = \$1092  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$1094  = $signed(xb2__y[38:26]) > $signed(\$1093 );
   assign \$1095  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
   assign \$1096  = \$1095  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1097  = $signed(xb2__y[38:26]) > $signed(\$1096 );
-  assign \$1098  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1099  = \$1098  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1100  = \$1097  ? xb2__y[38:26] : \$1099 ;
-  assign \$1101  = $signed(xb2__y[51:39]) > $signed(\$1100 );
+  assign \$1097  = \$1094  ? xb2__y[38:26] : \$1096 ;
+  assign \$1098  = $signed(xb2__y[51:39]) > $signed(\$1097 );
+  assign \$1099  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
+  assign \$1100  = \$1099  ? xb2__y[25:13] : xb2__y[12:0];
+  assign \$1101  = $signed(xb2__y[38:26]) > $signed(\$1100 );
   assign \$1102  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1103  = \$1102  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1104  = $signed(xb2__y[38:26]) > $signed(\$1103 );
-  assign \$1105  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1106  = \$1105  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1107  = \$1104  ? xb2__y[38:26] : \$1106 ;
-  assign \$1108  = \$1101  ? xb2__y[51:39] : \$1107 ;
-  assign \$1109  = \$1094  ? xb2__y[64:52] : \$1108 ;
-  assign \$1110  = $signed(xb2__y[77:65]) > $signed(\$1109 );
-  assign \$1111  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1112  = \$1111  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1113  = $signed(xb2__y[38:26]) > $signed(\$1112 );
-  assign \$1114  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1115  = \$1114  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1116  = \$1113  ? xb2__y[38:26] : \$1115 ;
-  assign \$1117  = $signed(xb2__y[51:39]) > $signed(\$1116 );
-  assign \$1118  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1119  = \$1118  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1120  = $signed(xb2__y[38:26]) > $signed(\$1119 );
-  assign \$1121  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1122  = \$1121  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1123  = \$1120  ? xb2__y[38:26] : \$1122 ;
-  assign \$1124  = \$1117  ? xb2__y[51:39] : \$1123 ;
-  assign \$1125  = $signed(xb2__y[64:52]) > $signed(\$1124 );
-  assign \$1126  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1127  = \$1126  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1128  = $signed(xb2__y[38:26]) > $signed(\$1127 );
-  assign \$1129  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1130  = \$1129  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1131  = \$1128  ? xb2__y[38:26] : \$1130 ;
-  assign \$1132  = $signed(xb2__y[51:39]) > $signed(\$1131 );
-  assign \$1133  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1134  = \$1133  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1135  = $signed(xb2__y[38:26]) > $signed(\$1134 );
-  assign \$1136  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1137  = \$1136  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1138  = \$1135  ? xb2__y[38:26] : \$1137 ;
-  assign \$1139  = \$1132  ? xb2__y[51:39] : \$1138 ;
-  assign \$1140  = \$1125  ? xb2__y[64:52] : \$1139 ;
-  assign \$1141  = \$1110  ? xb2__y[77:65] : \$1140 ;
-  assign \$1142  = \$1079  ? xb2__y[90:78] : \$1141 ;
-  assign \$1143  = \$1016  ? xb2__y[103:91] : \$1142 ;
-  assign \$1144  = $signed(xb2__y[116:104]) > $signed(\$1143 );
-  assign \$1145  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1146  = \$1145  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1147  = $signed(xb2__y[38:26]) > $signed(\$1146 );
-  assign \$1148  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1149  = \$1148  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1150  = \$1147  ? xb2__y[38:26] : \$1149 ;
-  assign \$1151  = $signed(xb2__y[51:39]) > $signed(\$1150 );
-  assign \$1152  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1153  = \$1152  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1154  = $signed(xb2__y[38:26]) > $signed(\$1153 );
-  assign \$1155  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1156  = \$1155  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1157  = \$1154  ? xb2__y[38:26] : \$1156 ;
-  assign \$1158  = \$1151  ? xb2__y[51:39] : \$1157 ;
-  assign \$1159  = $signed(xb2__y[64:52]) > $signed(\$1158 );
-  assign \$1160  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1161  = \$1160  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1162  = $signed(xb2__y[38:26]) > $signed(\$1161 );
-  assign \$1163  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1164  = \$1163  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1165  = \$1162  ? xb2__y[38:26] : \$1164 ;
-  assign \$1166  = $signed(xb2__y[51:39]) > $signed(\$1165 );
-  assign \$1167  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1168  = \$1167  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1169  = $signed(xb2__y[38:26]) > $signed(\$1168 );
-  assign \$1170  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1171  = \$1170  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1172  = \$1169  ? xb2__y[38:26] : \$1171 ;
-  assign \$1173  = \$1166  ? xb2__y[51:39] : \$1172 ;
-  assign \$1174  = \$1159  ? xb2__y[64:52] : \$1173 ;
-  assign \$1175  = $signed(xb2__y[77:65]) > $signed(\$1174 );
-  assign \$1176  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1177  = \$1176  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1178  = $signed(xb2__y[38:26]) > $signed(\$1177 );
-  assign \$1179  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1180  = \$1179  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1181  = \$1178  ? xb2__y[38:26] : \$1180 ;
-  assign \$1182  = $signed(xb2__y[51:39]) > $signed(\$1181 );
-  assign \$1183  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1184  = \$1183  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1185  = $signed(xb2__y[38:26]) > $signed(\$1184 );
-  assign \$1186  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1187  = \$1186  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1188  = \$1185  ? xb2__y[38:26] : \$1187 ;
-  assign \$1189  = \$1182  ? xb2__y[51:39] : \$1188 ;
-  assign \$1190  = $signed(xb2__y[64:52]) > $signed(\$1189 );
-  assign \$1191  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1192  = \$1191  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1193  = $signed(xb2__y[38:26]) > $signed(\$1192 );
-  assign \$1194  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1195  = \$1194  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1196  = \$1193  ? xb2__y[38:26] : \$1195 ;
-  assign \$1197  = $signed(xb2__y[51:39]) > $signed(\$1196 );
-  assign \$1198  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1199  = \$1198  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1200  = $signed(xb2__y[38:26]) > $signed(\$1199 );
-  assign \$1201  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1202  = \$1201  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1203  = \$1200  ? xb2__y[38:26] : \$1202 ;
-  assign \$1204  = \$1197  ? xb2__y[51:39] : \$1203 ;
-  assign \$1205  = \$1190  ? xb2__y[64:52] : \$1204 ;
-  assign \$1206  = \$1175  ? xb2__y[77:65] : \$1205 ;
-  assign \$1207  = $signed(xb2__y[90:78]) > $signed(\$1206 );
-  assign \$1208  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1209  = \$1208  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1210  = $signed(xb2__y[38:26]) > $signed(\$1209 );
-  assign \$1211  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1212  = \$1211  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1213  = \$1210  ? xb2__y[38:26] : \$1212 ;
-  assign \$1214  = $signed(xb2__y[51:39]) > $signed(\$1213 );
-  assign \$1215  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1216  = \$1215  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1217  = $signed(xb2__y[38:26]) > $signed(\$1216 );
-  assign \$1218  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1219  = \$1218  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1220  = \$1217  ? xb2__y[38:26] : \$1219 ;
-  assign \$1221  = \$1214  ? xb2__y[51:39] : \$1220 ;
-  assign \$1222  = $signed(xb2__y[64:52]) > $signed(\$1221 );
-  assign \$1223  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1224  = \$1223  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1225  = $signed(xb2__y[38:26]) > $signed(\$1224 );
-  assign \$1226  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1227  = \$1226  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1228  = \$1225  ? xb2__y[38:26] : \$1227 ;
-  assign \$1229  = $signed(xb2__y[51:39]) > $signed(\$1228 );
-  assign \$1230  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1231  = \$1230  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1232  = $signed(xb2__y[38:26]) > $signed(\$1231 );
-  assign \$1233  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1234  = \$1233  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1235  = \$1232  ? xb2__y[38:26] : \$1234 ;
-  assign \$1236  = \$1229  ? xb2__y[51:39] : \$1235 ;
-  assign \$1237  = \$1222  ? xb2__y[64:52] : \$1236 ;
-  assign \$1238  = $signed(xb2__y[77:65]) > $signed(\$1237 );
-  assign \$1239  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1240  = \$1239  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1241  = $signed(xb2__y[38:26]) > $signed(\$1240 );
-  assign \$1242  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1243  = \$1242  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1244  = \$1241  ? xb2__y[38:26] : \$1243 ;
-  assign \$1245  = $signed(xb2__y[51:39]) > $signed(\$1244 );
-  assign \$1246  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1247  = \$1246  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1248  = $signed(xb2__y[38:26]) > $signed(\$1247 );
-  assign \$1249  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1250  = \$1249  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1251  = \$1248  ? xb2__y[38:26] : \$1250 ;
-  assign \$1252  = \$1245  ? xb2__y[51:39] : \$1251 ;
-  assign \$1253  = $signed(xb2__y[64:52]) > $signed(\$1252 );
-  assign \$1254  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1255  = \$1254  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1256  = $signed(xb2__y[38:26]) > $signed(\$1255 );
-  assign \$1257  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1258  = \$1257  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1259  = \$1256  ? xb2__y[38:26] : \$1258 ;
-  assign \$1260  = $signed(xb2__y[51:39]) > $signed(\$1259 );
-  assign \$1261  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1262  = \$1261  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1263  = $signed(xb2__y[38:26]) > $signed(\$1262 );
-  assign \$1264  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1265  = \$1264  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1266  = \$1263  ? xb2__y[38:26] : \$1265 ;
-  assign \$1267  = \$1260  ? xb2__y[51:39] : \$1266 ;
-  assign \$1268  = \$1253  ? xb2__y[64:52] : \$1267 ;
-  assign \$1269  = \$1238  ? xb2__y[77:65] : \$1268 ;
-  assign \$1270  = \$1207  ? xb2__y[90:78] : \$1269 ;
-  assign \$1271  = $signed(xb2__y[103:91]) > $signed(\$1270 );
-  assign \$1272  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1273  = \$1272  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1274  = $signed(xb2__y[38:26]) > $signed(\$1273 );
-  assign \$1275  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1276  = \$1275  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1277  = \$1274  ? xb2__y[38:26] : \$1276 ;
-  assign \$1278  = $signed(xb2__y[51:39]) > $signed(\$1277 );
-  assign \$1279  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1280  = \$1279  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1281  = $signed(xb2__y[38:26]) > $signed(\$1280 );
-  assign \$1282  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1283  = \$1282  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1284  = \$1281  ? xb2__y[38:26] : \$1283 ;
-  assign \$1285  = \$1278  ? xb2__y[51:39] : \$1284 ;
-  assign \$1286  = $signed(xb2__y[64:52]) > $signed(\$1285 );
-  assign \$1287  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1288  = \$1287  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1289  = $signed(xb2__y[38:26]) > $signed(\$1288 );
-  assign \$1290  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1291  = \$1290  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1292  = \$1289  ? xb2__y[38:26] : \$1291 ;
-  assign \$1293  = $signed(xb2__y[51:39]) > $signed(\$1292 );
-  assign \$1294  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1295  = \$1294  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1296  = $signed(xb2__y[38:26]) > $signed(\$1295 );
-  assign \$1297  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1298  = \$1297  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1299  = \$1296  ? xb2__y[38:26] : \$1298 ;
-  assign \$1300  = \$1293  ? xb2__y[51:39] : \$1299 ;
-  assign \$1301  = \$1286  ? xb2__y[64:52] : \$1300 ;
-  assign \$1302  = $signed(xb2__y[77:65]) > $signed(\$1301 );
-  assign \$1303  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1304  = \$1303  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1305  = $signed(xb2__y[38:26]) > $signed(\$1304 );
-  assign \$1306  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1307  = \$1306  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1308  = \$1305  ? xb2__y[38:26] : \$1307 ;
-  assign \$1309  = $signed(xb2__y[51:39]) > $signed(\$1308 );
-  assign \$1310  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1311  = \$1310  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1312  = $signed(xb2__y[38:26]) > $signed(\$1311 );
-  assign \$1313  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1314  = \$1313  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1315  = \$1312  ? xb2__y[38:26] : \$1314 ;
-  assign \$1316  = \$1309  ? xb2__y[51:39] : \$1315 ;
-  assign \$1317  = $signed(xb2__y[64:52]) > $signed(\$1316 );
-  assign \$1318  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1319  = \$1318  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1320  = $signed(xb2__y[38:26]) > $signed(\$1319 );
-  assign \$1321  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1322  = \$1321  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1323  = \$1320  ? xb2__y[38:26] : \$1322 ;
-  assign \$1324  = $signed(xb2__y[51:39]) > $signed(\$1323 );
-  assign \$1325  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1326  = \$1325  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1327  = $signed(xb2__y[38:26]) > $signed(\$1326 );
-  assign \$1328  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1329  = \$1328  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1330  = \$1327  ? xb2__y[38:26] : \$1329 ;
-  assign \$1331  = \$1324  ? xb2__y[51:39] : \$1330 ;
-  assign \$1332  = \$1317  ? xb2__y[64:52] : \$1331 ;
-  assign \$1333  = \$1302  ? xb2__y[77:65] : \$1332 ;
-  assign \$1334  = $signed(xb2__y[90:78]) > $signed(\$1333 );
-  assign \$1335  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1336  = \$1335  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1337  = $signed(xb2__y[38:26]) > $signed(\$1336 );
-  assign \$1338  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1339  = \$1338  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1340  = \$1337  ? xb2__y[38:26] : \$1339 ;
-  assign \$1341  = $signed(xb2__y[51:39]) > $signed(\$1340 );
-  assign \$1342  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1343  = \$1342  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1344  = $signed(xb2__y[38:26]) > $signed(\$1343 );
-  assign \$1345  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1346  = \$1345  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1347  = \$1344  ? xb2__y[38:26] : \$1346 ;
-  assign \$1348  = \$1341  ? xb2__y[51:39] : \$1347 ;
-  assign \$1349  = $signed(xb2__y[64:52]) > $signed(\$1348 );
-  assign \$1350  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1351  = \$1350  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1352  = $signed(xb2__y[38:26]) > $signed(\$1351 );
-  assign \$1353  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1354  = \$1353  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1355  = \$1352  ? xb2__y[38:26] : \$1354 ;
-  assign \$1356  = $signed(xb2__y[51:39]) > $signed(\$1355 );
-  assign \$1357  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1358  = \$1357  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1359  = $signed(xb2__y[38:26]) > $signed(\$1358 );
-  assign \$1360  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1361  = \$1360  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1362  = \$1359  ? xb2__y[38:26] : \$1361 ;
-  assign \$1363  = \$1356  ? xb2__y[51:39] : \$1362 ;
-  assign \$1364  = \$1349  ? xb2__y[64:52] : \$1363 ;
-  assign \$1365  = $signed(xb2__y[77:65]) > $signed(\$1364 );
-  assign \$1366  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1367  = \$1366  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1368  = $signed(xb2__y[38:26]) > $signed(\$1367 );
-  assign \$1369  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1370  = \$1369  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1371  = \$1368  ? xb2__y[38:26] : \$1370 ;
-  assign \$1372  = $signed(xb2__y[51:39]) > $signed(\$1371 );
-  assign \$1373  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1374  = \$1373  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1375  = $signed(xb2__y[38:26]) > $signed(\$1374 );
-  assign \$1376  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1377  = \$1376  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1378  = \$1375  ? xb2__y[38:26] : \$1377 ;
-  assign \$1379  = \$1372  ? xb2__y[51:39] : \$1378 ;
-  assign \$1380  = $signed(xb2__y[64:52]) > $signed(\$1379 );
-  assign \$1381  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1382  = \$1381  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1383  = $signed(xb2__y[38:26]) > $signed(\$1382 );
-  assign \$1384  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1385  = \$1384  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1386  = \$1383  ? xb2__y[38:26] : \$1385 ;
-  assign \$1387  = $signed(xb2__y[51:39]) > $signed(\$1386 );
-  assign \$1388  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1389  = \$1388  ? xb2__y[25:13] : xb2__y[12:0];
-  assign \$1390  = $signed(xb2__y[38:26]) > $signed(\$1389 );
-  assign \$1391  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
-  assign \$1392  = \$1391  ? 4'h1 : 4'h0;
-  assign \$1393  = \$1390  ? 4'h2 : \$1392 ;
-  assign \$1394  = \$1387  ? 4'h3 : \$1393 ;
-  assign \$1395  = \$1380  ? 4'h4 : \$1394 ;
-  assign \$1396  = \$1365  ? 4'h5 : \$1395 ;
-  assign \$1397  = \$1334  ? 4'h6 : \$1396 ;
-  assign \$1398  = \$1271  ? 4'h7 : \$1397 ;
-  assign \$1399  = \$1144  ? 4'h8 : \$1398 ;
-  assign pred = \$889  ? 4'h9 : \$1399 ;
-  assign \$1400  = ! fsm_state;
-  assign \$1401  = fsm_state == 1'h1;
-  assign \$1402  = fsm_state == 2'h2;
-  assign \$1403  = fsm_state == 2'h3;
-  assign \$1404  = fsm_state == 3'h4;
-  assign \$1405  = fsm_state == 3'h5;
-  assign \$1406  = fsm_state == 3'h6;
-  assign \$1407  = fsm_state == 3'h7;
-  assign \$1408  = fsm_state == 4'h8;
-  assign \$1409  = fsm_state == 4'h9;
-  assign \$1410  = ~ busy;
-  assign \$1411  = mem_re & \$1410 ;
-  assign \$1412  = \op$862  == 2'h3;
-  assign \$1413  = ! \op$862 ;
-  assign \$1415  = dcount == 4'h8;
-  assign \$1416  = ! \op$862 ;
-  assign \$1417  = ~ \$1416 ;
-  assign \$1418  = \$1415  | \$1417 ;
-  assign \$1419  = dcount + 1'h1;
-  assign \$1420  = \op$862  == 2'h3;
-  assign \$1421  = ! \op$862 ;
-  assign \$1423  = ! \op$862 ;
-  assign \$1424  = ~ \$1423 ;
-  assign \$1426  = dcount + 1'h1;
-  assign \$1427  = | { \busy$1004 , \busy$1003  };
-  assign \$1428  = ~ \$1427 ;
+  assign \$1103  = \$1102  ? 4'h1 : 4'h0;
+  assign \$1104  = \$1101  ? 4'h2 : \$1103 ;
+  assign \$1105  = \$1098  ? 4'h3 : \$1104 ;
+  assign \$1106  = \$1091  ? 4'h4 : \$1105 ;
+  assign \$1107  = \$1076  ? 4'h5 : \$1106 ;
+  assign \$1108  = \$1045  ? 4'h6 : \$1107 ;
+  assign \$1109  = \$982  ? 4'h7 : \$1108 ;
+  assign \$1110  = \$855  ? 4'h8 : \$1109 ;
+  assign pred = \$600  ? 4'h9 : \$1110 ;
+  assign \$1111  = ! fsm_state;
+  assign \$1112  = fsm_state == 1'h1;
+  assign \$1113  = fsm_state == 2'h2;
+  assign \$1114  = fsm_state == 2'h3;
+  assign \$1115  = fsm_state == 3'h4;
+  assign \$1116  = fsm_state == 3'h5;
+  assign \$1117  = fsm_state == 3'h6;
+  assign \$1118  = fsm_state == 3'h7;
+  assign \$1119  = fsm_state == 4'h8;
+  assign \$1120  = fsm_state == 4'h9;
+  assign \$1121  = ~ busy;
+  assign \$1122  = mem_re & \$1121 ;
+  assign \$1123  = \op$93  == 2'h3;
+  assign \$1124  = ! \op$93 ;
+  assign \$1126  = dcount == 4'h8;
+  assign \$1127  = ! \op$93 ;
+  assign \$1128  = ~ \$1127 ;
+  assign \$1129  = \$1126  | \$1128 ;
+  assign \$1130  = dcount + 1'h1;
+  assign \$1131  = \op$93  == 2'h3;
+  assign \$1132  = ! \op$93 ;
+  assign \$1134  = ! \op$93 ;
+  assign \$1135  = ~ \$1134 ;
+  assign \$1137  = dcount + 1'h1;
+  assign \$1138  = | { \busy$131 , \busy$130  };
+  assign \$1139  = ~ \$1138 ;
   always @(posedge clk)
-    rvalid <= \$1621 ;
+    rvalid <= \$1140 ;
   always @(posedge clk)
-    \op$862  <= \$1622 ;
+    \op$93  <= \$1141 ;
   always @(posedge clk)
-    dcount <= \$1623 ;
+    dcount <= \$1142 ;
   always @(posedge clk)
-    busy <= \$1624 ;
+    busy <= \$1143 ;
   always @(posedge clk)
-    fsm_state <= \$1625 ;
+    fsm_state <= \$1144 ;
   \bshw_periphery.counters1  counters1 (
     .acc_start(acc_start),
-    .busy(\busy$1003 ),
+    .busy(\busy$130 ),
     .carry(xb1__upd),
     .carry_start(carry_start),
     .clk(clk),
     .dep(xb1__dep),
-    .g_en(en),
-    .\g_en$101 (\en$771 ),
-    .\g_en$109 (\en$772 ),
-    .\g_en$117 (\en$773 ),
-    .\g_en$125 (\en$774 ),
-    .\g_en$133 (\en$775 ),
-    .\g_en$141 (\en$776 ),
-    .\g_en$149 (\en$777 ),
-    .\g_en$157 (\en$778 ),
-    .\g_en$165 (\en$779 ),
-    .\g_en$173 (\en$780 ),
-    .\g_en$181 (\en$781 ),
-    .\g_en$189 (\en$782 ),
-    .\g_en$197 (\en$783 ),
-    .\g_en$205 (\en$784 ),
-    .\g_en$213 (\en$785 ),
-    .\g_en$221 (\en$786 ),
-    .\g_en$229 (\en$787 ),
-    .\g_en$237 (\en$788 ),
-    .\g_en$245 (\en$789 ),
-    .\g_en$253 (\en$790 ),
-    .\g_en$261 (\en$791 ),
-    .\g_en$269 (\en$792 ),
-    .\g_en$29 (\en$762 ),
-    .\g_en$37 (\en$763 ),
-    .\g_en$45 (\en$764 ),
-    .\g_en$53 (\en$765 ),
-    .\g_en$61 (\en$766 ),
-    .\g_en$69 (\en$767 ),
-    .\g_en$77 (\en$768 ),
-    .\g_en$85 (\en$769 ),
-    .\g_en$93 (\en$770 ),
-    .g_neg(neg),
-    .\g_neg$102 (\neg$804 ),
-    .\g_neg$110 (\neg$805 ),
-    .\g_neg$118 (\neg$806 ),
-    .\g_neg$126 (\neg$807 ),
-    .\g_neg$134 (\neg$808 ),
-    .\g_neg$142 (\neg$809 ),
-    .\g_neg$150 (\neg$810 ),
-    .\g_neg$158 (\neg$811 ),
-    .\g_neg$166 (\neg$812 ),
-    .\g_neg$174 (\neg$813 ),
-    .\g_neg$182 (\neg$814 ),
-    .\g_neg$190 (\neg$815 ),
-    .\g_neg$198 (\neg$816 ),
-    .\g_neg$206 (\neg$817 ),
-    .\g_neg$214 (\neg$818 ),
-    .\g_neg$222 (\neg$819 ),
-    .\g_neg$230 (\neg$820 ),
-    .\g_neg$238 (\neg$821 ),
-    .\g_neg$246 (\neg$822 ),
-    .\g_neg$254 (\neg$823 ),
-    .\g_neg$262 (\neg$824 ),
-    .\g_neg$270 (\neg$825 ),
-    .\g_neg$30 (\neg$795 ),
-    .\g_neg$38 (\neg$796 ),
-    .\g_neg$46 (\neg$797 ),
-    .\g_neg$54 (\neg$798 ),
-    .\g_neg$62 (\neg$799 ),
-    .\g_neg$70 (\neg$800 ),
-    .\g_neg$78 (\neg$801 ),
-    .\g_neg$86 (\neg$802 ),
-    .\g_neg$94 (\neg$803 ),
-    .host_rdata(host_rdata),
+    .dy_en(dy_en1_bits),
+    .dy_neg(dy_neg1_bits),
     .host_re(host_re),
     .host_row(mem_row),
+    .host_row_planes(\$1225 ),
     .host_wdata(mem_wdata_c),
     .host_we(host_we),
-    .\pot$279 (xb1__pot),
+    .pot(xb1__pot),
     .rst(rst),
     .upd_row(xb1__upd_row),
     .x(xb1__x)
   );
   \bshw_periphery.counters2  counters2 (
     .acc_start(acc_start),
-    .busy(\busy$1004 ),
+    .busy(\busy$131 ),
     .carry(xb2__upd),
     .carry_start(carry_start),
     .clk(clk),
     .dep(xb2__dep),
     .dy_en(xb2__dy_en),
     .dy_neg(xb2__dy_neg),
-    .host_rdata(\host_rdata$893 ),
-    .host_re(\host_re$891 ),
+    .host_re(\host_re$124 ),
     .host_row(mem_row[4:0]),
+    .host_row_planes(\$1226 ),
     .host_wdata(mem_wdata_c[79:0]),
-    .host_we(\host_we$889 ),
-    .\pot$103 (xb2__pot),
+    .host_we(\host_we$122 ),
+    .pot(xb2__pot),
     .rst(rst),
     .upd_row(xb2__upd_row),
     .x(xb2__x)
   );
-  bshw_neuron_l1 l1_neuron0 (
-    .a(\$1429 ),
-    .b(\$1430 ),
-    .clk(clk),
-    .d(\$1431 ),
-    .draw(\draw$440 ),
-    .dx(xb2__dx[11:0]),
-    .dz_en(\$1432 ),
-    .dz_neg(\$1433 ),
-    .en(en),
-    .index(\$1434 ),
-    .load(\load$442 ),
-    .load_value(lfsr_wdata),
-    .neg(neg),
-    .restart(restart),
-    .rst(rst),
-    .seed(32'd2759725),
-    .state(state),
-    .upper_en(upper_any1),
-    .x(\x$633 ),
-    .y(xb1__y[13:0])
-  );
-  bshw_neuron_l1 l1_neuron1 (
-    .a(\$1435 ),
-    .b(\$1436 ),
-    .clk(clk),
-    .d(\$1437 ),
-    .draw(\draw$440 ),
-    .dx(xb2__dx[23:12]),
-    .dz_en(\$1438 ),
-    .dz_neg(\$1439 ),
-    .en(\en$762 ),
-    .index(\$1440 ),
-    .load(\load$449 ),
-    .load_value(lfsr_wdata),
-    .neg(\neg$795 ),
-    .restart(restart),
-    .rst(rst),
-    .seed(32'd3271458679),
-    .state(\state$960 ),
-    .upper_en(upper_any1),
-    .x(\x$634 ),
-    .y(xb1__y[27:14])
-  );
-  bshw_neuron_l1 l1_neuron10 (
-    .a(\$1489 ),
-    .b(\$1490 ),
-    .clk(clk),
-    .d(\$1491 ),
-    .draw(\draw$440 ),
-    .dx(xb2__dx[131:120]),
-    .dz_en(\$1492 ),
-    .dz_neg(\$1493 ),
-    .en(\en$771 ),
-    .index(\$1494 ),
-    .load(\load$503 ),
-    .load_value(lfsr_wdata),
-    .neg(\neg$804 ),
-    .restart(restart),
-    .rst(rst),
-    .seed(32'd4290901533),
-    .state(\state$969 ),
-    .upper_en(upper_any1),
-    .x(\x$643 ),
-    .y(xb1__y[153:140])
-  );
-  bshw_neuron_l1 l1_neuron11 (
-    .a(\$1495 ),
-    .b(\$1496 ),
-    .clk(clk),
-    .d(\$1497 ),
-    .draw(\draw$440 ),
-    .dx(xb2__dx[143:132]),
-    .dz_en(\$1498 ),
-    .dz_neg(\$1499 ),
-    .en(\en$772 ),
-    .index(\$1500 ),
-    .load(\load$509 ),
-    .load_value(lfsr_wdata),
-    .neg(\neg$805 ),
-    .restart(restart),
-    .rst(rst),
-    .seed(32'd3719101344),
-    .state(\state$970 ),
-    .upper_en(upper_any1),
-    .x(\x$644 ),
-    .y(xb1__y[167:154])
-  );
-  bshw_neuron_l1 l1_neuron12 (
-    .a(\$1501 ),
-    .b(\$1502 ),
-    .clk(clk),
-    .d(\$1503 ),
-    .draw(\draw$440 ),
-    .dx(xb2__dx[155:144]),
-    .dz_en(\$1504 ),
-    .dz_neg(\$1505 ),
-    .en(\en$773 ),
-    .index(\$1506 ),
-    .load(\load$515 ),
-    .load_value(lfsr_wdata),
-    .neg(\neg$806 ),
-    .restart(restart),
-    .rst(rst),
-    .seed(32'd3296158126),
-    .state(\state$971 ),
-    .upper_en(upper_any1),
-    .x(\x$645 ),
-    .y(xb1__y[181:168])
-  );
-  bshw_neuron_l1 l1_neuron13 (
-    .a(\$1507 ),
-    .b(\$1508 ),
-    .clk(clk),
-    .d(\$1509 ),
-    .draw(\draw$440 ),
-    .dx(xb2__dx[167:156]),
-    .dz_en(\$1510 ),
-    .dz_neg(\$1511 ),
-    .en(\en$774 ),
-    .index(\$1512 ),
-    .load(\load$521 ),
-    .load_value(lfsr_wdata),
-    .neg(\neg$807 ),
-    .restart(restart),
-    .rst(rst),
-    .seed(32'd2667676140),
-    .state(\state$972 ),
-    .upper_en(upper_any1),
-    .x(\x$646 ),
-    .y(xb1__y[195:182])
-  );
-  bshw_neuron_l1 l1_neuron14 (
-    .a(\$1513 ),
-    .b(\$1514 ),
-    .clk(clk),
-    .d(\$1515 ),
-    .draw(\draw$440 ),
-    .dx(xb2__dx[179:168]),
-    .dz_en(\$1516 ),
-    .dz_neg(\$1517 ),
-    .en(\en$775 ),
-    .index(\$1518 ),
-    .load(\load$527 ),
-    .load_value(lfsr_wdata),
-    .neg(\neg$808 ),
-    .restart(restart),
-    .rst(rst),
-    .seed(32'd3125980489),
-    .state(\state$973 ),
-    .upper_en(upper_any1),
-    .x(\x$647 ),
-    .y(xb1__y[209:196])
-  );
-  bshw_neuron_l1 l1_neuron15 (
-    .a(\$1519 ),
-    .b(\$1520 ),
-    .clk(clk),
-    .d(\$1521 ),
-    .draw(\draw$440 ),
-    .dx(xb2__dx[191:180]),
-    .dz_en(\$1522 ),
-    .dz_neg(\$1523 ),
-    .en(\en$776 ),
-    .index(\$1524 ),
-    .load(\load$533 ),
-    .load_value(lfsr_wdata),
-    .neg(\neg$809 ),
-    .restart(restart),
-    .rst(rst),
-    .seed(32'd4171729590),
-    .state(\state$974 ),
-    .upper_en(upper_any1),
-    .x(\x$648 ),
-    .y(xb1__y[223:210])
-  );
-  bshw_neuron_l1 l1_neuron16 (
-    .a(\$1525 ),
-    .b(\$1526 ),
-    .clk(clk),
-    .d(\$1527 ),
-    .draw(\draw$440 ),
-    .dx(xb2__dx[203:192]),
-    .dz_en(\$1528 ),
-    .dz_neg(\$1529 ),
-    .en(\en$777 ),
-    .index(\$1530 ),
-    .load(\load$539 ),
-    .load_value(lfsr_wdata),
-    .neg(\neg$810 ),
-    .restart(restart),
-    .rst(rst),
-    .seed(32'd415932123),
-    .state(\state$975 ),
-    .upper_en(upper_any1),
-    .x(\x$649 ),
-    .y(xb1__y[237:224])
-  );
-  bshw_neuron_l1 l1_neuron17 (
-    .a(\$1531 ),
-    .b(\$1532 ),
-    .clk(clk),
-    .d(\$1533 ),
-    .draw(\draw$440 ),
-    .dx(xb2__dx[215:204]),
-    .dz_en(\$1534 ),
-    .dz_neg(\$1535 ),
-    .en(\en$778 ),
-    .index(\$1536 ),
-    .load(\load$545 ),
-    .load_value(lfsr_wdata),
-    .neg(\neg$811 ),
-    .restart(restart),
-    .rst(rst),
-    .seed(32'd3728251053),
-    .state(\state$976 ),
-    .upper_en(upper_any1),
-    .x(\x$650 ),
-    .y(xb1__y[251:238])
-  );
-  bshw_neuron_l1 l1_neuron18 (
-    .a(\$1537 ),
-    .b(\$1538 ),
-    .clk(clk),
-    .d(\$1539 ),
-    .draw(\draw$440 ),
-    .dx(xb2__dx[227:216]),
-    .dz_en(\$1540 ),
-    .dz_neg(\$1541 ),
-    .en(\en$779 ),
-    .index(\$1542 ),
-    .load(\load$551 ),
-    .load_value(lfsr_wdata),
-    .neg(\neg$812 ),
-    .restart(restart),
-    .rst(rst),
-    .seed(32'd1531163481),
-    .state(\state$977 ),
-    .upper_en(upper_any1),
-    .x(\x$651 ),
-    .y(xb1__y[265:252])
-  );
-  bshw_neuron_l1 l1_neuron19 (
-    .a(\$1543 ),
-    .b(\$1544 ),
-    .clk(clk),
-    .d(\$1545 ),
-    .draw(\draw$440 ),
-    .dx(xb2__dx[239:228]),
-    .dz_en(\$1546 ),
-    .dz_neg(\$1547 ),
-    .en(\en$780 ),
-    .index(\$1548 ),
-    .load(\load$557 ),
-    .load_value(lfsr_wdata),
-    .neg(\neg$813 ),
-    .restart(restart),
-    .rst(rst),
-    .seed(32'd1079128253),
-    .state(\state$978 ),
-    .upper_en(upper_any1),
-    .x(\x$652 ),
-    .y(xb1__y[279:266])
-  );
-  bshw_neuron_l1 l1_neuron2 (
-    .a(\$1441 ),
-    .b(\$1442 ),
-    .clk(clk),
-    .d(\$1443 ),
-    .draw(\draw$440 ),
-    .dx(xb2__dx[35:24]),
-    .dz_en(\$1444 ),
-    .dz_neg(\$1445 ),
-    .en(\en$763 ),
-    .index(\$1446 ),
-    .load(\load$455 ),
-    .load_value(lfsr_wdata),
-    .neg(\neg$796 ),
-    .restart(restart),
-    .rst(rst),
-    .seed(32'd1561086143),
-    .state(\state$961 ),
-    .upper_en(upper_any1),
-    .x(\x$635 ),
-    .y(xb1__y[41:28])
-  );
-  bshw_neuron_l1 l1_neuron20 (
-    .a(\$1549 ),
-    .b(\$1550 ),
-    .clk(clk),
-    .d(\$1551 ),
-    .draw(\draw$440 ),
-    .dx(xb2__dx[251:240]),
-    .dz_en(\$1552 ),
-    .dz_neg(\$1553 ),
-    .en(\en$781 ),
-    .index(\$1554 ),
-    .load(\load$563 ),
-    .load_value(lfsr_wdata),
-    .neg(\neg$814 ),
-    .restart(restart),
-    .rst(rst),
-    .seed(32'd2081470807),
-    .state(\state$979 ),
-    .upper_en(upper_any1),
-    .x(\x$653 ),
-    .y(xb1__y[293:280])
-  );
-  bshw_neuron_l1 l1_neuron21 (
-    .a(\$1555 ),
-    .b(\$1556 ),
-    .clk(clk),
-    .d(\$1557 ),
-    .draw(\draw$440 ),
-    .dx(xb2__dx[263:252]),
-    .dz_en(\$1558 ),
-    .dz_neg(\$1559 ),
-    .en(\en$782 ),
-    .index(\$1560 ),
-    .load(\load$569 ),
-    .load_value(lfsr_wdata),
-    .neg(\neg$815 ),
-    .restart(restart),
-    .rst(rst),
-    .seed(32'd2361831881),
-    .state(\state$980 ),
-    .upper_en(upper_any1),
-    .x(\x$654 ),
-    .y(xb1__y[307:294])
-  );
-  bshw_neuron_l1 l1_neuron22 (
-    .a(\$1561 ),
-    .b(\$1562 ),
-    .clk(clk),
-    .d(\$1563 ),
-    .draw(\draw$440 ),
-    .dx(xb2__dx[275:264]),
-    .dz_en(\$1564 ),
-    .dz_neg(\$1565 ),
-    .en(\en$783 ),
-    .index(\$1566 ),
-    .load(\load$575 ),
-    .load_value(lfsr_wdata),
-    .neg(\neg$816 ),
-    .restart(restart),
-    .rst(rst),
-    .seed(32'd546950955),
-    .state(\state$981 ),
-    .upper_en(upper_any1),
-    .x(\x$655 ),
-    .y(xb1__y[321:308])
-  );
-  bshw_neuron_l1 l1_neuron23 (
-    .a(\$1567 ),
-    .b(\$1568 ),
-    .clk(clk),
-    .d(\$1569 ),
-    .draw(\draw$440 ),
-    .dx(xb2__dx[287:276]),
-    .dz_en(\$1570 ),
-    .dz_neg(\$1571 ),
-    .en(\en$784 ),
-    .index(\$1572 ),
-    .load(\load$581 ),
-    .load_value(lfsr_wdata),
-    .neg(\neg$817 ),
-    .restart(restart),
-    .rst(rst),
-    .seed(32'd1894259512),
-    .state(\state$982 ),
-    .upper_en(upper_any1),
-    .x(\x$656 ),
-    .y(xb1__y[335:322])
-  );
-  bshw_neuron_l1 l1_neuron24 (
-    .a(\$1573 ),
-    .b(\$1574 ),
-    .clk(clk),
-    .d(\$1575 ),
-    .draw(\draw$440 ),
-    .dx(xb2__dx[299:288]),
-    .dz_en(\$1576 ),
-    .dz_neg(\$1577 ),
-    .en(\en$785 ),
-    .index(\$1578 ),
-    .load(\load$587 ),
-    .load_value(lfsr_wdata),
-    .neg(\neg$818 ),
-    .restart(restart),
-    .rst(rst),
-    .seed(32'd4246780064),
-    .state(\state$983 ),
-    .upper_en(upper_any1),
-    .x(\x$657 ),
-    .y(xb1__y[349:336])
-  );
-  bshw_neuron_l1 l1_neuron25 (
-    .a(\$1579 ),
-    .b(\$1580 ),
-    .clk(clk),
-    .d(\$1581 ),
-    .draw(\draw$440 ),
-    .dx(xb2__dx[311:300]),
-    .dz_en(\$1582 ),
-    .dz_neg(\$1583 ),
-    .en(\en$786 ),
-    .index(\$1584 ),
-    .load(\load$593 ),
-    .load_value(lfsr_wdata),
-    .neg(\neg$819 ),
-    .restart(restart),
-    .rst(rst),
-    .seed(32'd3277676854),
-    .state(\state$984 ),
-    .upper_en(upper_any1),
-    .x(\x$658 ),
-    .y(xb1__y[363:350])
-  );
-  bshw_neuron_l1 l1_neuron26 (
-    .a(\$1585 ),
-    .b(\$1586 ),
-    .clk(clk),
-    .d(\$1587 ),
-    .draw(\draw$440 ),
-    .dx(xb2__dx[323:312]),
-    .dz_en(\$1588 ),
-    .dz_neg(\$1589 ),
-    .en(\en$787 ),
-    .index(\$1590 ),
-    .load(\load$599 ),
-    .load_value(lfsr_wdata),
-    .neg(\neg$820 ),
-    .restart(restart),
-    .rst(rst),
-    .seed(32'd506251157),
-    .state(\state$985 ),
-    .upper_en(upper_any1),
-    .x(\x$659 ),
-    .y(xb1__y[377:364])
-  );
-  bshw_neuron_l1 l1_neuron27 (
-    .a(\$1591 ),
-    .b(\$1592 ),
-    .clk(clk),
-    .d(\$1593 ),
-    .draw(\draw$440 ),
-    .dx(xb2__dx[335:324]),
-    .dz_en(\$1594 ),
-    .dz_neg(\$1595 ),
-    .en(\en$788 ),
-    .index(\$1596 ),
-    .load(\load$605 ),
-    .load_value(lfsr_wdata),
-    .neg(\neg$821 ),
-    .restart(restart),
-    .rst(rst),
-    .seed(32'd2158254903),
-    .state(\state$986 ),
-    .upper_en(upper_any1),
-    .x(\x$660 ),
-    .y(xb1__y[391:378])
-  );
-  bshw_neuron_l1 l1_neuron28 (
-    .a(\$1597 ),
-    .b(\$1598 ),
-    .clk(clk),
-    .d(\$1599 ),
-    .draw(\draw$440 ),
-    .dx(xb2__dx[347:336]),
-    .dz_en(\$1600 ),
-    .dz_neg(\$1601 ),
-    .en(\en$789 ),
-    .index(\$1602 ),
-    .load(\load$611 ),
-    .load_value(lfsr_wdata),
-    .neg(\neg$822 ),
-    .restart(restart),
-    .rst(rst),
-    .seed(32'd101320737),
-    .state(\state$987 ),
-    .upper_en(upper_any1),
-    .x(\x$661 ),
-    .y(xb1__y[405:392])
-  );
-  bshw_neuron_l1 l1_neuron29 (
-    .a(\$1603 ),
-    .b(\$1604 ),
-    .clk(clk),
-    .d(\$1605 ),
-    .draw(\draw$440 ),
-    .dx(xb2__dx[359:348]),
-    .dz_en(\$1606 ),
-    .dz_neg(\$1607 ),
-    .en(\en$790 ),
-    .index(\$1608 ),
-    .load(\load$617 ),
-    .load_value(lfsr_wdata),
-    .neg(\neg$823 ),
-    .restart(restart),
-    .rst(rst),
-    .seed(32'd958381418),
-    .state(\state$988 ),
-    .upper_en(upper_any1),
-    .x(\x$662 ),
-    .y(xb1__y[419:406])
-  );
-  bshw_neuron_l1 l1_neuron3 (
-    .a(\$1447 ),
-    .b(\$1448 ),
-    .clk(clk),
-    .d(\$1449 ),
-    .draw(\draw$440 ),
-    .dx(xb2__dx[47:36]),
-    .dz_en(\$1450 ),
-    .dz_neg(\$1451 ),
-    .en(\en$764 ),
-    .index(\$1452 ),
-    .load(\load$461 ),
-    .load_value(lfsr_wdata),
-    .neg(\neg$797 ),
-    .restart(restart),
-    .rst(rst),
-    .seed(32'd3267434906),
-    .state(\state$962 ),
-    .upper_en(upper_any1),
-    .x(\x$636 ),
-    .y(xb1__y[55:42])
-  );
-  bshw_neuron_l1 l1_neuron30 (
-    .a(\$1609 ),
-    .b(\$1610 ),
-    .clk(clk),
-    .d(\$1611 ),
-    .draw(\draw$440 ),
-    .dx(xb2__dx[371:360]),
-    .dz_en(\$1612 ),
-    .dz_neg(\$1613 ),
-    .en(\en$791 ),
-    .index(\$1614 ),
-    .load(\load$623 ),
-    .load_value(lfsr_wdata),
-    .neg(\neg$824 ),
-    .restart(restart),
-    .rst(rst),
-    .seed(32'd2887657347),
-    .state(\state$989 ),
-    .upper_en(upper_any1),
-    .x(\x$663 ),
-    .y(xb1__y[433:420])
-  );
-  bshw_neuron_l1 l1_neuron31 (
-    .a(\$1615 ),
-    .b(\$1616 ),
-    .clk(clk),
-    .d(\$1617 ),
-    .draw(\draw$440 ),
-    .dx(xb2__dx[383:372]),
-    .dz_en(\$1618 ),
-    .dz_neg(\$1619 ),
-    .en(\en$792 ),
-    .index(\$1620 ),
-    .load(\load$629 ),
-    .load_value(lfsr_wdata),
-    .neg(\neg$825 ),
-    .restart(restart),
-    .rst(rst),
-    .seed(32'd496787692),
-    .state(\state$990 ),
-    .upper_en(upper_any1),
-    .x(\x$664 ),
-    .y(xb1__y[447:434])
-  );
-  bshw_neuron_l1 l1_neuron4 (
-    .a(\$1453 ),
-    .b(\$1454 ),
-    .clk(clk),
-    .d(\$1455 ),
-    .draw(\draw$440 ),
-    .dx(xb2__dx[59:48]),
-    .dz_en(\$1456 ),
-    .dz_neg(\$1457 ),
-    .en(\en$765 ),
-    .index(\$1458 ),
-    .load(\load$467 ),
-    .load_value(lfsr_wdata),
-    .neg(\neg$798 ),
-    .restart(restart),
-    .rst(rst),
-    .seed(32'd3613481134),
-    .state(\state$963 ),
-    .upper_en(upper_any1),
-    .x(\x$637 ),
-    .y(xb1__y[69:56])
-  );
-  bshw_neuron_l1 l1_neuron5 (
-    .a(\$1459 ),
-    .b(\$1460 ),
-    .clk(clk),
-    .d(\$1461 ),
-    .draw(\draw$440 ),
-    .dx(xb2__dx[71:60]),
-    .dz_en(\$1462 ),
-    .dz_neg(\$1463 ),
-    .en(\en$766 ),
-    .index(\$1464 ),
-    .load(\load$473 ),
-    .load_value(lfsr_wdata),
-    .neg(\neg$799 ),
-    .restart(restart),
-    .rst(rst),
-    .seed(32'd2634569736),
-    .state(\state$964 ),
-    .upper_en(upper_any1),
-    .x(\x$638 ),
-    .y(xb1__y[83:70])
-  );
-  bshw_neuron_l1 l1_neuron6 (
-    .a(\$1465 ),
-    .b(\$1466 ),
-    .clk(clk),
-    .d(\$1467 ),
-    .draw(\draw$440 ),
-    .dx(xb2__dx[83:72]),
-    .dz_en(\$1468 ),
-    .dz_neg(\$1469 ),
-    .en(\en$767 ),
-    .index(\$1470 ),
-    .load(\load$479 ),
-    .load_value(lfsr_wdata),
-    .neg(\neg$800 ),
-    .restart(restart),
-    .rst(rst),
-    .seed(32'd397174098),
-    .state(\state$965 ),
-    .upper_en(upper_any1),
-    .x(\x$639 ),
-    .y(xb1__y[97:84])
-  );
-  bshw_neuron_l1 l1_neuron7 (
-    .a(\$1471 ),
-    .b(\$1472 ),
-    .clk(clk),
-    .d(\$1473 ),
-    .draw(\draw$440 ),
-    .dx(xb2__dx[95:84]),
-    .dz_en(\$1474 ),
-    .dz_neg(\$1475 ),
-    .en(\en$768 ),
-    .index(\$1476 ),
-    .load(\load$485 ),
-    .load_value(lfsr_wdata),
-    .neg(\neg$801 ),
-    .restart(restart),
-    .rst(rst),
-    .seed(32'd130172392),
-    .state(\state$966 ),
-    .upper_en(upper_any1),
-    .x(\x$640 ),
-    .y(xb1__y[111:98])
-  );
-  bshw_neuron_l1 l1_neuron8 (
-    .a(\$1477 ),
-    .b(\$1478 ),
-    .clk(clk),
-    .d(\$1479 ),
-    .draw(\draw$440 ),
-    .dx(xb2__dx[107:96]),
-    .dz_en(\$1480 ),
-    .dz_neg(\$1481 ),
-    .en(\en$769 ),
-    .index(\$1482 ),
-    .load(\load$491 ),
-    .load_value(lfsr_wdata),
-    .neg(\neg$802 ),
-    .restart(restart),
-    .rst(rst),
-    .seed(32'd1664839433),
-    .state(\state$967 ),
-    .upper_en(upper_any1),
-    .x(\x$641 ),
-    .y(xb1__y[125:112])
-  );
-  bshw_neuron_l1 l1_neuron9 (
-    .a(\$1483 ),
-    .b(\$1484 ),
-    .clk(clk),
-    .d(\$1485 ),
-    .draw(\draw$440 ),
-    .dx(xb2__dx[119:108]),
-    .dz_en(\$1486 ),
-    .dz_neg(\$1487 ),
-    .en(\en$770 ),
-    .index(\$1488 ),
-    .load(\load$497 ),
-    .load_value(lfsr_wdata),
-    .neg(\neg$803 ),
-    .restart(restart),
-    .rst(rst),
-    .seed(32'd199460958),
-    .state(\state$968 ),
-    .upper_en(upper_any1),
-    .x(\x$642 ),
-    .y(xb1__y[139:126])
-  );
-  bshw_output_neuron l2_neuron0 (
-    .clk(clk),
-    .draw(\draw$667 ),
-    .load(\load$669 ),
-    .load_value(lfsr_wdata),
-    .rst(rst),
-    .seed(32'd3402034283),
-    .state(\state$991 ),
-    .x(\x$717 ),
-    .y(xb2__y[12:0])
-  );
-  bshw_output_neuron l2_neuron1 (
-    .clk(clk),
-    .draw(\draw$667 ),
-    .load(\load$674 ),
-    .load_value(lfsr_wdata),
-    .rst(rst),
-    .seed(32'd4288422974),
-    .state(\state$992 ),
-    .x(\x$718 ),
-    .y(xb2__y[25:13])
-  );
-  bshw_output_neuron l2_neuron2 (
-    .clk(clk),
-    .draw(\draw$667 ),
-    .load(\load$679 ),
-    .load_value(lfsr_wdata),
-    .rst(rst),
-    .seed(32'd626986823),
-    .state(\state$993 ),
-    .x(\x$719 ),
-    .y(xb2__y[38:26])
-  );
-  bshw_output_neuron l2_neuron3 (
-    .clk(clk),
-    .draw(\draw$667 ),
-    .load(\load$684 ),
-    .load_value(lfsr_wdata),
-    .rst(rst),
-    .seed(32'd2973692501),
-    .state(\state$994 ),
-    .x(\x$720 ),
-    .y(xb2__y[51:39])
-  );
-  bshw_output_neuron l2_neuron4 (
-    .clk(clk),
-    .draw(\draw$667 ),
-    .load(\load$689 ),
-    .load_value(lfsr_wdata),
-    .rst(rst),
-    .seed(32'd651205095),
-    .state(\state$995 ),
-    .x(\x$721 ),
-    .y(xb2__y[64:52])
-  );
-  bshw_output_neuron l2_neuron5 (
-    .clk(clk),
-    .draw(\draw$667 ),
-    .load(\load$694 ),
-    .load_value(lfsr_wdata),
-    .rst(rst),
-    .seed(32'd2310458995),
-    .state(\state$996 ),
-    .x(\x$722 ),
-    .y(xb2__y[77:65])
-  );
-  bshw_output_neuron l2_neuron6 (
-    .clk(clk),
-    .draw(\draw$667 ),
-    .load(\load$699 ),
-    .load_value(lfsr_wdata),
-    .rst(rst),
-    .seed(32'd882678291),
-    .state(\state$997 ),
-    .x(\x$723 ),
-    .y(xb2__y[90:78])
-  );
-  bshw_output_neuron l2_neuron7 (
-    .clk(clk),
-    .draw(\draw$667 ),
-    .load(\load$704 ),
-    .load_value(lfsr_wdata),
-    .rst(rst),
-    .seed(32'd2886986606),
-    .state(\state$998 ),
-    .x(\x$724 ),
-    .y(xb2__y[103:91])
-  );
-  bshw_output_neuron l2_neuron8 (
-    .clk(clk),
-    .draw(\draw$667 ),
-    .load(\load$709 ),
-    .load_value(lfsr_wdata),
-    .rst(rst),
-    .seed(32'd1732652288),
-    .state(\state$999 ),
-    .x(\x$725 ),
-    .y(xb2__y[116:104])
-  );
-  bshw_output_neuron l2_neuron9 (
-    .clk(clk),
-    .draw(\draw$667 ),
-    .load(\load$714 ),
-    .load_value(lfsr_wdata),
-    .rst(rst),
-    .seed(32'd2596621794),
-    .state(\state$1000 ),
-    .x(\x$726 ),
-    .y(xb2__y[129:117])
-  );
-  bshw_input_sampler pixel0 (
+  \bshw_periphery.input_samplers  input_samplers (
     .clk(clk),
     .draw(draw),
     .load(load),
+    .load_sel(\$1 [5:0]),
     .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[7:0]),
-    .r(r),
+    .pixels(pixels),
+    .\port$1239$0 (\$1145 ),
+    .\port$1240$0 (\$1146 ),
+    .\port$1241$0 (\$1147 ),
+    .\port$1242$0 (\$1148 ),
+    .\port$1243$0 (\$1149 ),
+    .\port$1244$0 (\$1150 ),
+    .\port$1245$0 (\$1151 ),
+    .\port$1246$0 (\$1152 ),
+    .\port$1247$0 (\$1153 ),
+    .\port$1248$0 (\$1154 ),
+    .\port$1249$0 (\$1155 ),
+    .\port$1250$0 (\$1156 ),
+    .\port$1251$0 (\$1157 ),
+    .\port$1252$0 (\$1158 ),
+    .\port$1253$0 (\$1159 ),
+    .\port$1254$0 (\$1160 ),
     .rst(rst),
-    .seed(16'hcdaf),
-    .x(x)
+    .x(\x$94 )
   );
-  bshw_input_sampler pixel1 (
+  \bshw_periphery.neurons1  neurons1 (
     .clk(clk),
-    .draw(draw),
-    .load(\load$61 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[15:8]),
-    .r(\r$896 ),
+    .draw(\draw$74 ),
+    .dx(xb2__dx),
+    .en_bits(dy_en1_bits),
+    .load(\load$58 ),
+    .load_sel(\$7 [4:0]),
+    .load_value(lfsr_wdata),
+    .neg(dy_neg1_bits),
+    .\port$1704$0 (\$1161 ),
+    .\port$1705$0 (\$1162 ),
+    .\port$1706$0 (\$1163 ),
+    .\port$1707$0 (\$1164 ),
+    .\port$1708$0 (\$1165 ),
+    .\port$1709$0 (\$1166 ),
+    .\port$1710$0 (\$1167 ),
+    .\port$1711$0 (\$1168 ),
+    .\port$1712$0 (\$1169 ),
+    .\port$1713$0 (\$1170 ),
+    .\port$1714$0 (\$1171 ),
+    .\port$1715$0 (\$1172 ),
+    .\port$1716$0 (\$1173 ),
+    .\port$1717$0 (\$1174 ),
+    .\port$1718$0 (\$1175 ),
+    .\port$1719$0 (\$1176 ),
+    .\port$1720$0 (\$1177 ),
+    .\port$1721$0 (\$1178 ),
+    .\port$1722$0 (\$1179 ),
+    .\port$1723$0 (\$1180 ),
+    .\port$1724$0 (\$1181 ),
+    .\port$1725$0 (\$1182 ),
+    .\port$1726$0 (\$1183 ),
+    .\port$1727$0 (\$1184 ),
+    .\port$1728$0 (\$1185 ),
+    .\port$1729$0 (\$1186 ),
+    .\port$1730$0 (\$1187 ),
+    .\port$1731$0 (\$1188 ),
+    .\port$1732$0 (\$1189 ),
+    .\port$1733$0 (\$1190 ),
+    .\port$1734$0 (\$1191 ),
+    .\port$1735$0 (\$1192 ),
+    .restart(restart),
     .rst(rst),
-    .seed(16'h5cc1),
-    .x(\x$375 )
+    .upper_en(upper_any1),
+    .x(\x$96 ),
+    .y(xb1__y)
   );
-  bshw_input_sampler pixel10 (
+  \bshw_periphery.neurons2  neurons2 (
     .clk(clk),
-    .draw(draw),
-    .load(\load$106 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[87:80]),
-    .r(\r$905 ),
+    .draw(\draw$79 ),
+    .load(\load$63 ),
+    .load_sel(\$13 [3:0]),
+    .load_value(lfsr_wdata),
+    .\port$2160$0 (\$1193 ),
+    .\port$2161$0 (\$1194 ),
+    .\port$2162$0 (\$1195 ),
+    .\port$2163$0 (\$1196 ),
+    .\port$2164$0 (\$1197 ),
+    .\port$2165$0 (\$1198 ),
+    .\port$2166$0 (\$1199 ),
+    .\port$2167$0 (\$1200 ),
+    .\port$2168$0 (\$1201 ),
+    .\port$2169$0 (\$1202 ),
+    .\port$2170$0 (\$1203 ),
+    .\port$2171$0 (\$1204 ),
+    .\port$2172$0 (\$1205 ),
+    .\port$2173$0 (\$1206 ),
+    .\port$2174$0 (\$1207 ),
+    .\port$2175$0 (\$1208 ),
+    .\port$2176$0 (\$1209 ),
+    .\port$2177$0 (\$1210 ),
+    .\port$2178$0 (\$1211 ),
+    .\port$2179$0 (\$1212 ),
+    .\port$2180$0 (\$1213 ),
+    .\port$2181$0 (\$1214 ),
+    .\port$2182$0 (\$1215 ),
+    .\port$2183$0 (\$1216 ),
+    .\port$2184$0 (\$1217 ),
+    .\port$2185$0 (\$1218 ),
+    .\port$2186$0 (\$1219 ),
+    .\port$2187$0 (\$1220 ),
+    .\port$2188$0 (\$1221 ),
+    .\port$2189$0 (\$1222 ),
+    .\port$2190$0 (\$1223 ),
+    .\port$2191$0 (\$1224 ),
     .rst(rst),
-    .seed(16'h2fca),
-    .x(\x$384 )
-  );
-  bshw_input_sampler pixel11 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$111 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[95:88]),
-    .r(\r$906 ),
-    .rst(rst),
-    .seed(16'h309d),
-    .x(\x$385 )
-  );
-  bshw_input_sampler pixel12 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$116 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[103:96]),
-    .r(\r$907 ),
-    .rst(rst),
-    .seed(16'h8f03),
-    .x(\x$386 )
-  );
-  bshw_input_sampler pixel13 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$121 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[111:104]),
-    .r(\r$908 ),
-    .rst(rst),
-    .seed(16'h8aff),
-    .x(\x$387 )
-  );
-  bshw_input_sampler pixel14 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$126 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[119:112]),
-    .r(\r$909 ),
-    .rst(rst),
-    .seed(16'he63e),
-    .x(\x$388 )
-  );
-  bshw_input_sampler pixel15 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$131 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[127:120]),
-    .r(\r$910 ),
-    .rst(rst),
-    .seed(16'h5005),
-    .x(\x$389 )
-  );
-  bshw_input_sampler pixel16 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$136 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[135:128]),
-    .r(\r$911 ),
-    .rst(rst),
-    .seed(16'h9207),
-    .x(\x$390 )
-  );
-  bshw_input_sampler pixel17 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$141 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[143:136]),
-    .r(\r$912 ),
-    .rst(rst),
-    .seed(16'h7363),
-    .x(\x$391 )
-  );
-  bshw_input_sampler pixel18 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$146 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[151:144]),
-    .r(\r$913 ),
-    .rst(rst),
-    .seed(16'hf032),
-    .x(\x$392 )
-  );
-  bshw_input_sampler pixel19 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$151 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[159:152]),
-    .r(\r$914 ),
-    .rst(rst),
-    .seed(16'h1a44),
-    .x(\x$393 )
-  );
-  bshw_input_sampler pixel2 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$66 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[23:16]),
-    .r(\r$897 ),
-    .rst(rst),
-    .seed(16'h56ce),
-    .x(\x$376 )
-  );
-  bshw_input_sampler pixel20 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$156 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[167:160]),
-    .r(\r$915 ),
-    .rst(rst),
-    .seed(16'h818c),
-    .x(\x$394 )
-  );
-  bshw_input_sampler pixel21 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$161 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[175:168]),
-    .r(\r$916 ),
-    .rst(rst),
-    .seed(16'h25c7),
-    .x(\x$395 )
-  );
-  bshw_input_sampler pixel22 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$166 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[183:176]),
-    .r(\r$917 ),
-    .rst(rst),
-    .seed(16'h0e0a),
-    .x(\x$396 )
-  );
-  bshw_input_sampler pixel23 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$171 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[191:184]),
-    .r(\r$918 ),
-    .rst(rst),
-    .seed(16'h81d6),
-    .x(\x$397 )
-  );
-  bshw_input_sampler pixel24 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$176 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[199:192]),
-    .r(\r$919 ),
-    .rst(rst),
-    .seed(16'h1e44),
-    .x(\x$398 )
-  );
-  bshw_input_sampler pixel25 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$181 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[207:200]),
-    .r(\r$920 ),
-    .rst(rst),
-    .seed(16'hb709),
-    .x(\x$399 )
-  );
-  bshw_input_sampler pixel26 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$186 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[215:208]),
-    .r(\r$921 ),
-    .rst(rst),
-    .seed(16'h4dda),
-    .x(\x$400 )
-  );
-  bshw_input_sampler pixel27 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$191 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[223:216]),
-    .r(\r$922 ),
-    .rst(rst),
-    .seed(16'h068a),
-    .x(\x$401 )
-  );
-  bshw_input_sampler pixel28 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$196 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[231:224]),
-    .r(\r$923 ),
-    .rst(rst),
-    .seed(16'h146c),
-    .x(\x$402 )
-  );
-  bshw_input_sampler pixel29 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$201 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[239:232]),
-    .r(\r$924 ),
-    .rst(rst),
-    .seed(16'hcf70),
-    .x(\x$403 )
-  );
-  bshw_input_sampler pixel3 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$71 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[31:24]),
-    .r(\r$898 ),
-    .rst(rst),
-    .seed(16'h8fed),
-    .x(\x$377 )
-  );
-  bshw_input_sampler pixel30 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$206 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[247:240]),
-    .r(\r$925 ),
-    .rst(rst),
-    .seed(16'h0dce),
-    .x(\x$404 )
-  );
-  bshw_input_sampler pixel31 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$211 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[255:248]),
-    .r(\r$926 ),
-    .rst(rst),
-    .seed(16'heaea),
-    .x(\x$405 )
-  );
-  bshw_input_sampler pixel32 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$216 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[263:256]),
-    .r(\r$927 ),
-    .rst(rst),
-    .seed(16'h2401),
-    .x(\x$406 )
-  );
-  bshw_input_sampler pixel33 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$221 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[271:264]),
-    .r(\r$928 ),
-    .rst(rst),
-    .seed(16'h18a8),
-    .x(\x$407 )
-  );
-  bshw_input_sampler pixel34 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$226 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[279:272]),
-    .r(\r$929 ),
-    .rst(rst),
-    .seed(16'ha40d),
-    .x(\x$408 )
-  );
-  bshw_input_sampler pixel35 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$231 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[287:280]),
-    .r(\r$930 ),
-    .rst(rst),
-    .seed(16'hb05b),
-    .x(\x$409 )
-  );
-  bshw_input_sampler pixel36 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$236 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[295:288]),
-    .r(\r$931 ),
-    .rst(rst),
-    .seed(16'hba1b),
-    .x(\x$410 )
-  );
-  bshw_input_sampler pixel37 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$241 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[303:296]),
-    .r(\r$932 ),
-    .rst(rst),
-    .seed(16'ha907),
-    .x(\x$411 )
-  );
-  bshw_input_sampler pixel38 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$246 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[311:304]),
-    .r(\r$933 ),
-    .rst(rst),
-    .seed(16'h7eb0),
-    .x(\x$412 )
-  );
-  bshw_input_sampler pixel39 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$251 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[319:312]),
-    .r(\r$934 ),
-    .rst(rst),
-    .seed(16'hdeec),
-    .x(\x$413 )
-  );
-  bshw_input_sampler pixel4 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$76 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[39:32]),
-    .r(\r$899 ),
-    .rst(rst),
-    .seed(16'h8aca),
-    .x(\x$378 )
-  );
-  bshw_input_sampler pixel40 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$256 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[327:320]),
-    .r(\r$935 ),
-    .rst(rst),
-    .seed(16'h9112),
-    .x(\x$414 )
-  );
-  bshw_input_sampler pixel41 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$261 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[335:328]),
-    .r(\r$936 ),
-    .rst(rst),
-    .seed(16'hc949),
-    .x(\x$415 )
-  );
-  bshw_input_sampler pixel42 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$266 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[343:336]),
-    .r(\r$937 ),
-    .rst(rst),
-    .seed(16'h6e95),
-    .x(\x$416 )
-  );
-  bshw_input_sampler pixel43 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$271 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[351:344]),
-    .r(\r$938 ),
-    .rst(rst),
-    .seed(16'hef88),
-    .x(\x$417 )
-  );
-  bshw_input_sampler pixel44 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$276 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[359:352]),
-    .r(\r$939 ),
-    .rst(rst),
-    .seed(16'h5453),
-    .x(\x$418 )
-  );
-  bshw_input_sampler pixel45 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$281 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[367:360]),
-    .r(\r$940 ),
-    .rst(rst),
-    .seed(16'h4ad6),
-    .x(\x$419 )
-  );
-  bshw_input_sampler pixel46 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$286 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[375:368]),
-    .r(\r$941 ),
-    .rst(rst),
-    .seed(16'h3007),
-    .x(\x$420 )
-  );
-  bshw_input_sampler pixel47 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$291 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[383:376]),
-    .r(\r$942 ),
-    .rst(rst),
-    .seed(16'hdb85),
-    .x(\x$421 )
-  );
-  bshw_input_sampler pixel48 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$296 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[391:384]),
-    .r(\r$943 ),
-    .rst(rst),
-    .seed(16'hff23),
-    .x(\x$422 )
-  );
-  bshw_input_sampler pixel49 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$301 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[399:392]),
-    .r(\r$944 ),
-    .rst(rst),
-    .seed(16'ha958),
-    .x(\x$423 )
-  );
-  bshw_input_sampler pixel5 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$81 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[47:40]),
-    .r(\r$900 ),
-    .rst(rst),
-    .seed(16'hc35a),
-    .x(\x$379 )
-  );
-  bshw_input_sampler pixel50 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$306 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[407:400]),
-    .r(\r$945 ),
-    .rst(rst),
-    .seed(16'h54cb),
-    .x(\x$424 )
-  );
-  bshw_input_sampler pixel51 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$311 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[415:408]),
-    .r(\r$946 ),
-    .rst(rst),
-    .seed(16'h4068),
-    .x(\x$425 )
-  );
-  bshw_input_sampler pixel52 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$316 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[423:416]),
-    .r(\r$947 ),
-    .rst(rst),
-    .seed(16'h404a),
-    .x(\x$426 )
-  );
-  bshw_input_sampler pixel53 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$321 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[431:424]),
-    .r(\r$948 ),
-    .rst(rst),
-    .seed(16'h6f76),
-    .x(\x$427 )
-  );
-  bshw_input_sampler pixel54 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$326 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[439:432]),
-    .r(\r$949 ),
-    .rst(rst),
-    .seed(16'hf375),
-    .x(\x$428 )
-  );
-  bshw_input_sampler pixel55 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$331 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[447:440]),
-    .r(\r$950 ),
-    .rst(rst),
-    .seed(16'h331c),
-    .x(\x$429 )
-  );
-  bshw_input_sampler pixel56 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$336 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[455:448]),
-    .r(\r$951 ),
-    .rst(rst),
-    .seed(16'h2147),
-    .x(\x$430 )
-  );
-  bshw_input_sampler pixel57 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$341 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[463:456]),
-    .r(\r$952 ),
-    .rst(rst),
-    .seed(16'h2a31),
-    .x(\x$431 )
-  );
-  bshw_input_sampler pixel58 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$346 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[471:464]),
-    .r(\r$953 ),
-    .rst(rst),
-    .seed(16'h5fd2),
-    .x(\x$432 )
-  );
-  bshw_input_sampler pixel59 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$351 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[479:472]),
-    .r(\r$954 ),
-    .rst(rst),
-    .seed(16'hb83c),
-    .x(\x$433 )
-  );
-  bshw_input_sampler pixel6 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$86 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[55:48]),
-    .r(\r$901 ),
-    .rst(rst),
-    .seed(16'he000),
-    .x(\x$380 )
-  );
-  bshw_input_sampler pixel60 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$356 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[487:480]),
-    .r(\r$955 ),
-    .rst(rst),
-    .seed(16'h7767),
-    .x(\x$434 )
-  );
-  bshw_input_sampler pixel61 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$361 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[495:488]),
-    .r(\r$956 ),
-    .rst(rst),
-    .seed(16'ha631),
-    .x(\x$435 )
-  );
-  bshw_input_sampler pixel62 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$366 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[503:496]),
-    .r(\r$957 ),
-    .rst(rst),
-    .seed(16'h0bea),
-    .x(\x$436 )
-  );
-  bshw_input_sampler pixel63 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$371 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[511:504]),
-    .r(\r$958 ),
-    .rst(rst),
-    .seed(16'h7e35),
-    .x(\x$437 )
-  );
-  bshw_input_sampler pixel7 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$91 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[63:56]),
-    .r(\r$902 ),
-    .rst(rst),
-    .seed(16'h0dd7),
-    .x(\x$381 )
-  );
-  bshw_input_sampler pixel8 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$96 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[71:64]),
-    .r(\r$903 ),
-    .rst(rst),
-    .seed(16'h3636),
-    .x(\x$382 )
-  );
-  bshw_input_sampler pixel9 (
-    .clk(clk),
-    .draw(draw),
-    .load(\load$101 ),
-    .load_value(lfsr_wdata[15:0]),
-    .pixel(pixels[79:72]),
-    .r(\r$904 ),
-    .rst(rst),
-    .seed(16'h6064),
-    .x(\x$383 )
+    .x(x),
+    .y(xb2__y)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    lfsr_rdata = 32'd0;
-    casez (lfsr_sel)
-      7'h00:
-          lfsr_rdata = { 16'h0000, r };
-      7'h01:
-          lfsr_rdata = { 16'h0000, \r$896  };
-      7'h02:
-          lfsr_rdata = { 16'h0000, \r$897  };
-      7'h03:
-          lfsr_rdata = { 16'h0000, \r$898  };
-      7'h04:
-          lfsr_rdata = { 16'h0000, \r$899  };
-      7'h05:
-          lfsr_rdata = { 16'h0000, \r$900  };
-      7'h06:
-          lfsr_rdata = { 16'h0000, \r$901  };
-      7'h07:
-          lfsr_rdata = { 16'h0000, \r$902  };
-      7'h08:
-          lfsr_rdata = { 16'h0000, \r$903  };
-      7'h09:
-          lfsr_rdata = { 16'h0000, \r$904  };
-      7'h0a:
-          lfsr_rdata = { 16'h0000, \r$905  };
-      7'h0b:
-          lfsr_rdata = { 16'h0000, \r$906  };
-      7'h0c:
-          lfsr_rdata = { 16'h0000, \r$907  };
-      7'h0d:
-          lfsr_rdata = { 16'h0000, \r$908  };
-      7'h0e:
-          lfsr_rdata = { 16'h0000, \r$909  };
-      7'h0f:
-          lfsr_rdata = { 16'h0000, \r$910  };
-      7'h10:
-          lfsr_rdata = { 16'h0000, \r$911  };
-      7'h11:
-          lfsr_rdata = { 16'h0000, \r$912  };
-      7'h12:
-          lfsr_rdata = { 16'h0000, \r$913  };
-      7'h13:
-          lfsr_rdata = { 16'h0000, \r$914  };
-      7'h14:
-          lfsr_rdata = { 16'h0000, \r$915  };
-      7'h15:
-          lfsr_rdata = { 16'h0000, \r$916  };
-      7'h16:
-          lfsr_rdata = { 16'h0000, \r$917  };
-      7'h17:
-          lfsr_rdata = { 16'h0000, \r$918  };
-      7'h18:
-          lfsr_rdata = { 16'h0000, \r$919  };
-      7'h19:
-          lfsr_rdata = { 16'h0000, \r$920  };
-      7'h1a:
-          lfsr_rdata = { 16'h0000, \r$921  };
-      7'h1b:
-          lfsr_rdata = { 16'h0000, \r$922  };
-      7'h1c:
-          lfsr_rdata = { 16'h0000, \r$923  };
-      7'h1d:
-          lfsr_rdata = { 16'h0000, \r$924  };
-      7'h1e:
-          lfsr_rdata = { 16'h0000, \r$925  };
-      7'h1f:
-          lfsr_rdata = { 16'h0000, \r$926  };
-      7'h20:
-          lfsr_rdata = { 16'h0000, \r$927  };
-      7'h21:
-          lfsr_rdata = { 16'h0000, \r$928  };
-      7'h22:
-          lfsr_rdata = { 16'h0000, \r$929  };
-      7'h23:
-          lfsr_rdata = { 16'h0000, \r$930  };
-      7'h24:
-          lfsr_rdata = { 16'h0000, \r$931  };
-      7'h25:
-          lfsr_rdata = { 16'h0000, \r$932  };
-      7'h26:
-          lfsr_rdata = { 16'h0000, \r$933  };
-      7'h27:
-          lfsr_rdata = { 16'h0000, \r$934  };
-      7'h28:
-          lfsr_rdata = { 16'h0000, \r$935  };
-      7'h29:
-          lfsr_rdata = { 16'h0000, \r$936  };
-      7'h2a:
-          lfsr_rdata = { 16'h0000, \r$937  };
-      7'h2b:
-          lfsr_rdata = { 16'h0000, \r$938  };
-      7'h2c:
-          lfsr_rdata = { 16'h0000, \r$939  };
-      7'h2d:
-          lfsr_rdata = { 16'h0000, \r$940  };
-      7'h2e:
-          lfsr_rdata = { 16'h0000, \r$941  };
-      7'h2f:
-          lfsr_rdata = { 16'h0000, \r$942  };
-      7'h30:
-          lfsr_rdata = { 16'h0000, \r$943  };
-      7'h31:
-          lfsr_rdata = { 16'h0000, \r$944  };
-      7'h32:
-          lfsr_rdata = { 16'h0000, \r$945  };
-      7'h33:
-          lfsr_rdata = { 16'h0000, \r$946  };
-      7'h34:
-          lfsr_rdata = { 16'h0000, \r$947  };
-      7'h35:
-          lfsr_rdata = { 16'h0000, \r$948  };
-      7'h36:
-          lfsr_rdata = { 16'h0000, \r$949  };
-      7'h37:
-          lfsr_rdata = { 16'h0000, \r$950  };
-      7'h38:
-          lfsr_rdata = { 16'h0000, \r$951  };
-      7'h39:
-          lfsr_rdata = { 16'h0000, \r$952  };
-      7'h3a:
-          lfsr_rdata = { 16'h0000, \r$953  };
-      7'h3b:
-          lfsr_rdata = { 16'h0000, \r$954  };
-      7'h3c:
-          lfsr_rdata = { 16'h0000, \r$955  };
-      7'h3d:
-          lfsr_rdata = { 16'h0000, \r$956  };
-      7'h3e:
-          lfsr_rdata = { 16'h0000, \r$957  };
-      7'h3f:
-          lfsr_rdata = { 16'h0000, \r$958  };
-      7'h40:
-          lfsr_rdata = state;
-      7'h41:
-          lfsr_rdata = \state$960 ;
-      7'h42:
-          lfsr_rdata = \state$961 ;
-      7'h43:
-          lfsr_rdata = \state$962 ;
-      7'h44:
-          lfsr_rdata = \state$963 ;
-      7'h45:
-          lfsr_rdata = \state$964 ;
-      7'h46:
-          lfsr_rdata = \state$965 ;
-      7'h47:
-          lfsr_rdata = \state$966 ;
-      7'h48:
-          lfsr_rdata = \state$967 ;
-      7'h49:
-          lfsr_rdata = \state$968 ;
-      7'h4a:
-          lfsr_rdata = \state$969 ;
-      7'h4b:
-          lfsr_rdata = \state$970 ;
-      7'h4c:
-          lfsr_rdata = \state$971 ;
-      7'h4d:
-          lfsr_rdata = \state$972 ;
-      7'h4e:
-          lfsr_rdata = \state$973 ;
-      7'h4f:
-          lfsr_rdata = \state$974 ;
-      7'h50:
-          lfsr_rdata = \state$975 ;
-      7'h51:
-          lfsr_rdata = \state$976 ;
-      7'h52:
-          lfsr_rdata = \state$977 ;
-      7'h53:
-          lfsr_rdata = \state$978 ;
-      7'h54:
-          lfsr_rdata = \state$979 ;
-      7'h55:
-          lfsr_rdata = \state$980 ;
-      7'h56:
-          lfsr_rdata = \state$981 ;
-      7'h57:
-          lfsr_rdata = \state$982 ;
-      7'h58:
-          lfsr_rdata = \state$983 ;
-      7'h59:
-          lfsr_rdata = \state$984 ;
-      7'h5a:
-          lfsr_rdata = \state$985 ;
-      7'h5b:
-          lfsr_rdata = \state$986 ;
-      7'h5c:
-          lfsr_rdata = \state$987 ;
-      7'h5d:
-          lfsr_rdata = \state$988 ;
-      7'h5e:
-          lfsr_rdata = \state$989 ;
-      7'h5f:
-          lfsr_rdata = \state$990 ;
-      7'h60:
-          lfsr_rdata = \state$991 ;
-      7'h61:
-          lfsr_rdata = \state$992 ;
-      7'h62:
-          lfsr_rdata = \state$993 ;
-      7'h63:
-          lfsr_rdata = \state$994 ;
-      7'h64:
-          lfsr_rdata = \state$995 ;
-      7'h65:
-          lfsr_rdata = \state$996 ;
-      7'h66:
-          lfsr_rdata = \state$997 ;
-      7'h67:
-          lfsr_rdata = \state$998 ;
-      7'h68:
-          lfsr_rdata = \state$999 ;
-      7'h69:
-          lfsr_rdata = \state$1000 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
     casez (mem_layer)
       1'h0:
@@ -6402,17 +3194,17 @@ module bshw_periphery(op, pixels, label, mem_layer, mem_row, mem_we_w, mem_we_c,
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
     casez (mem_layer)
       1'h0:
-          mem_rdata_c = host_rdata;
+          mem_rdata_c = { \$1225 [255], \$1225 [223], \$1225 [191], \$1225 [159], \$1225 [127], \$1225 [95], \$1225 [63], \$1225 [31], \$1225 [254], \$1225 [222], \$1225 [190], \$1225 [158], \$1225 [126], \$1225 [94], \$1225 [62], \$1225 [30], \$1225 [253], \$1225 [221], \$1225 [189], \$1225 [157], \$1225 [125], \$1225 [93], \$1225 [61], \$1225 [29], \$1225 [252], \$1225 [220], \$1225 [188], \$1225 [156], \$1225 [124], \$1225 [92], \$1225 [60], \$1225 [28], \$1225 [251], \$1225 [219], \$1225 [187], \$1225 [155], \$1225 [123], \$1225 [91], \$1225 [59], \$1225 [27], \$1225 [250], \$1225 [218], \$1225 [186], \$1225 [154], \$1225 [122], \$1225 [90], \$1225 [58], \$1225 [26], \$1225 [249], \$1225 [217], \$1225 [185], \$1225 [153], \$1225 [121], \$1225 [89], \$1225 [57], \$1225 [25], \$1225 [248], \$1225 [216], \$1225 [184], \$1225 [152], \$1225 [120], \$1225 [88], \$1225 [56], \$1225 [24], \$1225 [247], \$1225 [215], \$1225 [183], \$1225 [151], \$1225 [119], \$1225 [87], \$1225 [55], \$1225 [23], \$1225 [246], \$1225 [214], \$1225 [182], \$1225 [150], \$1225 [118], \$1225 [86], \$1225 [54], \$1225 [22], \$1225 [245], \$1225 [213], \$1225 [181], \$1225 [149], \$1225 [117], \$1225 [85], \$1225 [53], \$1225 [21], \$1225 [244], \$1225 [212], \$1225 [180], \$1225 [148], \$1225 [116], \$1225 [84], \$1225 [52], \$1225 [20], \$1225 [243], \$1225 [211], \$1225 [179], \$1225 [147], \$1225 [115], \$1225 [83], \$1225 [51], \$1225 [19], \$1225 [242], \$1225 [210], \$1225 [178], \$1225 [146], \$1225 [114], \$1225 [82], \$1225 [50], \$1225 [18], \$1225 [241], \$1225 [209], \$1225 [177], \$1225 [145], \$1225 [113], \$1225 [81], \$1225 [49], \$1225 [17], \$1225 [240], \$1225 [208], \$1225 [176], \$1225 [144], \$1225 [112], \$1225 [80], \$1225 [48], \$1225 [16], \$1225 [239], \$1225 [207], \$1225 [175], \$1225 [143], \$1225 [111], \$1225 [79], \$1225 [47], \$1225 [15], \$1225 [238], \$1225 [206], \$1225 [174], \$1225 [142], \$1225 [110], \$1225 [78], \$1225 [46], \$1225 [14], \$1225 [237], \$1225 [205], \$1225 [173], \$1225 [141], \$1225 [109], \$1225 [77], \$1225 [45], \$1225 [13], \$1225 [236], \$1225 [204], \$1225 [172], \$1225 [140], \$1225 [108], \$1225 [76], \$1225 [44], \$1225 [12], \$1225 [235], \$1225 [203], \$1225 [171], \$1225 [139], \$1225 [107], \$1225 [75], \$1225 [43], \$1225 [11], \$1225 [234], \$1225 [202], \$1225 [170], \$1225 [138], \$1225 [106], \$1225 [74], \$1225 [42], \$1225 [10], \$1225 [233], \$1225 [201], \$1225 [169], \$1225 [137], \$1225 [105], \$1225 [73], \$1225 [41], \$1225 [9], \$1225 [232], \$1225 [200], \$1225 [168], \$1225 [136], \$1225 [104], \$1225 [72], \$1225 [40], \$1225 [8], \$1225 [231], \$1225 [199], \$1225 [167], \$1225 [135], \$1225 [103], \$1225 [71], \$1225 [39], \$1225 [7], \$1225 [230], \$1225 [198], \$1225 [166], \$1225 [134], \$1225 [102], \$1225 [70], \$1225 [38], \$1225 [6], \$1225 [229], \$1225 [197], \$1225 [165], \$1225 [133], \$1225 [101], \$1225 [69], \$1225 [37], \$1225 [5], \$1225 [228], \$1225 [196], \$1225 [164], \$1225 [132], \$1225 [100], \$1225 [68], \$1225 [36], \$1225 [4], \$1225 [227], \$1225 [195], \$1225 [163], \$1225 [131], \$1225 [99], \$1225 [67], \$1225 [35], \$1225 [3], \$1225 [226], \$1225 [194], \$1225 [162], \$1225 [130], \$1225 [98], \$1225 [66], \$1225 [34], \$1225 [2], \$1225 [225], \$1225 [193], \$1225 [161], \$1225 [129], \$1225 [97], \$1225 [65], \$1225 [33], \$1225 [1], \$1225 [224], \$1225 [192], \$1225 [160], \$1225 [128], \$1225 [96], \$1225 [64], \$1225 [32], \$1225 [0] };
       1'h1:
-          mem_rdata_c = { 176'h00000000000000000000000000000000000000000000, \host_rdata$893  };
+          mem_rdata_c = { 176'h00000000000000000000000000000000000000000000, \$1226 [79], \$1226 [69], \$1226 [59], \$1226 [49], \$1226 [39], \$1226 [29], \$1226 [19], \$1226 [9], \$1226 [78], \$1226 [68], \$1226 [58], \$1226 [48], \$1226 [38], \$1226 [28], \$1226 [18], \$1226 [8], \$1226 [77], \$1226 [67], \$1226 [57], \$1226 [47], \$1226 [37], \$1226 [27], \$1226 [17], \$1226 [7], \$1226 [76], \$1226 [66], \$1226 [56], \$1226 [46], \$1226 [36], \$1226 [26], \$1226 [16], \$1226 [6], \$1226 [75], \$1226 [65], \$1226 [55], \$1226 [45], \$1226 [35], \$1226 [25], \$1226 [15], \$1226 [5], \$1226 [74], \$1226 [64], \$1226 [54], \$1226 [44], \$1226 [34], \$1226 [24], \$1226 [14], \$1226 [4], \$1226 [73], \$1226 [63], \$1226 [53], \$1226 [43], \$1226 [33], \$1226 [23], \$1226 [13], \$1226 [3], \$1226 [72], \$1226 [62], \$1226 [52], \$1226 [42], \$1226 [32], \$1226 [22], \$1226 [12], \$1226 [2], \$1226 [71], \$1226 [61], \$1226 [51], \$1226 [41], \$1226 [31], \$1226 [21], \$1226 [11], \$1226 [1], \$1226 [70], \$1226 [60], \$1226 [50], \$1226 [40], \$1226 [30], \$1226 [20], \$1226 [10], \$1226 [0] };
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     restart = 1'h0;
     casez (fsm_state)
       4'h0:
@@ -6422,7 +3214,7 @@ module bshw_periphery(op, pixels, label, mem_layer, mem_row, mem_we_w, mem_we_c,
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     carry_start = 1'h0;
     casez (fsm_state)
       4'h0:
@@ -6440,7 +3232,7 @@ module bshw_periphery(op, pixels, label, mem_layer, mem_row, mem_we_w, mem_we_c,
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     draw = 1'h0;
     casez (fsm_state)
       4'h0:
@@ -6450,7 +3242,7 @@ module bshw_periphery(op, pixels, label, mem_layer, mem_row, mem_we_w, mem_we_c,
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     xb1__fwd = 1'h0;
     casez (fsm_state)
       4'h0:
@@ -6462,8 +3254,8 @@ module bshw_periphery(op, pixels, label, mem_layer, mem_row, mem_we_w, mem_we_c,
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \draw$440  = 1'h0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \draw$74  = 1'h0;
     casez (fsm_state)
       4'h0:
           /* empty */;
@@ -6472,11 +3264,11 @@ module bshw_periphery(op, pixels, label, mem_layer, mem_row, mem_we_w, mem_we_c,
       4'h2:
           /* empty */;
       4'h5:
-          \draw$440  = 1'h1;
+          \draw$74  = 1'h1;
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     xb2__fwd = 1'h0;
     casez (fsm_state)
       4'h0:
@@ -6492,8 +3284,8 @@ module bshw_periphery(op, pixels, label, mem_layer, mem_row, mem_we_w, mem_we_c,
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \draw$667  = 1'h0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \draw$79  = 1'h0;
     casez (fsm_state)
       4'h0:
           /* empty */;
@@ -6506,11 +3298,11 @@ module bshw_periphery(op, pixels, label, mem_layer, mem_row, mem_we_w, mem_we_c,
       4'h4:
           /* empty */;
       4'h7:
-          \draw$667  = 1'h1;
+          \draw$79  = 1'h1;
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     xb2__bwd = 1'h0;
     casez (fsm_state)
       4'h0:
@@ -6530,7 +3322,7 @@ module bshw_periphery(op, pixels, label, mem_layer, mem_row, mem_we_w, mem_we_c,
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     acc_start = 1'h0;
     casez (fsm_state)
       4'h0:
@@ -6552,7 +3344,7 @@ module bshw_periphery(op, pixels, label, mem_layer, mem_row, mem_we_w, mem_we_c,
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     done = 1'h0;
     casez (fsm_state)
       4'h0:
@@ -6578,32 +3370,32 @@ module bshw_periphery(op, pixels, label, mem_layer, mem_row, mem_we_w, mem_we_c,
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1621  = { rvalid[0], \$1411  };
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$1140  = { rvalid[0], \$1122  };
     if (rst) begin
-      \$1621  = 2'h0;
+      \$1140  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1622  = \op$862 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$1141  = \op$93 ;
     casez (fsm_state)
       4'h0:
           if (start) begin
-            \$1622  = op;
+            \$1141  = op;
           end
     endcase
     if (rst) begin
-      \$1622  = 2'h0;
+      \$1141  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1623  = dcount;
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$1142  = dcount;
     casez (fsm_state)
       4'h0:
           if (start) begin
-            \$1623  = 4'h0;
+            \$1142  = 4'h0;
           end
       4'h1:
           /* empty */;
@@ -6611,32 +3403,32 @@ module bshw_periphery(op, pixels, label, mem_layer, mem_row, mem_we_w, mem_we_c,
           /* empty */;
       4'h5:
           (* full_case = 32'd1 *)
-          if (\$1418 ) begin
-            \$1623  = 4'h0;
+          if (\$1129 ) begin
+            \$1142  = 4'h0;
           end else begin
-            \$1623  = \$1419 [3:0];
+            \$1142  = \$1130 [3:0];
           end
       4'h4:
           /* empty */;
       4'h7:
           (* full_case = 32'd1 *)
-          if (\$1425 ) begin
-            \$1623  = 4'h0;
+          if (\$1136 ) begin
+            \$1142  = 4'h0;
           end else begin
-            \$1623  = \$1426 [3:0];
+            \$1142  = \$1137 [3:0];
           end
     endcase
     if (rst) begin
-      \$1623  = 4'h0;
+      \$1142  = 4'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1624  = busy;
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$1143  = busy;
     casez (fsm_state)
       4'h0:
           if (start) begin
-            \$1624  = 1'h1;
+            \$1143  = 1'h1;
           end
       4'h1:
           /* empty */;
@@ -6655,624 +3447,127 @@ module bshw_periphery(op, pixels, label, mem_layer, mem_row, mem_we_w, mem_we_c,
       4'h3:
           /* empty */;
       4'h6:
-          \$1624  = 1'h0;
+          \$1143  = 1'h0;
     endcase
     if (rst) begin
-      \$1624  = 1'h0;
+      \$1143  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1625  = fsm_state;
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$1144  = fsm_state;
     casez (fsm_state)
       4'h0:
           if (start) begin
             (* full_case = 32'd1 *)
             casez (op)
               2'h0, 2'h2:
-                  \$1625  = 4'h1;
+                  \$1144  = 4'h1;
               2'h3:
-                  \$1625  = 4'h2;
+                  \$1144  = 4'h2;
               2'h1:
-                  \$1625  = 4'h3;
+                  \$1144  = 4'h3;
             endcase
           end
       4'h1:
-          \$1625  = 4'h2;
+          \$1144  = 4'h2;
       4'h2:
           (* full_case = 32'd1 *)
-          if (\$1412 ) begin
-            \$1625  = 4'h4;
-          end else if (\$1414 ) begin
-            \$1625  = 4'h5;
+          if (\$1123 ) begin
+            \$1144  = 4'h4;
+          end else if (\$1125 ) begin
+            \$1144  = 4'h5;
           end else begin
-            \$1625  = 4'h6;
+            \$1144  = 4'h6;
           end
       4'h5:
-          if (\$1418 ) begin
-            \$1625  = 4'h4;
+          if (\$1129 ) begin
+            \$1144  = 4'h4;
           end
       4'h4:
           (* full_case = 32'd1 *)
-          if (\$1420 ) begin
-            \$1625  = 4'h6;
-          end else if (\$1422 ) begin
-            \$1625  = 4'h7;
+          if (\$1131 ) begin
+            \$1144  = 4'h6;
+          end else if (\$1133 ) begin
+            \$1144  = 4'h7;
           end else begin
-            \$1625  = 4'h6;
+            \$1144  = 4'h6;
           end
       4'h7:
-          if (\$1425 ) begin
-            \$1625  = 4'h8;
+          if (\$1136 ) begin
+            \$1144  = 4'h8;
           end
       4'h8:
-          \$1625  = 4'h9;
+          \$1144  = 4'h9;
       4'h9:
-          \$1625  = 4'h3;
+          \$1144  = 4'h3;
       4'h3:
-          if (\$1428 ) begin
-            \$1625  = 4'h6;
+          if (\$1139 ) begin
+            \$1144  = 4'h6;
           end
       4'h6:
-          \$1625  = 4'h0;
+          \$1144  = 4'h0;
     endcase
     if (rst) begin
-      \$1625  = 4'h0;
+      \$1144  = 4'h0;
     end
   end
   assign \busy$51  = busy;
-  assign seed = 16'hcdaf;
-  assign pixel = pixels[7:0];
-  assign \$signal  = draw;
+  assign lfsr_lane0 = \$1 [5:0];
+  assign load_sel = \$1 [5:0];
+  assign rd_sel = \$1 [5:0];
   assign load_value = lfsr_wdata[15:0];
-  assign \seed$58  = 16'h5cc1;
-  assign \pixel$59  = pixels[15:8];
-  assign \draw$60  = draw;
-  assign \load_value$62  = lfsr_wdata[15:0];
-  assign \seed$63  = 16'h56ce;
-  assign \pixel$64  = pixels[23:16];
-  assign \draw$65  = draw;
-  assign \load_value$67  = lfsr_wdata[15:0];
-  assign \seed$68  = 16'h8fed;
-  assign \pixel$69  = pixels[31:24];
-  assign \draw$70  = draw;
-  assign \load_value$72  = lfsr_wdata[15:0];
-  assign \seed$73  = 16'h8aca;
-  assign \pixel$74  = pixels[39:32];
-  assign \draw$75  = draw;
-  assign \load_value$77  = lfsr_wdata[15:0];
-  assign \seed$78  = 16'hc35a;
-  assign \pixel$79  = pixels[47:40];
-  assign \draw$80  = draw;
-  assign \load_value$82  = lfsr_wdata[15:0];
-  assign \seed$83  = 16'he000;
-  assign \pixel$84  = pixels[55:48];
-  assign \draw$85  = draw;
-  assign \load_value$87  = lfsr_wdata[15:0];
-  assign \seed$88  = 16'h0dd7;
-  assign \pixel$89  = pixels[63:56];
-  assign \draw$90  = draw;
-  assign \load_value$92  = lfsr_wdata[15:0];
-  assign \seed$93  = 16'h3636;
-  assign \pixel$94  = pixels[71:64];
-  assign \draw$95  = draw;
-  assign \load_value$97  = lfsr_wdata[15:0];
-  assign \seed$98  = 16'h6064;
-  assign \pixel$99  = pixels[79:72];
-  assign \draw$100  = draw;
-  assign \load_value$102  = lfsr_wdata[15:0];
-  assign \seed$103  = 16'h2fca;
-  assign \pixel$104  = pixels[87:80];
-  assign \draw$105  = draw;
-  assign \load_value$107  = lfsr_wdata[15:0];
-  assign \seed$108  = 16'h309d;
-  assign \pixel$109  = pixels[95:88];
-  assign \draw$110  = draw;
-  assign \load_value$112  = lfsr_wdata[15:0];
-  assign \seed$113  = 16'h8f03;
-  assign \pixel$114  = pixels[103:96];
-  assign \draw$115  = draw;
-  assign \load_value$117  = lfsr_wdata[15:0];
-  assign \seed$118  = 16'h8aff;
-  assign \pixel$119  = pixels[111:104];
-  assign \draw$120  = draw;
-  assign \load_value$122  = lfsr_wdata[15:0];
-  assign \seed$123  = 16'he63e;
-  assign \pixel$124  = pixels[119:112];
-  assign \draw$125  = draw;
-  assign \load_value$127  = lfsr_wdata[15:0];
-  assign \seed$128  = 16'h5005;
-  assign \pixel$129  = pixels[127:120];
-  assign \draw$130  = draw;
-  assign \load_value$132  = lfsr_wdata[15:0];
-  assign \seed$133  = 16'h9207;
-  assign \pixel$134  = pixels[135:128];
-  assign \draw$135  = draw;
-  assign \load_value$137  = lfsr_wdata[15:0];
-  assign \seed$138  = 16'h7363;
-  assign \pixel$139  = pixels[143:136];
-  assign \draw$140  = draw;
-  assign \load_value$142  = lfsr_wdata[15:0];
-  assign \seed$143  = 16'hf032;
-  assign \pixel$144  = pixels[151:144];
-  assign \draw$145  = draw;
-  assign \load_value$147  = lfsr_wdata[15:0];
-  assign \seed$148  = 16'h1a44;
-  assign \pixel$149  = pixels[159:152];
-  assign \draw$150  = draw;
-  assign \load_value$152  = lfsr_wdata[15:0];
-  assign \seed$153  = 16'h818c;
-  assign \pixel$154  = pixels[167:160];
-  assign \draw$155  = draw;
-  assign \load_value$157  = lfsr_wdata[15:0];
-  assign \seed$158  = 16'h25c7;
-  assign \pixel$159  = pixels[175:168];
-  assign \draw$160  = draw;
-  assign \load_value$162  = lfsr_wdata[15:0];
-  assign \seed$163  = 16'h0e0a;
-  assign \pixel$164  = pixels[183:176];
-  assign \draw$165  = draw;
-  assign \load_value$167  = lfsr_wdata[15:0];
-  assign \seed$168  = 16'h81d6;
-  assign \pixel$169  = pixels[191:184];
-  assign \draw$170  = draw;
-  assign \load_value$172  = lfsr_wdata[15:0];
-  assign \seed$173  = 16'h1e44;
-  assign \pixel$174  = pixels[199:192];
-  assign \draw$175  = draw;
-  assign \load_value$177  = lfsr_wdata[15:0];
-  assign \seed$178  = 16'hb709;
-  assign \pixel$179  = pixels[207:200];
-  assign \draw$180  = draw;
-  assign \load_value$182  = lfsr_wdata[15:0];
-  assign \seed$183  = 16'h4dda;
-  assign \pixel$184  = pixels[215:208];
-  assign \draw$185  = draw;
-  assign \load_value$187  = lfsr_wdata[15:0];
-  assign \seed$188  = 16'h068a;
-  assign \pixel$189  = pixels[223:216];
-  assign \draw$190  = draw;
-  assign \load_value$192  = lfsr_wdata[15:0];
-  assign \seed$193  = 16'h146c;
-  assign \pixel$194  = pixels[231:224];
-  assign \draw$195  = draw;
-  assign \load_value$197  = lfsr_wdata[15:0];
-  assign \seed$198  = 16'hcf70;
-  assign \pixel$199  = pixels[239:232];
-  assign \draw$200  = draw;
-  assign \load_value$202  = lfsr_wdata[15:0];
-  assign \seed$203  = 16'h0dce;
-  assign \pixel$204  = pixels[247:240];
-  assign \draw$205  = draw;
-  assign \load_value$207  = lfsr_wdata[15:0];
-  assign \seed$208  = 16'heaea;
-  assign \pixel$209  = pixels[255:248];
-  assign \draw$210  = draw;
-  assign \load_value$212  = lfsr_wdata[15:0];
-  assign \seed$213  = 16'h2401;
-  assign \pixel$214  = pixels[263:256];
-  assign \draw$215  = draw;
-  assign \load_value$217  = lfsr_wdata[15:0];
-  assign \seed$218  = 16'h18a8;
-  assign \pixel$219  = pixels[271:264];
-  assign \draw$220  = draw;
-  assign \load_value$222  = lfsr_wdata[15:0];
-  assign \seed$223  = 16'ha40d;
-  assign \pixel$224  = pixels[279:272];
-  assign \draw$225  = draw;
-  assign \load_value$227  = lfsr_wdata[15:0];
-  assign \seed$228  = 16'hb05b;
-  assign \pixel$229  = pixels[287:280];
-  assign \draw$230  = draw;
-  assign \load_value$232  = lfsr_wdata[15:0];
-  assign \seed$233  = 16'hba1b;
-  assign \pixel$234  = pixels[295:288];
-  assign \draw$235  = draw;
-  assign \load_value$237  = lfsr_wdata[15:0];
-  assign \seed$238  = 16'ha907;
-  assign \pixel$239  = pixels[303:296];
-  assign \draw$240  = draw;
-  assign \load_value$242  = lfsr_wdata[15:0];
-  assign \seed$243  = 16'h7eb0;
-  assign \pixel$244  = pixels[311:304];
-  assign \draw$245  = draw;
-  assign \load_value$247  = lfsr_wdata[15:0];
-  assign \seed$248  = 16'hdeec;
-  assign \pixel$249  = pixels[319:312];
-  assign \draw$250  = draw;
-  assign \load_value$252  = lfsr_wdata[15:0];
-  assign \seed$253  = 16'h9112;
-  assign \pixel$254  = pixels[327:320];
-  assign \draw$255  = draw;
-  assign \load_value$257  = lfsr_wdata[15:0];
-  assign \seed$258  = 16'hc949;
-  assign \pixel$259  = pixels[335:328];
-  assign \draw$260  = draw;
-  assign \load_value$262  = lfsr_wdata[15:0];
-  assign \seed$263  = 16'h6e95;
-  assign \pixel$264  = pixels[343:336];
-  assign \draw$265  = draw;
-  assign \load_value$267  = lfsr_wdata[15:0];
-  assign \seed$268  = 16'hef88;
-  assign \pixel$269  = pixels[351:344];
-  assign \draw$270  = draw;
-  assign \load_value$272  = lfsr_wdata[15:0];
-  assign \seed$273  = 16'h5453;
-  assign \pixel$274  = pixels[359:352];
-  assign \draw$275  = draw;
-  assign \load_value$277  = lfsr_wdata[15:0];
-  assign \seed$278  = 16'h4ad6;
-  assign \pixel$279  = pixels[367:360];
-  assign \draw$280  = draw;
-  assign \load_value$282  = lfsr_wdata[15:0];
-  assign \seed$283  = 16'h3007;
-  assign \pixel$284  = pixels[375:368];
-  assign \draw$285  = draw;
-  assign \load_value$287  = lfsr_wdata[15:0];
-  assign \seed$288  = 16'hdb85;
-  assign \pixel$289  = pixels[383:376];
-  assign \draw$290  = draw;
-  assign \load_value$292  = lfsr_wdata[15:0];
-  assign \seed$293  = 16'hff23;
-  assign \pixel$294  = pixels[391:384];
-  assign \draw$295  = draw;
-  assign \load_value$297  = lfsr_wdata[15:0];
-  assign \seed$298  = 16'ha958;
-  assign \pixel$299  = pixels[399:392];
-  assign \draw$300  = draw;
-  assign \load_value$302  = lfsr_wdata[15:0];
-  assign \seed$303  = 16'h54cb;
-  assign \pixel$304  = pixels[407:400];
-  assign \draw$305  = draw;
-  assign \load_value$307  = lfsr_wdata[15:0];
-  assign \seed$308  = 16'h4068;
-  assign \pixel$309  = pixels[415:408];
-  assign \draw$310  = draw;
-  assign \load_value$312  = lfsr_wdata[15:0];
-  assign \seed$313  = 16'h404a;
-  assign \pixel$314  = pixels[423:416];
-  assign \draw$315  = draw;
-  assign \load_value$317  = lfsr_wdata[15:0];
-  assign \seed$318  = 16'h6f76;
-  assign \pixel$319  = pixels[431:424];
-  assign \draw$320  = draw;
-  assign \load_value$322  = lfsr_wdata[15:0];
-  assign \seed$323  = 16'hf375;
-  assign \pixel$324  = pixels[439:432];
-  assign \draw$325  = draw;
-  assign \load_value$327  = lfsr_wdata[15:0];
-  assign \seed$328  = 16'h331c;
-  assign \pixel$329  = pixels[447:440];
-  assign \draw$330  = draw;
-  assign \load_value$332  = lfsr_wdata[15:0];
-  assign \seed$333  = 16'h2147;
-  assign \pixel$334  = pixels[455:448];
-  assign \draw$335  = draw;
-  assign \load_value$337  = lfsr_wdata[15:0];
-  assign \seed$338  = 16'h2a31;
-  assign \pixel$339  = pixels[463:456];
-  assign \draw$340  = draw;
-  assign \load_value$342  = lfsr_wdata[15:0];
-  assign \seed$343  = 16'h5fd2;
-  assign \pixel$344  = pixels[471:464];
-  assign \draw$345  = draw;
-  assign \load_value$347  = lfsr_wdata[15:0];
-  assign \seed$348  = 16'hb83c;
-  assign \pixel$349  = pixels[479:472];
-  assign \draw$350  = draw;
-  assign \load_value$352  = lfsr_wdata[15:0];
-  assign \seed$353  = 16'h7767;
-  assign \pixel$354  = pixels[487:480];
-  assign \draw$355  = draw;
-  assign \load_value$357  = lfsr_wdata[15:0];
-  assign \seed$358  = 16'ha631;
-  assign \pixel$359  = pixels[495:488];
-  assign \draw$360  = draw;
-  assign \load_value$362  = lfsr_wdata[15:0];
-  assign \seed$363  = 16'h0bea;
-  assign \pixel$364  = pixels[503:496];
-  assign \draw$365  = draw;
-  assign \load_value$367  = lfsr_wdata[15:0];
-  assign \seed$368  = 16'h7e35;
-  assign \pixel$369  = pixels[511:504];
-  assign \draw$370  = draw;
-  assign \load_value$372  = lfsr_wdata[15:0];
-  assign x0_bits = { \x$437 , \x$436 , \x$435 , \x$434 , \x$433 , \x$432 , \x$431 , \x$430 , \x$429 , \x$428 , \x$427 , \x$426 , \x$425 , \x$424 , \x$423 , \x$422 , \x$421 , \x$420 , \x$419 , \x$418 , \x$417 , \x$416 , \x$415 , \x$414 , \x$413 , \x$412 , \x$411 , \x$410 , \x$409 , \x$408 , \x$407 , \x$406 , \x$405 , \x$404 , \x$403 , \x$402 , \x$401 , \x$400 , \x$399 , \x$398 , \x$397 , \x$396 , \x$395 , \x$394 , \x$393 , \x$392 , \x$391 , \x$390 , \x$389 , \x$388 , \x$387 , \x$386 , \x$385 , \x$384 , \x$383 , \x$382 , \x$381 , \x$380 , \x$379 , \x$378 , \x$377 , \x$376 , \x$375 , x };
-  assign \seed$438  = 32'd2759725;
-  assign y = xb1__y[13:0];
-  assign draw1 = \draw$440 ;
-  assign \load_value$443  = lfsr_wdata;
-  assign \restart$445  = restart;
-  assign \seed$446  = 32'd3271458679;
-  assign \y$447  = xb1__y[27:14];
-  assign \draw$448  = \draw$440 ;
-  assign \load_value$450  = lfsr_wdata;
-  assign \restart$451  = restart;
-  assign \seed$452  = 32'd1561086143;
-  assign \y$453  = xb1__y[41:28];
-  assign \draw$454  = \draw$440 ;
-  assign \load_value$456  = lfsr_wdata;
-  assign \restart$457  = restart;
-  assign \seed$458  = 32'd3267434906;
-  assign \y$459  = xb1__y[55:42];
-  assign \draw$460  = \draw$440 ;
-  assign \load_value$462  = lfsr_wdata;
-  assign \restart$463  = restart;
-  assign \seed$464  = 32'd3613481134;
-  assign \y$465  = xb1__y[69:56];
-  assign \draw$466  = \draw$440 ;
-  assign \load_value$468  = lfsr_wdata;
-  assign \restart$469  = restart;
-  assign \seed$470  = 32'd2634569736;
-  assign \y$471  = xb1__y[83:70];
-  assign \draw$472  = \draw$440 ;
-  assign \load_value$474  = lfsr_wdata;
-  assign \restart$475  = restart;
-  assign \seed$476  = 32'd397174098;
-  assign \y$477  = xb1__y[97:84];
-  assign \draw$478  = \draw$440 ;
-  assign \load_value$480  = lfsr_wdata;
-  assign \restart$481  = restart;
-  assign \seed$482  = 32'd130172392;
-  assign \y$483  = xb1__y[111:98];
-  assign \draw$484  = \draw$440 ;
-  assign \load_value$486  = lfsr_wdata;
-  assign \restart$487  = restart;
-  assign \seed$488  = 32'd1664839433;
-  assign \y$489  = xb1__y[125:112];
-  assign \draw$490  = \draw$440 ;
-  assign \load_value$492  = lfsr_wdata;
-  assign \restart$493  = restart;
-  assign \seed$494  = 32'd199460958;
-  assign \y$495  = xb1__y[139:126];
-  assign \draw$496  = \draw$440 ;
-  assign \load_value$498  = lfsr_wdata;
-  assign \restart$499  = restart;
-  assign \seed$500  = 32'd4290901533;
-  assign \y$501  = xb1__y[153:140];
-  assign \draw$502  = \draw$440 ;
-  assign \load_value$504  = lfsr_wdata;
-  assign \restart$505  = restart;
-  assign \seed$506  = 32'd3719101344;
-  assign \y$507  = xb1__y[167:154];
-  assign \draw$508  = \draw$440 ;
-  assign \load_value$510  = lfsr_wdata;
-  assign \restart$511  = restart;
-  assign \seed$512  = 32'd3296158126;
-  assign \y$513  = xb1__y[181:168];
-  assign \draw$514  = \draw$440 ;
-  assign \load_value$516  = lfsr_wdata;
-  assign \restart$517  = restart;
-  assign \seed$518  = 32'd2667676140;
-  assign \y$519  = xb1__y[195:182];
-  assign \draw$520  = \draw$440 ;
-  assign \load_value$522  = lfsr_wdata;
-  assign \restart$523  = restart;
-  assign \seed$524  = 32'd3125980489;
-  assign \y$525  = xb1__y[209:196];
-  assign \draw$526  = \draw$440 ;
-  assign \load_value$528  = lfsr_wdata;
-  assign \restart$529  = restart;
-  assign \seed$530  = 32'd4171729590;
-  assign \y$531  = xb1__y[223:210];
-  assign \draw$532  = \draw$440 ;
-  assign \load_value$534  = lfsr_wdata;
-  assign \restart$535  = restart;
-  assign \seed$536  = 32'd415932123;
-  assign \y$537  = xb1__y[237:224];
-  assign \draw$538  = \draw$440 ;
-  assign \load_value$540  = lfsr_wdata;
-  assign \restart$541  = restart;
-  assign \seed$542  = 32'd3728251053;
-  assign \y$543  = xb1__y[251:238];
-  assign \draw$544  = \draw$440 ;
-  assign \load_value$546  = lfsr_wdata;
-  assign \restart$547  = restart;
-  assign \seed$548  = 32'd1531163481;
-  assign \y$549  = xb1__y[265:252];
-  assign \draw$550  = \draw$440 ;
-  assign \load_value$552  = lfsr_wdata;
-  assign \restart$553  = restart;
-  assign \seed$554  = 32'd1079128253;
-  assign \y$555  = xb1__y[279:266];
-  assign \draw$556  = \draw$440 ;
-  assign \load_value$558  = lfsr_wdata;
-  assign \restart$559  = restart;
-  assign \seed$560  = 32'd2081470807;
-  assign \y$561  = xb1__y[293:280];
-  assign \draw$562  = \draw$440 ;
-  assign \load_value$564  = lfsr_wdata;
-  assign \restart$565  = restart;
-  assign \seed$566  = 32'd2361831881;
-  assign \y$567  = xb1__y[307:294];
-  assign \draw$568  = \draw$440 ;
-  assign \load_value$570  = lfsr_wdata;
-  assign \restart$571  = restart;
-  assign \seed$572  = 32'd546950955;
-  assign \y$573  = xb1__y[321:308];
-  assign \draw$574  = \draw$440 ;
-  assign \load_value$576  = lfsr_wdata;
-  assign \restart$577  = restart;
-  assign \seed$578  = 32'd1894259512;
-  assign \y$579  = xb1__y[335:322];
-  assign \draw$580  = \draw$440 ;
-  assign \load_value$582  = lfsr_wdata;
-  assign \restart$583  = restart;
-  assign \seed$584  = 32'd4246780064;
-  assign \y$585  = xb1__y[349:336];
-  assign \draw$586  = \draw$440 ;
-  assign \load_value$588  = lfsr_wdata;
-  assign \restart$589  = restart;
-  assign \seed$590  = 32'd3277676854;
-  assign \y$591  = xb1__y[363:350];
-  assign \draw$592  = \draw$440 ;
-  assign \load_value$594  = lfsr_wdata;
-  assign \restart$595  = restart;
-  assign \seed$596  = 32'd506251157;
-  assign \y$597  = xb1__y[377:364];
-  assign \draw$598  = \draw$440 ;
-  assign \load_value$600  = lfsr_wdata;
-  assign \restart$601  = restart;
-  assign \seed$602  = 32'd2158254903;
-  assign \y$603  = xb1__y[391:378];
-  assign \draw$604  = \draw$440 ;
-  assign \load_value$606  = lfsr_wdata;
-  assign \restart$607  = restart;
-  assign \seed$608  = 32'd101320737;
-  assign \y$609  = xb1__y[405:392];
-  assign \draw$610  = \draw$440 ;
-  assign \load_value$612  = lfsr_wdata;
-  assign \restart$613  = restart;
-  assign \seed$614  = 32'd958381418;
-  assign \y$615  = xb1__y[419:406];
-  assign \draw$616  = \draw$440 ;
-  assign \load_value$618  = lfsr_wdata;
-  assign \restart$619  = restart;
-  assign \seed$620  = 32'd2887657347;
-  assign \y$621  = xb1__y[433:420];
-  assign \draw$622  = \draw$440 ;
-  assign \load_value$624  = lfsr_wdata;
-  assign \restart$625  = restart;
-  assign \seed$626  = 32'd496787692;
-  assign \y$627  = xb1__y[447:434];
-  assign \draw$628  = \draw$440 ;
-  assign \load_value$630  = lfsr_wdata;
-  assign \restart$631  = restart;
-  assign x1_bits = { \x$664 , \x$663 , \x$662 , \x$661 , \x$660 , \x$659 , \x$658 , \x$657 , \x$656 , \x$655 , \x$654 , \x$653 , \x$652 , \x$651 , \x$650 , \x$649 , \x$648 , \x$647 , \x$646 , \x$645 , \x$644 , \x$643 , \x$642 , \x$641 , \x$640 , \x$639 , \x$638 , \x$637 , \x$636 , \x$635 , \x$634 , \x$633  };
-  assign \seed$665  = 32'd3402034283;
-  assign \y$666  = xb2__y[12:0];
-  assign draw2 = \draw$667 ;
-  assign \load_value$670  = lfsr_wdata;
-  assign \seed$671  = 32'd4288422974;
-  assign \y$672  = xb2__y[25:13];
-  assign \draw$673  = \draw$667 ;
-  assign \load_value$675  = lfsr_wdata;
-  assign \seed$676  = 32'd626986823;
-  assign \y$677  = xb2__y[38:26];
-  assign \draw$678  = \draw$667 ;
-  assign \load_value$680  = lfsr_wdata;
-  assign \seed$681  = 32'd2973692501;
-  assign \y$682  = xb2__y[51:39];
-  assign \draw$683  = \draw$667 ;
-  assign \load_value$685  = lfsr_wdata;
-  assign \seed$686  = 32'd651205095;
-  assign \y$687  = xb2__y[64:52];
-  assign \draw$688  = \draw$667 ;
-  assign \load_value$690  = lfsr_wdata;
-  assign \seed$691  = 32'd2310458995;
-  assign \y$692  = xb2__y[77:65];
-  assign \draw$693  = \draw$667 ;
-  assign \load_value$695  = lfsr_wdata;
-  assign \seed$696  = 32'd882678291;
-  assign \y$697  = xb2__y[90:78];
-  assign \draw$698  = \draw$667 ;
-  assign \load_value$700  = lfsr_wdata;
-  assign \seed$701  = 32'd2886986606;
-  assign \y$702  = xb2__y[103:91];
-  assign \draw$703  = \draw$667 ;
-  assign \load_value$705  = lfsr_wdata;
-  assign \seed$706  = 32'd1732652288;
-  assign \y$707  = xb2__y[116:104];
-  assign \draw$708  = \draw$667 ;
-  assign \load_value$710  = lfsr_wdata;
-  assign \seed$711  = 32'd2596621794;
-  assign \y$712  = xb2__y[129:117];
-  assign \draw$713  = \draw$667 ;
-  assign \load_value$715  = lfsr_wdata;
-  assign x2_bits = { \x$726 , \x$725 , \x$724 , \x$723 , \x$722 , \x$721 , \x$720 , \x$719 , \x$718 , \x$717  };
-  assign target = \$319 [9:0];
-  assign dx = xb2__dx[11:0];
-  assign \dx$729  = xb2__dx[23:12];
-  assign \dx$730  = xb2__dx[35:24];
-  assign \dx$731  = xb2__dx[47:36];
-  assign \dx$732  = xb2__dx[59:48];
-  assign \dx$733  = xb2__dx[71:60];
-  assign \dx$734  = xb2__dx[83:72];
-  assign \dx$735  = xb2__dx[95:84];
-  assign \dx$736  = xb2__dx[107:96];
-  assign \dx$737  = xb2__dx[119:108];
-  assign \dx$738  = xb2__dx[131:120];
-  assign \dx$739  = xb2__dx[143:132];
-  assign \dx$740  = xb2__dx[155:144];
-  assign \dx$741  = xb2__dx[167:156];
-  assign \dx$742  = xb2__dx[179:168];
-  assign \dx$743  = xb2__dx[191:180];
-  assign \dx$744  = xb2__dx[203:192];
-  assign \dx$745  = xb2__dx[215:204];
-  assign \dx$746  = xb2__dx[227:216];
-  assign \dx$747  = xb2__dx[239:228];
-  assign \dx$748  = xb2__dx[251:240];
-  assign \dx$749  = xb2__dx[263:252];
-  assign \dx$750  = xb2__dx[275:264];
-  assign \dx$751  = xb2__dx[287:276];
-  assign \dx$752  = xb2__dx[299:288];
-  assign \dx$753  = xb2__dx[311:300];
-  assign \dx$754  = xb2__dx[323:312];
-  assign \dx$755  = xb2__dx[335:324];
-  assign \dx$756  = xb2__dx[347:336];
-  assign \dx$757  = xb2__dx[359:348];
-  assign \dx$758  = xb2__dx[371:360];
-  assign \dx$759  = xb2__dx[383:372];
-  assign dy_en1_bits = { \en$792 , \en$791 , \en$790 , \en$789 , \en$788 , \en$787 , \en$786 , \en$785 , \en$784 , \en$783 , \en$782 , \en$781 , \en$780 , \en$779 , \en$778 , \en$777 , \en$776 , \en$775 , \en$774 , \en$773 , \en$772 , \en$771 , \en$770 , \en$769 , \en$768 , \en$767 , \en$766 , \en$765 , \en$764 , \en$763 , \en$762 , en };
-  assign dy_neg1_bits = { \neg$825 , \neg$824 , \neg$823 , \neg$822 , \neg$821 , \neg$820 , \neg$819 , \neg$818 , \neg$817 , \neg$816 , \neg$815 , \neg$814 , \neg$813 , \neg$812 , \neg$811 , \neg$810 , \neg$809 , \neg$808 , \neg$807 , \neg$806 , \neg$805 , \neg$804 , \neg$803 , \neg$802 , \neg$801 , \neg$800 , \neg$799 , \neg$798 , \neg$797 , \neg$796 , \neg$795 , neg };
+  assign lfsr_lane1 = \$7 [4:0];
+  assign \load_sel$59  = \$7 [4:0];
+  assign \rd_sel$60  = \$7 [4:0];
+  assign \load_value$61  = lfsr_wdata;
+  assign lfsr_lane2 = \$13 [3:0];
+  assign \load_sel$64  = \$13 [3:0];
+  assign \rd_sel$65  = \$13 [3:0];
+  assign \load_value$66  = lfsr_wdata;
+  assign rd_state = { \$1160 , \$1159 , \$1158 , \$1157 , \$1156 , \$1155 , \$1154 , \$1153 , \$1152 , \$1151 , \$1150 , \$1149 , \$1148 , \$1147 , \$1146 , \$1145  };
+  assign \rd_state$68  = { \$1192 , \$1191 , \$1190 , \$1189 , \$1188 , \$1187 , \$1186 , \$1185 , \$1184 , \$1183 , \$1182 , \$1181 , \$1180 , \$1179 , \$1178 , \$1177 , \$1176 , \$1175 , \$1174 , \$1173 , \$1172 , \$1171 , \$1170 , \$1169 , \$1168 , \$1167 , \$1166 , \$1165 , \$1164 , \$1163 , \$1162 , \$1161  };
+  assign \rd_state$69  = { \$1224 , \$1223 , \$1222 , \$1221 , \$1220 , \$1219 , \$1218 , \$1217 , \$1216 , \$1215 , \$1214 , \$1213 , \$1212 , \$1211 , \$1210 , \$1209 , \$1208 , \$1207 , \$1206 , \$1205 , \$1204 , \$1203 , \$1202 , \$1201 , \$1200 , \$1199 , \$1198 , \$1197 , \$1196 , \$1195 , \$1194 , \$1193  };
+  assign \pixels$70  = pixels;
+  assign \$signal  = draw;
+  assign y = xb1__y;
+  assign draw1 = \draw$74 ;
+  assign \restart$77  = restart;
+  assign \y$78  = xb2__y;
+  assign draw2 = \draw$79 ;
+  assign target = \$30 [9:0];
+  assign dx = xb2__dx;
+  assign en = dy_en1_bits;
+  assign neg = dy_neg1_bits;
   assign dy_en2_bits = xb2__dy_en;
   assign dy_neg2_bits = xb2__dy_neg;
   assign upper_en = upper_any1;
-  assign \upper_en$830  = upper_any1;
-  assign \upper_en$831  = upper_any1;
-  assign \upper_en$832  = upper_any1;
-  assign \upper_en$833  = upper_any1;
-  assign \upper_en$834  = upper_any1;
-  assign \upper_en$835  = upper_any1;
-  assign \upper_en$836  = upper_any1;
-  assign \upper_en$837  = upper_any1;
-  assign \upper_en$838  = upper_any1;
-  assign \upper_en$839  = upper_any1;
-  assign \upper_en$840  = upper_any1;
-  assign \upper_en$841  = upper_any1;
-  assign \upper_en$842  = upper_any1;
-  assign \upper_en$843  = upper_any1;
-  assign \upper_en$844  = upper_any1;
-  assign \upper_en$845  = upper_any1;
-  assign \upper_en$846  = upper_any1;
-  assign \upper_en$847  = upper_any1;
-  assign \upper_en$848  = upper_any1;
-  assign \upper_en$849  = upper_any1;
-  assign \upper_en$850  = upper_any1;
-  assign \upper_en$851  = upper_any1;
-  assign \upper_en$852  = upper_any1;
-  assign \upper_en$853  = upper_any1;
-  assign \upper_en$854  = upper_any1;
-  assign \upper_en$855  = upper_any1;
-  assign \upper_en$856  = upper_any1;
-  assign \upper_en$857  = upper_any1;
-  assign \upper_en$858  = upper_any1;
-  assign \upper_en$859  = upper_any1;
-  assign \upper_en$860  = upper_any1;
   assign row_drive1 = xb1__x;
   assign row_drive2 = xb2__x;
-  assign \$signal$865  = acc_start;
-  assign \carry_start$867  = carry_start;
-  assign \x$868  = xb1__x;
-  assign dy_en = { \en$792 , \en$791 , \en$790 , \en$789 , \en$788 , \en$787 , \en$786 , \en$785 , \en$784 , \en$783 , \en$782 , \en$781 , \en$780 , \en$779 , \en$778 , \en$777 , \en$776 , \en$775 , \en$774 , \en$773 , \en$772 , \en$771 , \en$770 , \en$769 , \en$768 , \en$767 , \en$766 , \en$765 , \en$764 , \en$763 , \en$762 , en };
-  assign dy_neg = { \neg$825 , \neg$824 , \neg$823 , \neg$822 , \neg$821 , \neg$820 , \neg$819 , \neg$818 , \neg$817 , \neg$816 , \neg$815 , \neg$814 , \neg$813 , \neg$812 , \neg$811 , \neg$810 , \neg$809 , \neg$808 , \neg$807 , \neg$806 , \neg$805 , \neg$804 , \neg$803 , \neg$802 , \neg$801 , \neg$800 , \neg$799 , \neg$798 , \neg$797 , \neg$796 , \neg$795 , neg };
+  assign \$signal$98  = acc_start;
+  assign \carry_start$100  = carry_start;
+  assign \x$101  = xb1__x;
+  assign dy_en = dy_en1_bits;
+  assign dy_neg = dy_neg1_bits;
   assign upd = xb1__upd;
   assign upd_row = xb1__upd_row;
   assign pot = xb1__pot;
   assign dep = xb1__dep;
   assign host_row = mem_row;
   assign host_wdata = mem_wdata_c;
-  assign \acc_start$879  = acc_start;
-  assign \carry_start$880  = carry_start;
-  assign \x$881  = xb2__x;
-  assign \dy_en$882  = xb2__dy_en;
-  assign \dy_neg$883  = xb2__dy_neg;
-  assign \upd$884  = xb2__upd;
-  assign \upd_row$885  = xb2__upd_row;
-  assign \pot$886  = xb2__pot;
-  assign \dep$887  = xb2__dep;
-  assign \host_row$888  = mem_row[4:0];
-  assign \host_wdata$890  = mem_wdata_c[79:0];
+  assign \acc_start$112  = acc_start;
+  assign \carry_start$113  = carry_start;
+  assign \x$114  = xb2__x;
+  assign \dy_en$115  = xb2__dy_en;
+  assign \dy_neg$116  = xb2__dy_neg;
+  assign \upd$117  = xb2__upd;
+  assign \upd_row$118  = xb2__upd_row;
+  assign \pot$119  = xb2__pot;
+  assign \dep$120  = xb2__dep;
+  assign \host_row$121  = mem_row[4:0];
+  assign \host_wdata$123  = mem_wdata_c[79:0];
+  assign host_rdata = { \$1225 [255], \$1225 [223], \$1225 [191], \$1225 [159], \$1225 [127], \$1225 [95], \$1225 [63], \$1225 [31], \$1225 [254], \$1225 [222], \$1225 [190], \$1225 [158], \$1225 [126], \$1225 [94], \$1225 [62], \$1225 [30], \$1225 [253], \$1225 [221], \$1225 [189], \$1225 [157], \$1225 [125], \$1225 [93], \$1225 [61], \$1225 [29], \$1225 [252], \$1225 [220], \$1225 [188], \$1225 [156], \$1225 [124], \$1225 [92], \$1225 [60], \$1225 [28], \$1225 [251], \$1225 [219], \$1225 [187], \$1225 [155], \$1225 [123], \$1225 [91], \$1225 [59], \$1225 [27], \$1225 [250], \$1225 [218], \$1225 [186], \$1225 [154], \$1225 [122], \$1225 [90], \$1225 [58], \$1225 [26], \$1225 [249], \$1225 [217], \$1225 [185], \$1225 [153], \$1225 [121], \$1225 [89], \$1225 [57], \$1225 [25], \$1225 [248], \$1225 [216], \$1225 [184], \$1225 [152], \$1225 [120], \$1225 [88], \$1225 [56], \$1225 [24], \$1225 [247], \$1225 [215], \$1225 [183], \$1225 [151], \$1225 [119], \$1225 [87], \$1225 [55], \$1225 [23], \$1225 [246], \$1225 [214], \$1225 [182], \$1225 [150], \$1225 [118], \$1225 [86], \$1225 [54], \$1225 [22], \$1225 [245], \$1225 [213], \$1225 [181], \$1225 [149], \$1225 [117], \$1225 [85], \$1225 [53], \$1225 [21], \$1225 [244], \$1225 [212], \$1225 [180], \$1225 [148], \$1225 [116], \$1225 [84], \$1225 [52], \$1225 [20], \$1225 [243], \$1225 [211], \$1225 [179], \$1225 [147], \$1225 [115], \$1225 [83], \$1225 [51], \$1225 [19], \$1225 [242], \$1225 [210], \$1225 [178], \$1225 [146], \$1225 [114], \$1225 [82], \$1225 [50], \$1225 [18], \$1225 [241], \$1225 [209], \$1225 [177], \$1225 [145], \$1225 [113], \$1225 [81], \$1225 [49], \$1225 [17], \$1225 [240], \$1225 [208], \$1225 [176], \$1225 [144], \$1225 [112], \$1225 [80], \$1225 [48], \$1225 [16], \$1225 [239], \$1225 [207], \$1225 [175], \$1225 [143], \$1225 [111], \$1225 [79], \$1225 [47], \$1225 [15], \$1225 [238], \$1225 [206], \$1225 [174], \$1225 [142], \$1225 [110], \$1225 [78], \$1225 [46], \$1225 [14], \$1225 [237], \$1225 [205], \$1225 [173], \$1225 [141], \$1225 [109], \$1225 [77], \$1225 [45], \$1225 [13], \$1225 [236], \$1225 [204], \$1225 [172], \$1225 [140], \$1225 [108], \$1225 [76], \$1225 [44], \$1225 [12], \$1225 [235], \$1225 [203], \$1225 [171], \$1225 [139], \$1225 [107], \$1225 [75], \$1225 [43], \$1225 [11], \$1225 [234], \$1225 [202], \$1225 [170], \$1225 [138], \$1225 [106], \$1225 [74], \$1225 [42], \$1225 [10], \$1225 [233], \$1225 [201], \$1225 [169], \$1225 [137], \$1225 [105], \$1225 [73], \$1225 [41], \$1225 [9], \$1225 [232], \$1225 [200], \$1225 [168], \$1225 [136], \$1225 [104], \$1225 [72], \$1225 [40], \$1225 [8], \$1225 [231], \$1225 [199], \$1225 [167], \$1225 [135], \$1225 [103], \$1225 [71], \$1225 [39], \$1225 [7], \$1225 [230], \$1225 [198], \$1225 [166], \$1225 [134], \$1225 [102], \$1225 [70], \$1225 [38], \$1225 [6], \$1225 [229], \$1225 [197], \$1225 [165], \$1225 [133], \$1225 [101], \$1225 [69], \$1225 [37], \$1225 [5], \$1225 [228], \$1225 [196], \$1225 [164], \$1225 [132], \$1225 [100], \$1225 [68], \$1225 [36], \$1225 [4], \$1225 [227], \$1225 [195], \$1225 [163], \$1225 [131], \$1225 [99], \$1225 [67], \$1225 [35], \$1225 [3], \$1225 [226], \$1225 [194], \$1225 [162], \$1225 [130], \$1225 [98], \$1225 [66], \$1225 [34], \$1225 [2], \$1225 [225], \$1225 [193], \$1225 [161], \$1225 [129], \$1225 [97], \$1225 [65], \$1225 [33], \$1225 [1], \$1225 [224], \$1225 [192], \$1225 [160], \$1225 [128], \$1225 [96], \$1225 [64], \$1225 [32], \$1225 [0] };
+  assign \host_rdata$126  = { \$1226 [79], \$1226 [69], \$1226 [59], \$1226 [49], \$1226 [39], \$1226 [29], \$1226 [19], \$1226 [9], \$1226 [78], \$1226 [68], \$1226 [58], \$1226 [48], \$1226 [38], \$1226 [28], \$1226 [18], \$1226 [8], \$1226 [77], \$1226 [67], \$1226 [57], \$1226 [47], \$1226 [37], \$1226 [27], \$1226 [17], \$1226 [7], \$1226 [76], \$1226 [66], \$1226 [56], \$1226 [46], \$1226 [36], \$1226 [26], \$1226 [16], \$1226 [6], \$1226 [75], \$1226 [65], \$1226 [55], \$1226 [45], \$1226 [35], \$1226 [25], \$1226 [15], \$1226 [5], \$1226 [74], \$1226 [64], \$1226 [54], \$1226 [44], \$1226 [34], \$1226 [24], \$1226 [14], \$1226 [4], \$1226 [73], \$1226 [63], \$1226 [53], \$1226 [43], \$1226 [33], \$1226 [23], \$1226 [13], \$1226 [3], \$1226 [72], \$1226 [62], \$1226 [52], \$1226 [42], \$1226 [32], \$1226 [22], \$1226 [12], \$1226 [2], \$1226 [71], \$1226 [61], \$1226 [51], \$1226 [41], \$1226 [31], \$1226 [21], \$1226 [11], \$1226 [1], \$1226 [70], \$1226 [60], \$1226 [50], \$1226 [40], \$1226 [30], \$1226 [20], \$1226 [10], \$1226 [0] };
   assign mem_rvalid = rvalid[1];
   assign xb1__prog_row = mem_row;
   assign xb1__prog_wdata = mem_wdata_w;
@@ -7500,6 +3795,144 @@ module bshw_periphery(op, pixels, label, mem_layer, mem_row, mem_we_w, mem_we_c,
   assign \xb2__dx[29]  = xb2__dx[359:348];
   assign \xb2__dx[30]  = xb2__dx[371:360];
   assign \xb2__dx[31]  = xb2__dx[383:372];
+  assign \pixels$70[0]  = pixels[7:0];
+  assign \pixels$70[1]  = pixels[15:8];
+  assign \pixels$70[2]  = pixels[23:16];
+  assign \pixels$70[3]  = pixels[31:24];
+  assign \pixels$70[4]  = pixels[39:32];
+  assign \pixels$70[5]  = pixels[47:40];
+  assign \pixels$70[6]  = pixels[55:48];
+  assign \pixels$70[7]  = pixels[63:56];
+  assign \pixels$70[8]  = pixels[71:64];
+  assign \pixels$70[9]  = pixels[79:72];
+  assign \pixels$70[10]  = pixels[87:80];
+  assign \pixels$70[11]  = pixels[95:88];
+  assign \pixels$70[12]  = pixels[103:96];
+  assign \pixels$70[13]  = pixels[111:104];
+  assign \pixels$70[14]  = pixels[119:112];
+  assign \pixels$70[15]  = pixels[127:120];
+  assign \pixels$70[16]  = pixels[135:128];
+  assign \pixels$70[17]  = pixels[143:136];
+  assign \pixels$70[18]  = pixels[151:144];
+  assign \pixels$70[19]  = pixels[159:152];
+  assign \pixels$70[20]  = pixels[167:160];
+  assign \pixels$70[21]  = pixels[175:168];
+  assign \pixels$70[22]  = pixels[183:176];
+  assign \pixels$70[23]  = pixels[191:184];
+  assign \pixels$70[24]  = pixels[199:192];
+  assign \pixels$70[25]  = pixels[207:200];
+  assign \pixels$70[26]  = pixels[215:208];
+  assign \pixels$70[27]  = pixels[223:216];
+  assign \pixels$70[28]  = pixels[231:224];
+  assign \pixels$70[29]  = pixels[239:232];
+  assign \pixels$70[30]  = pixels[247:240];
+  assign \pixels$70[31]  = pixels[255:248];
+  assign \pixels$70[32]  = pixels[263:256];
+  assign \pixels$70[33]  = pixels[271:264];
+  assign \pixels$70[34]  = pixels[279:272];
+  assign \pixels$70[35]  = pixels[287:280];
+  assign \pixels$70[36]  = pixels[295:288];
+  assign \pixels$70[37]  = pixels[303:296];
+  assign \pixels$70[38]  = pixels[311:304];
+  assign \pixels$70[39]  = pixels[319:312];
+  assign \pixels$70[40]  = pixels[327:320];
+  assign \pixels$70[41]  = pixels[335:328];
+  assign \pixels$70[42]  = pixels[343:336];
+  assign \pixels$70[43]  = pixels[351:344];
+  assign \pixels$70[44]  = pixels[359:352];
+  assign \pixels$70[45]  = pixels[367:360];
+  assign \pixels$70[46]  = pixels[375:368];
+  assign \pixels$70[47]  = pixels[383:376];
+  assign \pixels$70[48]  = pixels[391:384];
+  assign \pixels$70[49]  = pixels[399:392];
+  assign \pixels$70[50]  = pixels[407:400];
+  assign \pixels$70[51]  = pixels[415:408];
+  assign \pixels$70[52]  = pixels[423:416];
+  assign \pixels$70[53]  = pixels[431:424];
+  assign \pixels$70[54]  = pixels[439:432];
+  assign \pixels$70[55]  = pixels[447:440];
+  assign \pixels$70[56]  = pixels[455:448];
+  assign \pixels$70[57]  = pixels[463:456];
+  assign \pixels$70[58]  = pixels[471:464];
+  assign \pixels$70[59]  = pixels[479:472];
+  assign \pixels$70[60]  = pixels[487:480];
+  assign \pixels$70[61]  = pixels[495:488];
+  assign \pixels$70[62]  = pixels[503:496];
+  assign \pixels$70[63]  = pixels[511:504];
+  assign \y[0]  = xb1__y[13:0];
+  assign \y[1]  = xb1__y[27:14];
+  assign \y[2]  = xb1__y[41:28];
+  assign \y[3]  = xb1__y[55:42];
+  assign \y[4]  = xb1__y[69:56];
+  assign \y[5]  = xb1__y[83:70];
+  assign \y[6]  = xb1__y[97:84];
+  assign \y[7]  = xb1__y[111:98];
+  assign \y[8]  = xb1__y[125:112];
+  assign \y[9]  = xb1__y[139:126];
+  assign \y[10]  = xb1__y[153:140];
+  assign \y[11]  = xb1__y[167:154];
+  assign \y[12]  = xb1__y[181:168];
+  assign \y[13]  = xb1__y[195:182];
+  assign \y[14]  = xb1__y[209:196];
+  assign \y[15]  = xb1__y[223:210];
+  assign \y[16]  = xb1__y[237:224];
+  assign \y[17]  = xb1__y[251:238];
+  assign \y[18]  = xb1__y[265:252];
+  assign \y[19]  = xb1__y[279:266];
+  assign \y[20]  = xb1__y[293:280];
+  assign \y[21]  = xb1__y[307:294];
+  assign \y[22]  = xb1__y[321:308];
+  assign \y[23]  = xb1__y[335:322];
+  assign \y[24]  = xb1__y[349:336];
+  assign \y[25]  = xb1__y[363:350];
+  assign \y[26]  = xb1__y[377:364];
+  assign \y[27]  = xb1__y[391:378];
+  assign \y[28]  = xb1__y[405:392];
+  assign \y[29]  = xb1__y[419:406];
+  assign \y[30]  = xb1__y[433:420];
+  assign \y[31]  = xb1__y[447:434];
+  assign \y$78[0]  = xb2__y[12:0];
+  assign \y$78[1]  = xb2__y[25:13];
+  assign \y$78[2]  = xb2__y[38:26];
+  assign \y$78[3]  = xb2__y[51:39];
+  assign \y$78[4]  = xb2__y[64:52];
+  assign \y$78[5]  = xb2__y[77:65];
+  assign \y$78[6]  = xb2__y[90:78];
+  assign \y$78[7]  = xb2__y[103:91];
+  assign \y$78[8]  = xb2__y[116:104];
+  assign \y$78[9]  = xb2__y[129:117];
+  assign \dx[0]  = xb2__dx[11:0];
+  assign \dx[1]  = xb2__dx[23:12];
+  assign \dx[2]  = xb2__dx[35:24];
+  assign \dx[3]  = xb2__dx[47:36];
+  assign \dx[4]  = xb2__dx[59:48];
+  assign \dx[5]  = xb2__dx[71:60];
+  assign \dx[6]  = xb2__dx[83:72];
+  assign \dx[7]  = xb2__dx[95:84];
+  assign \dx[8]  = xb2__dx[107:96];
+  assign \dx[9]  = xb2__dx[119:108];
+  assign \dx[10]  = xb2__dx[131:120];
+  assign \dx[11]  = xb2__dx[143:132];
+  assign \dx[12]  = xb2__dx[155:144];
+  assign \dx[13]  = xb2__dx[167:156];
+  assign \dx[14]  = xb2__dx[179:168];
+  assign \dx[15]  = xb2__dx[191:180];
+  assign \dx[16]  = xb2__dx[203:192];
+  assign \dx[17]  = xb2__dx[215:204];
+  assign \dx[18]  = xb2__dx[227:216];
+  assign \dx[19]  = xb2__dx[239:228];
+  assign \dx[20]  = xb2__dx[251:240];
+  assign \dx[21]  = xb2__dx[263:252];
+  assign \dx[22]  = xb2__dx[275:264];
+  assign \dx[23]  = xb2__dx[287:276];
+  assign \dx[24]  = xb2__dx[299:288];
+  assign \dx[25]  = xb2__dx[311:300];
+  assign \dx[26]  = xb2__dx[323:312];
+  assign \dx[27]  = xb2__dx[335:324];
+  assign \dx[28]  = xb2__dx[347:336];
+  assign \dx[29]  = xb2__dx[359:348];
+  assign \dx[30]  = xb2__dx[371:360];
+  assign \dx[31]  = xb2__dx[383:372];
   assign \host_wdata[0]  = mem_wdata_c[7:0];
   assign \host_wdata[1]  = mem_wdata_c[15:8];
   assign \host_wdata[2]  = mem_wdata_c[23:16];
@@ -7532,406 +3965,430 @@ module bshw_periphery(op, pixels, label, mem_layer, mem_row, mem_we_w, mem_we_c,
   assign \host_wdata[29]  = mem_wdata_c[239:232];
   assign \host_wdata[30]  = mem_wdata_c[247:240];
   assign \host_wdata[31]  = mem_wdata_c[255:248];
-  assign \host_wdata$890[0]  = mem_wdata_c[7:0];
-  assign \host_wdata$890[1]  = mem_wdata_c[15:8];
-  assign \host_wdata$890[2]  = mem_wdata_c[23:16];
-  assign \host_wdata$890[3]  = mem_wdata_c[31:24];
-  assign \host_wdata$890[4]  = mem_wdata_c[39:32];
-  assign \host_wdata$890[5]  = mem_wdata_c[47:40];
-  assign \host_wdata$890[6]  = mem_wdata_c[55:48];
-  assign \host_wdata$890[7]  = mem_wdata_c[63:56];
-  assign \host_wdata$890[8]  = mem_wdata_c[71:64];
-  assign \host_wdata$890[9]  = mem_wdata_c[79:72];
-  assign \host_rdata[0]  = host_rdata[7:0];
-  assign \host_rdata[1]  = host_rdata[15:8];
-  assign \host_rdata[2]  = host_rdata[23:16];
-  assign \host_rdata[3]  = host_rdata[31:24];
-  assign \host_rdata[4]  = host_rdata[39:32];
-  assign \host_rdata[5]  = host_rdata[47:40];
-  assign \host_rdata[6]  = host_rdata[55:48];
-  assign \host_rdata[7]  = host_rdata[63:56];
-  assign \host_rdata[8]  = host_rdata[71:64];
-  assign \host_rdata[9]  = host_rdata[79:72];
-  assign \host_rdata[10]  = host_rdata[87:80];
-  assign \host_rdata[11]  = host_rdata[95:88];
-  assign \host_rdata[12]  = host_rdata[103:96];
-  assign \host_rdata[13]  = host_rdata[111:104];
-  assign \host_rdata[14]  = host_rdata[119:112];
-  assign \host_rdata[15]  = host_rdata[127:120];
-  assign \host_rdata[16]  = host_rdata[135:128];
-  assign \host_rdata[17]  = host_rdata[143:136];
-  assign \host_rdata[18]  = host_rdata[151:144];
-  assign \host_rdata[19]  = host_rdata[159:152];
-  assign \host_rdata[20]  = host_rdata[167:160];
-  assign \host_rdata[21]  = host_rdata[175:168];
-  assign \host_rdata[22]  = host_rdata[183:176];
-  assign \host_rdata[23]  = host_rdata[191:184];
-  assign \host_rdata[24]  = host_rdata[199:192];
-  assign \host_rdata[25]  = host_rdata[207:200];
-  assign \host_rdata[26]  = host_rdata[215:208];
-  assign \host_rdata[27]  = host_rdata[223:216];
-  assign \host_rdata[28]  = host_rdata[231:224];
-  assign \host_rdata[29]  = host_rdata[239:232];
-  assign \host_rdata[30]  = host_rdata[247:240];
-  assign \host_rdata[31]  = host_rdata[255:248];
-  assign \host_rdata$893[0]  = \host_rdata$893 [7:0];
-  assign \host_rdata$893[1]  = \host_rdata$893 [15:8];
-  assign \host_rdata$893[2]  = \host_rdata$893 [23:16];
-  assign \host_rdata$893[3]  = \host_rdata$893 [31:24];
-  assign \host_rdata$893[4]  = \host_rdata$893 [39:32];
-  assign \host_rdata$893[5]  = \host_rdata$893 [47:40];
-  assign \host_rdata$893[6]  = \host_rdata$893 [55:48];
-  assign \host_rdata$893[7]  = \host_rdata$893 [63:56];
-  assign \host_rdata$893[8]  = \host_rdata$893 [71:64];
-  assign \host_rdata$893[9]  = \host_rdata$893 [79:72];
-  assign \$368  = mem_layer;
-  assign \$371  = mem_layer;
-  assign \$374  = mem_layer;
-  assign \$377  = mem_layer;
-  assign \$1414  = 1'h1;
-  assign \$1422  = \$1421 ;
-  assign \$1425  = 1'h1;
+  assign \host_wdata$123[0]  = mem_wdata_c[7:0];
+  assign \host_wdata$123[1]  = mem_wdata_c[15:8];
+  assign \host_wdata$123[2]  = mem_wdata_c[23:16];
+  assign \host_wdata$123[3]  = mem_wdata_c[31:24];
+  assign \host_wdata$123[4]  = mem_wdata_c[39:32];
+  assign \host_wdata$123[5]  = mem_wdata_c[47:40];
+  assign \host_wdata$123[6]  = mem_wdata_c[55:48];
+  assign \host_wdata$123[7]  = mem_wdata_c[63:56];
+  assign \host_wdata$123[8]  = mem_wdata_c[71:64];
+  assign \host_wdata$123[9]  = mem_wdata_c[79:72];
+  assign \host_rdata[0]  = { \$1225 [224], \$1225 [192], \$1225 [160], \$1225 [128], \$1225 [96], \$1225 [64], \$1225 [32], \$1225 [0] };
+  assign \host_rdata[1]  = { \$1225 [225], \$1225 [193], \$1225 [161], \$1225 [129], \$1225 [97], \$1225 [65], \$1225 [33], \$1225 [1] };
+  assign \host_rdata[2]  = { \$1225 [226], \$1225 [194], \$1225 [162], \$1225 [130], \$1225 [98], \$1225 [66], \$1225 [34], \$1225 [2] };
+  assign \host_rdata[3]  = { \$1225 [227], \$1225 [195], \$1225 [163], \$1225 [131], \$1225 [99], \$1225 [67], \$1225 [35], \$1225 [3] };
+  assign \host_rdata[4]  = { \$1225 [228], \$1225 [196], \$1225 [164], \$1225 [132], \$1225 [100], \$1225 [68], \$1225 [36], \$1225 [4] };
+  assign \host_rdata[5]  = { \$1225 [229], \$1225 [197], \$1225 [165], \$1225 [133], \$1225 [101], \$1225 [69], \$1225 [37], \$1225 [5] };
+  assign \host_rdata[6]  = { \$1225 [230], \$1225 [198], \$1225 [166], \$1225 [134], \$1225 [102], \$1225 [70], \$1225 [38], \$1225 [6] };
+  assign \host_rdata[7]  = { \$1225 [231], \$1225 [199], \$1225 [167], \$1225 [135], \$1225 [103], \$1225 [71], \$1225 [39], \$1225 [7] };
+  assign \host_rdata[8]  = { \$1225 [232], \$1225 [200], \$1225 [168], \$1225 [136], \$1225 [104], \$1225 [72], \$1225 [40], \$1225 [8] };
+  assign \host_rdata[9]  = { \$1225 [233], \$1225 [201], \$1225 [169], \$1225 [137], \$1225 [105], \$1225 [73], \$1225 [41], \$1225 [9] };
+  assign \host_rdata[10]  = { \$1225 [234], \$1225 [202], \$1225 [170], \$1225 [138], \$1225 [106], \$1225 [74], \$1225 [42], \$1225 [10] };
+  assign \host_rdata[11]  = { \$1225 [235], \$1225 [203], \$1225 [171], \$1225 [139], \$1225 [107], \$1225 [75], \$1225 [43], \$1225 [11] };
+  assign \host_rdata[12]  = { \$1225 [236], \$1225 [204], \$1225 [172], \$1225 [140], \$1225 [108], \$1225 [76], \$1225 [44], \$1225 [12] };
+  assign \host_rdata[13]  = { \$1225 [237], \$1225 [205], \$1225 [173], \$1225 [141], \$1225 [109], \$1225 [77], \$1225 [45], \$1225 [13] };
+  assign \host_rdata[14]  = { \$1225 [238], \$1225 [206], \$1225 [174], \$1225 [142], \$1225 [110], \$1225 [78], \$1225 [46], \$1225 [14] };
+  assign \host_rdata[15]  = { \$1225 [239], \$1225 [207], \$1225 [175], \$1225 [143], \$1225 [111], \$1225 [79], \$1225 [47], \$1225 [15] };
+  assign \host_rdata[16]  = { \$1225 [240], \$1225 [208], \$1225 [176], \$1225 [144], \$1225 [112], \$1225 [80], \$1225 [48], \$1225 [16] };
+  assign \host_rdata[17]  = { \$1225 [241], \$1225 [209], \$1225 [177], \$1225 [145], \$1225 [113], \$1225 [81], \$1225 [49], \$1225 [17] };
+  assign \host_rdata[18]  = { \$1225 [242], \$1225 [210], \$1225 [178], \$1225 [146], \$1225 [114], \$1225 [82], \$1225 [50], \$1225 [18] };
+  assign \host_rdata[19]  = { \$1225 [243], \$1225 [211], \$1225 [179], \$1225 [147], \$1225 [115], \$1225 [83], \$1225 [51], \$1225 [19] };
+  assign \host_rdata[20]  = { \$1225 [244], \$1225 [212], \$1225 [180], \$1225 [148], \$1225 [116], \$1225 [84], \$1225 [52], \$1225 [20] };
+  assign \host_rdata[21]  = { \$1225 [245], \$1225 [213], \$1225 [181], \$1225 [149], \$1225 [117], \$1225 [85], \$1225 [53], \$1225 [21] };
+  assign \host_rdata[22]  = { \$1225 [246], \$1225 [214], \$1225 [182], \$1225 [150], \$1225 [118], \$1225 [86], \$1225 [54], \$1225 [22] };
+  assign \host_rdata[23]  = { \$1225 [247], \$1225 [215], \$1225 [183], \$1225 [151], \$1225 [119], \$1225 [87], \$1225 [55], \$1225 [23] };
+  assign \host_rdata[24]  = { \$1225 [248], \$1225 [216], \$1225 [184], \$1225 [152], \$1225 [120], \$1225 [88], \$1225 [56], \$1225 [24] };
+  assign \host_rdata[25]  = { \$1225 [249], \$1225 [217], \$1225 [185], \$1225 [153], \$1225 [121], \$1225 [89], \$1225 [57], \$1225 [25] };
+  assign \host_rdata[26]  = { \$1225 [250], \$1225 [218], \$1225 [186], \$1225 [154], \$1225 [122], \$1225 [90], \$1225 [58], \$1225 [26] };
+  assign \host_rdata[27]  = { \$1225 [251], \$1225 [219], \$1225 [187], \$1225 [155], \$1225 [123], \$1225 [91], \$1225 [59], \$1225 [27] };
+  assign \host_rdata[28]  = { \$1225 [252], \$1225 [220], \$1225 [188], \$1225 [156], \$1225 [124], \$1225 [92], \$1225 [60], \$1225 [28] };
+  assign \host_rdata[29]  = { \$1225 [253], \$1225 [221], \$1225 [189], \$1225 [157], \$1225 [125], \$1225 [93], \$1225 [61], \$1225 [29] };
+  assign \host_rdata[30]  = { \$1225 [254], \$1225 [222], \$1225 [190], \$1225 [158], \$1225 [126], \$1225 [94], \$1225 [62], \$1225 [30] };
+  assign \host_rdata[31]  = { \$1225 [255], \$1225 [223], \$1225 [191], \$1225 [159], \$1225 [127], \$1225 [95], \$1225 [63], \$1225 [31] };
+  assign \host_rdata$126[0]  = { \$1226 [70], \$1226 [60], \$1226 [50], \$1226 [40], \$1226 [30], \$1226 [20], \$1226 [10], \$1226 [0] };
+  assign \host_rdata$126[1]  = { \$1226 [71], \$1226 [61], \$1226 [51], \$1226 [41], \$1226 [31], \$1226 [21], \$1226 [11], \$1226 [1] };
+  assign \host_rdata$126[2]  = { \$1226 [72], \$1226 [62], \$1226 [52], \$1226 [42], \$1226 [32], \$1226 [22], \$1226 [12], \$1226 [2] };
+  assign \host_rdata$126[3]  = { \$1226 [73], \$1226 [63], \$1226 [53], \$1226 [43], \$1226 [33], \$1226 [23], \$1226 [13], \$1226 [3] };
+  assign \host_rdata$126[4]  = { \$1226 [74], \$1226 [64], \$1226 [54], \$1226 [44], \$1226 [34], \$1226 [24], \$1226 [14], \$1226 [4] };
+  assign \host_rdata$126[5]  = { \$1226 [75], \$1226 [65], \$1226 [55], \$1226 [45], \$1226 [35], \$1226 [25], \$1226 [15], \$1226 [5] };
+  assign \host_rdata$126[6]  = { \$1226 [76], \$1226 [66], \$1226 [56], \$1226 [46], \$1226 [36], \$1226 [26], \$1226 [16], \$1226 [6] };
+  assign \host_rdata$126[7]  = { \$1226 [77], \$1226 [67], \$1226 [57], \$1226 [47], \$1226 [37], \$1226 [27], \$1226 [17], \$1226 [7] };
+  assign \host_rdata$126[8]  = { \$1226 [78], \$1226 [68], \$1226 [58], \$1226 [48], \$1226 [38], \$1226 [28], \$1226 [18], \$1226 [8] };
+  assign \host_rdata$126[9]  = { \$1226 [79], \$1226 [69], \$1226 [59], \$1226 [49], \$1226 [39], \$1226 [29], \$1226 [19], \$1226 [9] };
+  assign \$79  = mem_layer;
+  assign \$82  = mem_layer;
+  assign \$85  = mem_layer;
+  assign \$88  = mem_layer;
+  assign \$1125  = 1'h1;
+  assign \$1133  = \$1132 ;
+  assign \$1136  = 1'h1;
 endmodule
 
 (* generator = "Amaranth" *)
-module \bshw_periphery.counters1 (host_wdata, clk, rst, x, host_we, host_re, g_en, g_neg, \g_en$29 , \g_neg$30 , \g_en$37 , \g_neg$38 , \g_en$45 , \g_neg$46 , \g_en$53 , \g_neg$54 , \g_en$61 , \g_neg$62 , \g_en$69 , \g_neg$70 , \g_en$77 
-, \g_neg$78 , \g_en$85 , \g_neg$86 , \g_en$93 , \g_neg$94 , \g_en$101 , \g_neg$102 , \g_en$109 , \g_neg$110 , \g_en$117 , \g_neg$118 , \g_en$125 , \g_neg$126 , \g_en$133 , \g_neg$134 , \g_en$141 , \g_neg$142 , \g_en$149 , \g_neg$150 , \g_en$157 , \g_neg$158 
-, \g_en$165 , \g_neg$166 , \g_en$173 , \g_neg$174 , \g_en$181 , \g_neg$182 , \g_en$189 , \g_neg$190 , \g_en$197 , \g_neg$198 , \g_en$205 , \g_neg$206 , \g_en$213 , \g_neg$214 , \g_en$221 , \g_neg$222 , \g_en$229 , \g_neg$230 , \g_en$237 , \g_neg$238 , \g_en$245 
-, \g_neg$246 , \g_en$253 , \g_neg$254 , \g_en$261 , \g_neg$262 , \g_en$269 , \g_neg$270 , busy, carry, carry_start, acc_start, \pot$279 , dep, upd_row, host_rdata, host_row);
-  reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
+module \bshw_periphery.counters1 (host_wdata, clk, rst, x, host_we, host_re, dy_en, dy_neg, busy, carry, pot, dep, carry_start, acc_start, upd_row, host_row_planes, host_row);
+  reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
   wire \$1 ;
-  wire \$10 ;
-  wire [63:0] \$11 ;
-  wire [63:0] \$12 ;
-  wire [63:0] \$13 ;
-  reg \$14 ;
-  reg [63:0] \$15 ;
-  reg \$16 ;
-  reg [5:0] \$17 ;
-  reg \$18 ;
-  reg [255:0] \$19 ;
+  wire [31:0] \$10 ;
+  wire [31:0] \$100 ;
+  wire [31:0] \$101 ;
+  wire [31:0] \$102 ;
+  wire [31:0] \$103 ;
+  wire [31:0] \$104 ;
+  wire [31:0] \$105 ;
+  wire [31:0] \$106 ;
+  wire [31:0] \$107 ;
+  wire [31:0] \$108 ;
+  wire [31:0] \$109 ;
+  wire [31:0] \$11 ;
+  wire [31:0] \$110 ;
+  wire [31:0] \$111 ;
+  wire [31:0] \$112 ;
+  wire [31:0] \$113 ;
+  wire [31:0] \$114 ;
+  wire [31:0] \$115 ;
+  wire [31:0] \$116 ;
+  wire [31:0] \$117 ;
+  wire [31:0] \$118 ;
+  wire [31:0] \$119 ;
+  wire [31:0] \$12 ;
+  wire [31:0] \$120 ;
+  wire [31:0] \$121 ;
+  wire [31:0] \$122 ;
+  wire [31:0] \$123 ;
+  wire [31:0] \$124 ;
+  wire [31:0] \$125 ;
+  wire [31:0] \$126 ;
+  wire [31:0] \$127 ;
+  wire [31:0] \$128 ;
+  wire [31:0] \$129 ;
+  wire [31:0] \$13 ;
+  wire [31:0] \$130 ;
+  wire [31:0] \$131 ;
+  wire [31:0] \$132 ;
+  wire [31:0] \$133 ;
+  wire [31:0] \$134 ;
+  wire [31:0] \$135 ;
+  wire [31:0] \$136 ;
+  wire [31:0] \$137 ;
+  wire [31:0] \$138 ;
+  wire [31:0] \$139 ;
+  wire [31:0] \$14 ;
+  wire [31:0] \$140 ;
+  wire [31:0] \$141 ;
+  wire [31:0] \$142 ;
+  wire [31:0] \$143 ;
+  wire [31:0] \$144 ;
+  wire [31:0] \$145 ;
+  wire [31:0] \$146 ;
+  wire [31:0] \$147 ;
+  wire [31:0] \$148 ;
+  wire [31:0] \$149 ;
+  wire [31:0] \$15 ;
+  wire [31:0] \$150 ;
+  wire [31:0] \$151 ;
+  wire [31:0] \$152 ;
+  wire [31:0] \$153 ;
+  wire [31:0] \$154 ;
+  wire [31:0] \$155 ;
+  wire [31:0] \$156 ;
+  wire [31:0] \$157 ;
+  wire [31:0] \$158 ;
+  wire [31:0] \$159 ;
+  wire [31:0] \$16 ;
+  wire [31:0] \$160 ;
+  wire [31:0] \$161 ;
+  wire [31:0] \$162 ;
+  wire [31:0] \$163 ;
+  wire [31:0] \$164 ;
+  wire [31:0] \$165 ;
+  wire \$166 ;
+  wire \$167 ;
+  wire [63:0] \$168 ;
+  wire [63:0] \$169 ;
+  wire [31:0] \$17 ;
+  wire [63:0] \$170 ;
+  reg \$171 ;
+  reg [63:0] \$172 ;
+  reg \$173 ;
+  reg [5:0] \$174 ;
+  reg \$175 ;
+  reg [255:0] \$176 ;
+  wire [6:0] \$179 ;
+  wire [31:0] \$18 ;
+  wire [31:0] \$19 ;
   wire \$2 ;
-  wire [6:0] \$22 ;
+  wire [31:0] \$20 ;
+  wire [31:0] \$21 ;
+  wire [31:0] \$22 ;
+  wire [31:0] \$23 ;
+  wire [31:0] \$24 ;
+  wire [31:0] \$25 ;
+  wire [31:0] \$26 ;
+  wire [31:0] \$27 ;
+  wire [31:0] \$28 ;
+  wire [31:0] \$29 ;
   wire [6:0] \$3 ;
+  wire [31:0] \$30 ;
+  wire [31:0] \$31 ;
+  wire [31:0] \$32 ;
+  wire [31:0] \$33 ;
+  wire [31:0] \$34 ;
+  wire [31:0] \$35 ;
+  wire [31:0] \$36 ;
+  wire [31:0] \$37 ;
+  wire [31:0] \$38 ;
+  wire [31:0] \$39 ;
   wire [7:0] \$4 ;
+  wire [31:0] \$40 ;
+  wire [31:0] \$41 ;
+  wire [31:0] \$42 ;
+  wire [31:0] \$43 ;
+  wire [31:0] \$44 ;
+  wire [31:0] \$45 ;
+  wire [31:0] \$46 ;
+  wire [31:0] \$47 ;
+  wire [31:0] \$48 ;
+  wire [31:0] \$49 ;
   wire [126:0] \$5 ;
+  wire [31:0] \$50 ;
+  wire [31:0] \$51 ;
+  wire [31:0] \$52 ;
+  wire [31:0] \$53 ;
+  wire [31:0] \$54 ;
+  wire [31:0] \$55 ;
+  wire [31:0] \$56 ;
+  wire [31:0] \$57 ;
+  wire [31:0] \$58 ;
+  wire [31:0] \$59 ;
   wire \$6 ;
+  wire [31:0] \$60 ;
+  wire [31:0] \$61 ;
+  wire [31:0] \$62 ;
+  wire [31:0] \$63 ;
+  wire [31:0] \$64 ;
+  wire [31:0] \$65 ;
+  wire [31:0] \$66 ;
+  wire [31:0] \$67 ;
+  wire [31:0] \$68 ;
+  wire [31:0] \$69 ;
   wire \$7 ;
+  wire [31:0] \$70 ;
+  wire [31:0] \$71 ;
+  wire [31:0] \$72 ;
+  wire [31:0] \$73 ;
+  wire [31:0] \$74 ;
+  wire [31:0] \$75 ;
+  wire [31:0] \$76 ;
+  wire [31:0] \$77 ;
+  wire [31:0] \$78 ;
+  wire [31:0] \$79 ;
   wire \$8 ;
-  wire \$9 ;
+  wire [31:0] \$80 ;
+  wire [31:0] \$81 ;
+  wire [31:0] \$82 ;
+  wire [31:0] \$83 ;
+  wire [31:0] \$84 ;
+  wire [31:0] \$85 ;
+  wire [31:0] \$86 ;
+  wire [31:0] \$87 ;
+  wire [31:0] \$88 ;
+  wire [31:0] \$89 ;
+  wire [31:0] \$9 ;
+  wire [31:0] \$90 ;
+  wire [31:0] \$91 ;
+  wire [31:0] \$92 ;
+  wire [31:0] \$93 ;
+  wire [31:0] \$94 ;
+  wire [31:0] \$95 ;
+  wire [31:0] \$96 ;
+  wire [31:0] \$97 ;
+  wire [31:0] \$98 ;
+  wire [31:0] \$99 ;
+  wire [31:0] \$auto$rtlil.cc:2739:Not$18 ;
+  wire [31:0] \$auto$rtlil.cc:2739:Not$20 ;
+  wire [31:0] \$auto$rtlil.cc:2739:Not$22 ;
+  wire [31:0] \$auto$rtlil.cc:2739:Not$24 ;
+  wire [31:0] \$auto$rtlil.cc:2739:Not$26 ;
+  wire [31:0] \$auto$rtlil.cc:2739:Not$28 ;
+  wire [31:0] \$auto$rtlil.cc:2739:Not$30 ;
+  wire [31:0] \$auto$rtlil.cc:2739:Not$32 ;
   wire \$signal ;
-  wire [255:0] \$signal$22 ;
-  wire [31:0] \$signal$24 ;
   wire [5:0] \$signature__addr ;
   wire [255:0] \$signature__data ;
-  wire acc;
-  wire \acc$103 ;
-  wire \acc$111 ;
-  wire \acc$119 ;
-  wire \acc$127 ;
-  wire \acc$135 ;
-  wire \acc$143 ;
-  wire \acc$151 ;
-  wire \acc$159 ;
-  wire \acc$167 ;
-  wire \acc$175 ;
-  wire \acc$183 ;
-  wire \acc$191 ;
-  wire \acc$199 ;
-  wire \acc$207 ;
-  wire \acc$215 ;
-  wire \acc$223 ;
-  wire \acc$231 ;
-  wire \acc$239 ;
-  wire \acc$247 ;
-  wire \acc$255 ;
-  wire \acc$263 ;
-  wire \acc$271 ;
-  wire \acc$31 ;
-  wire \acc$39 ;
-  wire \acc$47 ;
-  wire \acc$55 ;
-  wire \acc$63 ;
-  wire \acc$71 ;
-  wire \acc$79 ;
-  wire \acc$87 ;
-  wire \acc$95 ;
   input acc_start;
   wire acc_start;
   output busy;
   wire busy;
-  wire [7:0] c;
-  wire [7:0] \c$100 ;
-  wire [7:0] \c$108 ;
-  wire [7:0] \c$116 ;
-  wire [7:0] \c$124 ;
-  wire [7:0] \c$132 ;
-  wire [7:0] \c$140 ;
-  wire [7:0] \c$148 ;
-  wire [7:0] \c$156 ;
-  wire [7:0] \c$164 ;
-  wire [7:0] \c$172 ;
-  wire [7:0] \c$180 ;
-  wire [7:0] \c$188 ;
-  wire [7:0] \c$196 ;
-  wire [7:0] \c$204 ;
-  wire [7:0] \c$212 ;
-  wire [7:0] \c$220 ;
-  wire [7:0] \c$228 ;
-  wire [7:0] \c$236 ;
-  wire [7:0] \c$244 ;
-  wire [7:0] \c$252 ;
-  wire [7:0] \c$260 ;
-  wire [7:0] \c$268 ;
-  wire [7:0] \c$28 ;
-  wire [7:0] \c$36 ;
-  wire [7:0] \c$44 ;
-  wire [7:0] \c$52 ;
-  wire [7:0] \c$60 ;
-  wire [7:0] \c$68 ;
-  wire [7:0] \c$76 ;
-  wire [7:0] \c$84 ;
-  wire [7:0] \c$92 ;
-  wire [7:0] c_next;
-  wire [7:0] \c_next$105 ;
-  wire [7:0] \c_next$113 ;
-  wire [7:0] \c_next$121 ;
-  wire [7:0] \c_next$129 ;
-  wire [7:0] \c_next$137 ;
-  wire [7:0] \c_next$145 ;
-  wire [7:0] \c_next$153 ;
-  wire [7:0] \c_next$161 ;
-  wire [7:0] \c_next$169 ;
-  wire [7:0] \c_next$177 ;
-  wire [7:0] \c_next$185 ;
-  wire [7:0] \c_next$193 ;
-  wire [7:0] \c_next$201 ;
-  wire [7:0] \c_next$209 ;
-  wire [7:0] \c_next$217 ;
-  wire [7:0] \c_next$225 ;
-  wire [7:0] \c_next$233 ;
-  wire [7:0] \c_next$241 ;
-  wire [7:0] \c_next$249 ;
-  wire [7:0] \c_next$257 ;
-  wire [7:0] \c_next$265 ;
-  wire [7:0] \c_next$273 ;
-  wire [7:0] \c_next$33 ;
-  wire [7:0] \c_next$41 ;
-  wire [7:0] \c_next$49 ;
-  wire [7:0] \c_next$57 ;
-  wire [7:0] \c_next$65 ;
-  wire [7:0] \c_next$73 ;
-  wire [7:0] \c_next$81 ;
-  wire [7:0] \c_next$89 ;
-  wire [7:0] \c_next$97 ;
   output carry;
   wire carry;
-  wire \carry$104 ;
-  wire \carry$112 ;
-  wire \carry$120 ;
-  wire \carry$128 ;
-  wire \carry$136 ;
-  wire \carry$144 ;
-  wire \carry$152 ;
-  wire \carry$160 ;
-  wire \carry$168 ;
-  wire \carry$176 ;
-  wire \carry$184 ;
-  wire \carry$192 ;
-  wire \carry$200 ;
-  wire \carry$208 ;
-  wire \carry$21 ;
-  wire \carry$216 ;
-  wire \carry$224 ;
-  wire \carry$232 ;
-  wire \carry$240 ;
-  wire \carry$248 ;
-  wire \carry$256 ;
-  wire \carry$264 ;
-  wire \carry$272 ;
-  wire \carry$32 ;
-  wire \carry$40 ;
-  wire \carry$48 ;
-  wire \carry$56 ;
-  wire \carry$64 ;
-  wire \carry$72 ;
-  wire \carry$80 ;
-  wire \carry$88 ;
-  wire \carry$96 ;
   input carry_start;
   wire carry_start;
   reg carrying = 1'h0;
   input clk;
   wire clk;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_at_max;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_at_min;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_clear;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_dec0;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_dec1;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_dec2;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_dec3;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_dec4;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_dec5;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_dec6;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_dec7;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_decc0;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_decc1;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_decc2;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_decc3;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_decc4;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_decc5;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_decc6;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_decc7;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_down;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_gt_neg_th0;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_gt_neg_th1;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_gt_neg_th2;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_gt_neg_th3;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_gt_neg_th4;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_gt_neg_th5;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_gt_neg_th6;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_gt_neg_th7;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_inc0;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_inc1;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_inc2;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_inc3;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_inc4;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_inc5;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_inc6;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_inc7;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_incc0;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_incc1;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_incc2;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_incc3;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_incc4;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_incc5;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_incc6;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_incc7;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_keep;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_lt_th0;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_lt_th1;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_lt_th2;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_lt_th3;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_lt_th4;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_lt_th5;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_lt_th6;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_lt_th7;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_next0;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_next1;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_next2;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_next3;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_next4;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_next5;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_next6;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_next7;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_now0;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_now1;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_now2;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_now3;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_now4;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_now5;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_now6;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_now7;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_off8;
+  (* keep = 32'd1 *)
+  wire [31:0] \cnt_off8$71 ;
+  (* keep = 32'd1 *)
+  wire [31:0] \cnt_off8$80 ;
+  (* keep = 32'd1 *)
+  wire [31:0] \cnt_off8$81 ;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_sel_dec;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_sel_inc;
+  (* keep = 32'd1 *)
+  wire [31:0] cnt_up;
   output [31:0] dep;
   wire [31:0] dep;
-  wire \dep$107 ;
-  wire \dep$115 ;
-  wire \dep$123 ;
-  wire \dep$131 ;
-  wire \dep$139 ;
-  wire \dep$147 ;
-  wire \dep$155 ;
-  wire \dep$163 ;
-  wire \dep$171 ;
-  wire \dep$179 ;
-  wire \dep$187 ;
-  wire \dep$195 ;
-  wire \dep$203 ;
-  wire \dep$211 ;
-  wire \dep$219 ;
-  wire \dep$227 ;
-  wire \dep$235 ;
-  wire \dep$243 ;
-  wire \dep$251 ;
-  wire \dep$259 ;
-  wire \dep$267 ;
-  wire \dep$27 ;
-  wire \dep$275 ;
-  wire [31:0] \dep$280 ;
-  wire \dep$35 ;
-  wire \dep$43 ;
-  wire \dep$51 ;
-  wire \dep$59 ;
-  wire \dep$67 ;
-  wire \dep$75 ;
-  wire \dep$83 ;
-  wire \dep$91 ;
-  wire \dep$99 ;
+  input [31:0] dy_en;
   wire [31:0] dy_en;
+  input [31:0] dy_neg;
   wire [31:0] dy_neg;
-  input g_en;
-  wire g_en;
-  input \g_en$101 ;
-  wire \g_en$101 ;
-  input \g_en$109 ;
-  wire \g_en$109 ;
-  input \g_en$117 ;
-  wire \g_en$117 ;
-  input \g_en$125 ;
-  wire \g_en$125 ;
-  input \g_en$133 ;
-  wire \g_en$133 ;
-  input \g_en$141 ;
-  wire \g_en$141 ;
-  input \g_en$149 ;
-  wire \g_en$149 ;
-  input \g_en$157 ;
-  wire \g_en$157 ;
-  input \g_en$165 ;
-  wire \g_en$165 ;
-  input \g_en$173 ;
-  wire \g_en$173 ;
-  input \g_en$181 ;
-  wire \g_en$181 ;
-  input \g_en$189 ;
-  wire \g_en$189 ;
-  input \g_en$197 ;
-  wire \g_en$197 ;
-  input \g_en$205 ;
-  wire \g_en$205 ;
-  input \g_en$213 ;
-  wire \g_en$213 ;
-  input \g_en$221 ;
-  wire \g_en$221 ;
-  input \g_en$229 ;
-  wire \g_en$229 ;
-  input \g_en$237 ;
-  wire \g_en$237 ;
-  input \g_en$245 ;
-  wire \g_en$245 ;
-  input \g_en$253 ;
-  wire \g_en$253 ;
-  input \g_en$261 ;
-  wire \g_en$261 ;
-  input \g_en$269 ;
-  wire \g_en$269 ;
-  input \g_en$29 ;
-  wire \g_en$29 ;
-  input \g_en$37 ;
-  wire \g_en$37 ;
-  input \g_en$45 ;
-  wire \g_en$45 ;
-  input \g_en$53 ;
-  wire \g_en$53 ;
-  input \g_en$61 ;
-  wire \g_en$61 ;
-  input \g_en$69 ;
-  wire \g_en$69 ;
-  input \g_en$77 ;
-  wire \g_en$77 ;
-  input \g_en$85 ;
-  wire \g_en$85 ;
-  input \g_en$93 ;
-  wire \g_en$93 ;
-  input g_neg;
-  wire g_neg;
-  input \g_neg$102 ;
-  wire \g_neg$102 ;
-  input \g_neg$110 ;
-  wire \g_neg$110 ;
-  input \g_neg$118 ;
-  wire \g_neg$118 ;
-  input \g_neg$126 ;
-  wire \g_neg$126 ;
-  input \g_neg$134 ;
-  wire \g_neg$134 ;
-  input \g_neg$142 ;
-  wire \g_neg$142 ;
-  input \g_neg$150 ;
-  wire \g_neg$150 ;
-  input \g_neg$158 ;
-  wire \g_neg$158 ;
-  input \g_neg$166 ;
-  wire \g_neg$166 ;
-  input \g_neg$174 ;
-  wire \g_neg$174 ;
-  input \g_neg$182 ;
-  wire \g_neg$182 ;
-  input \g_neg$190 ;
-  wire \g_neg$190 ;
-  input \g_neg$198 ;
-  wire \g_neg$198 ;
-  input \g_neg$206 ;
-  wire \g_neg$206 ;
-  input \g_neg$214 ;
-  wire \g_neg$214 ;
-  input \g_neg$222 ;
-  wire \g_neg$222 ;
-  input \g_neg$230 ;
-  wire \g_neg$230 ;
-  input \g_neg$238 ;
-  wire \g_neg$238 ;
-  input \g_neg$246 ;
-  wire \g_neg$246 ;
-  input \g_neg$254 ;
-  wire \g_neg$254 ;
-  input \g_neg$262 ;
-  wire \g_neg$262 ;
-  input \g_neg$270 ;
-  wire \g_neg$270 ;
-  input \g_neg$30 ;
-  wire \g_neg$30 ;
-  input \g_neg$38 ;
-  wire \g_neg$38 ;
-  input \g_neg$46 ;
-  wire \g_neg$46 ;
-  input \g_neg$54 ;
-  wire \g_neg$54 ;
-  input \g_neg$62 ;
-  wire \g_neg$62 ;
-  input \g_neg$70 ;
-  wire \g_neg$70 ;
-  input \g_neg$78 ;
-  wire \g_neg$78 ;
-  input \g_neg$86 ;
-  wire \g_neg$86 ;
-  input \g_neg$94 ;
-  wire \g_neg$94 ;
   wire [1:0] group_any;
   reg group_index;
-  output [255:0] host_rdata;
-  reg [255:0] host_rdata = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  wire [255:0] host_rdata;
   wire [7:0] \host_rdata[0] ;
   wire [7:0] \host_rdata[10] ;
   wire [7:0] \host_rdata[11] ;
@@ -7969,6 +4426,8 @@ module \bshw_periphery.counters1 (host_wdata, clk, rst, x, host_we, host_re, g_e
   reg host_re_d = 1'h0;
   input [5:0] host_row;
   wire [5:0] host_row;
+  output [255:0] host_row_planes;
+  reg [255:0] host_row_planes = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   input [255:0] host_wdata;
   wire [255:0] host_wdata;
   wire [7:0] \host_wdata[0] ;
@@ -8008,40 +4467,24 @@ module \bshw_periphery.counters1 (host_wdata, clk, rst, x, host_we, host_re, g_e
   wire [63:0] onehot;
   reg [63:0] pending = 64'h0000000000000000;
   wire [5:0] pick;
-  wire pot;
-  wire \pot$106 ;
-  wire \pot$114 ;
-  wire \pot$122 ;
-  wire \pot$130 ;
-  wire \pot$138 ;
-  wire \pot$146 ;
-  wire \pot$154 ;
-  wire \pot$162 ;
-  wire \pot$170 ;
-  wire \pot$178 ;
-  wire \pot$186 ;
-  wire \pot$194 ;
-  wire \pot$202 ;
-  wire \pot$210 ;
-  wire \pot$218 ;
-  wire \pot$226 ;
-  wire \pot$234 ;
-  wire \pot$242 ;
-  wire \pot$250 ;
-  wire \pot$258 ;
-  wire \pot$266 ;
-  wire \pot$274 ;
-  output [31:0] \pot$279 ;
-  wire [31:0] \pot$279 ;
-  wire \pot$34 ;
-  wire \pot$42 ;
-  wire \pot$50 ;
-  wire \pot$58 ;
-  wire \pot$66 ;
-  wire \pot$74 ;
-  wire \pot$82 ;
-  wire \pot$90 ;
-  wire \pot$98 ;
+  output [31:0] pot;
+  wire [31:0] pot;
+  (* keep = 32'd1 *)
+  wire [31:0] row_bit0;
+  (* keep = 32'd1 *)
+  wire [31:0] row_bit1;
+  (* keep = 32'd1 *)
+  wire [31:0] row_bit2;
+  (* keep = 32'd1 *)
+  wire [31:0] row_bit3;
+  (* keep = 32'd1 *)
+  wire [31:0] row_bit4;
+  (* keep = 32'd1 *)
+  wire [31:0] row_bit5;
+  (* keep = 32'd1 *)
+  wire [31:0] row_bit6;
+  (* keep = 32'd1 *)
+  wire [31:0] row_bit7;
   reg [4:0] row_index;
   input rst;
   wire rst;
@@ -8135,8 +4578,8 @@ module \bshw_periphery.counters1 (host_wdata, clk, rst, x, host_we, host_re, g_e
   assign \$signature__data  = _0_;
   assign \$1  = | pending[31:0];
   assign \$2  = | pending[63:32];
-  assign \$22  = group_index * 6'h20;
-  assign word = pending >> \$22 ;
+  assign \$179  = group_index * 6'h20;
+  assign word = pending >> \$179 ;
   assign \$3  = group_index * 6'h20;
   assign \$4  = \$3  + row_index;
   assign \$5  = 1'h1 << \$4 [5:0];
@@ -8147,348 +4590,208 @@ module \bshw_periphery.counters1 (host_wdata, clk, rst, x, host_we, host_re, g_e
   assign \$8  = ~ carrying;
   assign \$signal  = s2_valid & \$8 ;
   assign carry = s2_valid & carrying;
+  assign \$9  = ~ \$signature__data [31:0];
+  assign cnt_inc1 = \$signature__data [63:32] ^ cnt_incc0;
+  assign cnt_dec1 = \$signature__data [63:32] ^ cnt_decc0;
+  assign cnt_incc1 = cnt_incc0 & \$signature__data [63:32];
+  assign \$10  = ~ \$signature__data [63:32];
+  assign cnt_decc1 = cnt_decc0 & \$10 ;
+  assign cnt_inc2 = \$signature__data [95:64] ^ cnt_incc1;
+  assign cnt_dec2 = \$signature__data [95:64] ^ cnt_decc1;
+  assign cnt_incc2 = cnt_incc1 & \$signature__data [95:64];
+  assign \$11  = ~ \$signature__data [95:64];
+  assign cnt_decc2 = cnt_decc1 & \$11 ;
+  assign cnt_inc3 = \$signature__data [127:96] ^ cnt_incc2;
+  assign cnt_dec3 = \$signature__data [127:96] ^ cnt_decc2;
+  assign cnt_incc3 = cnt_incc2 & \$signature__data [127:96];
+  assign \$12  = ~ \$signature__data [127:96];
+  assign cnt_decc3 = cnt_decc2 & \$12 ;
+  assign cnt_inc4 = \$signature__data [159:128] ^ cnt_incc3;
+  assign cnt_dec4 = \$signature__data [159:128] ^ cnt_decc3;
+  assign cnt_incc4 = cnt_incc3 & \$signature__data [159:128];
+  assign \$13  = ~ \$signature__data [159:128];
+  assign cnt_decc4 = cnt_decc3 & \$13 ;
+  assign cnt_inc5 = \$signature__data [191:160] ^ cnt_incc4;
+  assign cnt_dec5 = \$signature__data [191:160] ^ cnt_decc4;
+  assign cnt_incc5 = cnt_incc4 & \$signature__data [191:160];
+  assign \$14  = ~ \$signature__data [191:160];
+  assign cnt_decc5 = cnt_decc4 & \$14 ;
+  assign cnt_inc6 = \$signature__data [223:192] ^ cnt_incc5;
+  assign cnt_dec6 = \$signature__data [223:192] ^ cnt_decc5;
+  assign cnt_incc6 = cnt_incc5 & \$signature__data [223:192];
+  assign \$15  = ~ \$signature__data [223:192];
+  assign cnt_decc6 = cnt_decc5 & \$15 ;
+  assign cnt_inc7 = \$signature__data [255:224] ^ cnt_incc6;
+  assign cnt_dec7 = \$signature__data [255:224] ^ cnt_decc6;
+  assign cnt_incc7 = cnt_incc6 & \$signature__data [255:224];
+  assign \$16  = ~ \$signature__data [255:224];
+  assign cnt_decc7 = cnt_decc6 & \$16 ;
+  assign \$17  = \$signature__data [31:0] & \$signature__data [63:32];
+  assign \$18  = \$17  & \$signature__data [95:64];
+  assign \$19  = \$18  & \$signature__data [127:96];
+  assign \$20  = \$19  & \$signature__data [159:128];
+  assign \$21  = \$20  & \$signature__data [191:160];
+  assign \$22  = \$21  & \$signature__data [223:192];
+  assign \$23  = ~ \$signature__data [255:224];
+  assign cnt_at_max = \$22  & \$23 ;
+  assign \$24  = { \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal  } & dy_en;
+  assign \$25  = ~ dy_neg;
+  assign \$26  = \$24  & \$25 ;
+  assign \$27  = ~ cnt_at_max;
+  assign cnt_sel_inc = \$26  & \$27 ;
+  assign \$28  = ~ \$signature__data [31:0];
+  assign \$29  = ~ \$signature__data [63:32];
+  assign \$30  = \$28  & \$29 ;
+  assign \$31  = ~ \$signature__data [95:64];
+  assign \$32  = \$30  & \$31 ;
+  assign \$33  = ~ \$signature__data [127:96];
+  assign \$34  = \$32  & \$33 ;
+  assign \$35  = ~ \$signature__data [159:128];
+  assign \$36  = \$34  & \$35 ;
+  assign \$37  = ~ \$signature__data [191:160];
+  assign \$38  = \$36  & \$37 ;
+  assign \$39  = ~ \$signature__data [223:192];
+  assign \$40  = \$38  & \$39 ;
+  assign cnt_at_min = \$40  & \$signature__data [255:224];
+  assign \$41  = { \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal  } & dy_en;
+  assign \$42  = \$41  & dy_neg;
+  assign \$43  = ~ cnt_at_min;
+  assign cnt_sel_dec = \$42  & \$43 ;
+  assign \$44  = cnt_sel_inc | cnt_sel_dec;
+  assign cnt_keep = ~ \$44 ;
+  assign \$45  = cnt_sel_inc & cnt_inc0;
+  assign \$46  = cnt_sel_dec & cnt_dec0;
+  assign \$47  = \$45  | \$46 ;
+  assign \$48  = cnt_keep & \$signature__data [31:0];
+  assign cnt_now0 = \$47  | \$48 ;
+  assign \$49  = cnt_sel_inc & cnt_inc1;
+  assign \$50  = cnt_sel_dec & cnt_dec1;
+  assign \$51  = \$49  | \$50 ;
+  assign \$52  = cnt_keep & \$signature__data [63:32];
+  assign cnt_now1 = \$51  | \$52 ;
+  assign \$53  = cnt_sel_inc & cnt_inc2;
+  assign \$54  = cnt_sel_dec & cnt_dec2;
+  assign \$55  = \$53  | \$54 ;
+  assign \$56  = cnt_keep & \$signature__data [95:64];
+  assign cnt_now2 = \$55  | \$56 ;
+  assign \$57  = cnt_sel_inc & cnt_inc3;
+  assign \$58  = cnt_sel_dec & cnt_dec3;
+  assign \$59  = \$57  | \$58 ;
+  assign \$60  = cnt_keep & \$signature__data [127:96];
+  assign cnt_now3 = \$59  | \$60 ;
+  assign \$61  = cnt_sel_inc & cnt_inc4;
+  assign \$62  = cnt_sel_dec & cnt_dec4;
+  assign \$63  = \$61  | \$62 ;
+  assign \$64  = cnt_keep & \$signature__data [159:128];
+  assign cnt_now4 = \$63  | \$64 ;
+  assign \$65  = cnt_sel_inc & cnt_inc5;
+  assign \$66  = cnt_sel_dec & cnt_dec5;
+  assign \$67  = \$65  | \$66 ;
+  assign \$68  = cnt_keep & \$signature__data [191:160];
+  assign cnt_now5 = \$67  | \$68 ;
+  assign \$69  = cnt_sel_inc & cnt_inc6;
+  assign \$70  = cnt_sel_dec & cnt_dec6;
+  assign \$71  = \$69  | \$70 ;
+  assign \$72  = cnt_keep & \$signature__data [223:192];
+  assign cnt_now6 = \$71  | \$72 ;
+  assign \$73  = cnt_sel_inc & cnt_inc7;
+  assign \$74  = cnt_sel_dec & cnt_dec7;
+  assign \$75  = \$73  | \$74 ;
+  assign \$76  = cnt_keep & \$signature__data [255:224];
+  assign cnt_now7 = \$75  | \$76 ;
+  assign \cnt_off8$71  = ~ cnt_now7;
+  assign \$80  = ~ \$79 ;
+  assign \$85  = ~ \$84 ;
+  assign \$86  = \$85  & cnt_gt_neg_th0;
+  assign cnt_gt_neg_th1 = \$83  | \$86 ;
+  assign \$90  = ~ \$89 ;
+  assign \$91  = \$90  & cnt_gt_neg_th1;
+  assign cnt_gt_neg_th2 = \$88  | \$91 ;
+  assign \$95  = ~ \$94 ;
+  assign \$96  = \$95  & cnt_gt_neg_th2;
+  assign \$100  = ~ \$99 ;
+  assign \$101  = \$100  & cnt_gt_neg_th3;
+  assign \$105  = ~ \$104 ;
+  assign \$106  = \$105  & cnt_gt_neg_th4;
+  assign \$110  = ~ \$109 ;
+  assign \$111  = \$110  & cnt_gt_neg_th5;
+  assign \$115  = ~ \$114 ;
+  assign \$116  = \$115  & cnt_gt_neg_th6;
+  assign cnt_gt_neg_th7 = \$113  | \$116 ;
+  assign \cnt_off8$80  = ~ cnt_now7;
+  assign \$117  = ~ cnt_now0;
+  assign \$120  = ~ \$119 ;
+  assign \$122  = ~ cnt_now1;
+  assign \$125  = ~ \$124 ;
+  assign \$127  = ~ cnt_now2;
+  assign \$130  = ~ \$129 ;
+  assign \$132  = ~ cnt_now3;
+  assign \$135  = ~ \$134 ;
+  assign \$137  = ~ cnt_now4;
+  assign \$140  = ~ \$139 ;
+  assign \$141  = \$140  & cnt_lt_th3;
+  assign \$142  = ~ cnt_now5;
+  assign \$145  = ~ \$144 ;
+  assign \$146  = \$145  & cnt_lt_th4;
+  assign \$147  = ~ cnt_now6;
+  assign \$150  = ~ \$149 ;
+  assign \$151  = \$150  & cnt_lt_th5;
+  assign \$152  = ~ \cnt_off8$80 ;
+  assign \$155  = ~ \$154 ;
+  assign \$156  = \$155  & cnt_lt_th6;
+  assign cnt_lt_th7 = \$153  | \$156 ;
+  assign cnt_up = ~ cnt_gt_neg_th7;
+  assign cnt_down = ~ cnt_lt_th7;
+  assign \$157  = cnt_up | cnt_down;
+  assign cnt_clear = { carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry } & \$157 ;
+  assign \$158  = ~ cnt_clear;
+  assign cnt_next0 = cnt_now0 & \$158 ;
+  assign \$159  = ~ cnt_clear;
+  assign cnt_next1 = cnt_now1 & \$159 ;
+  assign \$160  = ~ cnt_clear;
+  assign cnt_next2 = cnt_now2 & \$160 ;
+  assign \$161  = ~ cnt_clear;
+  assign cnt_next3 = cnt_now3 & \$161 ;
+  assign \$162  = ~ cnt_clear;
+  assign cnt_next4 = cnt_now4 & \$162 ;
+  assign \$163  = ~ cnt_clear;
+  assign cnt_next5 = cnt_now5 & \$163 ;
+  assign \$164  = ~ cnt_clear;
+  assign cnt_next6 = cnt_now6 & \$164 ;
+  assign \$165  = ~ cnt_clear;
+  assign cnt_next7 = cnt_now7 & \$165 ;
+  assign pot = cnt_up & { carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry };
+  assign dep = cnt_down & { carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry, carry };
   assign wr__addr = s2_valid ? upd_row : host_row;
   assign wr__en = s2_valid ? 1'h1 : host_we;
-  assign wr__data = s2_valid ? \$signal$22  : host_wdata;
-  assign \$9  = | { \$2 , \$1  };
-  assign \$10  = | { \g_en$269 , \g_en$261 , \g_en$253 , \g_en$245 , \g_en$237 , \g_en$229 , \g_en$221 , \g_en$213 , \g_en$205 , \g_en$197 , \g_en$189 , \g_en$181 , \g_en$173 , \g_en$165 , \g_en$157 , \g_en$149 , \g_en$141 , \g_en$133 , \g_en$125 , \g_en$117 , \g_en$109 , \g_en$101 , \g_en$93 , \g_en$85 , \g_en$77 , \g_en$69 , \g_en$61 , \g_en$53 , \g_en$45 , \g_en$37 , \g_en$29 , g_en };
-  assign \$11  = \$10  ? x : 64'h0000000000000000;
-  assign \$12  = ~ \$5 [63:0];
-  assign \$13  = pending & \$12 ;
+  assign wr__data = s2_valid ? { cnt_next7, cnt_next6, cnt_next5, cnt_next4, cnt_next3, cnt_next2, cnt_next1, cnt_next0 } : { host_wdata[255], host_wdata[247], host_wdata[239], host_wdata[231], host_wdata[223], host_wdata[215], host_wdata[207], host_wdata[199], host_wdata[191], host_wdata[183], host_wdata[175], host_wdata[167], host_wdata[159], host_wdata[151], host_wdata[143], host_wdata[135], host_wdata[127], host_wdata[119], host_wdata[111], host_wdata[103], host_wdata[95], host_wdata[87], host_wdata[79], host_wdata[71], host_wdata[63], host_wdata[55], host_wdata[47], host_wdata[39], host_wdata[31], host_wdata[23], host_wdata[15], host_wdata[7], host_wdata[254], host_wdata[246], host_wdata[238], host_wdata[230], host_wdata[222], host_wdata[214], host_wdata[206], host_wdata[198], host_wdata[190], host_wdata[182], host_wdata[174], host_wdata[166], host_wdata[158], host_wdata[150], host_wdata[142], host_wdata[134], host_wdata[126], host_wdata[118], host_wdata[110], host_wdata[102], host_wdata[94], host_wdata[86], host_wdata[78], host_wdata[70], host_wdata[62], host_wdata[54], host_wdata[46], host_wdata[38], host_wdata[30], host_wdata[22], host_wdata[14], host_wdata[6], host_wdata[253], host_wdata[245], host_wdata[237], host_wdata[229], host_wdata[221], host_wdata[213], host_wdata[205], host_wdata[197], host_wdata[189], host_wdata[181], host_wdata[173], host_wdata[165], host_wdata[157], host_wdata[149], host_wdata[141], host_wdata[133], host_wdata[125], host_wdata[117], host_wdata[109], host_wdata[101], host_wdata[93], host_wdata[85], host_wdata[77], host_wdata[69], host_wdata[61], host_wdata[53], host_wdata[45], host_wdata[37], host_wdata[29], host_wdata[21], host_wdata[13], host_wdata[5], host_wdata[252], host_wdata[244], host_wdata[236], host_wdata[228], host_wdata[220], host_wdata[212], host_wdata[204], host_wdata[196], host_wdata[188], host_wdata[180], host_wdata[172], host_wdata[164], host_wdata[156], host_wdata[148], host_wdata[140], host_wdata[132], host_wdata[124], host_wdata[116], host_wdata[108], host_wdata[100], host_wdata[92], host_wdata[84], host_wdata[76], host_wdata[68], host_wdata[60], host_wdata[52], host_wdata[44], host_wdata[36], host_wdata[28], host_wdata[20], host_wdata[12], host_wdata[4], host_wdata[251], host_wdata[243], host_wdata[235], host_wdata[227], host_wdata[219], host_wdata[211], host_wdata[203], host_wdata[195], host_wdata[187], host_wdata[179], host_wdata[171], host_wdata[163], host_wdata[155], host_wdata[147], host_wdata[139], host_wdata[131], host_wdata[123], host_wdata[115], host_wdata[107], host_wdata[99], host_wdata[91], host_wdata[83], host_wdata[75], host_wdata[67], host_wdata[59], host_wdata[51], host_wdata[43], host_wdata[35], host_wdata[27], host_wdata[19], host_wdata[11], host_wdata[3], host_wdata[250], host_wdata[242], host_wdata[234], host_wdata[226], host_wdata[218], host_wdata[210], host_wdata[202], host_wdata[194], host_wdata[186], host_wdata[178], host_wdata[170], host_wdata[162], host_wdata[154], host_wdata[146], host_wdata[138], host_wdata[130], host_wdata[122], host_wdata[114], host_wdata[106], host_wdata[98], host_wdata[90], host_wdata[82], host_wdata[74], host_wdata[66], host_wdata[58], host_wdata[50], host_wdata[42], host_wdata[34], host_wdata[26], host_wdata[18], host_wdata[10], host_wdata[2], host_wdata[249], host_wdata[241], host_wdata[233], host_wdata[225], host_wdata[217], host_wdata[209], host_wdata[201], host_wdata[193], host_wdata[185], host_wdata[177], host_wdata[169], host_wdata[161], host_wdata[153], host_wdata[145], host_wdata[137], host_wdata[129], host_wdata[121], host_wdata[113], host_wdata[105], host_wdata[97], host_wdata[89], host_wdata[81], host_wdata[73], host_wdata[65], host_wdata[57], host_wdata[49], host_wdata[41], host_wdata[33], host_wdata[25], host_wdata[17], host_wdata[9], host_wdata[1], host_wdata[248], host_wdata[240], host_wdata[232], host_wdata[224], host_wdata[216], host_wdata[208], host_wdata[200], host_wdata[192], host_wdata[184], host_wdata[176], host_wdata[168], host_wdata[160], host_wdata[152], host_wdata[144], host_wdata[136], host_wdata[128], host_wdata[120], host_wdata[112], host_wdata[104], host_wdata[96], host_wdata[88], host_wdata[80], host_wdata[72], host_wdata[64], host_wdata[56], host_wdata[48], host_wdata[40], host_wdata[32], host_wdata[24], host_wdata[16], host_wdata[8], host_wdata[0] };
+  assign \$166  = | { \$2 , \$1  };
+  assign \$167  = | dy_en;
+  assign \$168  = \$167  ? x : 64'h0000000000000000;
+  assign \$169  = ~ \$5 [63:0];
+  assign \$170  = pending & \$169 ;
   always @(posedge clk)
-    s2_valid <= \$14 ;
+    s2_valid <= \$171 ;
   always @(posedge clk)
-    pending <= \$15 ;
+    pending <= \$172 ;
   always @(posedge clk)
-    carrying <= \$16 ;
+    carrying <= \$173 ;
   always @(posedge clk)
-    upd_row <= \$17 ;
+    upd_row <= \$174 ;
   always @(posedge clk)
-    host_re_d <= \$18 ;
+    host_re_d <= \$175 ;
   always @(posedge clk)
-    host_rdata <= \$19 ;
-  bshw_counter_rule_c8_th8 lane0 (
-    .acc(\$signal ),
-    .c(\$signature__data [7:0]),
-    .c_next(c_next),
-    .carry(carry),
-    .dep(\dep$27 ),
-    .g_en(g_en),
-    .g_neg(g_neg),
-    .pot(pot)
-  );
-  bshw_counter_rule_c8_th8 lane1 (
-    .acc(\$signal ),
-    .c(\$signature__data [15:8]),
-    .c_next(\c_next$33 ),
-    .carry(carry),
-    .dep(\dep$35 ),
-    .g_en(\g_en$29 ),
-    .g_neg(\g_neg$30 ),
-    .pot(\pot$34 )
-  );
-  bshw_counter_rule_c8_th8 lane10 (
-    .acc(\$signal ),
-    .c(\$signature__data [87:80]),
-    .c_next(\c_next$105 ),
-    .carry(carry),
-    .dep(\dep$107 ),
-    .g_en(\g_en$101 ),
-    .g_neg(\g_neg$102 ),
-    .pot(\pot$106 )
-  );
-  bshw_counter_rule_c8_th8 lane11 (
-    .acc(\$signal ),
-    .c(\$signature__data [95:88]),
-    .c_next(\c_next$113 ),
-    .carry(carry),
-    .dep(\dep$115 ),
-    .g_en(\g_en$109 ),
-    .g_neg(\g_neg$110 ),
-    .pot(\pot$114 )
-  );
-  bshw_counter_rule_c8_th8 lane12 (
-    .acc(\$signal ),
-    .c(\$signature__data [103:96]),
-    .c_next(\c_next$121 ),
-    .carry(carry),
-    .dep(\dep$123 ),
-    .g_en(\g_en$117 ),
-    .g_neg(\g_neg$118 ),
-    .pot(\pot$122 )
-  );
-  bshw_counter_rule_c8_th8 lane13 (
-    .acc(\$signal ),
-    .c(\$signature__data [111:104]),
-    .c_next(\c_next$129 ),
-    .carry(carry),
-    .dep(\dep$131 ),
-    .g_en(\g_en$125 ),
-    .g_neg(\g_neg$126 ),
-    .pot(\pot$130 )
-  );
-  bshw_counter_rule_c8_th8 lane14 (
-    .acc(\$signal ),
-    .c(\$signature__data [119:112]),
-    .c_next(\c_next$137 ),
-    .carry(carry),
-    .dep(\dep$139 ),
-    .g_en(\g_en$133 ),
-    .g_neg(\g_neg$134 ),
-    .pot(\pot$138 )
-  );
-  bshw_counter_rule_c8_th8 lane15 (
-    .acc(\$signal ),
-    .c(\$signature__data [127:120]),
-    .c_next(\c_next$145 ),
-    .carry(carry),
-    .dep(\dep$147 ),
-    .g_en(\g_en$141 ),
-    .g_neg(\g_neg$142 ),
-    .pot(\pot$146 )
-  );
-  bshw_counter_rule_c8_th8 lane16 (
-    .acc(\$signal ),
-    .c(\$signature__data [135:128]),
-    .c_next(\c_next$153 ),
-    .carry(carry),
-    .dep(\dep$155 ),
-    .g_en(\g_en$149 ),
-    .g_neg(\g_neg$150 ),
-    .pot(\pot$154 )
-  );
-  bshw_counter_rule_c8_th8 lane17 (
-    .acc(\$signal ),
-    .c(\$signature__data [143:136]),
-    .c_next(\c_next$161 ),
-    .carry(carry),
-    .dep(\dep$163 ),
-    .g_en(\g_en$157 ),
-    .g_neg(\g_neg$158 ),
-    .pot(\pot$162 )
-  );
-  bshw_counter_rule_c8_th8 lane18 (
-    .acc(\$signal ),
-    .c(\$signature__data [151:144]),
-    .c_next(\c_next$169 ),
-    .carry(carry),
-    .dep(\dep$171 ),
-    .g_en(\g_en$165 ),
-    .g_neg(\g_neg$166 ),
-    .pot(\pot$170 )
-  );
-  bshw_counter_rule_c8_th8 lane19 (
-    .acc(\$signal ),
-    .c(\$signature__data [159:152]),
-    .c_next(\c_next$177 ),
-    .carry(carry),
-    .dep(\dep$179 ),
-    .g_en(\g_en$173 ),
-    .g_neg(\g_neg$174 ),
-    .pot(\pot$178 )
-  );
-  bshw_counter_rule_c8_th8 lane2 (
-    .acc(\$signal ),
-    .c(\$signature__data [23:16]),
-    .c_next(\c_next$41 ),
-    .carry(carry),
-    .dep(\dep$43 ),
-    .g_en(\g_en$37 ),
-    .g_neg(\g_neg$38 ),
-    .pot(\pot$42 )
-  );
-  bshw_counter_rule_c8_th8 lane20 (
-    .acc(\$signal ),
-    .c(\$signature__data [167:160]),
-    .c_next(\c_next$185 ),
-    .carry(carry),
-    .dep(\dep$187 ),
-    .g_en(\g_en$181 ),
-    .g_neg(\g_neg$182 ),
-    .pot(\pot$186 )
-  );
-  bshw_counter_rule_c8_th8 lane21 (
-    .acc(\$signal ),
-    .c(\$signature__data [175:168]),
-    .c_next(\c_next$193 ),
-    .carry(carry),
-    .dep(\dep$195 ),
-    .g_en(\g_en$189 ),
-    .g_neg(\g_neg$190 ),
-    .pot(\pot$194 )
-  );
-  bshw_counter_rule_c8_th8 lane22 (
-    .acc(\$signal ),
-    .c(\$signature__data [183:176]),
-    .c_next(\c_next$201 ),
-    .carry(carry),
-    .dep(\dep$203 ),
-    .g_en(\g_en$197 ),
-    .g_neg(\g_neg$198 ),
-    .pot(\pot$202 )
-  );
-  bshw_counter_rule_c8_th8 lane23 (
-    .acc(\$signal ),
-    .c(\$signature__data [191:184]),
-    .c_next(\c_next$209 ),
-    .carry(carry),
-    .dep(\dep$211 ),
-    .g_en(\g_en$205 ),
-    .g_neg(\g_neg$206 ),
-    .pot(\pot$210 )
-  );
-  bshw_counter_rule_c8_th8 lane24 (
-    .acc(\$signal ),
-    .c(\$signature__data [199:192]),
-    .c_next(\c_next$217 ),
-    .carry(carry),
-    .dep(\dep$219 ),
-    .g_en(\g_en$213 ),
-    .g_neg(\g_neg$214 ),
-    .pot(\pot$218 )
-  );
-  bshw_counter_rule_c8_th8 lane25 (
-    .acc(\$signal ),
-    .c(\$signature__data [207:200]),
-    .c_next(\c_next$225 ),
-    .carry(carry),
-    .dep(\dep$227 ),
-    .g_en(\g_en$221 ),
-    .g_neg(\g_neg$222 ),
-    .pot(\pot$226 )
-  );
-  bshw_counter_rule_c8_th8 lane26 (
-    .acc(\$signal ),
-    .c(\$signature__data [215:208]),
-    .c_next(\c_next$233 ),
-    .carry(carry),
-    .dep(\dep$235 ),
-    .g_en(\g_en$229 ),
-    .g_neg(\g_neg$230 ),
-    .pot(\pot$234 )
-  );
-  bshw_counter_rule_c8_th8 lane27 (
-    .acc(\$signal ),
-    .c(\$signature__data [223:216]),
-    .c_next(\c_next$241 ),
-    .carry(carry),
-    .dep(\dep$243 ),
-    .g_en(\g_en$237 ),
-    .g_neg(\g_neg$238 ),
-    .pot(\pot$242 )
-  );
-  bshw_counter_rule_c8_th8 lane28 (
-    .acc(\$signal ),
-    .c(\$signature__data [231:224]),
-    .c_next(\c_next$249 ),
-    .carry(carry),
-    .dep(\dep$251 ),
-    .g_en(\g_en$245 ),
-    .g_neg(\g_neg$246 ),
-    .pot(\pot$250 )
-  );
-  bshw_counter_rule_c8_th8 lane29 (
-    .acc(\$signal ),
-    .c(\$signature__data [239:232]),
-    .c_next(\c_next$257 ),
-    .carry(carry),
-    .dep(\dep$259 ),
-    .g_en(\g_en$253 ),
-    .g_neg(\g_neg$254 ),
-    .pot(\pot$258 )
-  );
-  bshw_counter_rule_c8_th8 lane3 (
-    .acc(\$signal ),
-    .c(\$signature__data [31:24]),
-    .c_next(\c_next$49 ),
-    .carry(carry),
-    .dep(\dep$51 ),
-    .g_en(\g_en$45 ),
-    .g_neg(\g_neg$46 ),
-    .pot(\pot$50 )
-  );
-  bshw_counter_rule_c8_th8 lane30 (
-    .acc(\$signal ),
-    .c(\$signature__data [247:240]),
-    .c_next(\c_next$265 ),
-    .carry(carry),
-    .dep(\dep$267 ),
-    .g_en(\g_en$261 ),
-    .g_neg(\g_neg$262 ),
-    .pot(\pot$266 )
-  );
-  bshw_counter_rule_c8_th8 lane31 (
-    .acc(\$signal ),
-    .c(\$signature__data [255:248]),
-    .c_next(\c_next$273 ),
-    .carry(carry),
-    .dep(\dep$275 ),
-    .g_en(\g_en$269 ),
-    .g_neg(\g_neg$270 ),
-    .pot(\pot$274 )
-  );
-  bshw_counter_rule_c8_th8 lane4 (
-    .acc(\$signal ),
-    .c(\$signature__data [39:32]),
-    .c_next(\c_next$57 ),
-    .carry(carry),
-    .dep(\dep$59 ),
-    .g_en(\g_en$53 ),
-    .g_neg(\g_neg$54 ),
-    .pot(\pot$58 )
-  );
-  bshw_counter_rule_c8_th8 lane5 (
-    .acc(\$signal ),
-    .c(\$signature__data [47:40]),
-    .c_next(\c_next$65 ),
-    .carry(carry),
-    .dep(\dep$67 ),
-    .g_en(\g_en$61 ),
-    .g_neg(\g_neg$62 ),
-    .pot(\pot$66 )
-  );
-  bshw_counter_rule_c8_th8 lane6 (
-    .acc(\$signal ),
-    .c(\$signature__data [55:48]),
-    .c_next(\c_next$73 ),
-    .carry(carry),
-    .dep(\dep$75 ),
-    .g_en(\g_en$69 ),
-    .g_neg(\g_neg$70 ),
-    .pot(\pot$74 )
-  );
-  bshw_counter_rule_c8_th8 lane7 (
-    .acc(\$signal ),
-    .c(\$signature__data [63:56]),
-    .c_next(\c_next$81 ),
-    .carry(carry),
-    .dep(\dep$83 ),
-    .g_en(\g_en$77 ),
-    .g_neg(\g_neg$78 ),
-    .pot(\pot$82 )
-  );
-  bshw_counter_rule_c8_th8 lane8 (
-    .acc(\$signal ),
-    .c(\$signature__data [71:64]),
-    .c_next(\c_next$89 ),
-    .carry(carry),
-    .dep(\dep$91 ),
-    .g_en(\g_en$85 ),
-    .g_neg(\g_neg$86 ),
-    .pot(\pot$90 )
-  );
-  bshw_counter_rule_c8_th8 lane9 (
-    .acc(\$signal ),
-    .c(\$signature__data [79:72]),
-    .c_next(\c_next$97 ),
-    .carry(carry),
-    .dep(\dep$99 ),
-    .g_en(\g_en$93 ),
-    .g_neg(\g_neg$94 ),
-    .pot(\pot$98 )
-  );
+    host_row_planes <= \$176 ;
+  assign \$auto$rtlil.cc:2739:Not$18  = ~ \$signature__data [31:0];
+  assign \$auto$rtlil.cc:2739:Not$20  = ~ \$signature__data [31:0];
+  assign \$auto$rtlil.cc:2739:Not$22  = ~ cnt_now3;
+  assign \$auto$rtlil.cc:2739:Not$24  = ~ cnt_now4;
+  assign \$auto$rtlil.cc:2739:Not$26  = ~ cnt_now5;
+  assign \$auto$rtlil.cc:2739:Not$28  = ~ cnt_now6;
+  assign \$auto$rtlil.cc:2739:Not$30  = ~ cnt_now3;
+  assign \$auto$rtlil.cc:2739:Not$32  = ~ \cnt_off8$80 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     group_index = 1'h0;
     if (\$2 ) begin
       group_index = 1'h1;
@@ -8498,7 +4801,7 @@ module \bshw_periphery.counters1 (host_wdata, clk, rst, x, host_we, host_re, g_e
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     row_index = 5'h00;
     if (word[31]) begin
       row_index = 5'h1f;
@@ -8598,177 +4901,86 @@ module \bshw_periphery.counters1 (host_wdata, clk, rst, x, host_we, host_re, g_e
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$14  = 1'h0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$171  = 1'h0;
     if (acc_start) begin
     end else if (carry_start) begin
-    end else if (\$9 ) begin
-      \$14  = 1'h1;
+    end else if (\$166 ) begin
+      \$171  = 1'h1;
     end
     if (rst) begin
-      \$14  = 1'h0;
+      \$171  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$15  = pending;
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$172  = pending;
     if (acc_start) begin
-      \$15  = \$11 ;
+      \$172  = \$168 ;
     end else if (carry_start) begin
-      \$15  = 64'hffffffffffffffff;
-    end else if (\$9 ) begin
-      \$15  = \$13 ;
+      \$172  = 64'hffffffffffffffff;
+    end else if (\$166 ) begin
+      \$172  = \$170 ;
     end
     if (rst) begin
-      \$15  = 64'h0000000000000000;
+      \$172  = 64'h0000000000000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$16  = carrying;
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$173  = carrying;
     if (acc_start) begin
-      \$16  = 1'h0;
+      \$173  = 1'h0;
     end else if (carry_start) begin
-      \$16  = 1'h1;
+      \$173  = 1'h1;
     end
     if (rst) begin
-      \$16  = 1'h0;
+      \$173  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$17  = upd_row;
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$174  = upd_row;
     if (acc_start) begin
     end else if (carry_start) begin
-    end else if (\$9 ) begin
-      \$17  = \$4 [5:0];
+    end else if (\$166 ) begin
+      \$174  = \$4 [5:0];
     end
     if (rst) begin
-      \$17  = 6'h00;
+      \$174  = 6'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$18  = host_re;
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$175  = host_re;
     if (rst) begin
-      \$18  = 1'h0;
+      \$175  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$19  = host_rdata;
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$176  = host_row_planes;
     if (host_re_d) begin
-      \$19  = \$signature__data ;
+      \$176  = \$signature__data ;
     end
     if (rst) begin
-      \$19  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+      \$176  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   assign group_any = { \$2 , \$1  };
   assign pick = \$4 [5:0];
   assign onehot = \$5 [63:0];
-  assign c = \$signature__data [7:0];
-  assign dy_en = { \g_en$269 , \g_en$261 , \g_en$253 , \g_en$245 , \g_en$237 , \g_en$229 , \g_en$221 , \g_en$213 , \g_en$205 , \g_en$197 , \g_en$189 , \g_en$181 , \g_en$173 , \g_en$165 , \g_en$157 , \g_en$149 , \g_en$141 , \g_en$133 , \g_en$125 , \g_en$117 , \g_en$109 , \g_en$101 , \g_en$93 , \g_en$85 , \g_en$77 , \g_en$69 , \g_en$61 , \g_en$53 , \g_en$45 , \g_en$37 , \g_en$29 , g_en };
-  assign dy_neg = { \g_neg$270 , \g_neg$262 , \g_neg$254 , \g_neg$246 , \g_neg$238 , \g_neg$230 , \g_neg$222 , \g_neg$214 , \g_neg$206 , \g_neg$198 , \g_neg$190 , \g_neg$182 , \g_neg$174 , \g_neg$166 , \g_neg$158 , \g_neg$150 , \g_neg$142 , \g_neg$134 , \g_neg$126 , \g_neg$118 , \g_neg$110 , \g_neg$102 , \g_neg$94 , \g_neg$86 , \g_neg$78 , \g_neg$70 , \g_neg$62 , \g_neg$54 , \g_neg$46 , \g_neg$38 , \g_neg$30 , g_neg };
-  assign acc = \$signal ;
-  assign \carry$21  = carry;
-  assign \c$28  = \$signature__data [15:8];
-  assign \acc$31  = \$signal ;
-  assign \carry$32  = carry;
-  assign \c$36  = \$signature__data [23:16];
-  assign \acc$39  = \$signal ;
-  assign \carry$40  = carry;
-  assign \c$44  = \$signature__data [31:24];
-  assign \acc$47  = \$signal ;
-  assign \carry$48  = carry;
-  assign \c$52  = \$signature__data [39:32];
-  assign \acc$55  = \$signal ;
-  assign \carry$56  = carry;
-  assign \c$60  = \$signature__data [47:40];
-  assign \acc$63  = \$signal ;
-  assign \carry$64  = carry;
-  assign \c$68  = \$signature__data [55:48];
-  assign \acc$71  = \$signal ;
-  assign \carry$72  = carry;
-  assign \c$76  = \$signature__data [63:56];
-  assign \acc$79  = \$signal ;
-  assign \carry$80  = carry;
-  assign \c$84  = \$signature__data [71:64];
-  assign \acc$87  = \$signal ;
-  assign \carry$88  = carry;
-  assign \c$92  = \$signature__data [79:72];
-  assign \acc$95  = \$signal ;
-  assign \carry$96  = carry;
-  assign \c$100  = \$signature__data [87:80];
-  assign \acc$103  = \$signal ;
-  assign \carry$104  = carry;
-  assign \c$108  = \$signature__data [95:88];
-  assign \acc$111  = \$signal ;
-  assign \carry$112  = carry;
-  assign \c$116  = \$signature__data [103:96];
-  assign \acc$119  = \$signal ;
-  assign \carry$120  = carry;
-  assign \c$124  = \$signature__data [111:104];
-  assign \acc$127  = \$signal ;
-  assign \carry$128  = carry;
-  assign \c$132  = \$signature__data [119:112];
-  assign \acc$135  = \$signal ;
-  assign \carry$136  = carry;
-  assign \c$140  = \$signature__data [127:120];
-  assign \acc$143  = \$signal ;
-  assign \carry$144  = carry;
-  assign \c$148  = \$signature__data [135:128];
-  assign \acc$151  = \$signal ;
-  assign \carry$152  = carry;
-  assign \c$156  = \$signature__data [143:136];
-  assign \acc$159  = \$signal ;
-  assign \carry$160  = carry;
-  assign \c$164  = \$signature__data [151:144];
-  assign \acc$167  = \$signal ;
-  assign \carry$168  = carry;
-  assign \c$172  = \$signature__data [159:152];
-  assign \acc$175  = \$signal ;
-  assign \carry$176  = carry;
-  assign \c$180  = \$signature__data [167:160];
-  assign \acc$183  = \$signal ;
-  assign \carry$184  = carry;
-  assign \c$188  = \$signature__data [175:168];
-  assign \acc$191  = \$signal ;
-  assign \carry$192  = carry;
-  assign \c$196  = \$signature__data [183:176];
-  assign \acc$199  = \$signal ;
-  assign \carry$200  = carry;
-  assign \c$204  = \$signature__data [191:184];
-  assign \acc$207  = \$signal ;
-  assign \carry$208  = carry;
-  assign \c$212  = \$signature__data [199:192];
-  assign \acc$215  = \$signal ;
-  assign \carry$216  = carry;
-  assign \c$220  = \$signature__data [207:200];
-  assign \acc$223  = \$signal ;
-  assign \carry$224  = carry;
-  assign \c$228  = \$signature__data [215:208];
-  assign \acc$231  = \$signal ;
-  assign \carry$232  = carry;
-  assign \c$236  = \$signature__data [223:216];
-  assign \acc$239  = \$signal ;
-  assign \carry$240  = carry;
-  assign \c$244  = \$signature__data [231:224];
-  assign \acc$247  = \$signal ;
-  assign \carry$248  = carry;
-  assign \c$252  = \$signature__data [239:232];
-  assign \acc$255  = \$signal ;
-  assign \carry$256  = carry;
-  assign \c$260  = \$signature__data [247:240];
-  assign \acc$263  = \$signal ;
-  assign \carry$264  = carry;
-  assign \c$268  = \$signature__data [255:248];
-  assign \acc$271  = \$signal ;
-  assign \carry$272  = carry;
+  assign row_bit0 = \$signature__data [31:0];
+  assign row_bit1 = \$signature__data [63:32];
+  assign row_bit2 = \$signature__data [95:64];
+  assign row_bit3 = \$signature__data [127:96];
+  assign row_bit4 = \$signature__data [159:128];
+  assign row_bit5 = \$signature__data [191:160];
+  assign row_bit6 = \$signature__data [223:192];
+  assign row_bit7 = \$signature__data [255:224];
   assign upd = carry;
   assign s2_row = upd_row;
-  assign \dep$280  = dep;
-  assign \pot$279  = \$signal$24 ;
+  assign host_rdata = { host_row_planes[255], host_row_planes[223], host_row_planes[191], host_row_planes[159], host_row_planes[127], host_row_planes[95], host_row_planes[63], host_row_planes[31], host_row_planes[254], host_row_planes[222], host_row_planes[190], host_row_planes[158], host_row_planes[126], host_row_planes[94], host_row_planes[62], host_row_planes[30], host_row_planes[253], host_row_planes[221], host_row_planes[189], host_row_planes[157], host_row_planes[125], host_row_planes[93], host_row_planes[61], host_row_planes[29], host_row_planes[252], host_row_planes[220], host_row_planes[188], host_row_planes[156], host_row_planes[124], host_row_planes[92], host_row_planes[60], host_row_planes[28], host_row_planes[251], host_row_planes[219], host_row_planes[187], host_row_planes[155], host_row_planes[123], host_row_planes[91], host_row_planes[59], host_row_planes[27], host_row_planes[250], host_row_planes[218], host_row_planes[186], host_row_planes[154], host_row_planes[122], host_row_planes[90], host_row_planes[58], host_row_planes[26], host_row_planes[249], host_row_planes[217], host_row_planes[185], host_row_planes[153], host_row_planes[121], host_row_planes[89], host_row_planes[57], host_row_planes[25], host_row_planes[248], host_row_planes[216], host_row_planes[184], host_row_planes[152], host_row_planes[120], host_row_planes[88], host_row_planes[56], host_row_planes[24], host_row_planes[247], host_row_planes[215], host_row_planes[183], host_row_planes[151], host_row_planes[119], host_row_planes[87], host_row_planes[55], host_row_planes[23], host_row_planes[246], host_row_planes[214], host_row_planes[182], host_row_planes[150], host_row_planes[118], host_row_planes[86], host_row_planes[54], host_row_planes[22], host_row_planes[245], host_row_planes[213], host_row_planes[181], host_row_planes[149], host_row_planes[117], host_row_planes[85], host_row_planes[53], host_row_planes[21], host_row_planes[244], host_row_planes[212], host_row_planes[180], host_row_planes[148], host_row_planes[116], host_row_planes[84], host_row_planes[52], host_row_planes[20], host_row_planes[243], host_row_planes[211], host_row_planes[179], host_row_planes[147], host_row_planes[115], host_row_planes[83], host_row_planes[51], host_row_planes[19], host_row_planes[242], host_row_planes[210], host_row_planes[178], host_row_planes[146], host_row_planes[114], host_row_planes[82], host_row_planes[50], host_row_planes[18], host_row_planes[241], host_row_planes[209], host_row_planes[177], host_row_planes[145], host_row_planes[113], host_row_planes[81], host_row_planes[49], host_row_planes[17], host_row_planes[240], host_row_planes[208], host_row_planes[176], host_row_planes[144], host_row_planes[112], host_row_planes[80], host_row_planes[48], host_row_planes[16], host_row_planes[239], host_row_planes[207], host_row_planes[175], host_row_planes[143], host_row_planes[111], host_row_planes[79], host_row_planes[47], host_row_planes[15], host_row_planes[238], host_row_planes[206], host_row_planes[174], host_row_planes[142], host_row_planes[110], host_row_planes[78], host_row_planes[46], host_row_planes[14], host_row_planes[237], host_row_planes[205], host_row_planes[173], host_row_planes[141], host_row_planes[109], host_row_planes[77], host_row_planes[45], host_row_planes[13], host_row_planes[236], host_row_planes[204], host_row_planes[172], host_row_planes[140], host_row_planes[108], host_row_planes[76], host_row_planes[44], host_row_planes[12], host_row_planes[235], host_row_planes[203], host_row_planes[171], host_row_planes[139], host_row_planes[107], host_row_planes[75], host_row_planes[43], host_row_planes[11], host_row_planes[234], host_row_planes[202], host_row_planes[170], host_row_planes[138], host_row_planes[106], host_row_planes[74], host_row_planes[42], host_row_planes[10], host_row_planes[233], host_row_planes[201], host_row_planes[169], host_row_planes[137], host_row_planes[105], host_row_planes[73], host_row_planes[41], host_row_planes[9], host_row_planes[232], host_row_planes[200], host_row_planes[168], host_row_planes[136], host_row_planes[104], host_row_planes[72], host_row_planes[40], host_row_planes[8], host_row_planes[231], host_row_planes[199], host_row_planes[167], host_row_planes[135], host_row_planes[103], host_row_planes[71], host_row_planes[39], host_row_planes[7], host_row_planes[230], host_row_planes[198], host_row_planes[166], host_row_planes[134], host_row_planes[102], host_row_planes[70], host_row_planes[38], host_row_planes[6], host_row_planes[229], host_row_planes[197], host_row_planes[165], host_row_planes[133], host_row_planes[101], host_row_planes[69], host_row_planes[37], host_row_planes[5], host_row_planes[228], host_row_planes[196], host_row_planes[164], host_row_planes[132], host_row_planes[100], host_row_planes[68], host_row_planes[36], host_row_planes[4], host_row_planes[227], host_row_planes[195], host_row_planes[163], host_row_planes[131], host_row_planes[99], host_row_planes[67], host_row_planes[35], host_row_planes[3], host_row_planes[226], host_row_planes[194], host_row_planes[162], host_row_planes[130], host_row_planes[98], host_row_planes[66], host_row_planes[34], host_row_planes[2], host_row_planes[225], host_row_planes[193], host_row_planes[161], host_row_planes[129], host_row_planes[97], host_row_planes[65], host_row_planes[33], host_row_planes[1], host_row_planes[224], host_row_planes[192], host_row_planes[160], host_row_planes[128], host_row_planes[96], host_row_planes[64], host_row_planes[32], host_row_planes[0] };
   assign \host_wdata[0]  = host_wdata[7:0];
   assign \host_wdata[1]  = host_wdata[15:8];
   assign \host_wdata[2]  = host_wdata[23:16];
@@ -8801,251 +5013,461 @@ module \bshw_periphery.counters1 (host_wdata, clk, rst, x, host_we, host_re, g_e
   assign \host_wdata[29]  = host_wdata[239:232];
   assign \host_wdata[30]  = host_wdata[247:240];
   assign \host_wdata[31]  = host_wdata[255:248];
-  assign \host_rdata[0]  = host_rdata[7:0];
-  assign \host_rdata[1]  = host_rdata[15:8];
-  assign \host_rdata[2]  = host_rdata[23:16];
-  assign \host_rdata[3]  = host_rdata[31:24];
-  assign \host_rdata[4]  = host_rdata[39:32];
-  assign \host_rdata[5]  = host_rdata[47:40];
-  assign \host_rdata[6]  = host_rdata[55:48];
-  assign \host_rdata[7]  = host_rdata[63:56];
-  assign \host_rdata[8]  = host_rdata[71:64];
-  assign \host_rdata[9]  = host_rdata[79:72];
-  assign \host_rdata[10]  = host_rdata[87:80];
-  assign \host_rdata[11]  = host_rdata[95:88];
-  assign \host_rdata[12]  = host_rdata[103:96];
-  assign \host_rdata[13]  = host_rdata[111:104];
-  assign \host_rdata[14]  = host_rdata[119:112];
-  assign \host_rdata[15]  = host_rdata[127:120];
-  assign \host_rdata[16]  = host_rdata[135:128];
-  assign \host_rdata[17]  = host_rdata[143:136];
-  assign \host_rdata[18]  = host_rdata[151:144];
-  assign \host_rdata[19]  = host_rdata[159:152];
-  assign \host_rdata[20]  = host_rdata[167:160];
-  assign \host_rdata[21]  = host_rdata[175:168];
-  assign \host_rdata[22]  = host_rdata[183:176];
-  assign \host_rdata[23]  = host_rdata[191:184];
-  assign \host_rdata[24]  = host_rdata[199:192];
-  assign \host_rdata[25]  = host_rdata[207:200];
-  assign \host_rdata[26]  = host_rdata[215:208];
-  assign \host_rdata[27]  = host_rdata[223:216];
-  assign \host_rdata[28]  = host_rdata[231:224];
-  assign \host_rdata[29]  = host_rdata[239:232];
-  assign \host_rdata[30]  = host_rdata[247:240];
-  assign \host_rdata[31]  = host_rdata[255:248];
-  assign dep[31] = \dep$275 ;
-  assign dep[30] = \dep$267 ;
-  assign dep[29] = \dep$259 ;
-  assign dep[28] = \dep$251 ;
-  assign dep[27] = \dep$243 ;
-  assign dep[26] = \dep$235 ;
-  assign dep[25] = \dep$227 ;
-  assign dep[24] = \dep$219 ;
-  assign dep[23] = \dep$211 ;
-  assign dep[22] = \dep$203 ;
-  assign dep[21] = \dep$195 ;
-  assign dep[20] = \dep$187 ;
-  assign dep[19] = \dep$179 ;
-  assign dep[18] = \dep$171 ;
-  assign dep[17] = \dep$163 ;
-  assign dep[16] = \dep$155 ;
-  assign dep[15] = \dep$147 ;
-  assign dep[14] = \dep$139 ;
-  assign dep[13] = \dep$131 ;
-  assign dep[12] = \dep$123 ;
-  assign dep[11] = \dep$115 ;
-  assign dep[10] = \dep$107 ;
-  assign dep[9] = \dep$99 ;
-  assign dep[8] = \dep$91 ;
-  assign dep[7] = \dep$83 ;
-  assign dep[6] = \dep$75 ;
-  assign dep[5] = \dep$67 ;
-  assign dep[4] = \dep$59 ;
-  assign dep[3] = \dep$51 ;
-  assign dep[2] = \dep$43 ;
-  assign dep[1] = \dep$35 ;
-  assign dep[0] = \dep$27 ;
-  assign \$signal$24 [31] = \pot$274 ;
-  assign \$signal$24 [30] = \pot$266 ;
-  assign \$signal$24 [29] = \pot$258 ;
-  assign \$signal$24 [28] = \pot$250 ;
-  assign \$signal$24 [27] = \pot$242 ;
-  assign \$signal$24 [26] = \pot$234 ;
-  assign \$signal$24 [25] = \pot$226 ;
-  assign \$signal$24 [24] = \pot$218 ;
-  assign \$signal$24 [23] = \pot$210 ;
-  assign \$signal$24 [22] = \pot$202 ;
-  assign \$signal$24 [21] = \pot$194 ;
-  assign \$signal$24 [20] = \pot$186 ;
-  assign \$signal$24 [19] = \pot$178 ;
-  assign \$signal$24 [18] = \pot$170 ;
-  assign \$signal$24 [17] = \pot$162 ;
-  assign \$signal$24 [16] = \pot$154 ;
-  assign \$signal$24 [15] = \pot$146 ;
-  assign \$signal$24 [14] = \pot$138 ;
-  assign \$signal$24 [13] = \pot$130 ;
-  assign \$signal$24 [12] = \pot$122 ;
-  assign \$signal$24 [11] = \pot$114 ;
-  assign \$signal$24 [10] = \pot$106 ;
-  assign \$signal$24 [9] = \pot$98 ;
-  assign \$signal$24 [8] = \pot$90 ;
-  assign \$signal$24 [7] = \pot$82 ;
-  assign \$signal$24 [6] = \pot$74 ;
-  assign \$signal$24 [5] = \pot$66 ;
-  assign \$signal$24 [4] = \pot$58 ;
-  assign \$signal$24 [3] = \pot$50 ;
-  assign \$signal$24 [2] = \pot$42 ;
-  assign \$signal$24 [1] = \pot$34 ;
-  assign \$signal$24 [0] = pot;
-  assign \$signal$22 [255:248] = \c_next$273 ;
-  assign \$signal$22 [247:240] = \c_next$265 ;
-  assign \$signal$22 [239:232] = \c_next$257 ;
-  assign \$signal$22 [231:224] = \c_next$249 ;
-  assign \$signal$22 [223:216] = \c_next$241 ;
-  assign \$signal$22 [215:208] = \c_next$233 ;
-  assign \$signal$22 [207:200] = \c_next$225 ;
-  assign \$signal$22 [199:192] = \c_next$217 ;
-  assign \$signal$22 [191:184] = \c_next$209 ;
-  assign \$signal$22 [183:176] = \c_next$201 ;
-  assign \$signal$22 [175:168] = \c_next$193 ;
-  assign \$signal$22 [167:160] = \c_next$185 ;
-  assign \$signal$22 [159:152] = \c_next$177 ;
-  assign \$signal$22 [151:144] = \c_next$169 ;
-  assign \$signal$22 [143:136] = \c_next$161 ;
-  assign \$signal$22 [135:128] = \c_next$153 ;
-  assign \$signal$22 [127:120] = \c_next$145 ;
-  assign \$signal$22 [119:112] = \c_next$137 ;
-  assign \$signal$22 [111:104] = \c_next$129 ;
-  assign \$signal$22 [103:96] = \c_next$121 ;
-  assign \$signal$22 [95:88] = \c_next$113 ;
-  assign \$signal$22 [87:80] = \c_next$105 ;
-  assign \$signal$22 [79:72] = \c_next$97 ;
-  assign \$signal$22 [71:64] = \c_next$89 ;
-  assign \$signal$22 [63:56] = \c_next$81 ;
-  assign \$signal$22 [55:48] = \c_next$73 ;
-  assign \$signal$22 [47:40] = \c_next$65 ;
-  assign \$signal$22 [39:32] = \c_next$57 ;
-  assign \$signal$22 [31:24] = \c_next$49 ;
-  assign \$signal$22 [23:16] = \c_next$41 ;
-  assign \$signal$22 [15:8] = \c_next$33 ;
-  assign \$signal$22 [7:0] = c_next;
+  assign \host_rdata[0]  = { host_row_planes[224], host_row_planes[192], host_row_planes[160], host_row_planes[128], host_row_planes[96], host_row_planes[64], host_row_planes[32], host_row_planes[0] };
+  assign \host_rdata[1]  = { host_row_planes[225], host_row_planes[193], host_row_planes[161], host_row_planes[129], host_row_planes[97], host_row_planes[65], host_row_planes[33], host_row_planes[1] };
+  assign \host_rdata[2]  = { host_row_planes[226], host_row_planes[194], host_row_planes[162], host_row_planes[130], host_row_planes[98], host_row_planes[66], host_row_planes[34], host_row_planes[2] };
+  assign \host_rdata[3]  = { host_row_planes[227], host_row_planes[195], host_row_planes[163], host_row_planes[131], host_row_planes[99], host_row_planes[67], host_row_planes[35], host_row_planes[3] };
+  assign \host_rdata[4]  = { host_row_planes[228], host_row_planes[196], host_row_planes[164], host_row_planes[132], host_row_planes[100], host_row_planes[68], host_row_planes[36], host_row_planes[4] };
+  assign \host_rdata[5]  = { host_row_planes[229], host_row_planes[197], host_row_planes[165], host_row_planes[133], host_row_planes[101], host_row_planes[69], host_row_planes[37], host_row_planes[5] };
+  assign \host_rdata[6]  = { host_row_planes[230], host_row_planes[198], host_row_planes[166], host_row_planes[134], host_row_planes[102], host_row_planes[70], host_row_planes[38], host_row_planes[6] };
+  assign \host_rdata[7]  = { host_row_planes[231], host_row_planes[199], host_row_planes[167], host_row_planes[135], host_row_planes[103], host_row_planes[71], host_row_planes[39], host_row_planes[7] };
+  assign \host_rdata[8]  = { host_row_planes[232], host_row_planes[200], host_row_planes[168], host_row_planes[136], host_row_planes[104], host_row_planes[72], host_row_planes[40], host_row_planes[8] };
+  assign \host_rdata[9]  = { host_row_planes[233], host_row_planes[201], host_row_planes[169], host_row_planes[137], host_row_planes[105], host_row_planes[73], host_row_planes[41], host_row_planes[9] };
+  assign \host_rdata[10]  = { host_row_planes[234], host_row_planes[202], host_row_planes[170], host_row_planes[138], host_row_planes[106], host_row_planes[74], host_row_planes[42], host_row_planes[10] };
+  assign \host_rdata[11]  = { host_row_planes[235], host_row_planes[203], host_row_planes[171], host_row_planes[139], host_row_planes[107], host_row_planes[75], host_row_planes[43], host_row_planes[11] };
+  assign \host_rdata[12]  = { host_row_planes[236], host_row_planes[204], host_row_planes[172], host_row_planes[140], host_row_planes[108], host_row_planes[76], host_row_planes[44], host_row_planes[12] };
+  assign \host_rdata[13]  = { host_row_planes[237], host_row_planes[205], host_row_planes[173], host_row_planes[141], host_row_planes[109], host_row_planes[77], host_row_planes[45], host_row_planes[13] };
+  assign \host_rdata[14]  = { host_row_planes[238], host_row_planes[206], host_row_planes[174], host_row_planes[142], host_row_planes[110], host_row_planes[78], host_row_planes[46], host_row_planes[14] };
+  assign \host_rdata[15]  = { host_row_planes[239], host_row_planes[207], host_row_planes[175], host_row_planes[143], host_row_planes[111], host_row_planes[79], host_row_planes[47], host_row_planes[15] };
+  assign \host_rdata[16]  = { host_row_planes[240], host_row_planes[208], host_row_planes[176], host_row_planes[144], host_row_planes[112], host_row_planes[80], host_row_planes[48], host_row_planes[16] };
+  assign \host_rdata[17]  = { host_row_planes[241], host_row_planes[209], host_row_planes[177], host_row_planes[145], host_row_planes[113], host_row_planes[81], host_row_planes[49], host_row_planes[17] };
+  assign \host_rdata[18]  = { host_row_planes[242], host_row_planes[210], host_row_planes[178], host_row_planes[146], host_row_planes[114], host_row_planes[82], host_row_planes[50], host_row_planes[18] };
+  assign \host_rdata[19]  = { host_row_planes[243], host_row_planes[211], host_row_planes[179], host_row_planes[147], host_row_planes[115], host_row_planes[83], host_row_planes[51], host_row_planes[19] };
+  assign \host_rdata[20]  = { host_row_planes[244], host_row_planes[212], host_row_planes[180], host_row_planes[148], host_row_planes[116], host_row_planes[84], host_row_planes[52], host_row_planes[20] };
+  assign \host_rdata[21]  = { host_row_planes[245], host_row_planes[213], host_row_planes[181], host_row_planes[149], host_row_planes[117], host_row_planes[85], host_row_planes[53], host_row_planes[21] };
+  assign \host_rdata[22]  = { host_row_planes[246], host_row_planes[214], host_row_planes[182], host_row_planes[150], host_row_planes[118], host_row_planes[86], host_row_planes[54], host_row_planes[22] };
+  assign \host_rdata[23]  = { host_row_planes[247], host_row_planes[215], host_row_planes[183], host_row_planes[151], host_row_planes[119], host_row_planes[87], host_row_planes[55], host_row_planes[23] };
+  assign \host_rdata[24]  = { host_row_planes[248], host_row_planes[216], host_row_planes[184], host_row_planes[152], host_row_planes[120], host_row_planes[88], host_row_planes[56], host_row_planes[24] };
+  assign \host_rdata[25]  = { host_row_planes[249], host_row_planes[217], host_row_planes[185], host_row_planes[153], host_row_planes[121], host_row_planes[89], host_row_planes[57], host_row_planes[25] };
+  assign \host_rdata[26]  = { host_row_planes[250], host_row_planes[218], host_row_planes[186], host_row_planes[154], host_row_planes[122], host_row_planes[90], host_row_planes[58], host_row_planes[26] };
+  assign \host_rdata[27]  = { host_row_planes[251], host_row_planes[219], host_row_planes[187], host_row_planes[155], host_row_planes[123], host_row_planes[91], host_row_planes[59], host_row_planes[27] };
+  assign \host_rdata[28]  = { host_row_planes[252], host_row_planes[220], host_row_planes[188], host_row_planes[156], host_row_planes[124], host_row_planes[92], host_row_planes[60], host_row_planes[28] };
+  assign \host_rdata[29]  = { host_row_planes[253], host_row_planes[221], host_row_planes[189], host_row_planes[157], host_row_planes[125], host_row_planes[93], host_row_planes[61], host_row_planes[29] };
+  assign \host_rdata[30]  = { host_row_planes[254], host_row_planes[222], host_row_planes[190], host_row_planes[158], host_row_planes[126], host_row_planes[94], host_row_planes[62], host_row_planes[30] };
+  assign \host_rdata[31]  = { host_row_planes[255], host_row_planes[223], host_row_planes[191], host_row_planes[159], host_row_planes[127], host_row_planes[95], host_row_planes[63], host_row_planes[31] };
+  assign cnt_inc0 = \$auto$rtlil.cc:2739:Not$18 ;
+  assign cnt_dec0 = \$auto$rtlil.cc:2739:Not$20 ;
+  assign cnt_incc0 = \$signature__data [31:0];
+  assign cnt_decc0 = \$9 ;
+  assign cnt_off8 = 32'd0;
+  assign \$77  = 32'd4294967295;
+  assign \$78  = cnt_now0;
+  assign \$79  = cnt_now0;
+  assign \$81  = 32'd0;
+  assign cnt_gt_neg_th0 = cnt_now0;
+  assign \$82  = 32'd4294967295;
+  assign \$83  = cnt_now1;
+  assign \$84  = cnt_now1;
+  assign \$87  = 32'd4294967295;
+  assign \$88  = cnt_now2;
+  assign \$89  = cnt_now2;
+  assign \$92  = 32'd0;
+  assign \$93  = 32'd0;
+  assign \$94  = \$auto$rtlil.cc:2739:Not$22 ;
+  assign cnt_gt_neg_th3 = \$96 ;
+  assign \$97  = 32'd0;
+  assign \$98  = 32'd0;
+  assign \$99  = \$auto$rtlil.cc:2739:Not$24 ;
+  assign cnt_gt_neg_th4 = \$101 ;
+  assign \$102  = 32'd0;
+  assign \$103  = 32'd0;
+  assign \$104  = \$auto$rtlil.cc:2739:Not$26 ;
+  assign cnt_gt_neg_th5 = \$106 ;
+  assign \$107  = 32'd0;
+  assign \$108  = 32'd0;
+  assign \$109  = \$auto$rtlil.cc:2739:Not$28 ;
+  assign cnt_gt_neg_th6 = \$111 ;
+  assign \$112  = 32'd4294967295;
+  assign \$113  = \cnt_off8$71 ;
+  assign \$114  = \cnt_off8$71 ;
+  assign \cnt_off8$81  = 32'd4294967295;
+  assign \$118  = 32'd0;
+  assign \$119  = cnt_now0;
+  assign \$121  = 32'd0;
+  assign cnt_lt_th0 = 32'd0;
+  assign \$123  = 32'd0;
+  assign \$124  = cnt_now1;
+  assign \$126  = 32'd0;
+  assign cnt_lt_th1 = 32'd0;
+  assign \$128  = 32'd0;
+  assign \$129  = cnt_now2;
+  assign \$131  = 32'd0;
+  assign cnt_lt_th2 = 32'd0;
+  assign \$133  = \$132 ;
+  assign \$134  = \$auto$rtlil.cc:2739:Not$30 ;
+  assign \$136  = 32'd0;
+  assign cnt_lt_th3 = \$132 ;
+  assign \$138  = 32'd0;
+  assign \$139  = cnt_now4;
+  assign cnt_lt_th4 = \$141 ;
+  assign \$143  = 32'd0;
+  assign \$144  = cnt_now5;
+  assign cnt_lt_th5 = \$146 ;
+  assign \$148  = 32'd0;
+  assign \$149  = cnt_now6;
+  assign cnt_lt_th6 = \$151 ;
+  assign \$153  = \$152 ;
+  assign \$154  = \$auto$rtlil.cc:2739:Not$32 ;
 endmodule
 
 (* generator = "Amaranth" *)
-module \bshw_periphery.counters2 (host_wdata, clk, rst, dy_en, dy_neg, x, host_we, host_re, busy, carry, carry_start, acc_start, \pot$103 , dep, upd_row, host_rdata, host_row);
-  reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
+module \bshw_periphery.counters2 (host_wdata, clk, rst, dy_en, dy_neg, x, host_we, host_re, busy, carry, pot, dep, carry_start, acc_start, upd_row, host_row_planes, host_row);
+  reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
   wire [62:0] \$1 ;
-  reg \$10 ;
-  reg [31:0] \$11 ;
-  reg \$12 ;
-  reg [4:0] \$13 ;
-  reg \$14 ;
-  reg [79:0] \$15 ;
+  wire [9:0] \$10 ;
+  wire [9:0] \$100 ;
+  wire [9:0] \$101 ;
+  wire [9:0] \$102 ;
+  wire [9:0] \$103 ;
+  wire [9:0] \$104 ;
+  wire [9:0] \$105 ;
+  wire [9:0] \$106 ;
+  wire [9:0] \$107 ;
+  wire [9:0] \$108 ;
+  wire [9:0] \$109 ;
+  wire [9:0] \$11 ;
+  wire [9:0] \$110 ;
+  wire [9:0] \$111 ;
+  wire [9:0] \$112 ;
+  wire [9:0] \$113 ;
+  wire [9:0] \$114 ;
+  wire [9:0] \$115 ;
+  wire [9:0] \$116 ;
+  wire [9:0] \$117 ;
+  wire [9:0] \$118 ;
+  wire [9:0] \$119 ;
+  wire [9:0] \$12 ;
+  wire [9:0] \$120 ;
+  wire [9:0] \$121 ;
+  wire [9:0] \$122 ;
+  wire [9:0] \$123 ;
+  wire [9:0] \$124 ;
+  wire [9:0] \$125 ;
+  wire [9:0] \$126 ;
+  wire [9:0] \$127 ;
+  wire [9:0] \$128 ;
+  wire [9:0] \$129 ;
+  wire [9:0] \$13 ;
+  wire [9:0] \$130 ;
+  wire [9:0] \$131 ;
+  wire [9:0] \$132 ;
+  wire [9:0] \$133 ;
+  wire [9:0] \$134 ;
+  wire [9:0] \$135 ;
+  wire [9:0] \$136 ;
+  wire [9:0] \$137 ;
+  wire [9:0] \$138 ;
+  wire [9:0] \$139 ;
+  wire [9:0] \$14 ;
+  wire [9:0] \$140 ;
+  wire [9:0] \$141 ;
+  wire [9:0] \$142 ;
+  wire [9:0] \$143 ;
+  wire [9:0] \$144 ;
+  wire [9:0] \$145 ;
+  wire [9:0] \$146 ;
+  wire [9:0] \$147 ;
+  wire [9:0] \$148 ;
+  wire [9:0] \$149 ;
+  wire [9:0] \$15 ;
+  wire [9:0] \$150 ;
+  wire [9:0] \$151 ;
+  wire [9:0] \$152 ;
+  wire [9:0] \$153 ;
+  wire [9:0] \$154 ;
+  wire [9:0] \$155 ;
+  wire [9:0] \$156 ;
+  wire [9:0] \$157 ;
+  wire [9:0] \$158 ;
+  wire [9:0] \$159 ;
+  wire [9:0] \$16 ;
+  wire [9:0] \$160 ;
+  wire [9:0] \$161 ;
+  wire \$162 ;
+  wire \$163 ;
+  wire [31:0] \$164 ;
+  wire [31:0] \$165 ;
+  wire [31:0] \$166 ;
+  reg \$167 ;
+  reg [31:0] \$168 ;
+  reg \$169 ;
+  wire [9:0] \$17 ;
+  reg [4:0] \$170 ;
+  reg \$171 ;
+  reg [79:0] \$172 ;
+  wire [9:0] \$18 ;
+  wire [9:0] \$19 ;
   wire \$2 ;
+  wire [9:0] \$20 ;
+  wire [9:0] \$21 ;
+  wire [9:0] \$22 ;
+  wire [9:0] \$23 ;
+  wire [9:0] \$24 ;
+  wire [9:0] \$25 ;
+  wire [9:0] \$26 ;
+  wire [9:0] \$27 ;
+  wire [9:0] \$28 ;
+  wire [9:0] \$29 ;
   wire \$3 ;
+  wire [9:0] \$30 ;
+  wire [9:0] \$31 ;
+  wire [9:0] \$32 ;
+  wire [9:0] \$33 ;
+  wire [9:0] \$34 ;
+  wire [9:0] \$35 ;
+  wire [9:0] \$36 ;
+  wire [9:0] \$37 ;
+  wire [9:0] \$38 ;
+  wire [9:0] \$39 ;
   wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  wire [31:0] \$7 ;
-  wire [31:0] \$8 ;
-  wire [31:0] \$9 ;
+  wire [9:0] \$40 ;
+  wire [9:0] \$41 ;
+  wire [9:0] \$42 ;
+  wire [9:0] \$43 ;
+  wire [9:0] \$44 ;
+  wire [9:0] \$45 ;
+  wire [9:0] \$46 ;
+  wire [9:0] \$47 ;
+  wire [9:0] \$48 ;
+  wire [9:0] \$49 ;
+  wire [9:0] \$5 ;
+  wire [9:0] \$50 ;
+  wire [9:0] \$51 ;
+  wire [9:0] \$52 ;
+  wire [9:0] \$53 ;
+  wire [9:0] \$54 ;
+  wire [9:0] \$55 ;
+  wire [9:0] \$56 ;
+  wire [9:0] \$57 ;
+  wire [9:0] \$58 ;
+  wire [9:0] \$59 ;
+  wire [9:0] \$6 ;
+  wire [9:0] \$60 ;
+  wire [9:0] \$61 ;
+  wire [9:0] \$62 ;
+  wire [9:0] \$63 ;
+  wire [9:0] \$64 ;
+  wire [9:0] \$65 ;
+  wire [9:0] \$66 ;
+  wire [9:0] \$67 ;
+  wire [9:0] \$68 ;
+  wire [9:0] \$69 ;
+  wire [9:0] \$7 ;
+  wire [9:0] \$70 ;
+  wire [9:0] \$71 ;
+  wire [9:0] \$72 ;
+  wire [9:0] \$73 ;
+  wire [9:0] \$74 ;
+  wire [9:0] \$75 ;
+  wire [9:0] \$76 ;
+  wire [9:0] \$77 ;
+  wire [9:0] \$78 ;
+  wire [9:0] \$79 ;
+  wire [9:0] \$8 ;
+  wire [9:0] \$80 ;
+  wire [9:0] \$81 ;
+  wire [9:0] \$82 ;
+  wire [9:0] \$83 ;
+  wire [9:0] \$84 ;
+  wire [9:0] \$85 ;
+  wire [9:0] \$86 ;
+  wire [9:0] \$87 ;
+  wire [9:0] \$88 ;
+  wire [9:0] \$89 ;
+  wire [9:0] \$9 ;
+  wire [9:0] \$90 ;
+  wire [9:0] \$91 ;
+  wire [9:0] \$92 ;
+  wire [9:0] \$93 ;
+  wire [9:0] \$94 ;
+  wire [9:0] \$95 ;
+  wire [9:0] \$96 ;
+  wire [9:0] \$97 ;
+  wire [9:0] \$98 ;
+  wire [9:0] \$99 ;
+  wire [9:0] \$auto$rtlil.cc:2739:Not$10 ;
+  wire [9:0] \$auto$rtlil.cc:2739:Not$12 ;
+  wire [9:0] \$auto$rtlil.cc:2739:Not$14 ;
+  wire [9:0] \$auto$rtlil.cc:2739:Not$16 ;
+  wire [9:0] \$auto$rtlil.cc:2739:Not$2 ;
+  wire [9:0] \$auto$rtlil.cc:2739:Not$4 ;
+  wire [9:0] \$auto$rtlil.cc:2739:Not$6 ;
+  wire [9:0] \$auto$rtlil.cc:2739:Not$8 ;
   wire \$signal ;
-  wire [79:0] \$signal$22 ;
-  wire [9:0] \$signal$24 ;
   wire [4:0] \$signature__addr ;
   wire [79:0] \$signature__data ;
-  wire acc;
-  wire \acc$31 ;
-  wire \acc$39 ;
-  wire \acc$47 ;
-  wire \acc$55 ;
-  wire \acc$63 ;
-  wire \acc$71 ;
-  wire \acc$79 ;
-  wire \acc$87 ;
-  wire \acc$95 ;
   input acc_start;
   wire acc_start;
   output busy;
   wire busy;
-  wire [7:0] c;
-  wire [7:0] \c$28 ;
-  wire [7:0] \c$36 ;
-  wire [7:0] \c$44 ;
-  wire [7:0] \c$52 ;
-  wire [7:0] \c$60 ;
-  wire [7:0] \c$68 ;
-  wire [7:0] \c$76 ;
-  wire [7:0] \c$84 ;
-  wire [7:0] \c$92 ;
-  wire [7:0] c_next;
-  wire [7:0] \c_next$33 ;
-  wire [7:0] \c_next$41 ;
-  wire [7:0] \c_next$49 ;
-  wire [7:0] \c_next$57 ;
-  wire [7:0] \c_next$65 ;
-  wire [7:0] \c_next$73 ;
-  wire [7:0] \c_next$81 ;
-  wire [7:0] \c_next$89 ;
-  wire [7:0] \c_next$97 ;
   output carry;
   wire carry;
-  wire \carry$21 ;
-  wire \carry$32 ;
-  wire \carry$40 ;
-  wire \carry$48 ;
-  wire \carry$56 ;
-  wire \carry$64 ;
-  wire \carry$72 ;
-  wire \carry$80 ;
-  wire \carry$88 ;
-  wire \carry$96 ;
   input carry_start;
   wire carry_start;
   reg carrying = 1'h0;
   input clk;
   wire clk;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_at_max;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_at_min;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_clear;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_dec0;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_dec1;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_dec2;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_dec3;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_dec4;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_dec5;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_dec6;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_dec7;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_decc0;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_decc1;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_decc2;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_decc3;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_decc4;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_decc5;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_decc6;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_decc7;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_down;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_gt_neg_th0;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_gt_neg_th1;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_gt_neg_th2;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_gt_neg_th3;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_gt_neg_th4;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_gt_neg_th5;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_gt_neg_th6;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_gt_neg_th7;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_inc0;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_inc1;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_inc2;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_inc3;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_inc4;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_inc5;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_inc6;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_inc7;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_incc0;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_incc1;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_incc2;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_incc3;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_incc4;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_incc5;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_incc6;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_incc7;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_keep;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_lt_th0;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_lt_th1;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_lt_th2;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_lt_th3;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_lt_th4;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_lt_th5;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_lt_th6;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_lt_th7;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_next0;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_next1;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_next2;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_next3;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_next4;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_next5;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_next6;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_next7;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_now0;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_now1;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_now2;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_now3;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_now4;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_now5;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_now6;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_now7;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_off8;
+  (* keep = 32'd1 *)
+  wire [9:0] \cnt_off8$71 ;
+  (* keep = 32'd1 *)
+  wire [9:0] \cnt_off8$80 ;
+  (* keep = 32'd1 *)
+  wire [9:0] \cnt_off8$81 ;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_sel_dec;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_sel_inc;
+  (* keep = 32'd1 *)
+  wire [9:0] cnt_up;
   output [9:0] dep;
   wire [9:0] dep;
-  wire [9:0] \dep$104 ;
-  wire \dep$27 ;
-  wire \dep$35 ;
-  wire \dep$43 ;
-  wire \dep$51 ;
-  wire \dep$59 ;
-  wire \dep$67 ;
-  wire \dep$75 ;
-  wire \dep$83 ;
-  wire \dep$91 ;
-  wire \dep$99 ;
   input [9:0] dy_en;
   wire [9:0] dy_en;
   input [9:0] dy_neg;
   wire [9:0] dy_neg;
-  wire g_en;
-  wire \g_en$29 ;
-  wire \g_en$37 ;
-  wire \g_en$45 ;
-  wire \g_en$53 ;
-  wire \g_en$61 ;
-  wire \g_en$69 ;
-  wire \g_en$77 ;
-  wire \g_en$85 ;
-  wire \g_en$93 ;
-  wire g_neg;
-  wire \g_neg$30 ;
-  wire \g_neg$38 ;
-  wire \g_neg$46 ;
-  wire \g_neg$54 ;
-  wire \g_neg$62 ;
-  wire \g_neg$70 ;
-  wire \g_neg$78 ;
-  wire \g_neg$86 ;
-  wire \g_neg$94 ;
   wire group_any;
   reg group_index;
-  output [79:0] host_rdata;
-  reg [79:0] host_rdata = 80'h00000000000000000000;
+  wire [79:0] host_rdata;
   wire [7:0] \host_rdata[0] ;
   wire [7:0] \host_rdata[1] ;
   wire [7:0] \host_rdata[2] ;
@@ -9061,6 +5483,8 @@ module \bshw_periphery.counters2 (host_wdata, clk, rst, dy_en, dy_neg, x, host_w
   reg host_re_d = 1'h0;
   input [4:0] host_row;
   wire [4:0] host_row;
+  output [79:0] host_row_planes;
+  reg [79:0] host_row_planes = 80'h00000000000000000000;
   input [79:0] host_wdata;
   wire [79:0] host_wdata;
   wire [7:0] \host_wdata[0] ;
@@ -9078,18 +5502,24 @@ module \bshw_periphery.counters2 (host_wdata, clk, rst, dy_en, dy_neg, x, host_w
   wire [31:0] onehot;
   reg [31:0] pending = 32'd0;
   wire [4:0] pick;
-  wire pot;
-  output [9:0] \pot$103 ;
-  wire [9:0] \pot$103 ;
-  wire \pot$34 ;
-  wire \pot$42 ;
-  wire \pot$50 ;
-  wire \pot$58 ;
-  wire \pot$66 ;
-  wire \pot$74 ;
-  wire \pot$82 ;
-  wire \pot$90 ;
-  wire \pot$98 ;
+  output [9:0] pot;
+  wire [9:0] pot;
+  (* keep = 32'd1 *)
+  wire [9:0] row_bit0;
+  (* keep = 32'd1 *)
+  wire [9:0] row_bit1;
+  (* keep = 32'd1 *)
+  wire [9:0] row_bit2;
+  (* keep = 32'd1 *)
+  wire [9:0] row_bit3;
+  (* keep = 32'd1 *)
+  wire [9:0] row_bit4;
+  (* keep = 32'd1 *)
+  wire [9:0] row_bit5;
+  (* keep = 32'd1 *)
+  wire [9:0] row_bit6;
+  (* keep = 32'd1 *)
+  wire [9:0] row_bit7;
   reg [4:0] row_index;
   input rst;
   wire rst;
@@ -9158,134 +5588,214 @@ module \bshw_periphery.counters2 (host_wdata, clk, rst, dy_en, dy_neg, x, host_w
   assign \$4  = ~ carrying;
   assign \$signal  = s2_valid & \$4 ;
   assign carry = s2_valid & carrying;
+  assign \$5  = ~ \$signature__data [9:0];
+  assign cnt_inc1 = \$signature__data [19:10] ^ cnt_incc0;
+  assign cnt_dec1 = \$signature__data [19:10] ^ cnt_decc0;
+  assign cnt_incc1 = cnt_incc0 & \$signature__data [19:10];
+  assign \$6  = ~ \$signature__data [19:10];
+  assign cnt_decc1 = cnt_decc0 & \$6 ;
+  assign cnt_inc2 = \$signature__data [29:20] ^ cnt_incc1;
+  assign cnt_dec2 = \$signature__data [29:20] ^ cnt_decc1;
+  assign cnt_incc2 = cnt_incc1 & \$signature__data [29:20];
+  assign \$7  = ~ \$signature__data [29:20];
+  assign cnt_decc2 = cnt_decc1 & \$7 ;
+  assign cnt_inc3 = \$signature__data [39:30] ^ cnt_incc2;
+  assign cnt_dec3 = \$signature__data [39:30] ^ cnt_decc2;
+  assign cnt_incc3 = cnt_incc2 & \$signature__data [39:30];
+  assign \$8  = ~ \$signature__data [39:30];
+  assign cnt_decc3 = cnt_decc2 & \$8 ;
+  assign cnt_inc4 = \$signature__data [49:40] ^ cnt_incc3;
+  assign cnt_dec4 = \$signature__data [49:40] ^ cnt_decc3;
+  assign cnt_incc4 = cnt_incc3 & \$signature__data [49:40];
+  assign \$9  = ~ \$signature__data [49:40];
+  assign cnt_decc4 = cnt_decc3 & \$9 ;
+  assign cnt_inc5 = \$signature__data [59:50] ^ cnt_incc4;
+  assign cnt_dec5 = \$signature__data [59:50] ^ cnt_decc4;
+  assign cnt_incc5 = cnt_incc4 & \$signature__data [59:50];
+  assign \$10  = ~ \$signature__data [59:50];
+  assign cnt_decc5 = cnt_decc4 & \$10 ;
+  assign cnt_inc6 = \$signature__data [69:60] ^ cnt_incc5;
+  assign cnt_dec6 = \$signature__data [69:60] ^ cnt_decc5;
+  assign cnt_incc6 = cnt_incc5 & \$signature__data [69:60];
+  assign \$11  = ~ \$signature__data [69:60];
+  assign cnt_decc6 = cnt_decc5 & \$11 ;
+  assign cnt_inc7 = \$signature__data [79:70] ^ cnt_incc6;
+  assign cnt_dec7 = \$signature__data [79:70] ^ cnt_decc6;
+  assign cnt_incc7 = cnt_incc6 & \$signature__data [79:70];
+  assign \$12  = ~ \$signature__data [79:70];
+  assign cnt_decc7 = cnt_decc6 & \$12 ;
+  assign \$13  = \$signature__data [9:0] & \$signature__data [19:10];
+  assign \$14  = \$13  & \$signature__data [29:20];
+  assign \$15  = \$14  & \$signature__data [39:30];
+  assign \$16  = \$15  & \$signature__data [49:40];
+  assign \$17  = \$16  & \$signature__data [59:50];
+  assign \$18  = \$17  & \$signature__data [69:60];
+  assign \$19  = ~ \$signature__data [79:70];
+  assign cnt_at_max = \$18  & \$19 ;
+  assign \$20  = { \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal  } & dy_en;
+  assign \$21  = ~ dy_neg;
+  assign \$22  = \$20  & \$21 ;
+  assign \$23  = ~ cnt_at_max;
+  assign cnt_sel_inc = \$22  & \$23 ;
+  assign \$24  = ~ \$signature__data [9:0];
+  assign \$25  = ~ \$signature__data [19:10];
+  assign \$26  = \$24  & \$25 ;
+  assign \$27  = ~ \$signature__data [29:20];
+  assign \$28  = \$26  & \$27 ;
+  assign \$29  = ~ \$signature__data [39:30];
+  assign \$30  = \$28  & \$29 ;
+  assign \$31  = ~ \$signature__data [49:40];
+  assign \$32  = \$30  & \$31 ;
+  assign \$33  = ~ \$signature__data [59:50];
+  assign \$34  = \$32  & \$33 ;
+  assign \$35  = ~ \$signature__data [69:60];
+  assign \$36  = \$34  & \$35 ;
+  assign cnt_at_min = \$36  & \$signature__data [79:70];
+  assign \$37  = { \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal , \$signal  } & dy_en;
+  assign \$38  = \$37  & dy_neg;
+  assign \$39  = ~ cnt_at_min;
+  assign cnt_sel_dec = \$38  & \$39 ;
+  assign \$40  = cnt_sel_inc | cnt_sel_dec;
+  assign cnt_keep = ~ \$40 ;
+  assign \$41  = cnt_sel_inc & cnt_inc0;
+  assign \$42  = cnt_sel_dec & cnt_dec0;
+  assign \$43  = \$41  | \$42 ;
+  assign \$44  = cnt_keep & \$signature__data [9:0];
+  assign cnt_now0 = \$43  | \$44 ;
+  assign \$45  = cnt_sel_inc & cnt_inc1;
+  assign \$46  = cnt_sel_dec & cnt_dec1;
+  assign \$47  = \$45  | \$46 ;
+  assign \$48  = cnt_keep & \$signature__data [19:10];
+  assign cnt_now1 = \$47  | \$48 ;
+  assign \$49  = cnt_sel_inc & cnt_inc2;
+  assign \$50  = cnt_sel_dec & cnt_dec2;
+  assign \$51  = \$49  | \$50 ;
+  assign \$52  = cnt_keep & \$signature__data [29:20];
+  assign cnt_now2 = \$51  | \$52 ;
+  assign \$53  = cnt_sel_inc & cnt_inc3;
+  assign \$54  = cnt_sel_dec & cnt_dec3;
+  assign \$55  = \$53  | \$54 ;
+  assign \$56  = cnt_keep & \$signature__data [39:30];
+  assign cnt_now3 = \$55  | \$56 ;
+  assign \$57  = cnt_sel_inc & cnt_inc4;
+  assign \$58  = cnt_sel_dec & cnt_dec4;
+  assign \$59  = \$57  | \$58 ;
+  assign \$60  = cnt_keep & \$signature__data [49:40];
+  assign cnt_now4 = \$59  | \$60 ;
+  assign \$61  = cnt_sel_inc & cnt_inc5;
+  assign \$62  = cnt_sel_dec & cnt_dec5;
+  assign \$63  = \$61  | \$62 ;
+  assign \$64  = cnt_keep & \$signature__data [59:50];
+  assign cnt_now5 = \$63  | \$64 ;
+  assign \$65  = cnt_sel_inc & cnt_inc6;
+  assign \$66  = cnt_sel_dec & cnt_dec6;
+  assign \$67  = \$65  | \$66 ;
+  assign \$68  = cnt_keep & \$signature__data [69:60];
+  assign cnt_now6 = \$67  | \$68 ;
+  assign \$69  = cnt_sel_inc & cnt_inc7;
+  assign \$70  = cnt_sel_dec & cnt_dec7;
+  assign \$71  = \$69  | \$70 ;
+  assign \$72  = cnt_keep & \$signature__data [79:70];
+  assign cnt_now7 = \$71  | \$72 ;
+  assign \cnt_off8$71  = ~ cnt_now7;
+  assign \$76  = ~ \$75 ;
+  assign \$81  = ~ \$80 ;
+  assign \$82  = \$81  & cnt_gt_neg_th0;
+  assign cnt_gt_neg_th1 = \$79  | \$82 ;
+  assign \$86  = ~ \$85 ;
+  assign \$87  = \$86  & cnt_gt_neg_th1;
+  assign cnt_gt_neg_th2 = \$84  | \$87 ;
+  assign \$91  = ~ \$90 ;
+  assign \$92  = \$91  & cnt_gt_neg_th2;
+  assign \$96  = ~ \$95 ;
+  assign \$97  = \$96  & cnt_gt_neg_th3;
+  assign \$101  = ~ \$100 ;
+  assign \$102  = \$101  & cnt_gt_neg_th4;
+  assign \$106  = ~ \$105 ;
+  assign \$107  = \$106  & cnt_gt_neg_th5;
+  assign \$111  = ~ \$110 ;
+  assign \$112  = \$111  & cnt_gt_neg_th6;
+  assign cnt_gt_neg_th7 = \$109  | \$112 ;
+  assign \cnt_off8$80  = ~ cnt_now7;
+  assign \$113  = ~ cnt_now0;
+  assign \$116  = ~ \$115 ;
+  assign \$118  = ~ cnt_now1;
+  assign \$121  = ~ \$120 ;
+  assign \$123  = ~ cnt_now2;
+  assign \$126  = ~ \$125 ;
+  assign \$128  = ~ cnt_now3;
+  assign \$131  = ~ \$130 ;
+  assign \$133  = ~ cnt_now4;
+  assign \$136  = ~ \$135 ;
+  assign \$137  = \$136  & cnt_lt_th3;
+  assign \$138  = ~ cnt_now5;
+  assign \$141  = ~ \$140 ;
+  assign \$142  = \$141  & cnt_lt_th4;
+  assign \$143  = ~ cnt_now6;
+  assign \$146  = ~ \$145 ;
+  assign \$147  = \$146  & cnt_lt_th5;
+  assign \$148  = ~ \cnt_off8$80 ;
+  assign \$151  = ~ \$150 ;
+  assign \$152  = \$151  & cnt_lt_th6;
+  assign cnt_lt_th7 = \$149  | \$152 ;
+  assign cnt_up = ~ cnt_gt_neg_th7;
+  assign cnt_down = ~ cnt_lt_th7;
+  assign \$153  = cnt_up | cnt_down;
+  assign cnt_clear = { carry, carry, carry, carry, carry, carry, carry, carry, carry, carry } & \$153 ;
+  assign \$154  = ~ cnt_clear;
+  assign cnt_next0 = cnt_now0 & \$154 ;
+  assign \$155  = ~ cnt_clear;
+  assign cnt_next1 = cnt_now1 & \$155 ;
+  assign \$156  = ~ cnt_clear;
+  assign cnt_next2 = cnt_now2 & \$156 ;
+  assign \$157  = ~ cnt_clear;
+  assign cnt_next3 = cnt_now3 & \$157 ;
+  assign \$158  = ~ cnt_clear;
+  assign cnt_next4 = cnt_now4 & \$158 ;
+  assign \$159  = ~ cnt_clear;
+  assign cnt_next5 = cnt_now5 & \$159 ;
+  assign \$160  = ~ cnt_clear;
+  assign cnt_next6 = cnt_now6 & \$160 ;
+  assign \$161  = ~ cnt_clear;
+  assign cnt_next7 = cnt_now7 & \$161 ;
+  assign pot = cnt_up & { carry, carry, carry, carry, carry, carry, carry, carry, carry, carry };
+  assign dep = cnt_down & { carry, carry, carry, carry, carry, carry, carry, carry, carry, carry };
   assign wr__addr = s2_valid ? upd_row : host_row;
   assign wr__en = s2_valid ? 1'h1 : host_we;
-  assign wr__data = s2_valid ? \$signal$22  : host_wdata;
-  assign \$6  = | dy_en;
-  assign \$7  = \$6  ? x : 32'd0;
-  assign \$8  = ~ \$1 [31:0];
-  assign \$9  = pending & \$8 ;
+  assign wr__data = s2_valid ? { cnt_next7, cnt_next6, cnt_next5, cnt_next4, cnt_next3, cnt_next2, cnt_next1, cnt_next0 } : { host_wdata[79], host_wdata[71], host_wdata[63], host_wdata[55], host_wdata[47], host_wdata[39], host_wdata[31], host_wdata[23], host_wdata[15], host_wdata[7], host_wdata[78], host_wdata[70], host_wdata[62], host_wdata[54], host_wdata[46], host_wdata[38], host_wdata[30], host_wdata[22], host_wdata[14], host_wdata[6], host_wdata[77], host_wdata[69], host_wdata[61], host_wdata[53], host_wdata[45], host_wdata[37], host_wdata[29], host_wdata[21], host_wdata[13], host_wdata[5], host_wdata[76], host_wdata[68], host_wdata[60], host_wdata[52], host_wdata[44], host_wdata[36], host_wdata[28], host_wdata[20], host_wdata[12], host_wdata[4], host_wdata[75], host_wdata[67], host_wdata[59], host_wdata[51], host_wdata[43], host_wdata[35], host_wdata[27], host_wdata[19], host_wdata[11], host_wdata[3], host_wdata[74], host_wdata[66], host_wdata[58], host_wdata[50], host_wdata[42], host_wdata[34], host_wdata[26], host_wdata[18], host_wdata[10], host_wdata[2], host_wdata[73], host_wdata[65], host_wdata[57], host_wdata[49], host_wdata[41], host_wdata[33], host_wdata[25], host_wdata[17], host_wdata[9], host_wdata[1], host_wdata[72], host_wdata[64], host_wdata[56], host_wdata[48], host_wdata[40], host_wdata[32], host_wdata[24], host_wdata[16], host_wdata[8], host_wdata[0] };
+  assign \$163  = | dy_en;
+  assign \$164  = \$163  ? x : 32'd0;
+  assign \$165  = ~ \$1 [31:0];
+  assign \$166  = pending & \$165 ;
   always @(posedge clk)
-    s2_valid <= \$10 ;
+    s2_valid <= \$167 ;
   always @(posedge clk)
-    pending <= \$11 ;
+    pending <= \$168 ;
   always @(posedge clk)
-    carrying <= \$12 ;
+    carrying <= \$169 ;
   always @(posedge clk)
-    upd_row <= \$13 ;
+    upd_row <= \$170 ;
   always @(posedge clk)
-    host_re_d <= \$14 ;
+    host_re_d <= \$171 ;
   always @(posedge clk)
-    host_rdata <= \$15 ;
-  bshw_counter_rule_c8_th8 lane0 (
-    .acc(\$signal ),
-    .c(\$signature__data [7:0]),
-    .c_next(c_next),
-    .carry(carry),
-    .dep(\dep$27 ),
-    .g_en(dy_en[0]),
-    .g_neg(dy_neg[0]),
-    .pot(pot)
-  );
-  bshw_counter_rule_c8_th8 lane1 (
-    .acc(\$signal ),
-    .c(\$signature__data [15:8]),
-    .c_next(\c_next$33 ),
-    .carry(carry),
-    .dep(\dep$35 ),
-    .g_en(dy_en[1]),
-    .g_neg(dy_neg[1]),
-    .pot(\pot$34 )
-  );
-  bshw_counter_rule_c8_th8 lane2 (
-    .acc(\$signal ),
-    .c(\$signature__data [23:16]),
-    .c_next(\c_next$41 ),
-    .carry(carry),
-    .dep(\dep$43 ),
-    .g_en(dy_en[2]),
-    .g_neg(dy_neg[2]),
-    .pot(\pot$42 )
-  );
-  bshw_counter_rule_c8_th8 lane3 (
-    .acc(\$signal ),
-    .c(\$signature__data [31:24]),
-    .c_next(\c_next$49 ),
-    .carry(carry),
-    .dep(\dep$51 ),
-    .g_en(dy_en[3]),
-    .g_neg(dy_neg[3]),
-    .pot(\pot$50 )
-  );
-  bshw_counter_rule_c8_th8 lane4 (
-    .acc(\$signal ),
-    .c(\$signature__data [39:32]),
-    .c_next(\c_next$57 ),
-    .carry(carry),
-    .dep(\dep$59 ),
-    .g_en(dy_en[4]),
-    .g_neg(dy_neg[4]),
-    .pot(\pot$58 )
-  );
-  bshw_counter_rule_c8_th8 lane5 (
-    .acc(\$signal ),
-    .c(\$signature__data [47:40]),
-    .c_next(\c_next$65 ),
-    .carry(carry),
-    .dep(\dep$67 ),
-    .g_en(dy_en[5]),
-    .g_neg(dy_neg[5]),
-    .pot(\pot$66 )
-  );
-  bshw_counter_rule_c8_th8 lane6 (
-    .acc(\$signal ),
-    .c(\$signature__data [55:48]),
-    .c_next(\c_next$73 ),
-    .carry(carry),
-    .dep(\dep$75 ),
-    .g_en(dy_en[6]),
-    .g_neg(dy_neg[6]),
-    .pot(\pot$74 )
-  );
-  bshw_counter_rule_c8_th8 lane7 (
-    .acc(\$signal ),
-    .c(\$signature__data [63:56]),
-    .c_next(\c_next$81 ),
-    .carry(carry),
-    .dep(\dep$83 ),
-    .g_en(dy_en[7]),
-    .g_neg(dy_neg[7]),
-    .pot(\pot$82 )
-  );
-  bshw_counter_rule_c8_th8 lane8 (
-    .acc(\$signal ),
-    .c(\$signature__data [71:64]),
-    .c_next(\c_next$89 ),
-    .carry(carry),
-    .dep(\dep$91 ),
-    .g_en(dy_en[8]),
-    .g_neg(dy_neg[8]),
-    .pot(\pot$90 )
-  );
-  bshw_counter_rule_c8_th8 lane9 (
-    .acc(\$signal ),
-    .c(\$signature__data [79:72]),
-    .c_next(\c_next$97 ),
-    .carry(carry),
-    .dep(\dep$99 ),
-    .g_en(dy_en[9]),
-    .g_neg(dy_neg[9]),
-    .pot(\pot$98 )
-  );
+    host_row_planes <= \$172 ;
+  assign \$auto$rtlil.cc:2739:Not$2  = ~ \$signature__data [9:0];
+  assign \$auto$rtlil.cc:2739:Not$12  = ~ cnt_now6;
+  assign \$auto$rtlil.cc:2739:Not$14  = ~ cnt_now3;
+  assign \$auto$rtlil.cc:2739:Not$16  = ~ \cnt_off8$80 ;
+  assign \$auto$rtlil.cc:2739:Not$4  = ~ \$signature__data [9:0];
+  assign \$auto$rtlil.cc:2739:Not$6  = ~ cnt_now3;
+  assign \$auto$rtlil.cc:2739:Not$8  = ~ cnt_now4;
+  assign \$auto$rtlil.cc:2739:Not$10  = ~ cnt_now5;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     group_index = 1'h0;
     if (group_any) begin
       group_index = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     row_index = 5'h00;
     if (pending[31]) begin
       row_index = 5'h1f;
@@ -9385,129 +5895,86 @@ module \bshw_periphery.counters2 (host_wdata, clk, rst, dy_en, dy_neg, x, host_w
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$10  = 1'h0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    \$167  = 1'h0;
     if (acc_start) begin
     end else if (carry_start) begin
-    end else if (\$5 ) begin
-      \$10  = 1'h1;
+    end else if (\$162 ) begin
+      \$167  = 1'h1;
     end
     if (rst) begin
-      \$10  = 1'h0;
+      \$167  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$11  = pending;
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    \$168  = pending;
     if (acc_start) begin
-      \$11  = \$7 ;
+      \$168  = \$164 ;
     end else if (carry_start) begin
-      \$11  = 32'd4294967295;
-    end else if (\$5 ) begin
-      \$11  = \$9 ;
+      \$168  = 32'd4294967295;
+    end else if (\$162 ) begin
+      \$168  = \$166 ;
     end
     if (rst) begin
-      \$11  = 32'd0;
+      \$168  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$12  = carrying;
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    \$169  = carrying;
     if (acc_start) begin
-      \$12  = 1'h0;
+      \$169  = 1'h0;
     end else if (carry_start) begin
-      \$12  = 1'h1;
+      \$169  = 1'h1;
     end
     if (rst) begin
-      \$12  = 1'h0;
+      \$169  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$13  = upd_row;
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    \$170  = upd_row;
     if (acc_start) begin
     end else if (carry_start) begin
-    end else if (\$5 ) begin
-      \$13  = row_index;
+    end else if (\$162 ) begin
+      \$170  = row_index;
     end
     if (rst) begin
-      \$13  = 5'h00;
+      \$170  = 5'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$14  = host_re;
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    \$171  = host_re;
     if (rst) begin
-      \$14  = 1'h0;
+      \$171  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$15  = host_rdata;
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    \$172  = host_row_planes;
     if (host_re_d) begin
-      \$15  = \$signature__data ;
+      \$172  = \$signature__data ;
     end
     if (rst) begin
-      \$15  = 80'h00000000000000000000;
+      \$172  = 80'h00000000000000000000;
     end
   end
   assign word = pending;
   assign pick = row_index;
   assign onehot = \$1 [31:0];
-  assign c = \$signature__data [7:0];
-  assign g_en = dy_en[0];
-  assign g_neg = dy_neg[0];
-  assign acc = \$signal ;
-  assign \carry$21  = carry;
-  assign \c$28  = \$signature__data [15:8];
-  assign \g_en$29  = dy_en[1];
-  assign \g_neg$30  = dy_neg[1];
-  assign \acc$31  = \$signal ;
-  assign \carry$32  = carry;
-  assign \c$36  = \$signature__data [23:16];
-  assign \g_en$37  = dy_en[2];
-  assign \g_neg$38  = dy_neg[2];
-  assign \acc$39  = \$signal ;
-  assign \carry$40  = carry;
-  assign \c$44  = \$signature__data [31:24];
-  assign \g_en$45  = dy_en[3];
-  assign \g_neg$46  = dy_neg[3];
-  assign \acc$47  = \$signal ;
-  assign \carry$48  = carry;
-  assign \c$52  = \$signature__data [39:32];
-  assign \g_en$53  = dy_en[4];
-  assign \g_neg$54  = dy_neg[4];
-  assign \acc$55  = \$signal ;
-  assign \carry$56  = carry;
-  assign \c$60  = \$signature__data [47:40];
-  assign \g_en$61  = dy_en[5];
-  assign \g_neg$62  = dy_neg[5];
-  assign \acc$63  = \$signal ;
-  assign \carry$64  = carry;
-  assign \c$68  = \$signature__data [55:48];
-  assign \g_en$69  = dy_en[6];
-  assign \g_neg$70  = dy_neg[6];
-  assign \acc$71  = \$signal ;
-  assign \carry$72  = carry;
-  assign \c$76  = \$signature__data [63:56];
-  assign \g_en$77  = dy_en[7];
-  assign \g_neg$78  = dy_neg[7];
-  assign \acc$79  = \$signal ;
-  assign \carry$80  = carry;
-  assign \c$84  = \$signature__data [71:64];
-  assign \g_en$85  = dy_en[8];
-  assign \g_neg$86  = dy_neg[8];
-  assign \acc$87  = \$signal ;
-  assign \carry$88  = carry;
-  assign \c$92  = \$signature__data [79:72];
-  assign \g_en$93  = dy_en[9];
-  assign \g_neg$94  = dy_neg[9];
-  assign \acc$95  = \$signal ;
-  assign \carry$96  = carry;
+  assign row_bit0 = \$signature__data [9:0];
+  assign row_bit1 = \$signature__data [19:10];
+  assign row_bit2 = \$signature__data [29:20];
+  assign row_bit3 = \$signature__data [39:30];
+  assign row_bit4 = \$signature__data [49:40];
+  assign row_bit5 = \$signature__data [59:50];
+  assign row_bit6 = \$signature__data [69:60];
+  assign row_bit7 = \$signature__data [79:70];
   assign upd = carry;
   assign s2_row = upd_row;
-  assign \dep$104  = dep;
-  assign \pot$103  = \$signal$24 ;
+  assign host_rdata = { host_row_planes[79], host_row_planes[69], host_row_planes[59], host_row_planes[49], host_row_planes[39], host_row_planes[29], host_row_planes[19], host_row_planes[9], host_row_planes[78], host_row_planes[68], host_row_planes[58], host_row_planes[48], host_row_planes[38], host_row_planes[28], host_row_planes[18], host_row_planes[8], host_row_planes[77], host_row_planes[67], host_row_planes[57], host_row_planes[47], host_row_planes[37], host_row_planes[27], host_row_planes[17], host_row_planes[7], host_row_planes[76], host_row_planes[66], host_row_planes[56], host_row_planes[46], host_row_planes[36], host_row_planes[26], host_row_planes[16], host_row_planes[6], host_row_planes[75], host_row_planes[65], host_row_planes[55], host_row_planes[45], host_row_planes[35], host_row_planes[25], host_row_planes[15], host_row_planes[5], host_row_planes[74], host_row_planes[64], host_row_planes[54], host_row_planes[44], host_row_planes[34], host_row_planes[24], host_row_planes[14], host_row_planes[4], host_row_planes[73], host_row_planes[63], host_row_planes[53], host_row_planes[43], host_row_planes[33], host_row_planes[23], host_row_planes[13], host_row_planes[3], host_row_planes[72], host_row_planes[62], host_row_planes[52], host_row_planes[42], host_row_planes[32], host_row_planes[22], host_row_planes[12], host_row_planes[2], host_row_planes[71], host_row_planes[61], host_row_planes[51], host_row_planes[41], host_row_planes[31], host_row_planes[21], host_row_planes[11], host_row_planes[1], host_row_planes[70], host_row_planes[60], host_row_planes[50], host_row_planes[40], host_row_planes[30], host_row_planes[20], host_row_planes[10], host_row_planes[0] };
   assign \host_wdata[0]  = host_wdata[7:0];
   assign \host_wdata[1]  = host_wdata[15:8];
   assign \host_wdata[2]  = host_wdata[23:16];
@@ -9518,911 +5985,3588 @@ module \bshw_periphery.counters2 (host_wdata, clk, rst, dy_en, dy_neg, x, host_w
   assign \host_wdata[7]  = host_wdata[63:56];
   assign \host_wdata[8]  = host_wdata[71:64];
   assign \host_wdata[9]  = host_wdata[79:72];
-  assign \host_rdata[0]  = host_rdata[7:0];
-  assign \host_rdata[1]  = host_rdata[15:8];
-  assign \host_rdata[2]  = host_rdata[23:16];
-  assign \host_rdata[3]  = host_rdata[31:24];
-  assign \host_rdata[4]  = host_rdata[39:32];
-  assign \host_rdata[5]  = host_rdata[47:40];
-  assign \host_rdata[6]  = host_rdata[55:48];
-  assign \host_rdata[7]  = host_rdata[63:56];
-  assign \host_rdata[8]  = host_rdata[71:64];
-  assign \host_rdata[9]  = host_rdata[79:72];
-  assign dep[9] = \dep$99 ;
-  assign dep[8] = \dep$91 ;
-  assign dep[7] = \dep$83 ;
-  assign dep[6] = \dep$75 ;
-  assign dep[5] = \dep$67 ;
-  assign dep[4] = \dep$59 ;
-  assign dep[3] = \dep$51 ;
-  assign dep[2] = \dep$43 ;
-  assign dep[1] = \dep$35 ;
-  assign dep[0] = \dep$27 ;
-  assign \$signal$24 [9] = \pot$98 ;
-  assign \$signal$24 [8] = \pot$90 ;
-  assign \$signal$24 [7] = \pot$82 ;
-  assign \$signal$24 [6] = \pot$74 ;
-  assign \$signal$24 [5] = \pot$66 ;
-  assign \$signal$24 [4] = \pot$58 ;
-  assign \$signal$24 [3] = \pot$50 ;
-  assign \$signal$24 [2] = \pot$42 ;
-  assign \$signal$24 [1] = \pot$34 ;
-  assign \$signal$24 [0] = pot;
-  assign \$signal$22 [79:72] = \c_next$97 ;
-  assign \$signal$22 [71:64] = \c_next$89 ;
-  assign \$signal$22 [63:56] = \c_next$81 ;
-  assign \$signal$22 [55:48] = \c_next$73 ;
-  assign \$signal$22 [47:40] = \c_next$65 ;
-  assign \$signal$22 [39:32] = \c_next$57 ;
-  assign \$signal$22 [31:24] = \c_next$49 ;
-  assign \$signal$22 [23:16] = \c_next$41 ;
-  assign \$signal$22 [15:8] = \c_next$33 ;
-  assign \$signal$22 [7:0] = c_next;
+  assign \host_rdata[0]  = { host_row_planes[70], host_row_planes[60], host_row_planes[50], host_row_planes[40], host_row_planes[30], host_row_planes[20], host_row_planes[10], host_row_planes[0] };
+  assign \host_rdata[1]  = { host_row_planes[71], host_row_planes[61], host_row_planes[51], host_row_planes[41], host_row_planes[31], host_row_planes[21], host_row_planes[11], host_row_planes[1] };
+  assign \host_rdata[2]  = { host_row_planes[72], host_row_planes[62], host_row_planes[52], host_row_planes[42], host_row_planes[32], host_row_planes[22], host_row_planes[12], host_row_planes[2] };
+  assign \host_rdata[3]  = { host_row_planes[73], host_row_planes[63], host_row_planes[53], host_row_planes[43], host_row_planes[33], host_row_planes[23], host_row_planes[13], host_row_planes[3] };
+  assign \host_rdata[4]  = { host_row_planes[74], host_row_planes[64], host_row_planes[54], host_row_planes[44], host_row_planes[34], host_row_planes[24], host_row_planes[14], host_row_planes[4] };
+  assign \host_rdata[5]  = { host_row_planes[75], host_row_planes[65], host_row_planes[55], host_row_planes[45], host_row_planes[35], host_row_planes[25], host_row_planes[15], host_row_planes[5] };
+  assign \host_rdata[6]  = { host_row_planes[76], host_row_planes[66], host_row_planes[56], host_row_planes[46], host_row_planes[36], host_row_planes[26], host_row_planes[16], host_row_planes[6] };
+  assign \host_rdata[7]  = { host_row_planes[77], host_row_planes[67], host_row_planes[57], host_row_planes[47], host_row_planes[37], host_row_planes[27], host_row_planes[17], host_row_planes[7] };
+  assign \host_rdata[8]  = { host_row_planes[78], host_row_planes[68], host_row_planes[58], host_row_planes[48], host_row_planes[38], host_row_planes[28], host_row_planes[18], host_row_planes[8] };
+  assign \host_rdata[9]  = { host_row_planes[79], host_row_planes[69], host_row_planes[59], host_row_planes[49], host_row_planes[39], host_row_planes[29], host_row_planes[19], host_row_planes[9] };
   assign \$3  = group_any;
-  assign \$5  = group_any;
+  assign cnt_inc0 = \$auto$rtlil.cc:2739:Not$2 ;
+  assign cnt_dec0 = \$auto$rtlil.cc:2739:Not$4 ;
+  assign cnt_incc0 = \$signature__data [9:0];
+  assign cnt_decc0 = \$5 ;
+  assign cnt_off8 = 10'h000;
+  assign \$73  = 10'h3ff;
+  assign \$74  = cnt_now0;
+  assign \$75  = cnt_now0;
+  assign \$77  = 10'h000;
+  assign cnt_gt_neg_th0 = cnt_now0;
+  assign \$78  = 10'h3ff;
+  assign \$79  = cnt_now1;
+  assign \$80  = cnt_now1;
+  assign \$83  = 10'h3ff;
+  assign \$84  = cnt_now2;
+  assign \$85  = cnt_now2;
+  assign \$88  = 10'h000;
+  assign \$89  = 10'h000;
+  assign \$90  = \$auto$rtlil.cc:2739:Not$6 ;
+  assign cnt_gt_neg_th3 = \$92 ;
+  assign \$93  = 10'h000;
+  assign \$94  = 10'h000;
+  assign \$95  = \$auto$rtlil.cc:2739:Not$8 ;
+  assign cnt_gt_neg_th4 = \$97 ;
+  assign \$98  = 10'h000;
+  assign \$99  = 10'h000;
+  assign \$100  = \$auto$rtlil.cc:2739:Not$10 ;
+  assign cnt_gt_neg_th5 = \$102 ;
+  assign \$103  = 10'h000;
+  assign \$104  = 10'h000;
+  assign \$105  = \$auto$rtlil.cc:2739:Not$12 ;
+  assign cnt_gt_neg_th6 = \$107 ;
+  assign \$108  = 10'h3ff;
+  assign \$109  = \cnt_off8$71 ;
+  assign \$110  = \cnt_off8$71 ;
+  assign \cnt_off8$81  = 10'h3ff;
+  assign \$114  = 10'h000;
+  assign \$115  = cnt_now0;
+  assign \$117  = 10'h000;
+  assign cnt_lt_th0 = 10'h000;
+  assign \$119  = 10'h000;
+  assign \$120  = cnt_now1;
+  assign \$122  = 10'h000;
+  assign cnt_lt_th1 = 10'h000;
+  assign \$124  = 10'h000;
+  assign \$125  = cnt_now2;
+  assign \$127  = 10'h000;
+  assign cnt_lt_th2 = 10'h000;
+  assign \$129  = \$128 ;
+  assign \$130  = \$auto$rtlil.cc:2739:Not$14 ;
+  assign \$132  = 10'h000;
+  assign cnt_lt_th3 = \$128 ;
+  assign \$134  = 10'h000;
+  assign \$135  = cnt_now4;
+  assign cnt_lt_th4 = \$137 ;
+  assign \$139  = 10'h000;
+  assign \$140  = cnt_now5;
+  assign cnt_lt_th5 = \$142 ;
+  assign \$144  = 10'h000;
+  assign \$145  = cnt_now6;
+  assign cnt_lt_th6 = \$147 ;
+  assign \$149  = \$148 ;
+  assign \$150  = \$auto$rtlil.cc:2739:Not$16 ;
+  assign \$162  = group_any;
 endmodule
-/* Generated by Amaranth Yosys 0.50 (PyPI ver 0.50.0.0.post130, git sha1 b5170e139) */
 
-(* top =  1  *)
 (* generator = "Amaranth" *)
-module bshw_input_sampler(draw, load, load_value, seed, clk, rst, x, r, pixel);
-  /*verilator hier_block*/
-  reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
-  wire [8:0] \$1 ;
-  wire \$10 ;
-  wire \$11 ;
-  wire \$12 ;
-  wire \$13 ;
-  wire \$14 ;
-  wire \$15 ;
-  wire \$16 ;
-  wire \$17 ;
-  wire \$18 ;
-  wire \$19 ;
-  wire \$2 ;
-  wire \$20 ;
-  wire \$21 ;
-  wire \$22 ;
-  wire \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  reg \$6 ;
-  wire \$7 ;
-  wire \$8 ;
-  wire \$9 ;
+module \bshw_periphery.input_samplers (load_value, clk, rst, load_sel, load, \port$1239$0 , \port$1240$0 , \port$1241$0 , \port$1242$0 , \port$1243$0 , \port$1244$0 , \port$1245$0 , \port$1246$0 , \port$1247$0 , \port$1248$0 , \port$1249$0 , \port$1250$0 , \port$1251$0 , \port$1252$0 , \port$1253$0 , \port$1254$0 
+, draw, x, pixels);
+  reg \$auto$verilog_backend.cc:2355:dump_module$36  = 0;
+  wire [63:0] \$1 ;
+  wire [63:0] \$10 ;
+  wire [8:0] \$100 ;
+  wire \$101 ;
+  wire [8:0] \$102 ;
+  wire \$103 ;
+  wire [8:0] \$104 ;
+  wire \$105 ;
+  wire [8:0] \$106 ;
+  wire \$107 ;
+  wire [8:0] \$108 ;
+  wire \$109 ;
+  wire [63:0] \$11 ;
+  wire [8:0] \$110 ;
+  wire \$111 ;
+  wire [8:0] \$112 ;
+  wire \$113 ;
+  wire [8:0] \$114 ;
+  wire \$115 ;
+  wire [8:0] \$116 ;
+  wire \$117 ;
+  wire [8:0] \$118 ;
+  wire \$119 ;
+  wire [63:0] \$12 ;
+  wire [8:0] \$120 ;
+  wire \$121 ;
+  wire [8:0] \$122 ;
+  wire \$123 ;
+  wire [8:0] \$124 ;
+  wire \$125 ;
+  wire [8:0] \$126 ;
+  wire \$127 ;
+  wire [8:0] \$128 ;
+  wire \$129 ;
+  wire [63:0] \$13 ;
+  wire [8:0] \$130 ;
+  wire \$131 ;
+  wire [8:0] \$132 ;
+  wire \$133 ;
+  wire [8:0] \$134 ;
+  wire \$135 ;
+  wire [8:0] \$136 ;
+  wire \$137 ;
+  wire [8:0] \$138 ;
+  wire \$139 ;
+  wire [63:0] \$14 ;
+  wire [8:0] \$140 ;
+  wire \$141 ;
+  wire [8:0] \$142 ;
+  wire \$143 ;
+  wire [8:0] \$144 ;
+  wire \$145 ;
+  wire [8:0] \$146 ;
+  wire \$147 ;
+  wire [8:0] \$148 ;
+  wire \$149 ;
+  wire [63:0] \$15 ;
+  wire [8:0] \$150 ;
+  wire \$151 ;
+  wire [8:0] \$152 ;
+  wire \$153 ;
+  wire [8:0] \$154 ;
+  wire \$155 ;
+  wire [8:0] \$156 ;
+  wire \$157 ;
+  wire [8:0] \$158 ;
+  wire \$159 ;
+  wire [63:0] \$16 ;
+  wire [8:0] \$160 ;
+  wire \$161 ;
+  wire [8:0] \$162 ;
+  wire \$163 ;
+  wire [8:0] \$164 ;
+  wire \$165 ;
+  wire [8:0] \$166 ;
+  wire \$167 ;
+  wire [8:0] \$168 ;
+  wire \$169 ;
+  wire [63:0] \$17 ;
+  wire [8:0] \$170 ;
+  wire \$171 ;
+  wire [8:0] \$172 ;
+  wire \$173 ;
+  wire [8:0] \$174 ;
+  wire \$175 ;
+  wire [8:0] \$176 ;
+  wire \$177 ;
+  wire [63:0] \$178 ;
+  wire [63:0] \$179 ;
+  wire [63:0] \$18 ;
+  wire [63:0] \$180 ;
+  wire [63:0] \$181 ;
+  wire [63:0] \$182 ;
+  wire [63:0] \$183 ;
+  wire [63:0] \$184 ;
+  wire [63:0] \$185 ;
+  wire [63:0] \$186 ;
+  wire [63:0] \$187 ;
+  wire [63:0] \$188 ;
+  wire [63:0] \$189 ;
+  wire [63:0] \$19 ;
+  wire [63:0] \$190 ;
+  wire [63:0] \$191 ;
+  wire [63:0] \$192 ;
+  wire [63:0] \$193 ;
+  wire [63:0] \$194 ;
+  wire [63:0] \$195 ;
+  wire [63:0] \$196 ;
+  wire [63:0] \$197 ;
+  wire [63:0] \$198 ;
+  wire [63:0] \$199 ;
+  wire [63:0] \$2 ;
+  wire [63:0] \$20 ;
+  wire [63:0] \$200 ;
+  wire [63:0] \$201 ;
+  wire [63:0] \$202 ;
+  wire [63:0] \$203 ;
+  wire [63:0] \$204 ;
+  wire [63:0] \$205 ;
+  wire [63:0] \$206 ;
+  wire [63:0] \$207 ;
+  wire [63:0] \$208 ;
+  wire [63:0] \$209 ;
+  wire [63:0] \$21 ;
+  wire [63:0] \$210 ;
+  wire [63:0] \$211 ;
+  wire [63:0] \$212 ;
+  wire [63:0] \$213 ;
+  wire [63:0] \$214 ;
+  wire [63:0] \$215 ;
+  wire [63:0] \$216 ;
+  wire [63:0] \$217 ;
+  wire [63:0] \$218 ;
+  wire [63:0] \$219 ;
+  wire [63:0] \$22 ;
+  wire [63:0] \$220 ;
+  wire [63:0] \$221 ;
+  wire [63:0] \$222 ;
+  wire [63:0] \$223 ;
+  wire [63:0] \$224 ;
+  wire [63:0] \$225 ;
+  wire [63:0] \$226 ;
+  wire [63:0] \$227 ;
+  wire [63:0] \$228 ;
+  wire [63:0] \$229 ;
+  wire [63:0] \$23 ;
+  wire [63:0] \$230 ;
+  wire [63:0] \$231 ;
+  wire [63:0] \$232 ;
+  wire [63:0] \$233 ;
+  wire [63:0] \$234 ;
+  wire [63:0] \$235 ;
+  wire [63:0] \$236 ;
+  wire [63:0] \$237 ;
+  wire [63:0] \$238 ;
+  wire [63:0] \$239 ;
+  wire [63:0] \$24 ;
+  wire [63:0] \$240 ;
+  wire [63:0] \$241 ;
+  wire \$242 ;
+  wire \$243 ;
+  wire \$244 ;
+  wire \$245 ;
+  wire \$246 ;
+  wire \$247 ;
+  wire \$248 ;
+  wire \$249 ;
+  wire [63:0] \$25 ;
+  wire \$250 ;
+  wire \$251 ;
+  wire \$252 ;
+  wire \$253 ;
+  wire \$254 ;
+  wire \$255 ;
+  wire \$256 ;
+  wire \$257 ;
+  wire \$258 ;
+  wire \$259 ;
+  wire [63:0] \$26 ;
+  wire \$260 ;
+  wire \$261 ;
+  wire \$262 ;
+  wire \$263 ;
+  wire \$264 ;
+  wire \$265 ;
+  wire \$266 ;
+  wire \$267 ;
+  wire \$268 ;
+  wire \$269 ;
+  wire [63:0] \$27 ;
+  wire \$270 ;
+  wire \$271 ;
+  wire \$272 ;
+  wire \$273 ;
+  wire \$274 ;
+  wire \$275 ;
+  wire \$276 ;
+  wire \$277 ;
+  wire \$278 ;
+  wire \$279 ;
+  wire [63:0] \$28 ;
+  wire \$280 ;
+  wire \$281 ;
+  wire \$282 ;
+  wire \$283 ;
+  wire \$284 ;
+  wire \$285 ;
+  wire \$286 ;
+  wire \$287 ;
+  wire \$288 ;
+  wire \$289 ;
+  wire [63:0] \$29 ;
+  wire \$290 ;
+  wire \$291 ;
+  wire \$292 ;
+  wire \$293 ;
+  wire \$294 ;
+  wire \$295 ;
+  wire \$296 ;
+  wire \$297 ;
+  wire \$298 ;
+  wire \$299 ;
+  wire [63:0] \$3 ;
+  wire [63:0] \$30 ;
+  wire \$300 ;
+  wire \$301 ;
+  wire \$302 ;
+  wire \$303 ;
+  wire \$304 ;
+  wire \$305 ;
+  wire \$306 ;
+  wire \$307 ;
+  reg [63:0] \$308 ;
+  reg [63:0] \$309 ;
+  wire [63:0] \$31 ;
+  reg [63:0] \$310 ;
+  reg [63:0] \$311 ;
+  reg [63:0] \$312 ;
+  reg [63:0] \$313 ;
+  reg [63:0] \$314 ;
+  reg [63:0] \$315 ;
+  reg [63:0] \$316 ;
+  reg [63:0] \$317 ;
+  reg [63:0] \$318 ;
+  reg [63:0] \$319 ;
+  wire [63:0] \$32 ;
+  reg [63:0] \$320 ;
+  reg [63:0] \$321 ;
+  reg [63:0] \$322 ;
+  reg [63:0] \$323 ;
+  reg [63:0] \$324 ;
+  wire [126:0] \$33 ;
+  wire [63:0] \$34 ;
+  wire [63:0] \$35 ;
+  wire [63:0] \$36 ;
+  wire [63:0] \$37 ;
+  wire [63:0] \$38 ;
+  wire [63:0] \$39 ;
+  wire [63:0] \$4 ;
+  wire [63:0] \$40 ;
+  wire [63:0] \$41 ;
+  wire [63:0] \$42 ;
+  wire [63:0] \$43 ;
+  wire [63:0] \$44 ;
+  wire [63:0] \$45 ;
+  wire [63:0] \$46 ;
+  wire [63:0] \$47 ;
+  wire [63:0] \$48 ;
+  wire [63:0] \$49 ;
+  wire [63:0] \$5 ;
+  wire [8:0] \$50 ;
+  wire \$51 ;
+  wire [8:0] \$52 ;
+  wire \$53 ;
+  wire [8:0] \$54 ;
+  wire \$55 ;
+  wire [8:0] \$56 ;
+  wire \$57 ;
+  wire [8:0] \$58 ;
+  wire \$59 ;
+  wire [63:0] \$6 ;
+  wire [8:0] \$60 ;
+  wire \$61 ;
+  wire [8:0] \$62 ;
+  wire \$63 ;
+  wire [8:0] \$64 ;
+  wire \$65 ;
+  wire [8:0] \$66 ;
+  wire \$67 ;
+  wire [8:0] \$68 ;
+  wire \$69 ;
+  wire [63:0] \$7 ;
+  wire [8:0] \$70 ;
+  wire \$71 ;
+  wire [8:0] \$72 ;
+  wire \$73 ;
+  wire [8:0] \$74 ;
+  wire \$75 ;
+  wire [8:0] \$76 ;
+  wire \$77 ;
+  wire [8:0] \$78 ;
+  wire \$79 ;
+  wire [63:0] \$8 ;
+  wire [8:0] \$80 ;
+  wire \$81 ;
+  wire [8:0] \$82 ;
+  wire \$83 ;
+  wire [8:0] \$84 ;
+  wire \$85 ;
+  wire [8:0] \$86 ;
+  wire \$87 ;
+  wire [8:0] \$88 ;
+  wire \$89 ;
+  wire [63:0] \$9 ;
+  wire [8:0] \$90 ;
+  wire \$91 ;
+  wire [8:0] \$92 ;
+  wire \$93 ;
+  wire [8:0] \$94 ;
+  wire \$95 ;
+  wire [8:0] \$96 ;
+  wire \$97 ;
+  wire [8:0] \$98 ;
+  wire \$99 ;
   input clk;
   wire clk;
   input draw;
   wire draw;
-  wire \draw$10 ;
   input load;
   wire load;
-  wire \load$11 ;
+  input [5:0] load_sel;
+  wire [5:0] load_sel;
   input [15:0] load_value;
   wire [15:0] load_value;
-  wire [15:0] \load_value$12 ;
-  input [7:0] pixel;
-  wire [7:0] pixel;
-  output [15:0] r;
-  wire [15:0] r;
+  input [511:0] pixels;
+  wire [511:0] pixels;
+  wire [7:0] \pixels[0] ;
+  wire [7:0] \pixels[10] ;
+  wire [7:0] \pixels[11] ;
+  wire [7:0] \pixels[12] ;
+  wire [7:0] \pixels[13] ;
+  wire [7:0] \pixels[14] ;
+  wire [7:0] \pixels[15] ;
+  wire [7:0] \pixels[16] ;
+  wire [7:0] \pixels[17] ;
+  wire [7:0] \pixels[18] ;
+  wire [7:0] \pixels[19] ;
+  wire [7:0] \pixels[1] ;
+  wire [7:0] \pixels[20] ;
+  wire [7:0] \pixels[21] ;
+  wire [7:0] \pixels[22] ;
+  wire [7:0] \pixels[23] ;
+  wire [7:0] \pixels[24] ;
+  wire [7:0] \pixels[25] ;
+  wire [7:0] \pixels[26] ;
+  wire [7:0] \pixels[27] ;
+  wire [7:0] \pixels[28] ;
+  wire [7:0] \pixels[29] ;
+  wire [7:0] \pixels[2] ;
+  wire [7:0] \pixels[30] ;
+  wire [7:0] \pixels[31] ;
+  wire [7:0] \pixels[32] ;
+  wire [7:0] \pixels[33] ;
+  wire [7:0] \pixels[34] ;
+  wire [7:0] \pixels[35] ;
+  wire [7:0] \pixels[36] ;
+  wire [7:0] \pixels[37] ;
+  wire [7:0] \pixels[38] ;
+  wire [7:0] \pixels[39] ;
+  wire [7:0] \pixels[3] ;
+  wire [7:0] \pixels[40] ;
+  wire [7:0] \pixels[41] ;
+  wire [7:0] \pixels[42] ;
+  wire [7:0] \pixels[43] ;
+  wire [7:0] \pixels[44] ;
+  wire [7:0] \pixels[45] ;
+  wire [7:0] \pixels[46] ;
+  wire [7:0] \pixels[47] ;
+  wire [7:0] \pixels[48] ;
+  wire [7:0] \pixels[49] ;
+  wire [7:0] \pixels[4] ;
+  wire [7:0] \pixels[50] ;
+  wire [7:0] \pixels[51] ;
+  wire [7:0] \pixels[52] ;
+  wire [7:0] \pixels[53] ;
+  wire [7:0] \pixels[54] ;
+  wire [7:0] \pixels[55] ;
+  wire [7:0] \pixels[56] ;
+  wire [7:0] \pixels[57] ;
+  wire [7:0] \pixels[58] ;
+  wire [7:0] \pixels[59] ;
+  wire [7:0] \pixels[5] ;
+  wire [7:0] \pixels[60] ;
+  wire [7:0] \pixels[61] ;
+  wire [7:0] \pixels[62] ;
+  wire [7:0] \pixels[63] ;
+  wire [7:0] \pixels[6] ;
+  wire [7:0] \pixels[7] ;
+  wire [7:0] \pixels[8] ;
+  wire [7:0] \pixels[9] ;
+  output \port$1239$0 ;
+  wire \port$1239$0 ;
+  output \port$1240$0 ;
+  wire \port$1240$0 ;
+  output \port$1241$0 ;
+  wire \port$1241$0 ;
+  output \port$1242$0 ;
+  wire \port$1242$0 ;
+  output \port$1243$0 ;
+  wire \port$1243$0 ;
+  output \port$1244$0 ;
+  wire \port$1244$0 ;
+  output \port$1245$0 ;
+  wire \port$1245$0 ;
+  output \port$1246$0 ;
+  wire \port$1246$0 ;
+  output \port$1247$0 ;
+  wire \port$1247$0 ;
+  output \port$1248$0 ;
+  wire \port$1248$0 ;
+  output \port$1249$0 ;
+  wire \port$1249$0 ;
+  output \port$1250$0 ;
+  wire \port$1250$0 ;
+  output \port$1251$0 ;
+  wire \port$1251$0 ;
+  output \port$1252$0 ;
+  wire \port$1252$0 ;
+  output \port$1253$0 ;
+  wire \port$1253$0 ;
+  output \port$1254$0 ;
+  wire \port$1254$0 ;
+  wire [5:0] rd_sel;
+  wire [15:0] rd_state;
   input rst;
   wire rst;
-  input [15:0] seed;
-  wire [15:0] seed;
-  wire [15:0] \seed$9 ;
-  wire [15:0] state;
-  wire [8:0] t;
-  wire [7:0] t2;
-  wire [7:0] u;
-  wire [15:0] word;
-  output x;
-  reg x = 1'h0;
-  assign t = { \$7 , \$8 , \$9 , \$10 , \$11 , \$12 , \$13 , \$14  } + { \$15 , \$16 , \$17 , \$18 , \$19 , \$20 , \$21 , \$22  };
-  assign \$1  = t[7:0] + t[8];
-  assign \$2  = \$1 [7:0] == 8'hff;
-  assign u = \$2  ? 8'h00 : \$1 [7:0];
-  assign \$3  = ~ load;
-  assign \$4  = draw & \$3 ;
-  assign \$5  = u < pixel;
+  reg [63:0] st0 = 64'hb345d63d0223b88b;
+  reg [63:0] st1 = 64'h55357138cce775b5;
+  reg [63:0] st10 = 64'hb4251cc57f60558f;
+  reg [63:0] st11 = 64'hce23aef2e548349b;
+  reg [63:0] st12 = 64'h9cc5d1da130f8906;
+  reg [63:0] st13 = 64'hbbe34c7d82264f40;
+  reg [63:0] st14 = 64'h947dbec0a406c267;
+  reg [63:0] st15 = 64'h28438bbca2957079;
+  reg [63:0] st2 = 64'h99e0e4a451b9eb8d;
+  reg [63:0] st3 = 64'h489e0a9ede506c3d;
+  reg [63:0] st4 = 64'haee23558248469a0;
+  reg [63:0] st5 = 64'hfa6900c2b0066309;
+  reg [63:0] st6 = 64'h557e3288f5aa26be;
+  reg [63:0] st7 = 64'h4404acc2ccb02c9f;
+  reg [63:0] st8 = 64'h55e38b2066b214a9;
+  reg [63:0] st9 = 64'hf6e1acd0ab4b753c;
+  wire [63:0] st_fb0;
+  wire [63:0] st_fb1;
+  wire [63:0] st_fb10;
+  wire [63:0] st_fb11;
+  wire [63:0] st_fb12;
+  wire [63:0] st_fb13;
+  wire [63:0] st_fb14;
+  wire [63:0] st_fb15;
+  wire [63:0] st_fb2;
+  wire [63:0] st_fb3;
+  wire [63:0] st_fb4;
+  wire [63:0] st_fb5;
+  wire [63:0] st_fb6;
+  wire [63:0] st_fb7;
+  wire [63:0] st_fb8;
+  wire [63:0] st_fb9;
+  wire [63:0] st_lane;
+  wire [7:0] t2_0;
+  wire [7:0] t2_1;
+  wire [7:0] t2_10;
+  wire [7:0] t2_11;
+  wire [7:0] t2_12;
+  wire [7:0] t2_13;
+  wire [7:0] t2_14;
+  wire [7:0] t2_15;
+  wire [7:0] t2_16;
+  wire [7:0] t2_17;
+  wire [7:0] t2_18;
+  wire [7:0] t2_19;
+  wire [7:0] t2_2;
+  wire [7:0] t2_20;
+  wire [7:0] t2_21;
+  wire [7:0] t2_22;
+  wire [7:0] t2_23;
+  wire [7:0] t2_24;
+  wire [7:0] t2_25;
+  wire [7:0] t2_26;
+  wire [7:0] t2_27;
+  wire [7:0] t2_28;
+  wire [7:0] t2_29;
+  wire [7:0] t2_3;
+  wire [7:0] t2_30;
+  wire [7:0] t2_31;
+  wire [7:0] t2_32;
+  wire [7:0] t2_33;
+  wire [7:0] t2_34;
+  wire [7:0] t2_35;
+  wire [7:0] t2_36;
+  wire [7:0] t2_37;
+  wire [7:0] t2_38;
+  wire [7:0] t2_39;
+  wire [7:0] t2_4;
+  wire [7:0] t2_40;
+  wire [7:0] t2_41;
+  wire [7:0] t2_42;
+  wire [7:0] t2_43;
+  wire [7:0] t2_44;
+  wire [7:0] t2_45;
+  wire [7:0] t2_46;
+  wire [7:0] t2_47;
+  wire [7:0] t2_48;
+  wire [7:0] t2_49;
+  wire [7:0] t2_5;
+  wire [7:0] t2_50;
+  wire [7:0] t2_51;
+  wire [7:0] t2_52;
+  wire [7:0] t2_53;
+  wire [7:0] t2_54;
+  wire [7:0] t2_55;
+  wire [7:0] t2_56;
+  wire [7:0] t2_57;
+  wire [7:0] t2_58;
+  wire [7:0] t2_59;
+  wire [7:0] t2_6;
+  wire [7:0] t2_60;
+  wire [7:0] t2_61;
+  wire [7:0] t2_62;
+  wire [7:0] t2_63;
+  wire [7:0] t2_7;
+  wire [7:0] t2_8;
+  wire [7:0] t2_9;
+  wire [8:0] t_0;
+  wire [8:0] t_1;
+  wire [8:0] t_10;
+  wire [8:0] t_11;
+  wire [8:0] t_12;
+  wire [8:0] t_13;
+  wire [8:0] t_14;
+  wire [8:0] t_15;
+  wire [8:0] t_16;
+  wire [8:0] t_17;
+  wire [8:0] t_18;
+  wire [8:0] t_19;
+  wire [8:0] t_2;
+  wire [8:0] t_20;
+  wire [8:0] t_21;
+  wire [8:0] t_22;
+  wire [8:0] t_23;
+  wire [8:0] t_24;
+  wire [8:0] t_25;
+  wire [8:0] t_26;
+  wire [8:0] t_27;
+  wire [8:0] t_28;
+  wire [8:0] t_29;
+  wire [8:0] t_3;
+  wire [8:0] t_30;
+  wire [8:0] t_31;
+  wire [8:0] t_32;
+  wire [8:0] t_33;
+  wire [8:0] t_34;
+  wire [8:0] t_35;
+  wire [8:0] t_36;
+  wire [8:0] t_37;
+  wire [8:0] t_38;
+  wire [8:0] t_39;
+  wire [8:0] t_4;
+  wire [8:0] t_40;
+  wire [8:0] t_41;
+  wire [8:0] t_42;
+  wire [8:0] t_43;
+  wire [8:0] t_44;
+  wire [8:0] t_45;
+  wire [8:0] t_46;
+  wire [8:0] t_47;
+  wire [8:0] t_48;
+  wire [8:0] t_49;
+  wire [8:0] t_5;
+  wire [8:0] t_50;
+  wire [8:0] t_51;
+  wire [8:0] t_52;
+  wire [8:0] t_53;
+  wire [8:0] t_54;
+  wire [8:0] t_55;
+  wire [8:0] t_56;
+  wire [8:0] t_57;
+  wire [8:0] t_58;
+  wire [8:0] t_59;
+  wire [8:0] t_6;
+  wire [8:0] t_60;
+  wire [8:0] t_61;
+  wire [8:0] t_62;
+  wire [8:0] t_63;
+  wire [8:0] t_7;
+  wire [8:0] t_8;
+  wire [8:0] t_9;
+  wire [7:0] u_0;
+  wire [7:0] u_1;
+  wire [7:0] u_10;
+  wire [7:0] u_11;
+  wire [7:0] u_12;
+  wire [7:0] u_13;
+  wire [7:0] u_14;
+  wire [7:0] u_15;
+  wire [7:0] u_16;
+  wire [7:0] u_17;
+  wire [7:0] u_18;
+  wire [7:0] u_19;
+  wire [7:0] u_2;
+  wire [7:0] u_20;
+  wire [7:0] u_21;
+  wire [7:0] u_22;
+  wire [7:0] u_23;
+  wire [7:0] u_24;
+  wire [7:0] u_25;
+  wire [7:0] u_26;
+  wire [7:0] u_27;
+  wire [7:0] u_28;
+  wire [7:0] u_29;
+  wire [7:0] u_3;
+  wire [7:0] u_30;
+  wire [7:0] u_31;
+  wire [7:0] u_32;
+  wire [7:0] u_33;
+  wire [7:0] u_34;
+  wire [7:0] u_35;
+  wire [7:0] u_36;
+  wire [7:0] u_37;
+  wire [7:0] u_38;
+  wire [7:0] u_39;
+  wire [7:0] u_4;
+  wire [7:0] u_40;
+  wire [7:0] u_41;
+  wire [7:0] u_42;
+  wire [7:0] u_43;
+  wire [7:0] u_44;
+  wire [7:0] u_45;
+  wire [7:0] u_46;
+  wire [7:0] u_47;
+  wire [7:0] u_48;
+  wire [7:0] u_49;
+  wire [7:0] u_5;
+  wire [7:0] u_50;
+  wire [7:0] u_51;
+  wire [7:0] u_52;
+  wire [7:0] u_53;
+  wire [7:0] u_54;
+  wire [7:0] u_55;
+  wire [7:0] u_56;
+  wire [7:0] u_57;
+  wire [7:0] u_58;
+  wire [7:0] u_59;
+  wire [7:0] u_6;
+  wire [7:0] u_60;
+  wire [7:0] u_61;
+  wire [7:0] u_62;
+  wire [7:0] u_63;
+  wire [7:0] u_7;
+  wire [7:0] u_8;
+  wire [7:0] u_9;
+  output [63:0] x;
+  reg [63:0] x = 64'h0000000000000000;
+  assign \$1  = st15 ^ st14;
+  assign \$2  = \$1  ^ st12;
+  assign st_fb0 = \$2  ^ st3;
+  assign \$3  = st14 ^ st13;
+  assign \$4  = \$3  ^ st11;
+  assign st_fb1 = \$4  ^ st2;
+  assign \$5  = st13 ^ st12;
+  assign \$6  = \$5  ^ st10;
+  assign st_fb2 = \$6  ^ st1;
+  assign \$7  = st12 ^ st11;
+  assign \$8  = \$7  ^ st9;
+  assign st_fb3 = \$8  ^ st0;
+  assign \$9  = st11 ^ st10;
+  assign \$10  = \$9  ^ st8;
+  assign st_fb4 = \$10  ^ st_fb0;
+  assign \$11  = st10 ^ st9;
+  assign \$12  = \$11  ^ st7;
+  assign st_fb5 = \$12  ^ st_fb1;
+  assign \$13  = st9 ^ st8;
+  assign \$14  = \$13  ^ st6;
+  assign st_fb6 = \$14  ^ st_fb2;
+  assign \$15  = st8 ^ st7;
+  assign \$16  = \$15  ^ st5;
+  assign st_fb7 = \$16  ^ st_fb3;
+  assign \$17  = st7 ^ st6;
+  assign \$18  = \$17  ^ st4;
+  assign st_fb8 = \$18  ^ st_fb4;
+  assign \$19  = st6 ^ st5;
+  assign \$20  = \$19  ^ st3;
+  assign st_fb9 = \$20  ^ st_fb5;
+  assign \$21  = st5 ^ st4;
+  assign \$22  = \$21  ^ st2;
+  assign st_fb10 = \$22  ^ st_fb6;
+  assign \$23  = st4 ^ st3;
+  assign \$24  = \$23  ^ st1;
+  assign st_fb11 = \$24  ^ st_fb7;
+  assign \$25  = st3 ^ st2;
+  assign \$26  = \$25  ^ st0;
+  assign st_fb12 = \$26  ^ st_fb8;
+  assign \$27  = st2 ^ st1;
+  assign \$28  = \$27  ^ st_fb0;
+  assign st_fb13 = \$28  ^ st_fb9;
+  assign \$29  = st1 ^ st0;
+  assign \$30  = \$29  ^ st_fb1;
+  assign st_fb14 = \$30  ^ st_fb10;
+  assign \$31  = st0 ^ st_fb0;
+  assign \$32  = \$31  ^ st_fb2;
+  assign st_fb15 = \$32  ^ st_fb11;
+  assign \$33  = 1'h1 << load_sel;
+  assign \$34  = st0 >> load_sel;
+  assign \$35  = st1 >> load_sel;
+  assign \$36  = st2 >> load_sel;
+  assign \$37  = st3 >> load_sel;
+  assign \$38  = st4 >> load_sel;
+  assign \$39  = st5 >> load_sel;
+  assign \$40  = st6 >> load_sel;
+  assign \$41  = st7 >> load_sel;
+  assign \$42  = st8 >> load_sel;
+  assign \$43  = st9 >> load_sel;
+  assign \$44  = st10 >> load_sel;
+  assign \$45  = st11 >> load_sel;
+  assign \$46  = st12 >> load_sel;
+  assign \$47  = st13 >> load_sel;
+  assign \$48  = st14 >> load_sel;
+  assign \$49  = st15 >> load_sel;
+  assign t_0 = { st_fb0[0], st_fb1[0], st_fb2[0], st_fb3[0], st_fb4[0], st_fb5[0], st_fb6[0], st_fb7[0] } + { st_fb8[0], st_fb9[0], st_fb10[0], st_fb11[0], st_fb12[0], st_fb13[0], st_fb14[0], st_fb15[0] };
+  assign \$50  = t_0[7:0] + t_0[8];
+  assign \$51  = \$50 [7:0] == 8'hff;
+  assign u_0 = \$51  ? 8'h00 : \$50 [7:0];
+  assign t_1 = { st_fb0[1], st_fb1[1], st_fb2[1], st_fb3[1], st_fb4[1], st_fb5[1], st_fb6[1], st_fb7[1] } + { st_fb8[1], st_fb9[1], st_fb10[1], st_fb11[1], st_fb12[1], st_fb13[1], st_fb14[1], st_fb15[1] };
+  assign \$52  = t_1[7:0] + t_1[8];
+  assign \$53  = \$52 [7:0] == 8'hff;
+  assign u_1 = \$53  ? 8'h00 : \$52 [7:0];
+  assign t_2 = { st_fb0[2], st_fb1[2], st_fb2[2], st_fb3[2], st_fb4[2], st_fb5[2], st_fb6[2], st_fb7[2] } + { st_fb8[2], st_fb9[2], st_fb10[2], st_fb11[2], st_fb12[2], st_fb13[2], st_fb14[2], st_fb15[2] };
+  assign \$54  = t_2[7:0] + t_2[8];
+  assign \$55  = \$54 [7:0] == 8'hff;
+  assign u_2 = \$55  ? 8'h00 : \$54 [7:0];
+  assign t_3 = { st_fb0[3], st_fb1[3], st_fb2[3], st_fb3[3], st_fb4[3], st_fb5[3], st_fb6[3], st_fb7[3] } + { st_fb8[3], st_fb9[3], st_fb10[3], st_fb11[3], st_fb12[3], st_fb13[3], st_fb14[3], st_fb15[3] };
+  assign \$56  = t_3[7:0] + t_3[8];
+  assign \$57  = \$56 [7:0] == 8'hff;
+  assign u_3 = \$57  ? 8'h00 : \$56 [7:0];
+  assign t_4 = { st_fb0[4], st_fb1[4], st_fb2[4], st_fb3[4], st_fb4[4], st_fb5[4], st_fb6[4], st_fb7[4] } + { st_fb8[4], st_fb9[4], st_fb10[4], st_fb11[4], st_fb12[4], st_fb13[4], st_fb14[4], st_fb15[4] };
+  assign \$58  = t_4[7:0] + t_4[8];
+  assign \$59  = \$58 [7:0] == 8'hff;
+  assign u_4 = \$59  ? 8'h00 : \$58 [7:0];
+  assign t_5 = { st_fb0[5], st_fb1[5], st_fb2[5], st_fb3[5], st_fb4[5], st_fb5[5], st_fb6[5], st_fb7[5] } + { st_fb8[5], st_fb9[5], st_fb10[5], st_fb11[5], st_fb12[5], st_fb13[5], st_fb14[5], st_fb15[5] };
+  assign \$60  = t_5[7:0] + t_5[8];
+  assign \$61  = \$60 [7:0] == 8'hff;
+  assign u_5 = \$61  ? 8'h00 : \$60 [7:0];
+  assign t_6 = { st_fb0[6], st_fb1[6], st_fb2[6], st_fb3[6], st_fb4[6], st_fb5[6], st_fb6[6], st_fb7[6] } + { st_fb8[6], st_fb9[6], st_fb10[6], st_fb11[6], st_fb12[6], st_fb13[6], st_fb14[6], st_fb15[6] };
+  assign \$62  = t_6[7:0] + t_6[8];
+  assign \$63  = \$62 [7:0] == 8'hff;
+  assign u_6 = \$63  ? 8'h00 : \$62 [7:0];
+  assign t_7 = { st_fb0[7], st_fb1[7], st_fb2[7], st_fb3[7], st_fb4[7], st_fb5[7], st_fb6[7], st_fb7[7] } + { st_fb8[7], st_fb9[7], st_fb10[7], st_fb11[7], st_fb12[7], st_fb13[7], st_fb14[7], st_fb15[7] };
+  assign \$64  = t_7[7:0] + t_7[8];
+  assign \$65  = \$64 [7:0] == 8'hff;
+  assign u_7 = \$65  ? 8'h00 : \$64 [7:0];
+  assign t_8 = { st_fb0[8], st_fb1[8], st_fb2[8], st_fb3[8], st_fb4[8], st_fb5[8], st_fb6[8], st_fb7[8] } + { st_fb8[8], st_fb9[8], st_fb10[8], st_fb11[8], st_fb12[8], st_fb13[8], st_fb14[8], st_fb15[8] };
+  assign \$66  = t_8[7:0] + t_8[8];
+  assign \$67  = \$66 [7:0] == 8'hff;
+  assign u_8 = \$67  ? 8'h00 : \$66 [7:0];
+  assign t_9 = { st_fb0[9], st_fb1[9], st_fb2[9], st_fb3[9], st_fb4[9], st_fb5[9], st_fb6[9], st_fb7[9] } + { st_fb8[9], st_fb9[9], st_fb10[9], st_fb11[9], st_fb12[9], st_fb13[9], st_fb14[9], st_fb15[9] };
+  assign \$68  = t_9[7:0] + t_9[8];
+  assign \$69  = \$68 [7:0] == 8'hff;
+  assign u_9 = \$69  ? 8'h00 : \$68 [7:0];
+  assign t_10 = { st_fb0[10], st_fb1[10], st_fb2[10], st_fb3[10], st_fb4[10], st_fb5[10], st_fb6[10], st_fb7[10] } + { st_fb8[10], st_fb9[10], st_fb10[10], st_fb11[10], st_fb12[10], st_fb13[10], st_fb14[10], st_fb15[10] };
+  assign \$70  = t_10[7:0] + t_10[8];
+  assign \$71  = \$70 [7:0] == 8'hff;
+  assign u_10 = \$71  ? 8'h00 : \$70 [7:0];
+  assign t_11 = { st_fb0[11], st_fb1[11], st_fb2[11], st_fb3[11], st_fb4[11], st_fb5[11], st_fb6[11], st_fb7[11] } + { st_fb8[11], st_fb9[11], st_fb10[11], st_fb11[11], st_fb12[11], st_fb13[11], st_fb14[11], st_fb15[11] };
+  assign \$72  = t_11[7:0] + t_11[8];
+  assign \$73  = \$72 [7:0] == 8'hff;
+  assign u_11 = \$73  ? 8'h00 : \$72 [7:0];
+  assign t_12 = { st_fb0[12], st_fb1[12], st_fb2[12], st_fb3[12], st_fb4[12], st_fb5[12], st_fb6[12], st_fb7[12] } + { st_fb8[12], st_fb9[12], st_fb10[12], st_fb11[12], st_fb12[12], st_fb13[12], st_fb14[12], st_fb15[12] };
+  assign \$74  = t_12[7:0] + t_12[8];
+  assign \$75  = \$74 [7:0] == 8'hff;
+  assign u_12 = \$75  ? 8'h00 : \$74 [7:0];
+  assign t_13 = { st_fb0[13], st_fb1[13], st_fb2[13], st_fb3[13], st_fb4[13], st_fb5[13], st_fb6[13], st_fb7[13] } + { st_fb8[13], st_fb9[13], st_fb10[13], st_fb11[13], st_fb12[13], st_fb13[13], st_fb14[13], st_fb15[13] };
+  assign \$76  = t_13[7:0] + t_13[8];
+  assign \$77  = \$76 [7:0] == 8'hff;
+  assign u_13 = \$77  ? 8'h00 : \$76 [7:0];
+  assign t_14 = { st_fb0[14], st_fb1[14], st_fb2[14], st_fb3[14], st_fb4[14], st_fb5[14], st_fb6[14], st_fb7[14] } + { st_fb8[14], st_fb9[14], st_fb10[14], st_fb11[14], st_fb12[14], st_fb13[14], st_fb14[14], st_fb15[14] };
+  assign \$78  = t_14[7:0] + t_14[8];
+  assign \$79  = \$78 [7:0] == 8'hff;
+  assign u_14 = \$79  ? 8'h00 : \$78 [7:0];
+  assign t_15 = { st_fb0[15], st_fb1[15], st_fb2[15], st_fb3[15], st_fb4[15], st_fb5[15], st_fb6[15], st_fb7[15] } + { st_fb8[15], st_fb9[15], st_fb10[15], st_fb11[15], st_fb12[15], st_fb13[15], st_fb14[15], st_fb15[15] };
+  assign \$80  = t_15[7:0] + t_15[8];
+  assign \$81  = \$80 [7:0] == 8'hff;
+  assign u_15 = \$81  ? 8'h00 : \$80 [7:0];
+  assign t_16 = { st_fb0[16], st_fb1[16], st_fb2[16], st_fb3[16], st_fb4[16], st_fb5[16], st_fb6[16], st_fb7[16] } + { st_fb8[16], st_fb9[16], st_fb10[16], st_fb11[16], st_fb12[16], st_fb13[16], st_fb14[16], st_fb15[16] };
+  assign \$82  = t_16[7:0] + t_16[8];
+  assign \$83  = \$82 [7:0] == 8'hff;
+  assign u_16 = \$83  ? 8'h00 : \$82 [7:0];
+  assign t_17 = { st_fb0[17], st_fb1[17], st_fb2[17], st_fb3[17], st_fb4[17], st_fb5[17], st_fb6[17], st_fb7[17] } + { st_fb8[17], st_fb9[17], st_fb10[17], st_fb11[17], st_fb12[17], st_fb13[17], st_fb14[17], st_fb15[17] };
+  assign \$84  = t_17[7:0] + t_17[8];
+  assign \$85  = \$84 [7:0] == 8'hff;
+  assign u_17 = \$85  ? 8'h00 : \$84 [7:0];
+  assign t_18 = { st_fb0[18], st_fb1[18], st_fb2[18], st_fb3[18], st_fb4[18], st_fb5[18], st_fb6[18], st_fb7[18] } + { st_fb8[18], st_fb9[18], st_fb10[18], st_fb11[18], st_fb12[18], st_fb13[18], st_fb14[18], st_fb15[18] };
+  assign \$86  = t_18[7:0] + t_18[8];
+  assign \$87  = \$86 [7:0] == 8'hff;
+  assign u_18 = \$87  ? 8'h00 : \$86 [7:0];
+  assign t_19 = { st_fb0[19], st_fb1[19], st_fb2[19], st_fb3[19], st_fb4[19], st_fb5[19], st_fb6[19], st_fb7[19] } + { st_fb8[19], st_fb9[19], st_fb10[19], st_fb11[19], st_fb12[19], st_fb13[19], st_fb14[19], st_fb15[19] };
+  assign \$88  = t_19[7:0] + t_19[8];
+  assign \$89  = \$88 [7:0] == 8'hff;
+  assign u_19 = \$89  ? 8'h00 : \$88 [7:0];
+  assign t_20 = { st_fb0[20], st_fb1[20], st_fb2[20], st_fb3[20], st_fb4[20], st_fb5[20], st_fb6[20], st_fb7[20] } + { st_fb8[20], st_fb9[20], st_fb10[20], st_fb11[20], st_fb12[20], st_fb13[20], st_fb14[20], st_fb15[20] };
+  assign \$90  = t_20[7:0] + t_20[8];
+  assign \$91  = \$90 [7:0] == 8'hff;
+  assign u_20 = \$91  ? 8'h00 : \$90 [7:0];
+  assign t_21 = { st_fb0[21], st_fb1[21], st_fb2[21], st_fb3[21], st_fb4[21], st_fb5[21], st_fb6[21], st_fb7[21] } + { st_fb8[21], st_fb9[21], st_fb10[21], st_fb11[21], st_fb12[21], st_fb13[21], st_fb14[21], st_fb15[21] };
+  assign \$92  = t_21[7:0] + t_21[8];
+  assign \$93  = \$92 [7:0] == 8'hff;
+  assign u_21 = \$93  ? 8'h00 : \$92 [7:0];
+  assign t_22 = { st_fb0[22], st_fb1[22], st_fb2[22], st_fb3[22], st_fb4[22], st_fb5[22], st_fb6[22], st_fb7[22] } + { st_fb8[22], st_fb9[22], st_fb10[22], st_fb11[22], st_fb12[22], st_fb13[22], st_fb14[22], st_fb15[22] };
+  assign \$94  = t_22[7:0] + t_22[8];
+  assign \$95  = \$94 [7:0] == 8'hff;
+  assign u_22 = \$95  ? 8'h00 : \$94 [7:0];
+  assign t_23 = { st_fb0[23], st_fb1[23], st_fb2[23], st_fb3[23], st_fb4[23], st_fb5[23], st_fb6[23], st_fb7[23] } + { st_fb8[23], st_fb9[23], st_fb10[23], st_fb11[23], st_fb12[23], st_fb13[23], st_fb14[23], st_fb15[23] };
+  assign \$96  = t_23[7:0] + t_23[8];
+  assign \$97  = \$96 [7:0] == 8'hff;
+  assign u_23 = \$97  ? 8'h00 : \$96 [7:0];
+  assign t_24 = { st_fb0[24], st_fb1[24], st_fb2[24], st_fb3[24], st_fb4[24], st_fb5[24], st_fb6[24], st_fb7[24] } + { st_fb8[24], st_fb9[24], st_fb10[24], st_fb11[24], st_fb12[24], st_fb13[24], st_fb14[24], st_fb15[24] };
+  assign \$98  = t_24[7:0] + t_24[8];
+  assign \$99  = \$98 [7:0] == 8'hff;
+  assign u_24 = \$99  ? 8'h00 : \$98 [7:0];
+  assign t_25 = { st_fb0[25], st_fb1[25], st_fb2[25], st_fb3[25], st_fb4[25], st_fb5[25], st_fb6[25], st_fb7[25] } + { st_fb8[25], st_fb9[25], st_fb10[25], st_fb11[25], st_fb12[25], st_fb13[25], st_fb14[25], st_fb15[25] };
+  assign \$100  = t_25[7:0] + t_25[8];
+  assign \$101  = \$100 [7:0] == 8'hff;
+  assign u_25 = \$101  ? 8'h00 : \$100 [7:0];
+  assign t_26 = { st_fb0[26], st_fb1[26], st_fb2[26], st_fb3[26], st_fb4[26], st_fb5[26], st_fb6[26], st_fb7[26] } + { st_fb8[26], st_fb9[26], st_fb10[26], st_fb11[26], st_fb12[26], st_fb13[26], st_fb14[26], st_fb15[26] };
+  assign \$102  = t_26[7:0] + t_26[8];
+  assign \$103  = \$102 [7:0] == 8'hff;
+  assign u_26 = \$103  ? 8'h00 : \$102 [7:0];
+  assign t_27 = { st_fb0[27], st_fb1[27], st_fb2[27], st_fb3[27], st_fb4[27], st_fb5[27], st_fb6[27], st_fb7[27] } + { st_fb8[27], st_fb9[27], st_fb10[27], st_fb11[27], st_fb12[27], st_fb13[27], st_fb14[27], st_fb15[27] };
+  assign \$104  = t_27[7:0] + t_27[8];
+  assign \$105  = \$104 [7:0] == 8'hff;
+  assign u_27 = \$105  ? 8'h00 : \$104 [7:0];
+  assign t_28 = { st_fb0[28], st_fb1[28], st_fb2[28], st_fb3[28], st_fb4[28], st_fb5[28], st_fb6[28], st_fb7[28] } + { st_fb8[28], st_fb9[28], st_fb10[28], st_fb11[28], st_fb12[28], st_fb13[28], st_fb14[28], st_fb15[28] };
+  assign \$106  = t_28[7:0] + t_28[8];
+  assign \$107  = \$106 [7:0] == 8'hff;
+  assign u_28 = \$107  ? 8'h00 : \$106 [7:0];
+  assign t_29 = { st_fb0[29], st_fb1[29], st_fb2[29], st_fb3[29], st_fb4[29], st_fb5[29], st_fb6[29], st_fb7[29] } + { st_fb8[29], st_fb9[29], st_fb10[29], st_fb11[29], st_fb12[29], st_fb13[29], st_fb14[29], st_fb15[29] };
+  assign \$108  = t_29[7:0] + t_29[8];
+  assign \$109  = \$108 [7:0] == 8'hff;
+  assign u_29 = \$109  ? 8'h00 : \$108 [7:0];
+  assign t_30 = { st_fb0[30], st_fb1[30], st_fb2[30], st_fb3[30], st_fb4[30], st_fb5[30], st_fb6[30], st_fb7[30] } + { st_fb8[30], st_fb9[30], st_fb10[30], st_fb11[30], st_fb12[30], st_fb13[30], st_fb14[30], st_fb15[30] };
+  assign \$110  = t_30[7:0] + t_30[8];
+  assign \$111  = \$110 [7:0] == 8'hff;
+  assign u_30 = \$111  ? 8'h00 : \$110 [7:0];
+  assign t_31 = { st_fb0[31], st_fb1[31], st_fb2[31], st_fb3[31], st_fb4[31], st_fb5[31], st_fb6[31], st_fb7[31] } + { st_fb8[31], st_fb9[31], st_fb10[31], st_fb11[31], st_fb12[31], st_fb13[31], st_fb14[31], st_fb15[31] };
+  assign \$112  = t_31[7:0] + t_31[8];
+  assign \$113  = \$112 [7:0] == 8'hff;
+  assign u_31 = \$113  ? 8'h00 : \$112 [7:0];
+  assign t_32 = { st_fb0[32], st_fb1[32], st_fb2[32], st_fb3[32], st_fb4[32], st_fb5[32], st_fb6[32], st_fb7[32] } + { st_fb8[32], st_fb9[32], st_fb10[32], st_fb11[32], st_fb12[32], st_fb13[32], st_fb14[32], st_fb15[32] };
+  assign \$114  = t_32[7:0] + t_32[8];
+  assign \$115  = \$114 [7:0] == 8'hff;
+  assign u_32 = \$115  ? 8'h00 : \$114 [7:0];
+  assign t_33 = { st_fb0[33], st_fb1[33], st_fb2[33], st_fb3[33], st_fb4[33], st_fb5[33], st_fb6[33], st_fb7[33] } + { st_fb8[33], st_fb9[33], st_fb10[33], st_fb11[33], st_fb12[33], st_fb13[33], st_fb14[33], st_fb15[33] };
+  assign \$116  = t_33[7:0] + t_33[8];
+  assign \$117  = \$116 [7:0] == 8'hff;
+  assign u_33 = \$117  ? 8'h00 : \$116 [7:0];
+  assign t_34 = { st_fb0[34], st_fb1[34], st_fb2[34], st_fb3[34], st_fb4[34], st_fb5[34], st_fb6[34], st_fb7[34] } + { st_fb8[34], st_fb9[34], st_fb10[34], st_fb11[34], st_fb12[34], st_fb13[34], st_fb14[34], st_fb15[34] };
+  assign \$118  = t_34[7:0] + t_34[8];
+  assign \$119  = \$118 [7:0] == 8'hff;
+  assign u_34 = \$119  ? 8'h00 : \$118 [7:0];
+  assign t_35 = { st_fb0[35], st_fb1[35], st_fb2[35], st_fb3[35], st_fb4[35], st_fb5[35], st_fb6[35], st_fb7[35] } + { st_fb8[35], st_fb9[35], st_fb10[35], st_fb11[35], st_fb12[35], st_fb13[35], st_fb14[35], st_fb15[35] };
+  assign \$120  = t_35[7:0] + t_35[8];
+  assign \$121  = \$120 [7:0] == 8'hff;
+  assign u_35 = \$121  ? 8'h00 : \$120 [7:0];
+  assign t_36 = { st_fb0[36], st_fb1[36], st_fb2[36], st_fb3[36], st_fb4[36], st_fb5[36], st_fb6[36], st_fb7[36] } + { st_fb8[36], st_fb9[36], st_fb10[36], st_fb11[36], st_fb12[36], st_fb13[36], st_fb14[36], st_fb15[36] };
+  assign \$122  = t_36[7:0] + t_36[8];
+  assign \$123  = \$122 [7:0] == 8'hff;
+  assign u_36 = \$123  ? 8'h00 : \$122 [7:0];
+  assign t_37 = { st_fb0[37], st_fb1[37], st_fb2[37], st_fb3[37], st_fb4[37], st_fb5[37], st_fb6[37], st_fb7[37] } + { st_fb8[37], st_fb9[37], st_fb10[37], st_fb11[37], st_fb12[37], st_fb13[37], st_fb14[37], st_fb15[37] };
+  assign \$124  = t_37[7:0] + t_37[8];
+  assign \$125  = \$124 [7:0] == 8'hff;
+  assign u_37 = \$125  ? 8'h00 : \$124 [7:0];
+  assign t_38 = { st_fb0[38], st_fb1[38], st_fb2[38], st_fb3[38], st_fb4[38], st_fb5[38], st_fb6[38], st_fb7[38] } + { st_fb8[38], st_fb9[38], st_fb10[38], st_fb11[38], st_fb12[38], st_fb13[38], st_fb14[38], st_fb15[38] };
+  assign \$126  = t_38[7:0] + t_38[8];
+  assign \$127  = \$126 [7:0] == 8'hff;
+  assign u_38 = \$127  ? 8'h00 : \$126 [7:0];
+  assign t_39 = { st_fb0[39], st_fb1[39], st_fb2[39], st_fb3[39], st_fb4[39], st_fb5[39], st_fb6[39], st_fb7[39] } + { st_fb8[39], st_fb9[39], st_fb10[39], st_fb11[39], st_fb12[39], st_fb13[39], st_fb14[39], st_fb15[39] };
+  assign \$128  = t_39[7:0] + t_39[8];
+  assign \$129  = \$128 [7:0] == 8'hff;
+  assign u_39 = \$129  ? 8'h00 : \$128 [7:0];
+  assign t_40 = { st_fb0[40], st_fb1[40], st_fb2[40], st_fb3[40], st_fb4[40], st_fb5[40], st_fb6[40], st_fb7[40] } + { st_fb8[40], st_fb9[40], st_fb10[40], st_fb11[40], st_fb12[40], st_fb13[40], st_fb14[40], st_fb15[40] };
+  assign \$130  = t_40[7:0] + t_40[8];
+  assign \$131  = \$130 [7:0] == 8'hff;
+  assign u_40 = \$131  ? 8'h00 : \$130 [7:0];
+  assign t_41 = { st_fb0[41], st_fb1[41], st_fb2[41], st_fb3[41], st_fb4[41], st_fb5[41], st_fb6[41], st_fb7[41] } + { st_fb8[41], st_fb9[41], st_fb10[41], st_fb11[41], st_fb12[41], st_fb13[41], st_fb14[41], st_fb15[41] };
+  assign \$132  = t_41[7:0] + t_41[8];
+  assign \$133  = \$132 [7:0] == 8'hff;
+  assign u_41 = \$133  ? 8'h00 : \$132 [7:0];
+  assign t_42 = { st_fb0[42], st_fb1[42], st_fb2[42], st_fb3[42], st_fb4[42], st_fb5[42], st_fb6[42], st_fb7[42] } + { st_fb8[42], st_fb9[42], st_fb10[42], st_fb11[42], st_fb12[42], st_fb13[42], st_fb14[42], st_fb15[42] };
+  assign \$134  = t_42[7:0] + t_42[8];
+  assign \$135  = \$134 [7:0] == 8'hff;
+  assign u_42 = \$135  ? 8'h00 : \$134 [7:0];
+  assign t_43 = { st_fb0[43], st_fb1[43], st_fb2[43], st_fb3[43], st_fb4[43], st_fb5[43], st_fb6[43], st_fb7[43] } + { st_fb8[43], st_fb9[43], st_fb10[43], st_fb11[43], st_fb12[43], st_fb13[43], st_fb14[43], st_fb15[43] };
+  assign \$136  = t_43[7:0] + t_43[8];
+  assign \$137  = \$136 [7:0] == 8'hff;
+  assign u_43 = \$137  ? 8'h00 : \$136 [7:0];
+  assign t_44 = { st_fb0[44], st_fb1[44], st_fb2[44], st_fb3[44], st_fb4[44], st_fb5[44], st_fb6[44], st_fb7[44] } + { st_fb8[44], st_fb9[44], st_fb10[44], st_fb11[44], st_fb12[44], st_fb13[44], st_fb14[44], st_fb15[44] };
+  assign \$138  = t_44[7:0] + t_44[8];
+  assign \$139  = \$138 [7:0] == 8'hff;
+  assign u_44 = \$139  ? 8'h00 : \$138 [7:0];
+  assign t_45 = { st_fb0[45], st_fb1[45], st_fb2[45], st_fb3[45], st_fb4[45], st_fb5[45], st_fb6[45], st_fb7[45] } + { st_fb8[45], st_fb9[45], st_fb10[45], st_fb11[45], st_fb12[45], st_fb13[45], st_fb14[45], st_fb15[45] };
+  assign \$140  = t_45[7:0] + t_45[8];
+  assign \$141  = \$140 [7:0] == 8'hff;
+  assign u_45 = \$141  ? 8'h00 : \$140 [7:0];
+  assign t_46 = { st_fb0[46], st_fb1[46], st_fb2[46], st_fb3[46], st_fb4[46], st_fb5[46], st_fb6[46], st_fb7[46] } + { st_fb8[46], st_fb9[46], st_fb10[46], st_fb11[46], st_fb12[46], st_fb13[46], st_fb14[46], st_fb15[46] };
+  assign \$142  = t_46[7:0] + t_46[8];
+  assign \$143  = \$142 [7:0] == 8'hff;
+  assign u_46 = \$143  ? 8'h00 : \$142 [7:0];
+  assign t_47 = { st_fb0[47], st_fb1[47], st_fb2[47], st_fb3[47], st_fb4[47], st_fb5[47], st_fb6[47], st_fb7[47] } + { st_fb8[47], st_fb9[47], st_fb10[47], st_fb11[47], st_fb12[47], st_fb13[47], st_fb14[47], st_fb15[47] };
+  assign \$144  = t_47[7:0] + t_47[8];
+  assign \$145  = \$144 [7:0] == 8'hff;
+  assign u_47 = \$145  ? 8'h00 : \$144 [7:0];
+  assign t_48 = { st_fb0[48], st_fb1[48], st_fb2[48], st_fb3[48], st_fb4[48], st_fb5[48], st_fb6[48], st_fb7[48] } + { st_fb8[48], st_fb9[48], st_fb10[48], st_fb11[48], st_fb12[48], st_fb13[48], st_fb14[48], st_fb15[48] };
+  assign \$146  = t_48[7:0] + t_48[8];
+  assign \$147  = \$146 [7:0] == 8'hff;
+  assign u_48 = \$147  ? 8'h00 : \$146 [7:0];
+  assign t_49 = { st_fb0[49], st_fb1[49], st_fb2[49], st_fb3[49], st_fb4[49], st_fb5[49], st_fb6[49], st_fb7[49] } + { st_fb8[49], st_fb9[49], st_fb10[49], st_fb11[49], st_fb12[49], st_fb13[49], st_fb14[49], st_fb15[49] };
+  assign \$148  = t_49[7:0] + t_49[8];
+  assign \$149  = \$148 [7:0] == 8'hff;
+  assign u_49 = \$149  ? 8'h00 : \$148 [7:0];
+  assign t_50 = { st_fb0[50], st_fb1[50], st_fb2[50], st_fb3[50], st_fb4[50], st_fb5[50], st_fb6[50], st_fb7[50] } + { st_fb8[50], st_fb9[50], st_fb10[50], st_fb11[50], st_fb12[50], st_fb13[50], st_fb14[50], st_fb15[50] };
+  assign \$150  = t_50[7:0] + t_50[8];
+  assign \$151  = \$150 [7:0] == 8'hff;
+  assign u_50 = \$151  ? 8'h00 : \$150 [7:0];
+  assign t_51 = { st_fb0[51], st_fb1[51], st_fb2[51], st_fb3[51], st_fb4[51], st_fb5[51], st_fb6[51], st_fb7[51] } + { st_fb8[51], st_fb9[51], st_fb10[51], st_fb11[51], st_fb12[51], st_fb13[51], st_fb14[51], st_fb15[51] };
+  assign \$152  = t_51[7:0] + t_51[8];
+  assign \$153  = \$152 [7:0] == 8'hff;
+  assign u_51 = \$153  ? 8'h00 : \$152 [7:0];
+  assign t_52 = { st_fb0[52], st_fb1[52], st_fb2[52], st_fb3[52], st_fb4[52], st_fb5[52], st_fb6[52], st_fb7[52] } + { st_fb8[52], st_fb9[52], st_fb10[52], st_fb11[52], st_fb12[52], st_fb13[52], st_fb14[52], st_fb15[52] };
+  assign \$154  = t_52[7:0] + t_52[8];
+  assign \$155  = \$154 [7:0] == 8'hff;
+  assign u_52 = \$155  ? 8'h00 : \$154 [7:0];
+  assign t_53 = { st_fb0[53], st_fb1[53], st_fb2[53], st_fb3[53], st_fb4[53], st_fb5[53], st_fb6[53], st_fb7[53] } + { st_fb8[53], st_fb9[53], st_fb10[53], st_fb11[53], st_fb12[53], st_fb13[53], st_fb14[53], st_fb15[53] };
+  assign \$156  = t_53[7:0] + t_53[8];
+  assign \$157  = \$156 [7:0] == 8'hff;
+  assign u_53 = \$157  ? 8'h00 : \$156 [7:0];
+  assign t_54 = { st_fb0[54], st_fb1[54], st_fb2[54], st_fb3[54], st_fb4[54], st_fb5[54], st_fb6[54], st_fb7[54] } + { st_fb8[54], st_fb9[54], st_fb10[54], st_fb11[54], st_fb12[54], st_fb13[54], st_fb14[54], st_fb15[54] };
+  assign \$158  = t_54[7:0] + t_54[8];
+  assign \$159  = \$158 [7:0] == 8'hff;
+  assign u_54 = \$159  ? 8'h00 : \$158 [7:0];
+  assign t_55 = { st_fb0[55], st_fb1[55], st_fb2[55], st_fb3[55], st_fb4[55], st_fb5[55], st_fb6[55], st_fb7[55] } + { st_fb8[55], st_fb9[55], st_fb10[55], st_fb11[55], st_fb12[55], st_fb13[55], st_fb14[55], st_fb15[55] };
+  assign \$160  = t_55[7:0] + t_55[8];
+  assign \$161  = \$160 [7:0] == 8'hff;
+  assign u_55 = \$161  ? 8'h00 : \$160 [7:0];
+  assign t_56 = { st_fb0[56], st_fb1[56], st_fb2[56], st_fb3[56], st_fb4[56], st_fb5[56], st_fb6[56], st_fb7[56] } + { st_fb8[56], st_fb9[56], st_fb10[56], st_fb11[56], st_fb12[56], st_fb13[56], st_fb14[56], st_fb15[56] };
+  assign \$162  = t_56[7:0] + t_56[8];
+  assign \$163  = \$162 [7:0] == 8'hff;
+  assign u_56 = \$163  ? 8'h00 : \$162 [7:0];
+  assign t_57 = { st_fb0[57], st_fb1[57], st_fb2[57], st_fb3[57], st_fb4[57], st_fb5[57], st_fb6[57], st_fb7[57] } + { st_fb8[57], st_fb9[57], st_fb10[57], st_fb11[57], st_fb12[57], st_fb13[57], st_fb14[57], st_fb15[57] };
+  assign \$164  = t_57[7:0] + t_57[8];
+  assign \$165  = \$164 [7:0] == 8'hff;
+  assign u_57 = \$165  ? 8'h00 : \$164 [7:0];
+  assign t_58 = { st_fb0[58], st_fb1[58], st_fb2[58], st_fb3[58], st_fb4[58], st_fb5[58], st_fb6[58], st_fb7[58] } + { st_fb8[58], st_fb9[58], st_fb10[58], st_fb11[58], st_fb12[58], st_fb13[58], st_fb14[58], st_fb15[58] };
+  assign \$166  = t_58[7:0] + t_58[8];
+  assign \$167  = \$166 [7:0] == 8'hff;
+  assign u_58 = \$167  ? 8'h00 : \$166 [7:0];
+  assign t_59 = { st_fb0[59], st_fb1[59], st_fb2[59], st_fb3[59], st_fb4[59], st_fb5[59], st_fb6[59], st_fb7[59] } + { st_fb8[59], st_fb9[59], st_fb10[59], st_fb11[59], st_fb12[59], st_fb13[59], st_fb14[59], st_fb15[59] };
+  assign \$168  = t_59[7:0] + t_59[8];
+  assign \$169  = \$168 [7:0] == 8'hff;
+  assign u_59 = \$169  ? 8'h00 : \$168 [7:0];
+  assign t_60 = { st_fb0[60], st_fb1[60], st_fb2[60], st_fb3[60], st_fb4[60], st_fb5[60], st_fb6[60], st_fb7[60] } + { st_fb8[60], st_fb9[60], st_fb10[60], st_fb11[60], st_fb12[60], st_fb13[60], st_fb14[60], st_fb15[60] };
+  assign \$170  = t_60[7:0] + t_60[8];
+  assign \$171  = \$170 [7:0] == 8'hff;
+  assign u_60 = \$171  ? 8'h00 : \$170 [7:0];
+  assign t_61 = { st_fb0[61], st_fb1[61], st_fb2[61], st_fb3[61], st_fb4[61], st_fb5[61], st_fb6[61], st_fb7[61] } + { st_fb8[61], st_fb9[61], st_fb10[61], st_fb11[61], st_fb12[61], st_fb13[61], st_fb14[61], st_fb15[61] };
+  assign \$172  = t_61[7:0] + t_61[8];
+  assign \$173  = \$172 [7:0] == 8'hff;
+  assign u_61 = \$173  ? 8'h00 : \$172 [7:0];
+  assign t_62 = { st_fb0[62], st_fb1[62], st_fb2[62], st_fb3[62], st_fb4[62], st_fb5[62], st_fb6[62], st_fb7[62] } + { st_fb8[62], st_fb9[62], st_fb10[62], st_fb11[62], st_fb12[62], st_fb13[62], st_fb14[62], st_fb15[62] };
+  assign \$174  = t_62[7:0] + t_62[8];
+  assign \$175  = \$174 [7:0] == 8'hff;
+  assign u_62 = \$175  ? 8'h00 : \$174 [7:0];
+  assign t_63 = { st_fb0[63], st_fb1[63], st_fb2[63], st_fb3[63], st_fb4[63], st_fb5[63], st_fb6[63], st_fb7[63] } + { st_fb8[63], st_fb9[63], st_fb10[63], st_fb11[63], st_fb12[63], st_fb13[63], st_fb14[63], st_fb15[63] };
+  assign \$176  = t_63[7:0] + t_63[8];
+  assign \$177  = \$176 [7:0] == 8'hff;
+  assign u_63 = \$177  ? 8'h00 : \$176 [7:0];
+  assign \$178  = ~ \$33 [63:0];
+  assign \$179  = st0 & \$178 ;
+  assign \$180  = load_value[0] ? \$33 [63:0] : 64'h0000000000000000;
+  assign \$181  = \$179  | \$180 ;
+  assign \$182  = ~ \$33 [63:0];
+  assign \$183  = st1 & \$182 ;
+  assign \$184  = load_value[1] ? \$33 [63:0] : 64'h0000000000000000;
+  assign \$185  = \$183  | \$184 ;
+  assign \$186  = ~ \$33 [63:0];
+  assign \$187  = st2 & \$186 ;
+  assign \$188  = load_value[2] ? \$33 [63:0] : 64'h0000000000000000;
+  assign \$189  = \$187  | \$188 ;
+  assign \$190  = ~ \$33 [63:0];
+  assign \$191  = st3 & \$190 ;
+  assign \$192  = load_value[3] ? \$33 [63:0] : 64'h0000000000000000;
+  assign \$193  = \$191  | \$192 ;
+  assign \$194  = ~ \$33 [63:0];
+  assign \$195  = st4 & \$194 ;
+  assign \$196  = load_value[4] ? \$33 [63:0] : 64'h0000000000000000;
+  assign \$197  = \$195  | \$196 ;
+  assign \$198  = ~ \$33 [63:0];
+  assign \$199  = st5 & \$198 ;
+  assign \$200  = load_value[5] ? \$33 [63:0] : 64'h0000000000000000;
+  assign \$201  = \$199  | \$200 ;
+  assign \$202  = ~ \$33 [63:0];
+  assign \$203  = st6 & \$202 ;
+  assign \$204  = load_value[6] ? \$33 [63:0] : 64'h0000000000000000;
+  assign \$205  = \$203  | \$204 ;
+  assign \$206  = ~ \$33 [63:0];
+  assign \$207  = st7 & \$206 ;
+  assign \$208  = load_value[7] ? \$33 [63:0] : 64'h0000000000000000;
+  assign \$209  = \$207  | \$208 ;
+  assign \$210  = ~ \$33 [63:0];
+  assign \$211  = st8 & \$210 ;
+  assign \$212  = load_value[8] ? \$33 [63:0] : 64'h0000000000000000;
+  assign \$213  = \$211  | \$212 ;
+  assign \$214  = ~ \$33 [63:0];
+  assign \$215  = st9 & \$214 ;
+  assign \$216  = load_value[9] ? \$33 [63:0] : 64'h0000000000000000;
+  assign \$217  = \$215  | \$216 ;
+  assign \$218  = ~ \$33 [63:0];
+  assign \$219  = st10 & \$218 ;
+  assign \$220  = load_value[10] ? \$33 [63:0] : 64'h0000000000000000;
+  assign \$221  = \$219  | \$220 ;
+  assign \$222  = ~ \$33 [63:0];
+  assign \$223  = st11 & \$222 ;
+  assign \$224  = load_value[11] ? \$33 [63:0] : 64'h0000000000000000;
+  assign \$225  = \$223  | \$224 ;
+  assign \$226  = ~ \$33 [63:0];
+  assign \$227  = st12 & \$226 ;
+  assign \$228  = load_value[12] ? \$33 [63:0] : 64'h0000000000000000;
+  assign \$229  = \$227  | \$228 ;
+  assign \$230  = ~ \$33 [63:0];
+  assign \$231  = st13 & \$230 ;
+  assign \$232  = load_value[13] ? \$33 [63:0] : 64'h0000000000000000;
+  assign \$233  = \$231  | \$232 ;
+  assign \$234  = ~ \$33 [63:0];
+  assign \$235  = st14 & \$234 ;
+  assign \$236  = load_value[14] ? \$33 [63:0] : 64'h0000000000000000;
+  assign \$237  = \$235  | \$236 ;
+  assign \$238  = ~ \$33 [63:0];
+  assign \$239  = st15 & \$238 ;
+  assign \$240  = load_value[15] ? \$33 [63:0] : 64'h0000000000000000;
+  assign \$241  = \$239  | \$240 ;
+  assign \$242  = ~ load;
+  assign \$243  = draw & \$242 ;
+  assign \$244  = u_0 < pixels[7:0];
+  assign \$245  = u_1 < pixels[15:8];
+  assign \$246  = u_2 < pixels[23:16];
+  assign \$247  = u_3 < pixels[31:24];
+  assign \$248  = u_4 < pixels[39:32];
+  assign \$249  = u_5 < pixels[47:40];
+  assign \$250  = u_6 < pixels[55:48];
+  assign \$251  = u_7 < pixels[63:56];
+  assign \$252  = u_8 < pixels[71:64];
+  assign \$253  = u_9 < pixels[79:72];
+  assign \$254  = u_10 < pixels[87:80];
+  assign \$255  = u_11 < pixels[95:88];
+  assign \$256  = u_12 < pixels[103:96];
+  assign \$257  = u_13 < pixels[111:104];
+  assign \$258  = u_14 < pixels[119:112];
+  assign \$259  = u_15 < pixels[127:120];
+  assign \$260  = u_16 < pixels[135:128];
+  assign \$261  = u_17 < pixels[143:136];
+  assign \$262  = u_18 < pixels[151:144];
+  assign \$263  = u_19 < pixels[159:152];
+  assign \$264  = u_20 < pixels[167:160];
+  assign \$265  = u_21 < pixels[175:168];
+  assign \$266  = u_22 < pixels[183:176];
+  assign \$267  = u_23 < pixels[191:184];
+  assign \$268  = u_24 < pixels[199:192];
+  assign \$269  = u_25 < pixels[207:200];
+  assign \$270  = u_26 < pixels[215:208];
+  assign \$271  = u_27 < pixels[223:216];
+  assign \$272  = u_28 < pixels[231:224];
+  assign \$273  = u_29 < pixels[239:232];
+  assign \$274  = u_30 < pixels[247:240];
+  assign \$275  = u_31 < pixels[255:248];
+  assign \$276  = u_32 < pixels[263:256];
+  assign \$277  = u_33 < pixels[271:264];
+  assign \$278  = u_34 < pixels[279:272];
+  assign \$279  = u_35 < pixels[287:280];
+  assign \$280  = u_36 < pixels[295:288];
+  assign \$281  = u_37 < pixels[303:296];
+  assign \$282  = u_38 < pixels[311:304];
+  assign \$283  = u_39 < pixels[319:312];
+  assign \$284  = u_40 < pixels[327:320];
+  assign \$285  = u_41 < pixels[335:328];
+  assign \$286  = u_42 < pixels[343:336];
+  assign \$287  = u_43 < pixels[351:344];
+  assign \$288  = u_44 < pixels[359:352];
+  assign \$289  = u_45 < pixels[367:360];
+  assign \$290  = u_46 < pixels[375:368];
+  assign \$291  = u_47 < pixels[383:376];
+  assign \$292  = u_48 < pixels[391:384];
+  assign \$293  = u_49 < pixels[399:392];
+  assign \$294  = u_50 < pixels[407:400];
+  assign \$295  = u_51 < pixels[415:408];
+  assign \$296  = u_52 < pixels[423:416];
+  assign \$297  = u_53 < pixels[431:424];
+  assign \$298  = u_54 < pixels[439:432];
+  assign \$299  = u_55 < pixels[447:440];
+  assign \$300  = u_56 < pixels[455:448];
+  assign \$301  = u_57 < pixels[463:456];
+  assign \$302  = u_58 < pixels[471:464];
+  assign \$303  = u_59 < pixels[479:472];
+  assign \$304  = u_60 < pixels[487:480];
+  assign \$305  = u_61 < pixels[495:488];
+  assign \$306  = u_62 < pixels[503:496];
+  assign \$307  = u_63 < pixels[511:504];
   always @(posedge clk)
-    x <= \$6 ;
-  \bshw_input_sampler.lfsr  lfsr (
-    .clk(clk),
-    .draw(draw),
-    .fb0(\$7 ),
-    .fb1(\$8 ),
-    .fb10(\$17 ),
-    .fb11(\$18 ),
-    .fb12(\$19 ),
-    .fb13(\$20 ),
-    .fb14(\$21 ),
-    .fb15(\$22 ),
-    .fb2(\$9 ),
-    .fb3(\$10 ),
-    .fb4(\$11 ),
-    .fb5(\$12 ),
-    .fb6(\$13 ),
-    .fb7(\$14 ),
-    .fb8(\$15 ),
-    .fb9(\$16 ),
-    .load(load),
-    .load_value(load_value),
-    .rst(rst),
-    .seed(seed),
-    .state(r)
-  );
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$6  = x;
-    if (\$4 ) begin
-      \$6  = \$5 ;
-    end
-    if (rst) begin
-      \$6  = 1'h0;
-    end
-  end
-  assign \seed$9  = seed;
-  assign \draw$10  = draw;
-  assign \load$11  = load;
-  assign \load_value$12  = load_value;
-  assign state = r;
-  assign word = { \$7 , \$8 , \$9 , \$10 , \$11 , \$12 , \$13 , \$14 , \$15 , \$16 , \$17 , \$18 , \$19 , \$20 , \$21 , \$22  };
-  assign t2 = \$1 [7:0];
-endmodule
-
-(* generator = "Amaranth" *)
-module \bshw_input_sampler.lfsr (load, load_value, seed, clk, rst, fb0, fb1, fb2, fb3, fb4, fb5, fb6, fb7, fb8, fb9, fb10, fb11, fb12, fb13, fb14, fb15
-, state, draw);
-  reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
-  wire \$1 ;
-  wire \$10 ;
-  wire \$11 ;
-  wire \$12 ;
-  wire \$13 ;
-  wire \$14 ;
-  wire \$15 ;
-  wire \$16 ;
-  wire \$17 ;
-  wire \$18 ;
-  wire \$19 ;
-  wire \$2 ;
-  wire \$20 ;
-  wire \$21 ;
-  wire \$22 ;
-  wire \$23 ;
-  wire \$24 ;
-  wire \$25 ;
-  wire \$26 ;
-  wire \$27 ;
-  wire \$28 ;
-  wire \$29 ;
-  wire \$3 ;
-  wire \$30 ;
-  wire \$31 ;
-  wire \$32 ;
-  wire \$33 ;
-  wire \$34 ;
-  wire \$35 ;
-  wire \$36 ;
-  wire \$37 ;
-  wire \$38 ;
-  wire \$39 ;
-  wire \$4 ;
-  wire \$40 ;
-  wire \$41 ;
-  wire \$42 ;
-  wire \$43 ;
-  wire \$44 ;
-  wire \$45 ;
-  wire \$46 ;
-  wire \$47 ;
-  wire \$48 ;
-  reg [15:0] \$49 ;
-  wire \$5 ;
-  wire \$6 ;
-  wire \$7 ;
-  wire \$8 ;
-  wire \$9 ;
-  input clk;
-  wire clk;
-  input draw;
-  wire draw;
-  output fb0;
-  wire fb0;
-  output fb1;
-  wire fb1;
-  output fb10;
-  wire fb10;
-  output fb11;
-  wire fb11;
-  output fb12;
-  wire fb12;
-  output fb13;
-  wire fb13;
-  output fb14;
-  wire fb14;
-  output fb15;
-  wire fb15;
-  output fb2;
-  wire fb2;
-  output fb3;
-  wire fb3;
-  output fb4;
-  wire fb4;
-  output fb5;
-  wire fb5;
-  output fb6;
-  wire fb6;
-  output fb7;
-  wire fb7;
-  output fb8;
-  wire fb8;
-  output fb9;
-  wire fb9;
-  input load;
-  wire load;
-  input [15:0] load_value;
-  wire [15:0] load_value;
-  input rst;
-  wire rst;
-  input [15:0] seed;
-  wire [15:0] seed;
-  (* init = 16'h0001 *)
-  wire [15:0] st;
-  output [15:0] state;
-  reg [15:0] state = 16'h0001;
-  wire [15:0] word;
-  assign \$39  = \$38  ^ state[0];
-  assign fb12 = \$39  ^ fb8;
-  assign \$41  = \$40  ^ state[1];
-  assign \$42  = \$41  ^ fb0;
-  assign fb13 = \$42  ^ fb9;
-  assign \$44  = \$43  ^ state[0];
-  assign \$45  = \$44  ^ fb1;
-  assign fb14 = \$45  ^ fb10;
-  assign \$47  = \$46  ^ fb0;
-  assign \$48  = \$47  ^ fb2;
-  assign fb15 = \$48  ^ fb11;
+    st0 <= \$308 ;
   always @(posedge clk)
-    state <= \$49 ;
-  assign \$2  = \$1  ^ state[14];
-  assign \$3  = \$2  ^ state[12];
-  assign fb0 = \$3  ^ state[3];
-  assign \$5  = \$4  ^ state[13];
-  assign \$6  = \$5  ^ state[11];
-  assign fb1 = \$6  ^ state[2];
-  assign \$8  = \$7  ^ state[12];
-  assign \$9  = \$8  ^ state[10];
-  assign fb2 = \$9  ^ state[1];
-  assign \$11  = \$10  ^ state[11];
-  assign \$12  = \$11  ^ state[9];
-  assign fb3 = \$12  ^ state[0];
-  assign \$14  = \$13  ^ state[10];
-  assign \$15  = \$14  ^ state[8];
-  assign fb4 = \$15  ^ fb0;
-  assign \$17  = \$16  ^ state[9];
-  assign \$18  = \$17  ^ state[7];
-  assign fb5 = \$18  ^ fb1;
-  assign \$20  = \$19  ^ state[8];
-  assign \$21  = \$20  ^ state[6];
-  assign fb6 = \$21  ^ fb2;
-  assign \$23  = \$22  ^ state[7];
-  assign \$24  = \$23  ^ state[5];
-  assign fb7 = \$24  ^ fb3;
-  assign \$26  = \$25  ^ state[6];
-  assign \$27  = \$26  ^ state[4];
-  assign fb8 = \$27  ^ fb4;
-  assign \$29  = \$28  ^ state[5];
-  assign \$30  = \$29  ^ state[3];
-  assign fb9 = \$30  ^ fb5;
-  assign \$32  = \$31  ^ state[4];
-  assign \$33  = \$32  ^ state[2];
-  assign fb10 = \$33  ^ fb6;
-  assign \$35  = \$34  ^ state[3];
-  assign \$36  = \$35  ^ state[1];
-  assign fb11 = \$36  ^ fb7;
-  assign \$38  = \$37  ^ state[2];
+    st1 <= \$309 ;
+  always @(posedge clk)
+    st2 <= \$310 ;
+  always @(posedge clk)
+    st3 <= \$311 ;
+  always @(posedge clk)
+    st4 <= \$312 ;
+  always @(posedge clk)
+    st5 <= \$313 ;
+  always @(posedge clk)
+    st6 <= \$314 ;
+  always @(posedge clk)
+    st7 <= \$315 ;
+  always @(posedge clk)
+    st8 <= \$316 ;
+  always @(posedge clk)
+    st9 <= \$317 ;
+  always @(posedge clk)
+    st10 <= \$318 ;
+  always @(posedge clk)
+    st11 <= \$319 ;
+  always @(posedge clk)
+    st12 <= \$320 ;
+  always @(posedge clk)
+    st13 <= \$321 ;
+  always @(posedge clk)
+    st14 <= \$322 ;
+  always @(posedge clk)
+    st15 <= \$323 ;
+  always @(posedge clk)
+    x <= \$324 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$49  = state;
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$308  = st0;
     if (load) begin
-      \$49  = load_value;
+      \$308  = \$181 ;
     end else if (draw) begin
-      \$49  = { fb0, fb1, fb2, fb3, fb4, fb5, fb6, fb7, fb8, fb9, fb10, fb11, fb12, fb13, fb14, fb15 };
+      \$308  = st_fb15;
     end
     if (rst) begin
-      \$49  = seed;
+      \$308  = 64'hb345d63d0223b88b;
     end
   end
-  assign st = state;
-  assign word = { fb0, fb1, fb2, fb3, fb4, fb5, fb6, fb7, fb8, fb9, fb10, fb11, fb12, fb13, fb14, fb15 };
-  assign \$1  = state[15];
-  assign \$4  = state[14];
-  assign \$7  = state[13];
-  assign \$10  = state[12];
-  assign \$13  = state[11];
-  assign \$16  = state[10];
-  assign \$19  = state[9];
-  assign \$22  = state[8];
-  assign \$25  = state[7];
-  assign \$28  = state[6];
-  assign \$31  = state[5];
-  assign \$34  = state[4];
-  assign \$37  = state[3];
-  assign \$40  = state[2];
-  assign \$43  = state[1];
-  assign \$46  = state[0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$309  = st1;
+    if (load) begin
+      \$309  = \$185 ;
+    end else if (draw) begin
+      \$309  = st_fb14;
+    end
+    if (rst) begin
+      \$309  = 64'h55357138cce775b5;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$310  = st2;
+    if (load) begin
+      \$310  = \$189 ;
+    end else if (draw) begin
+      \$310  = st_fb13;
+    end
+    if (rst) begin
+      \$310  = 64'h99e0e4a451b9eb8d;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$311  = st3;
+    if (load) begin
+      \$311  = \$193 ;
+    end else if (draw) begin
+      \$311  = st_fb12;
+    end
+    if (rst) begin
+      \$311  = 64'h489e0a9ede506c3d;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$312  = st4;
+    if (load) begin
+      \$312  = \$197 ;
+    end else if (draw) begin
+      \$312  = st_fb11;
+    end
+    if (rst) begin
+      \$312  = 64'haee23558248469a0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$313  = st5;
+    if (load) begin
+      \$313  = \$201 ;
+    end else if (draw) begin
+      \$313  = st_fb10;
+    end
+    if (rst) begin
+      \$313  = 64'hfa6900c2b0066309;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$314  = st6;
+    if (load) begin
+      \$314  = \$205 ;
+    end else if (draw) begin
+      \$314  = st_fb9;
+    end
+    if (rst) begin
+      \$314  = 64'h557e3288f5aa26be;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$315  = st7;
+    if (load) begin
+      \$315  = \$209 ;
+    end else if (draw) begin
+      \$315  = st_fb8;
+    end
+    if (rst) begin
+      \$315  = 64'h4404acc2ccb02c9f;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$316  = st8;
+    if (load) begin
+      \$316  = \$213 ;
+    end else if (draw) begin
+      \$316  = st_fb7;
+    end
+    if (rst) begin
+      \$316  = 64'h55e38b2066b214a9;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$317  = st9;
+    if (load) begin
+      \$317  = \$217 ;
+    end else if (draw) begin
+      \$317  = st_fb6;
+    end
+    if (rst) begin
+      \$317  = 64'hf6e1acd0ab4b753c;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$318  = st10;
+    if (load) begin
+      \$318  = \$221 ;
+    end else if (draw) begin
+      \$318  = st_fb5;
+    end
+    if (rst) begin
+      \$318  = 64'hb4251cc57f60558f;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$319  = st11;
+    if (load) begin
+      \$319  = \$225 ;
+    end else if (draw) begin
+      \$319  = st_fb4;
+    end
+    if (rst) begin
+      \$319  = 64'hce23aef2e548349b;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$320  = st12;
+    if (load) begin
+      \$320  = \$229 ;
+    end else if (draw) begin
+      \$320  = st_fb3;
+    end
+    if (rst) begin
+      \$320  = 64'h9cc5d1da130f8906;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$321  = st13;
+    if (load) begin
+      \$321  = \$233 ;
+    end else if (draw) begin
+      \$321  = st_fb2;
+    end
+    if (rst) begin
+      \$321  = 64'hbbe34c7d82264f40;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$322  = st14;
+    if (load) begin
+      \$322  = \$237 ;
+    end else if (draw) begin
+      \$322  = st_fb1;
+    end
+    if (rst) begin
+      \$322  = 64'h947dbec0a406c267;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$323  = st15;
+    if (load) begin
+      \$323  = \$241 ;
+    end else if (draw) begin
+      \$323  = st_fb0;
+    end
+    if (rst) begin
+      \$323  = 64'h28438bbca2957079;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$324  = x;
+    if (\$243 ) begin
+      \$324  = { \$307 , \$306 , \$305 , \$304 , \$303 , \$302 , \$301 , \$300 , \$299 , \$298 , \$297 , \$296 , \$295 , \$294 , \$293 , \$292 , \$291 , \$290 , \$289 , \$288 , \$287 , \$286 , \$285 , \$284 , \$283 , \$282 , \$281 , \$280 , \$279 , \$278 , \$277 , \$276 , \$275 , \$274 , \$273 , \$272 , \$271 , \$270 , \$269 , \$268 , \$267 , \$266 , \$265 , \$264 , \$263 , \$262 , \$261 , \$260 , \$259 , \$258 , \$257 , \$256 , \$255 , \$254 , \$253 , \$252 , \$251 , \$250 , \$249 , \$248 , \$247 , \$246 , \$245 , \$244  };
+    end
+    if (rst) begin
+      \$324  = 64'h0000000000000000;
+    end
+  end
+  assign st_lane = \$33 [63:0];
+  assign rd_state = { \$49 [0], \$48 [0], \$47 [0], \$46 [0], \$45 [0], \$44 [0], \$43 [0], \$42 [0], \$41 [0], \$40 [0], \$39 [0], \$38 [0], \$37 [0], \$36 [0], \$35 [0], \$34 [0] };
+  assign rd_sel = load_sel;
+  assign t2_0 = \$50 [7:0];
+  assign t2_1 = \$52 [7:0];
+  assign t2_2 = \$54 [7:0];
+  assign t2_3 = \$56 [7:0];
+  assign t2_4 = \$58 [7:0];
+  assign t2_5 = \$60 [7:0];
+  assign t2_6 = \$62 [7:0];
+  assign t2_7 = \$64 [7:0];
+  assign t2_8 = \$66 [7:0];
+  assign t2_9 = \$68 [7:0];
+  assign t2_10 = \$70 [7:0];
+  assign t2_11 = \$72 [7:0];
+  assign t2_12 = \$74 [7:0];
+  assign t2_13 = \$76 [7:0];
+  assign t2_14 = \$78 [7:0];
+  assign t2_15 = \$80 [7:0];
+  assign t2_16 = \$82 [7:0];
+  assign t2_17 = \$84 [7:0];
+  assign t2_18 = \$86 [7:0];
+  assign t2_19 = \$88 [7:0];
+  assign t2_20 = \$90 [7:0];
+  assign t2_21 = \$92 [7:0];
+  assign t2_22 = \$94 [7:0];
+  assign t2_23 = \$96 [7:0];
+  assign t2_24 = \$98 [7:0];
+  assign t2_25 = \$100 [7:0];
+  assign t2_26 = \$102 [7:0];
+  assign t2_27 = \$104 [7:0];
+  assign t2_28 = \$106 [7:0];
+  assign t2_29 = \$108 [7:0];
+  assign t2_30 = \$110 [7:0];
+  assign t2_31 = \$112 [7:0];
+  assign t2_32 = \$114 [7:0];
+  assign t2_33 = \$116 [7:0];
+  assign t2_34 = \$118 [7:0];
+  assign t2_35 = \$120 [7:0];
+  assign t2_36 = \$122 [7:0];
+  assign t2_37 = \$124 [7:0];
+  assign t2_38 = \$126 [7:0];
+  assign t2_39 = \$128 [7:0];
+  assign t2_40 = \$130 [7:0];
+  assign t2_41 = \$132 [7:0];
+  assign t2_42 = \$134 [7:0];
+  assign t2_43 = \$136 [7:0];
+  assign t2_44 = \$138 [7:0];
+  assign t2_45 = \$140 [7:0];
+  assign t2_46 = \$142 [7:0];
+  assign t2_47 = \$144 [7:0];
+  assign t2_48 = \$146 [7:0];
+  assign t2_49 = \$148 [7:0];
+  assign t2_50 = \$150 [7:0];
+  assign t2_51 = \$152 [7:0];
+  assign t2_52 = \$154 [7:0];
+  assign t2_53 = \$156 [7:0];
+  assign t2_54 = \$158 [7:0];
+  assign t2_55 = \$160 [7:0];
+  assign t2_56 = \$162 [7:0];
+  assign t2_57 = \$164 [7:0];
+  assign t2_58 = \$166 [7:0];
+  assign t2_59 = \$168 [7:0];
+  assign t2_60 = \$170 [7:0];
+  assign t2_61 = \$172 [7:0];
+  assign t2_62 = \$174 [7:0];
+  assign t2_63 = \$176 [7:0];
+  assign \port$1239$0  = \$34 [0];
+  assign \port$1240$0  = \$35 [0];
+  assign \port$1241$0  = \$36 [0];
+  assign \port$1242$0  = \$37 [0];
+  assign \port$1243$0  = \$38 [0];
+  assign \port$1244$0  = \$39 [0];
+  assign \port$1245$0  = \$40 [0];
+  assign \port$1246$0  = \$41 [0];
+  assign \port$1247$0  = \$42 [0];
+  assign \port$1248$0  = \$43 [0];
+  assign \port$1249$0  = \$44 [0];
+  assign \port$1250$0  = \$45 [0];
+  assign \port$1251$0  = \$46 [0];
+  assign \port$1252$0  = \$47 [0];
+  assign \port$1253$0  = \$48 [0];
+  assign \port$1254$0  = \$49 [0];
+  assign \pixels[0]  = pixels[7:0];
+  assign \pixels[1]  = pixels[15:8];
+  assign \pixels[2]  = pixels[23:16];
+  assign \pixels[3]  = pixels[31:24];
+  assign \pixels[4]  = pixels[39:32];
+  assign \pixels[5]  = pixels[47:40];
+  assign \pixels[6]  = pixels[55:48];
+  assign \pixels[7]  = pixels[63:56];
+  assign \pixels[8]  = pixels[71:64];
+  assign \pixels[9]  = pixels[79:72];
+  assign \pixels[10]  = pixels[87:80];
+  assign \pixels[11]  = pixels[95:88];
+  assign \pixels[12]  = pixels[103:96];
+  assign \pixels[13]  = pixels[111:104];
+  assign \pixels[14]  = pixels[119:112];
+  assign \pixels[15]  = pixels[127:120];
+  assign \pixels[16]  = pixels[135:128];
+  assign \pixels[17]  = pixels[143:136];
+  assign \pixels[18]  = pixels[151:144];
+  assign \pixels[19]  = pixels[159:152];
+  assign \pixels[20]  = pixels[167:160];
+  assign \pixels[21]  = pixels[175:168];
+  assign \pixels[22]  = pixels[183:176];
+  assign \pixels[23]  = pixels[191:184];
+  assign \pixels[24]  = pixels[199:192];
+  assign \pixels[25]  = pixels[207:200];
+  assign \pixels[26]  = pixels[215:208];
+  assign \pixels[27]  = pixels[223:216];
+  assign \pixels[28]  = pixels[231:224];
+  assign \pixels[29]  = pixels[239:232];
+  assign \pixels[30]  = pixels[247:240];
+  assign \pixels[31]  = pixels[255:248];
+  assign \pixels[32]  = pixels[263:256];
+  assign \pixels[33]  = pixels[271:264];
+  assign \pixels[34]  = pixels[279:272];
+  assign \pixels[35]  = pixels[287:280];
+  assign \pixels[36]  = pixels[295:288];
+  assign \pixels[37]  = pixels[303:296];
+  assign \pixels[38]  = pixels[311:304];
+  assign \pixels[39]  = pixels[319:312];
+  assign \pixels[40]  = pixels[327:320];
+  assign \pixels[41]  = pixels[335:328];
+  assign \pixels[42]  = pixels[343:336];
+  assign \pixels[43]  = pixels[351:344];
+  assign \pixels[44]  = pixels[359:352];
+  assign \pixels[45]  = pixels[367:360];
+  assign \pixels[46]  = pixels[375:368];
+  assign \pixels[47]  = pixels[383:376];
+  assign \pixels[48]  = pixels[391:384];
+  assign \pixels[49]  = pixels[399:392];
+  assign \pixels[50]  = pixels[407:400];
+  assign \pixels[51]  = pixels[415:408];
+  assign \pixels[52]  = pixels[423:416];
+  assign \pixels[53]  = pixels[431:424];
+  assign \pixels[54]  = pixels[439:432];
+  assign \pixels[55]  = pixels[447:440];
+  assign \pixels[56]  = pixels[455:448];
+  assign \pixels[57]  = pixels[463:456];
+  assign \pixels[58]  = pixels[471:464];
+  assign \pixels[59]  = pixels[479:472];
+  assign \pixels[60]  = pixels[487:480];
+  assign \pixels[61]  = pixels[495:488];
+  assign \pixels[62]  = pixels[503:496];
+  assign \pixels[63]  = pixels[511:504];
 endmodule
-/* Generated by Amaranth Yosys 0.50 (PyPI ver 0.50.0.0.post130, git sha1 b5170e139) */
 
-(* top =  1  *)
 (* generator = "Amaranth" *)
-module bshw_neuron_l1(draw, restart, dx, upper_en, load, load_value, seed, clk, rst, x, a, b, d, en, neg, dz_en, dz_neg, index, state, y);
-  /*verilator hier_block*/
-  wire \$1 ;
-  wire \$10 ;
-  wire \$11 ;
-  wire \$12 ;
-  wire \$13 ;
-  wire \$14 ;
-  wire \$15 ;
-  wire \$16 ;
-  wire \$17 ;
-  wire \$18 ;
-  wire \$19 ;
-  wire \$2 ;
-  wire \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  wire \$7 ;
-  wire \$8 ;
-  wire \$9 ;
-  output [3:0] a;
-  wire [3:0] a;
-  wire [3:0] \a$32 ;
-  output [3:0] b;
-  wire [3:0] b;
-  wire [3:0] \b$33 ;
+module \bshw_periphery.neurons1 (y, dx, clk, rst, load_sel, load, upper_en, \port$1704$0 , \port$1705$0 , \port$1706$0 , \port$1707$0 , \port$1708$0 , \port$1709$0 , \port$1710$0 , \port$1711$0 , \port$1712$0 , \port$1713$0 , \port$1714$0 , \port$1715$0 , \port$1716$0 , \port$1717$0 
+, \port$1718$0 , \port$1719$0 , \port$1720$0 , \port$1721$0 , \port$1722$0 , \port$1723$0 , \port$1724$0 , \port$1725$0 , \port$1726$0 , \port$1727$0 , \port$1728$0 , \port$1729$0 , \port$1730$0 , \port$1731$0 , \port$1732$0 , \port$1733$0 , \port$1734$0 , \port$1735$0 , en_bits, neg, restart
+, draw, x, load_value);
+  reg \$auto$verilog_backend.cc:2355:dump_module$37  = 0;
+  wire [31:0] \$1 ;
+  wire [31:0] \$10 ;
+  wire [14:0] \$100 ;
+  wire \$101 ;
+  wire [7:0] \$102 ;
+  wire [8:0] \$103 ;
+  wire [9:0] \$104 ;
+  wire [14:0] \$105 ;
+  wire \$106 ;
+  wire [7:0] \$107 ;
+  wire [8:0] \$108 ;
+  wire [9:0] \$109 ;
+  wire [31:0] \$11 ;
+  wire [14:0] \$110 ;
+  wire \$111 ;
+  wire [7:0] \$112 ;
+  wire [8:0] \$113 ;
+  wire [9:0] \$114 ;
+  wire [14:0] \$115 ;
+  wire \$116 ;
+  wire [7:0] \$117 ;
+  wire [8:0] \$118 ;
+  wire [9:0] \$119 ;
+  wire [31:0] \$12 ;
+  wire [14:0] \$120 ;
+  wire \$121 ;
+  wire [7:0] \$122 ;
+  wire [8:0] \$123 ;
+  wire [9:0] \$124 ;
+  wire [14:0] \$125 ;
+  wire \$126 ;
+  wire [7:0] \$127 ;
+  wire [8:0] \$128 ;
+  wire [9:0] \$129 ;
+  wire [31:0] \$13 ;
+  wire [14:0] \$130 ;
+  wire \$131 ;
+  wire [7:0] \$132 ;
+  wire [8:0] \$133 ;
+  wire [9:0] \$134 ;
+  wire [14:0] \$135 ;
+  wire \$136 ;
+  wire [7:0] \$137 ;
+  wire [8:0] \$138 ;
+  wire [9:0] \$139 ;
+  wire [31:0] \$14 ;
+  wire [14:0] \$140 ;
+  wire \$141 ;
+  wire [7:0] \$142 ;
+  wire [8:0] \$143 ;
+  wire [9:0] \$144 ;
+  wire [14:0] \$145 ;
+  wire \$146 ;
+  wire [7:0] \$147 ;
+  wire [8:0] \$148 ;
+  wire [9:0] \$149 ;
+  wire [31:0] \$15 ;
+  wire [14:0] \$150 ;
+  wire \$151 ;
+  wire [7:0] \$152 ;
+  wire [8:0] \$153 ;
+  wire [9:0] \$154 ;
+  wire [14:0] \$155 ;
+  wire \$156 ;
+  wire [7:0] \$157 ;
+  wire [8:0] \$158 ;
+  wire [9:0] \$159 ;
+  wire [31:0] \$16 ;
+  wire [14:0] \$160 ;
+  wire \$161 ;
+  wire [7:0] \$162 ;
+  wire [8:0] \$163 ;
+  wire [9:0] \$164 ;
+  wire [14:0] \$165 ;
+  wire \$166 ;
+  wire [7:0] \$167 ;
+  wire [8:0] \$168 ;
+  wire [9:0] \$169 ;
+  wire [31:0] \$17 ;
+  wire [14:0] \$170 ;
+  wire \$171 ;
+  wire [7:0] \$172 ;
+  wire [8:0] \$173 ;
+  wire [9:0] \$174 ;
+  wire [14:0] \$175 ;
+  wire \$176 ;
+  wire [7:0] \$177 ;
+  wire [8:0] \$178 ;
+  wire [9:0] \$179 ;
+  wire [31:0] \$18 ;
+  wire [14:0] \$180 ;
+  wire \$181 ;
+  wire [7:0] \$182 ;
+  wire [8:0] \$183 ;
+  wire [9:0] \$184 ;
+  wire [14:0] \$185 ;
+  wire \$186 ;
+  wire [7:0] \$187 ;
+  wire [8:0] \$188 ;
+  wire [9:0] \$189 ;
+  wire [31:0] \$19 ;
+  wire [14:0] \$190 ;
+  wire \$191 ;
+  wire [7:0] \$192 ;
+  wire [8:0] \$193 ;
+  wire [9:0] \$194 ;
+  wire [14:0] \$195 ;
+  wire \$196 ;
+  wire [7:0] \$197 ;
+  wire [8:0] \$198 ;
+  wire [9:0] \$199 ;
+  wire [31:0] \$2 ;
+  wire [31:0] \$20 ;
+  wire [14:0] \$200 ;
+  wire \$201 ;
+  wire [7:0] \$202 ;
+  wire [8:0] \$203 ;
+  wire [9:0] \$204 ;
+  wire [14:0] \$205 ;
+  wire \$206 ;
+  wire [7:0] \$207 ;
+  wire [8:0] \$208 ;
+  wire [9:0] \$209 ;
+  wire [31:0] \$21 ;
+  wire [14:0] \$210 ;
+  wire \$211 ;
+  wire [7:0] \$212 ;
+  wire [8:0] \$213 ;
+  wire [9:0] \$214 ;
+  wire [14:0] \$215 ;
+  wire \$216 ;
+  wire [7:0] \$217 ;
+  wire [8:0] \$218 ;
+  wire [9:0] \$219 ;
+  wire [31:0] \$22 ;
+  wire [14:0] \$220 ;
+  wire \$221 ;
+  wire [7:0] \$222 ;
+  wire [8:0] \$223 ;
+  wire [9:0] \$224 ;
+  wire [14:0] \$225 ;
+  wire \$226 ;
+  wire [7:0] \$227 ;
+  wire [8:0] \$228 ;
+  wire [9:0] \$229 ;
+  wire [31:0] \$23 ;
+  wire [14:0] \$230 ;
+  wire \$231 ;
+  wire [31:0] \$232 ;
+  wire [31:0] \$233 ;
+  wire [31:0] \$234 ;
+  wire [31:0] \$235 ;
+  wire [31:0] \$236 ;
+  wire [31:0] \$237 ;
+  wire [31:0] \$238 ;
+  wire [31:0] \$239 ;
+  wire [31:0] \$24 ;
+  wire [31:0] \$240 ;
+  wire [31:0] \$241 ;
+  wire [31:0] \$242 ;
+  wire \$243 ;
+  wire \$244 ;
+  wire \$245 ;
+  wire \$246 ;
+  wire \$247 ;
+  wire \$248 ;
+  wire \$249 ;
+  wire [31:0] \$25 ;
+  wire \$250 ;
+  wire \$251 ;
+  wire \$252 ;
+  wire \$253 ;
+  wire \$254 ;
+  wire \$255 ;
+  wire \$256 ;
+  wire \$257 ;
+  wire \$258 ;
+  wire \$259 ;
+  wire [31:0] \$26 ;
+  wire \$260 ;
+  wire \$261 ;
+  wire \$262 ;
+  wire \$263 ;
+  wire \$264 ;
+  wire \$265 ;
+  wire \$266 ;
+  wire \$267 ;
+  wire \$268 ;
+  wire \$269 ;
+  wire [31:0] \$27 ;
+  wire \$270 ;
+  wire \$271 ;
+  wire \$272 ;
+  wire \$273 ;
+  wire \$274 ;
+  wire [31:0] \$275 ;
+  wire [31:0] \$276 ;
+  wire [31:0] \$277 ;
+  wire [31:0] \$278 ;
+  wire [31:0] \$279 ;
+  wire [31:0] \$28 ;
+  wire [31:0] \$280 ;
+  wire [31:0] \$281 ;
+  wire [31:0] \$282 ;
+  wire [31:0] \$283 ;
+  wire [31:0] \$284 ;
+  wire [31:0] \$285 ;
+  wire [31:0] \$286 ;
+  wire [31:0] \$287 ;
+  wire [31:0] \$288 ;
+  wire [31:0] \$289 ;
+  wire [31:0] \$29 ;
+  wire [31:0] \$290 ;
+  wire [31:0] \$291 ;
+  wire [31:0] \$292 ;
+  wire [31:0] \$293 ;
+  wire [31:0] \$294 ;
+  wire [31:0] \$295 ;
+  wire [31:0] \$296 ;
+  wire [31:0] \$297 ;
+  wire [31:0] \$298 ;
+  wire [31:0] \$299 ;
+  wire [31:0] \$3 ;
+  wire [31:0] \$30 ;
+  wire [31:0] \$300 ;
+  wire [31:0] \$301 ;
+  wire [31:0] \$302 ;
+  wire [31:0] \$303 ;
+  wire [31:0] \$304 ;
+  wire [31:0] \$305 ;
+  wire [31:0] \$306 ;
+  wire [31:0] \$307 ;
+  wire [31:0] \$308 ;
+  wire [31:0] \$309 ;
+  wire [31:0] \$31 ;
+  wire [31:0] \$310 ;
+  wire [31:0] \$311 ;
+  wire [31:0] \$312 ;
+  wire [31:0] \$313 ;
+  wire [31:0] \$314 ;
+  wire [31:0] \$315 ;
+  wire [31:0] \$316 ;
+  wire [31:0] \$317 ;
+  wire [31:0] \$318 ;
+  wire [31:0] \$319 ;
+  wire [31:0] \$32 ;
+  wire [31:0] \$320 ;
+  wire [31:0] \$321 ;
+  wire [31:0] \$322 ;
+  wire [31:0] \$323 ;
+  wire [31:0] \$324 ;
+  wire [31:0] \$325 ;
+  wire [31:0] \$326 ;
+  wire [31:0] \$327 ;
+  wire [31:0] \$328 ;
+  wire [31:0] \$329 ;
+  wire [31:0] \$33 ;
+  wire [31:0] \$330 ;
+  wire [31:0] \$331 ;
+  wire [31:0] \$332 ;
+  wire [31:0] \$333 ;
+  wire [31:0] \$334 ;
+  wire [31:0] \$335 ;
+  wire [31:0] \$336 ;
+  wire [31:0] \$337 ;
+  wire [31:0] \$338 ;
+  wire [31:0] \$339 ;
+  wire [31:0] \$34 ;
+  wire [31:0] \$340 ;
+  wire [31:0] \$341 ;
+  wire [31:0] \$342 ;
+  wire [31:0] \$343 ;
+  wire [31:0] \$344 ;
+  wire [31:0] \$345 ;
+  wire [31:0] \$346 ;
+  wire [31:0] \$347 ;
+  wire [31:0] \$348 ;
+  wire [31:0] \$349 ;
+  wire [31:0] \$35 ;
+  wire [31:0] \$350 ;
+  wire [31:0] \$351 ;
+  wire [31:0] \$352 ;
+  wire [31:0] \$353 ;
+  wire [31:0] \$354 ;
+  wire [31:0] \$355 ;
+  wire [31:0] \$356 ;
+  wire [31:0] \$357 ;
+  wire [31:0] \$358 ;
+  wire [31:0] \$359 ;
+  wire [31:0] \$36 ;
+  wire [31:0] \$360 ;
+  wire [31:0] \$361 ;
+  wire [31:0] \$362 ;
+  wire [31:0] \$363 ;
+  wire [31:0] \$364 ;
+  wire [31:0] \$365 ;
+  wire [31:0] \$366 ;
+  wire [31:0] \$367 ;
+  wire [31:0] \$368 ;
+  wire [31:0] \$369 ;
+  wire [31:0] \$37 ;
+  wire [31:0] \$370 ;
+  wire [31:0] \$371 ;
+  wire [31:0] \$372 ;
+  wire [31:0] \$373 ;
+  wire [31:0] \$374 ;
+  wire [31:0] \$375 ;
+  wire [31:0] \$376 ;
+  wire [31:0] \$377 ;
+  wire [31:0] \$378 ;
+  wire [31:0] \$379 ;
+  wire [31:0] \$38 ;
+  wire [31:0] \$380 ;
+  wire [31:0] \$381 ;
+  wire [31:0] \$382 ;
+  wire [31:0] \$383 ;
+  wire [31:0] \$384 ;
+  wire [31:0] \$385 ;
+  wire [31:0] \$386 ;
+  wire [31:0] \$387 ;
+  wire [31:0] \$388 ;
+  wire [31:0] \$389 ;
+  wire [62:0] \$39 ;
+  wire [31:0] \$390 ;
+  wire [31:0] \$391 ;
+  wire [31:0] \$392 ;
+  wire [31:0] \$393 ;
+  wire [31:0] \$394 ;
+  wire [31:0] \$395 ;
+  wire [31:0] \$396 ;
+  wire [31:0] \$397 ;
+  wire [31:0] \$398 ;
+  wire [31:0] \$399 ;
+  wire [31:0] \$4 ;
+  wire [31:0] \$40 ;
+  wire [31:0] \$400 ;
+  wire [31:0] \$401 ;
+  wire [31:0] \$402 ;
+  reg [31:0] \$403 ;
+  reg [31:0] \$404 ;
+  reg [31:0] \$405 ;
+  reg [31:0] \$406 ;
+  reg [31:0] \$407 ;
+  reg [31:0] \$408 ;
+  reg [31:0] \$409 ;
+  wire [31:0] \$41 ;
+  reg [31:0] \$410 ;
+  reg [31:0] \$411 ;
+  reg [31:0] \$412 ;
+  reg [31:0] \$413 ;
+  reg [31:0] \$414 ;
+  reg [31:0] \$415 ;
+  reg [31:0] \$416 ;
+  reg [31:0] \$417 ;
+  reg [31:0] \$418 ;
+  reg [31:0] \$419 ;
+  wire [31:0] \$42 ;
+  reg [31:0] \$420 ;
+  reg [31:0] \$421 ;
+  reg [31:0] \$422 ;
+  reg [31:0] \$423 ;
+  reg [31:0] \$424 ;
+  reg [31:0] \$425 ;
+  reg [31:0] \$426 ;
+  reg [31:0] \$427 ;
+  reg [31:0] \$428 ;
+  reg [31:0] \$429 ;
+  wire [31:0] \$43 ;
+  reg [31:0] \$430 ;
+  reg [31:0] \$431 ;
+  reg [31:0] \$432 ;
+  reg [31:0] \$433 ;
+  reg [31:0] \$434 ;
+  wire [31:0] \$44 ;
+  wire [31:0] \$45 ;
+  wire [31:0] \$46 ;
+  wire [31:0] \$47 ;
+  wire [31:0] \$48 ;
+  wire [31:0] \$49 ;
+  wire [31:0] \$5 ;
+  wire [31:0] \$50 ;
+  wire [31:0] \$51 ;
+  wire [31:0] \$52 ;
+  wire [31:0] \$53 ;
+  wire [31:0] \$54 ;
+  wire [31:0] \$55 ;
+  wire [31:0] \$56 ;
+  wire [31:0] \$57 ;
+  wire [31:0] \$58 ;
+  wire [31:0] \$59 ;
+  wire [31:0] \$6 ;
+  wire [31:0] \$60 ;
+  wire [31:0] \$61 ;
+  wire [31:0] \$62 ;
+  wire [31:0] \$63 ;
+  wire [31:0] \$64 ;
+  wire [31:0] \$65 ;
+  wire [31:0] \$66 ;
+  wire [31:0] \$67 ;
+  wire [31:0] \$68 ;
+  wire [31:0] \$69 ;
+  wire [31:0] \$7 ;
+  wire [31:0] \$70 ;
+  wire [31:0] \$71 ;
+  wire [7:0] \$72 ;
+  wire [8:0] \$73 ;
+  wire [9:0] \$74 ;
+  wire [14:0] \$75 ;
+  wire \$76 ;
+  wire [7:0] \$77 ;
+  wire [8:0] \$78 ;
+  wire [9:0] \$79 ;
+  wire [31:0] \$8 ;
+  wire [14:0] \$80 ;
+  wire \$81 ;
+  wire [7:0] \$82 ;
+  wire [8:0] \$83 ;
+  wire [9:0] \$84 ;
+  wire [14:0] \$85 ;
+  wire \$86 ;
+  wire [7:0] \$87 ;
+  wire [8:0] \$88 ;
+  wire [9:0] \$89 ;
+  wire [31:0] \$9 ;
+  wire [14:0] \$90 ;
+  wire \$91 ;
+  wire [7:0] \$92 ;
+  wire [8:0] \$93 ;
+  wire [9:0] \$94 ;
+  wire [14:0] \$95 ;
+  wire \$96 ;
+  wire [7:0] \$97 ;
+  wire [8:0] \$98 ;
+  wire [9:0] \$99 ;
+  wire [127:0] a;
+  wire [127:0] \a$96 ;
+  wire [31:0] \a$96[0] ;
+  wire [31:0] \a$96[1] ;
+  wire [31:0] \a$96[2] ;
+  wire [31:0] \a$96[3] ;
+  wire [31:0] \a[0] ;
+  wire [31:0] \a[1] ;
+  wire [31:0] \a[2] ;
+  wire [31:0] \a[3] ;
+  wire [127:0] b;
+  wire [127:0] \b$98 ;
+  wire [31:0] \b$98[0] ;
+  wire [31:0] \b$98[1] ;
+  wire [31:0] \b$98[2] ;
+  wire [31:0] \b$98[3] ;
+  wire [31:0] \b[0] ;
+  wire [31:0] \b[1] ;
+  wire [31:0] \b[2] ;
+  wire [31:0] \b[3] ;
   input clk;
   wire clk;
-  output d;
-  wire d;
-  wire \d$34 ;
-  wire \d$38 ;
+  wire [31:0] d;
+  wire [31:0] \d$100 ;
   input draw;
   wire draw;
-  wire \draw$20 ;
-  wire \draw$29 ;
-  input [11:0] dx;
-  wire [11:0] dx;
-  wire [11:0] \dx$36 ;
-  output dz_en;
-  wire dz_en;
-  wire \dz_en$41 ;
-  output dz_neg;
-  wire dz_neg;
-  wire \dz_neg$42 ;
-  output en;
-  wire en;
-  wire \en$39 ;
-  wire fire;
-  wire \fire$28 ;
-  output [3:0] index;
+  wire \draw$90 ;
+  input [383:0] dx;
+  wire [383:0] dx;
+  wire [11:0] \dx[0] ;
+  wire [11:0] \dx[10] ;
+  wire [11:0] \dx[11] ;
+  wire [11:0] \dx[12] ;
+  wire [11:0] \dx[13] ;
+  wire [11:0] \dx[14] ;
+  wire [11:0] \dx[15] ;
+  wire [11:0] \dx[16] ;
+  wire [11:0] \dx[17] ;
+  wire [11:0] \dx[18] ;
+  wire [11:0] \dx[19] ;
+  wire [11:0] \dx[1] ;
+  wire [11:0] \dx[20] ;
+  wire [11:0] \dx[21] ;
+  wire [11:0] \dx[22] ;
+  wire [11:0] \dx[23] ;
+  wire [11:0] \dx[24] ;
+  wire [11:0] \dx[25] ;
+  wire [11:0] \dx[26] ;
+  wire [11:0] \dx[27] ;
+  wire [11:0] \dx[28] ;
+  wire [11:0] \dx[29] ;
+  wire [11:0] \dx[2] ;
+  wire [11:0] \dx[30] ;
+  wire [11:0] \dx[31] ;
+  wire [11:0] \dx[3] ;
+  wire [11:0] \dx[4] ;
+  wire [11:0] \dx[5] ;
+  wire [11:0] \dx[6] ;
+  wire [11:0] \dx[7] ;
+  wire [11:0] \dx[8] ;
+  wire [11:0] \dx[9] ;
+  (* keep = 32'd1 *)
+  wire [31:0] dx_bit0;
+  (* keep = 32'd1 *)
+  wire [31:0] dx_bit1;
+  (* keep = 32'd1 *)
+  wire [31:0] dx_bit10;
+  (* keep = 32'd1 *)
+  wire [31:0] dx_bit11;
+  (* keep = 32'd1 *)
+  wire [31:0] dx_bit2;
+  (* keep = 32'd1 *)
+  wire [31:0] dx_bit3;
+  (* keep = 32'd1 *)
+  wire [31:0] dx_bit4;
+  (* keep = 32'd1 *)
+  wire [31:0] dx_bit5;
+  (* keep = 32'd1 *)
+  wire [31:0] dx_bit6;
+  (* keep = 32'd1 *)
+  wire [31:0] dx_bit7;
+  (* keep = 32'd1 *)
+  wire [31:0] dx_bit8;
+  (* keep = 32'd1 *)
+  wire [31:0] dx_bit9;
+  (* keep = 32'd1 *)
+  wire [31:0] dz_en;
+  (* keep = 32'd1 *)
+  wire [31:0] dz_en_bits;
+  (* keep = 32'd1 *)
+  wire [31:0] dz_neg;
+  (* keep = 32'd1 *)
+  wire [31:0] en;
+  (* keep = 32'd1 *)
+  output [31:0] en_bits;
+  wire [31:0] en_bits;
+  wire [31:0] fire;
   wire [3:0] index;
-  wire [3:0] \index$35 ;
+  wire [3:0] \index$102 ;
   input load;
   wire load;
-  wire \load$21 ;
+  input [4:0] load_sel;
+  wire [4:0] load_sel;
   input [31:0] load_value;
   wire [31:0] load_value;
-  wire [31:0] \load_value$22 ;
-  output neg;
-  wire neg;
-  wire \neg$40 ;
+  output [31:0] neg;
+  wire [31:0] neg;
+  output \port$1704$0 ;
+  wire \port$1704$0 ;
+  output \port$1705$0 ;
+  wire \port$1705$0 ;
+  output \port$1706$0 ;
+  wire \port$1706$0 ;
+  output \port$1707$0 ;
+  wire \port$1707$0 ;
+  output \port$1708$0 ;
+  wire \port$1708$0 ;
+  output \port$1709$0 ;
+  wire \port$1709$0 ;
+  output \port$1710$0 ;
+  wire \port$1710$0 ;
+  output \port$1711$0 ;
+  wire \port$1711$0 ;
+  output \port$1712$0 ;
+  wire \port$1712$0 ;
+  output \port$1713$0 ;
+  wire \port$1713$0 ;
+  output \port$1714$0 ;
+  wire \port$1714$0 ;
+  output \port$1715$0 ;
+  wire \port$1715$0 ;
+  output \port$1716$0 ;
+  wire \port$1716$0 ;
+  output \port$1717$0 ;
+  wire \port$1717$0 ;
+  output \port$1718$0 ;
+  wire \port$1718$0 ;
+  output \port$1719$0 ;
+  wire \port$1719$0 ;
+  output \port$1720$0 ;
+  wire \port$1720$0 ;
+  output \port$1721$0 ;
+  wire \port$1721$0 ;
+  output \port$1722$0 ;
+  wire \port$1722$0 ;
+  output \port$1723$0 ;
+  wire \port$1723$0 ;
+  output \port$1724$0 ;
+  wire \port$1724$0 ;
+  output \port$1725$0 ;
+  wire \port$1725$0 ;
+  output \port$1726$0 ;
+  wire \port$1726$0 ;
+  output \port$1727$0 ;
+  wire \port$1727$0 ;
+  output \port$1728$0 ;
+  wire \port$1728$0 ;
+  output \port$1729$0 ;
+  wire \port$1729$0 ;
+  output \port$1730$0 ;
+  wire \port$1730$0 ;
+  output \port$1731$0 ;
+  wire \port$1731$0 ;
+  output \port$1732$0 ;
+  wire \port$1732$0 ;
+  output \port$1733$0 ;
+  wire \port$1733$0 ;
+  output \port$1734$0 ;
+  wire \port$1734$0 ;
+  output \port$1735$0 ;
+  wire \port$1735$0 ;
+  wire [4:0] rd_sel;
+  wire [31:0] rd_state;
   input restart;
   wire restart;
-  wire \restart$30 ;
+  wire \restart$92 ;
   input rst;
   wire rst;
-  input [31:0] seed;
-  wire [31:0] seed;
-  wire [31:0] \seed$43 ;
-  output [31:0] state;
-  wire [31:0] state;
-  wire [31:0] \state$23 ;
+  reg [31:0] st0 = 32'd1551844615;
+  reg [31:0] st1 = 32'd1783730782;
+  reg [31:0] st10 = 32'd1681999299;
+  reg [31:0] st11 = 32'd970181439;
+  reg [31:0] st12 = 32'd700386363;
+  reg [31:0] st13 = 32'd3812384066;
+  reg [31:0] st14 = 32'd2386566646;
+  reg [31:0] st15 = 32'd628616704;
+  reg [31:0] st16 = 32'd574928664;
+  reg [31:0] st17 = 32'd1882051459;
+  reg [31:0] st18 = 32'd3995113542;
+  reg [31:0] st19 = 32'd4139977063;
+  reg [31:0] st2 = 32'd2384115223;
+  reg [31:0] st20 = 32'd3797569794;
+  reg [31:0] st21 = 32'd226663251;
+  reg [31:0] st22 = 32'd44914330;
+  reg [31:0] st23 = 32'd2296483530;
+  reg [31:0] st24 = 32'd2734960628;
+  reg [31:0] st25 = 32'd369518554;
+  reg [31:0] st26 = 32'd3576839412;
+  reg [31:0] st27 = 32'd3845647908;
+  reg [31:0] st28 = 32'd2778197108;
+  reg [31:0] st29 = 32'd1641071872;
+  reg [31:0] st3 = 32'd2700048317;
+  reg [31:0] st30 = 32'd60726558;
+  reg [31:0] st31 = 32'd1260583994;
+  reg [31:0] st4 = 32'd245204558;
+  reg [31:0] st5 = 32'd3150624919;
+  reg [31:0] st6 = 32'd2687853250;
+  reg [31:0] st7 = 32'd3307976860;
+  reg [31:0] st8 = 32'd1861515722;
+  reg [31:0] st9 = 32'd1288015106;
+  wire [31:0] st_fb0;
+  wire [31:0] st_fb1;
+  wire [31:0] st_fb10;
+  wire [31:0] st_fb11;
+  wire [31:0] st_fb12;
+  wire [31:0] st_fb13;
+  wire [31:0] st_fb14;
+  wire [31:0] st_fb15;
+  wire [31:0] st_fb16;
+  wire [31:0] st_fb17;
+  wire [31:0] st_fb18;
+  wire [31:0] st_fb2;
+  wire [31:0] st_fb3;
+  wire [31:0] st_fb4;
+  wire [31:0] st_fb5;
+  wire [31:0] st_fb6;
+  wire [31:0] st_fb7;
+  wire [31:0] st_fb8;
+  wire [31:0] st_fb9;
+  wire [31:0] st_lane;
   input upper_en;
   wire upper_en;
-  wire \upper_en$37 ;
-  wire [18:0] word;
-  wire [18:0] \word$26 ;
-  output x;
-  wire x;
-  wire \x$31 ;
-  input [13:0] y;
-  wire [13:0] y;
-  wire [13:0] \y$24 ;
-  \bshw_neuron_l1.comparator  comparator (
-    .fire(fire),
-    .\port$12$0 (\$3 ),
-    .\port$16$0 (\$4 ),
-    .\port$20$0 (\$5 ),
-    .\port$24$0 (\$6 ),
-    .\port$28$0 (\$7 ),
-    .\port$32$0 (\$8 ),
-    .\port$36$0 (\$9 ),
-    .\port$4$0 (\$1 ),
-    .\port$40$0 (\$10 ),
-    .\port$44$0 (\$11 ),
-    .\port$48$0 (\$12 ),
-    .\port$52$0 (\$13 ),
-    .\port$56$0 (\$14 ),
-    .\port$60$0 (\$15 ),
-    .\port$64$0 (\$16 ),
-    .\port$68$0 (\$17 ),
-    .\port$72$0 (\$18 ),
-    .\port$76$0 (\$19 ),
-    .\port$8$0 (\$2 ),
-    .y(y)
-  );
-  \bshw_neuron_l1.driver  driver (
-    .d(d),
-    .dx(dx),
-    .dz_en(dz_en),
-    .dz_neg(dz_neg),
-    .en(en),
-    .neg(neg),
-    .upper_en(upper_en)
-  );
-  \bshw_neuron_l1.lfsr  lfsr (
-    .clk(clk),
-    .draw(draw),
-    .fb0(\$1 ),
-    .fb1(\$2 ),
-    .fb10(\$11 ),
-    .fb11(\$12 ),
-    .fb12(\$13 ),
-    .fb13(\$14 ),
-    .fb14(\$15 ),
-    .fb15(\$16 ),
-    .fb16(\$17 ),
-    .fb17(\$18 ),
-    .fb18(\$19 ),
-    .fb2(\$3 ),
-    .fb3(\$4 ),
-    .fb4(\$5 ),
-    .fb5(\$6 ),
-    .fb6(\$7 ),
-    .fb7(\$8 ),
-    .fb8(\$9 ),
-    .fb9(\$10 ),
-    .load(load),
-    .load_value(load_value),
-    .rst(rst),
-    .seed(seed),
-    .state(state)
-  );
-  \bshw_neuron_l1.sampler  sampler (
+  wire [18:0] word_0;
+  wire [18:0] word_1;
+  wire [18:0] word_10;
+  wire [18:0] word_11;
+  wire [18:0] word_12;
+  wire [18:0] word_13;
+  wire [18:0] word_14;
+  wire [18:0] word_15;
+  wire [18:0] word_16;
+  wire [18:0] word_17;
+  wire [18:0] word_18;
+  wire [18:0] word_19;
+  wire [18:0] word_2;
+  wire [18:0] word_20;
+  wire [18:0] word_21;
+  wire [18:0] word_22;
+  wire [18:0] word_23;
+  wire [18:0] word_24;
+  wire [18:0] word_25;
+  wire [18:0] word_26;
+  wire [18:0] word_27;
+  wire [18:0] word_28;
+  wire [18:0] word_29;
+  wire [18:0] word_3;
+  wire [18:0] word_30;
+  wire [18:0] word_31;
+  wire [18:0] word_4;
+  wire [18:0] word_5;
+  wire [18:0] word_6;
+  wire [18:0] word_7;
+  wire [18:0] word_8;
+  wire [18:0] word_9;
+  output [31:0] x;
+  wire [31:0] x;
+  wire [31:0] \x$94 ;
+  input [447:0] y;
+  wire [447:0] y;
+  wire [13:0] \y[0] ;
+  wire [13:0] \y[10] ;
+  wire [13:0] \y[11] ;
+  wire [13:0] \y[12] ;
+  wire [13:0] \y[13] ;
+  wire [13:0] \y[14] ;
+  wire [13:0] \y[15] ;
+  wire [13:0] \y[16] ;
+  wire [13:0] \y[17] ;
+  wire [13:0] \y[18] ;
+  wire [13:0] \y[19] ;
+  wire [13:0] \y[1] ;
+  wire [13:0] \y[20] ;
+  wire [13:0] \y[21] ;
+  wire [13:0] \y[22] ;
+  wire [13:0] \y[23] ;
+  wire [13:0] \y[24] ;
+  wire [13:0] \y[25] ;
+  wire [13:0] \y[26] ;
+  wire [13:0] \y[27] ;
+  wire [13:0] \y[28] ;
+  wire [13:0] \y[29] ;
+  wire [13:0] \y[2] ;
+  wire [13:0] \y[30] ;
+  wire [13:0] \y[31] ;
+  wire [13:0] \y[3] ;
+  wire [13:0] \y[4] ;
+  wire [13:0] \y[5] ;
+  wire [13:0] \y[6] ;
+  wire [13:0] \y[7] ;
+  wire [13:0] \y[8] ;
+  wire [13:0] \y[9] ;
+  assign \$1  = st31 ^ st21;
+  assign \$2  = \$1  ^ st1;
+  assign st_fb0 = \$2  ^ st0;
+  assign \$3  = st30 ^ st20;
+  assign \$4  = \$3  ^ st0;
+  assign st_fb1 = \$4  ^ st_fb0;
+  assign \$5  = st29 ^ st19;
+  assign \$6  = \$5  ^ st_fb0;
+  assign st_fb2 = \$6  ^ st_fb1;
+  assign \$7  = st28 ^ st18;
+  assign \$8  = \$7  ^ st_fb1;
+  assign st_fb3 = \$8  ^ st_fb2;
+  assign \$9  = st27 ^ st17;
+  assign \$10  = \$9  ^ st_fb2;
+  assign st_fb4 = \$10  ^ st_fb3;
+  assign \$11  = st26 ^ st16;
+  assign \$12  = \$11  ^ st_fb3;
+  assign st_fb5 = \$12  ^ st_fb4;
+  assign \$13  = st25 ^ st15;
+  assign \$14  = \$13  ^ st_fb4;
+  assign st_fb6 = \$14  ^ st_fb5;
+  assign \$15  = st24 ^ st14;
+  assign \$16  = \$15  ^ st_fb5;
+  assign st_fb7 = \$16  ^ st_fb6;
+  assign \$17  = st23 ^ st13;
+  assign \$18  = \$17  ^ st_fb6;
+  assign st_fb8 = \$18  ^ st_fb7;
+  assign \$19  = st22 ^ st12;
+  assign \$20  = \$19  ^ st_fb7;
+  assign st_fb9 = \$20  ^ st_fb8;
+  assign \$21  = st21 ^ st11;
+  assign \$22  = \$21  ^ st_fb8;
+  assign st_fb10 = \$22  ^ st_fb9;
+  assign \$23  = st20 ^ st10;
+  assign \$24  = \$23  ^ st_fb9;
+  assign st_fb11 = \$24  ^ st_fb10;
+  assign \$25  = st19 ^ st9;
+  assign \$26  = \$25  ^ st_fb10;
+  assign st_fb12 = \$26  ^ st_fb11;
+  assign \$27  = st18 ^ st8;
+  assign \$28  = \$27  ^ st_fb11;
+  assign st_fb13 = \$28  ^ st_fb12;
+  assign \$29  = st17 ^ st7;
+  assign \$30  = \$29  ^ st_fb12;
+  assign st_fb14 = \$30  ^ st_fb13;
+  assign \$31  = st16 ^ st6;
+  assign \$32  = \$31  ^ st_fb13;
+  assign st_fb15 = \$32  ^ st_fb14;
+  assign \$33  = st15 ^ st5;
+  assign \$34  = \$33  ^ st_fb14;
+  assign st_fb16 = \$34  ^ st_fb15;
+  assign \$35  = st14 ^ st4;
+  assign \$36  = \$35  ^ st_fb15;
+  assign st_fb17 = \$36  ^ st_fb16;
+  assign \$37  = st13 ^ st3;
+  assign \$38  = \$37  ^ st_fb16;
+  assign st_fb18 = \$38  ^ st_fb17;
+  assign \$39  = 1'h1 << load_sel;
+  assign \$40  = st0 >> load_sel;
+  assign \$41  = st1 >> load_sel;
+  assign \$42  = st2 >> load_sel;
+  assign \$43  = st3 >> load_sel;
+  assign \$44  = st4 >> load_sel;
+  assign \$45  = st5 >> load_sel;
+  assign \$46  = st6 >> load_sel;
+  assign \$47  = st7 >> load_sel;
+  assign \$48  = st8 >> load_sel;
+  assign \$49  = st9 >> load_sel;
+  assign \$50  = st10 >> load_sel;
+  assign \$51  = st11 >> load_sel;
+  assign \$52  = st12 >> load_sel;
+  assign \$53  = st13 >> load_sel;
+  assign \$54  = st14 >> load_sel;
+  assign \$55  = st15 >> load_sel;
+  assign \$56  = st16 >> load_sel;
+  assign \$57  = st17 >> load_sel;
+  assign \$58  = st18 >> load_sel;
+  assign \$59  = st19 >> load_sel;
+  assign \$60  = st20 >> load_sel;
+  assign \$61  = st21 >> load_sel;
+  assign \$62  = st22 >> load_sel;
+  assign \$63  = st23 >> load_sel;
+  assign \$64  = st24 >> load_sel;
+  assign \$65  = st25 >> load_sel;
+  assign \$66  = st26 >> load_sel;
+  assign \$67  = st27 >> load_sel;
+  assign \$68  = st28 >> load_sel;
+  assign \$69  = st29 >> load_sel;
+  assign \$70  = st30 >> load_sel;
+  assign \$71  = st31 >> load_sel;
+  assign \$72  = 1'h0 + { st_fb12[0], st_fb13[0], st_fb14[0], st_fb15[0], st_fb16[0], st_fb17[0], st_fb18[0] };
+  assign \$73  = \$72  + { st_fb5[0], st_fb6[0], st_fb7[0], st_fb8[0], st_fb9[0], st_fb10[0], st_fb11[0] };
+  assign \$74  = \$73  + { st_fb0[0], st_fb1[0], st_fb2[0], st_fb3[0], st_fb4[0] };
+  assign \$75  = $signed(y[13:0]) + $signed({ 1'h0, \$74  });
+  assign \$76  = $signed(\$75 ) > $signed(9'h08e);
+  assign \$77  = 1'h0 + { st_fb12[1], st_fb13[1], st_fb14[1], st_fb15[1], st_fb16[1], st_fb17[1], st_fb18[1] };
+  assign \$78  = \$77  + { st_fb5[1], st_fb6[1], st_fb7[1], st_fb8[1], st_fb9[1], st_fb10[1], st_fb11[1] };
+  assign \$79  = \$78  + { st_fb0[1], st_fb1[1], st_fb2[1], st_fb3[1], st_fb4[1] };
+  assign \$80  = $signed(y[27:14]) + $signed({ 1'h0, \$79  });
+  assign \$81  = $signed(\$80 ) > $signed(9'h08e);
+  assign \$82  = 1'h0 + { st_fb12[2], st_fb13[2], st_fb14[2], st_fb15[2], st_fb16[2], st_fb17[2], st_fb18[2] };
+  assign \$83  = \$82  + { st_fb5[2], st_fb6[2], st_fb7[2], st_fb8[2], st_fb9[2], st_fb10[2], st_fb11[2] };
+  assign \$84  = \$83  + { st_fb0[2], st_fb1[2], st_fb2[2], st_fb3[2], st_fb4[2] };
+  assign \$85  = $signed(y[41:28]) + $signed({ 1'h0, \$84  });
+  assign \$86  = $signed(\$85 ) > $signed(9'h08e);
+  assign \$87  = 1'h0 + { st_fb12[3], st_fb13[3], st_fb14[3], st_fb15[3], st_fb16[3], st_fb17[3], st_fb18[3] };
+  assign \$88  = \$87  + { st_fb5[3], st_fb6[3], st_fb7[3], st_fb8[3], st_fb9[3], st_fb10[3], st_fb11[3] };
+  assign \$89  = \$88  + { st_fb0[3], st_fb1[3], st_fb2[3], st_fb3[3], st_fb4[3] };
+  assign \$90  = $signed(y[55:42]) + $signed({ 1'h0, \$89  });
+  assign \$91  = $signed(\$90 ) > $signed(9'h08e);
+  assign \$92  = 1'h0 + { st_fb12[4], st_fb13[4], st_fb14[4], st_fb15[4], st_fb16[4], st_fb17[4], st_fb18[4] };
+  assign \$93  = \$92  + { st_fb5[4], st_fb6[4], st_fb7[4], st_fb8[4], st_fb9[4], st_fb10[4], st_fb11[4] };
+  assign \$94  = \$93  + { st_fb0[4], st_fb1[4], st_fb2[4], st_fb3[4], st_fb4[4] };
+  assign \$95  = $signed(y[69:56]) + $signed({ 1'h0, \$94  });
+  assign \$96  = $signed(\$95 ) > $signed(9'h08e);
+  assign \$97  = 1'h0 + { st_fb12[5], st_fb13[5], st_fb14[5], st_fb15[5], st_fb16[5], st_fb17[5], st_fb18[5] };
+  assign \$98  = \$97  + { st_fb5[5], st_fb6[5], st_fb7[5], st_fb8[5], st_fb9[5], st_fb10[5], st_fb11[5] };
+  assign \$99  = \$98  + { st_fb0[5], st_fb1[5], st_fb2[5], st_fb3[5], st_fb4[5] };
+  assign \$100  = $signed(y[83:70]) + $signed({ 1'h0, \$99  });
+  assign \$101  = $signed(\$100 ) > $signed(9'h08e);
+  assign \$102  = 1'h0 + { st_fb12[6], st_fb13[6], st_fb14[6], st_fb15[6], st_fb16[6], st_fb17[6], st_fb18[6] };
+  assign \$103  = \$102  + { st_fb5[6], st_fb6[6], st_fb7[6], st_fb8[6], st_fb9[6], st_fb10[6], st_fb11[6] };
+  assign \$104  = \$103  + { st_fb0[6], st_fb1[6], st_fb2[6], st_fb3[6], st_fb4[6] };
+  assign \$105  = $signed(y[97:84]) + $signed({ 1'h0, \$104  });
+  assign \$106  = $signed(\$105 ) > $signed(9'h08e);
+  assign \$107  = 1'h0 + { st_fb12[7], st_fb13[7], st_fb14[7], st_fb15[7], st_fb16[7], st_fb17[7], st_fb18[7] };
+  assign \$108  = \$107  + { st_fb5[7], st_fb6[7], st_fb7[7], st_fb8[7], st_fb9[7], st_fb10[7], st_fb11[7] };
+  assign \$109  = \$108  + { st_fb0[7], st_fb1[7], st_fb2[7], st_fb3[7], st_fb4[7] };
+  assign \$110  = $signed(y[111:98]) + $signed({ 1'h0, \$109  });
+  assign \$111  = $signed(\$110 ) > $signed(9'h08e);
+  assign \$112  = 1'h0 + { st_fb12[8], st_fb13[8], st_fb14[8], st_fb15[8], st_fb16[8], st_fb17[8], st_fb18[8] };
+  assign \$113  = \$112  + { st_fb5[8], st_fb6[8], st_fb7[8], st_fb8[8], st_fb9[8], st_fb10[8], st_fb11[8] };
+  assign \$114  = \$113  + { st_fb0[8], st_fb1[8], st_fb2[8], st_fb3[8], st_fb4[8] };
+  assign \$115  = $signed(y[125:112]) + $signed({ 1'h0, \$114  });
+  assign \$116  = $signed(\$115 ) > $signed(9'h08e);
+  assign \$117  = 1'h0 + { st_fb12[9], st_fb13[9], st_fb14[9], st_fb15[9], st_fb16[9], st_fb17[9], st_fb18[9] };
+  assign \$118  = \$117  + { st_fb5[9], st_fb6[9], st_fb7[9], st_fb8[9], st_fb9[9], st_fb10[9], st_fb11[9] };
+  assign \$119  = \$118  + { st_fb0[9], st_fb1[9], st_fb2[9], st_fb3[9], st_fb4[9] };
+  assign \$120  = $signed(y[139:126]) + $signed({ 1'h0, \$119  });
+  assign \$121  = $signed(\$120 ) > $signed(9'h08e);
+  assign \$122  = 1'h0 + { st_fb12[10], st_fb13[10], st_fb14[10], st_fb15[10], st_fb16[10], st_fb17[10], st_fb18[10] };
+  assign \$123  = \$122  + { st_fb5[10], st_fb6[10], st_fb7[10], st_fb8[10], st_fb9[10], st_fb10[10], st_fb11[10] };
+  assign \$124  = \$123  + { st_fb0[10], st_fb1[10], st_fb2[10], st_fb3[10], st_fb4[10] };
+  assign \$125  = $signed(y[153:140]) + $signed({ 1'h0, \$124  });
+  assign \$126  = $signed(\$125 ) > $signed(9'h08e);
+  assign \$127  = 1'h0 + { st_fb12[11], st_fb13[11], st_fb14[11], st_fb15[11], st_fb16[11], st_fb17[11], st_fb18[11] };
+  assign \$128  = \$127  + { st_fb5[11], st_fb6[11], st_fb7[11], st_fb8[11], st_fb9[11], st_fb10[11], st_fb11[11] };
+  assign \$129  = \$128  + { st_fb0[11], st_fb1[11], st_fb2[11], st_fb3[11], st_fb4[11] };
+  assign \$130  = $signed(y[167:154]) + $signed({ 1'h0, \$129  });
+  assign \$131  = $signed(\$130 ) > $signed(9'h08e);
+  assign \$132  = 1'h0 + { st_fb12[12], st_fb13[12], st_fb14[12], st_fb15[12], st_fb16[12], st_fb17[12], st_fb18[12] };
+  assign \$133  = \$132  + { st_fb5[12], st_fb6[12], st_fb7[12], st_fb8[12], st_fb9[12], st_fb10[12], st_fb11[12] };
+  assign \$134  = \$133  + { st_fb0[12], st_fb1[12], st_fb2[12], st_fb3[12], st_fb4[12] };
+  assign \$135  = $signed(y[181:168]) + $signed({ 1'h0, \$134  });
+  assign \$136  = $signed(\$135 ) > $signed(9'h08e);
+  assign \$137  = 1'h0 + { st_fb12[13], st_fb13[13], st_fb14[13], st_fb15[13], st_fb16[13], st_fb17[13], st_fb18[13] };
+  assign \$138  = \$137  + { st_fb5[13], st_fb6[13], st_fb7[13], st_fb8[13], st_fb9[13], st_fb10[13], st_fb11[13] };
+  assign \$139  = \$138  + { st_fb0[13], st_fb1[13], st_fb2[13], st_fb3[13], st_fb4[13] };
+  assign \$140  = $signed(y[195:182]) + $signed({ 1'h0, \$139  });
+  assign \$141  = $signed(\$140 ) > $signed(9'h08e);
+  assign \$142  = 1'h0 + { st_fb12[14], st_fb13[14], st_fb14[14], st_fb15[14], st_fb16[14], st_fb17[14], st_fb18[14] };
+  assign \$143  = \$142  + { st_fb5[14], st_fb6[14], st_fb7[14], st_fb8[14], st_fb9[14], st_fb10[14], st_fb11[14] };
+  assign \$144  = \$143  + { st_fb0[14], st_fb1[14], st_fb2[14], st_fb3[14], st_fb4[14] };
+  assign \$145  = $signed(y[209:196]) + $signed({ 1'h0, \$144  });
+  assign \$146  = $signed(\$145 ) > $signed(9'h08e);
+  assign \$147  = 1'h0 + { st_fb12[15], st_fb13[15], st_fb14[15], st_fb15[15], st_fb16[15], st_fb17[15], st_fb18[15] };
+  assign \$148  = \$147  + { st_fb5[15], st_fb6[15], st_fb7[15], st_fb8[15], st_fb9[15], st_fb10[15], st_fb11[15] };
+  assign \$149  = \$148  + { st_fb0[15], st_fb1[15], st_fb2[15], st_fb3[15], st_fb4[15] };
+  assign \$150  = $signed(y[223:210]) + $signed({ 1'h0, \$149  });
+  assign \$151  = $signed(\$150 ) > $signed(9'h08e);
+  assign \$152  = 1'h0 + { st_fb12[16], st_fb13[16], st_fb14[16], st_fb15[16], st_fb16[16], st_fb17[16], st_fb18[16] };
+  assign \$153  = \$152  + { st_fb5[16], st_fb6[16], st_fb7[16], st_fb8[16], st_fb9[16], st_fb10[16], st_fb11[16] };
+  assign \$154  = \$153  + { st_fb0[16], st_fb1[16], st_fb2[16], st_fb3[16], st_fb4[16] };
+  assign \$155  = $signed(y[237:224]) + $signed({ 1'h0, \$154  });
+  assign \$156  = $signed(\$155 ) > $signed(9'h08e);
+  assign \$157  = 1'h0 + { st_fb12[17], st_fb13[17], st_fb14[17], st_fb15[17], st_fb16[17], st_fb17[17], st_fb18[17] };
+  assign \$158  = \$157  + { st_fb5[17], st_fb6[17], st_fb7[17], st_fb8[17], st_fb9[17], st_fb10[17], st_fb11[17] };
+  assign \$159  = \$158  + { st_fb0[17], st_fb1[17], st_fb2[17], st_fb3[17], st_fb4[17] };
+  assign \$160  = $signed(y[251:238]) + $signed({ 1'h0, \$159  });
+  assign \$161  = $signed(\$160 ) > $signed(9'h08e);
+  assign \$162  = 1'h0 + { st_fb12[18], st_fb13[18], st_fb14[18], st_fb15[18], st_fb16[18], st_fb17[18], st_fb18[18] };
+  assign \$163  = \$162  + { st_fb5[18], st_fb6[18], st_fb7[18], st_fb8[18], st_fb9[18], st_fb10[18], st_fb11[18] };
+  assign \$164  = \$163  + { st_fb0[18], st_fb1[18], st_fb2[18], st_fb3[18], st_fb4[18] };
+  assign \$165  = $signed(y[265:252]) + $signed({ 1'h0, \$164  });
+  assign \$166  = $signed(\$165 ) > $signed(9'h08e);
+  assign \$167  = 1'h0 + { st_fb12[19], st_fb13[19], st_fb14[19], st_fb15[19], st_fb16[19], st_fb17[19], st_fb18[19] };
+  assign \$168  = \$167  + { st_fb5[19], st_fb6[19], st_fb7[19], st_fb8[19], st_fb9[19], st_fb10[19], st_fb11[19] };
+  assign \$169  = \$168  + { st_fb0[19], st_fb1[19], st_fb2[19], st_fb3[19], st_fb4[19] };
+  assign \$170  = $signed(y[279:266]) + $signed({ 1'h0, \$169  });
+  assign \$171  = $signed(\$170 ) > $signed(9'h08e);
+  assign \$172  = 1'h0 + { st_fb12[20], st_fb13[20], st_fb14[20], st_fb15[20], st_fb16[20], st_fb17[20], st_fb18[20] };
+  assign \$173  = \$172  + { st_fb5[20], st_fb6[20], st_fb7[20], st_fb8[20], st_fb9[20], st_fb10[20], st_fb11[20] };
+  assign \$174  = \$173  + { st_fb0[20], st_fb1[20], st_fb2[20], st_fb3[20], st_fb4[20] };
+  assign \$175  = $signed(y[293:280]) + $signed({ 1'h0, \$174  });
+  assign \$176  = $signed(\$175 ) > $signed(9'h08e);
+  assign \$177  = 1'h0 + { st_fb12[21], st_fb13[21], st_fb14[21], st_fb15[21], st_fb16[21], st_fb17[21], st_fb18[21] };
+  assign \$178  = \$177  + { st_fb5[21], st_fb6[21], st_fb7[21], st_fb8[21], st_fb9[21], st_fb10[21], st_fb11[21] };
+  assign \$179  = \$178  + { st_fb0[21], st_fb1[21], st_fb2[21], st_fb3[21], st_fb4[21] };
+  assign \$180  = $signed(y[307:294]) + $signed({ 1'h0, \$179  });
+  assign \$181  = $signed(\$180 ) > $signed(9'h08e);
+  assign \$182  = 1'h0 + { st_fb12[22], st_fb13[22], st_fb14[22], st_fb15[22], st_fb16[22], st_fb17[22], st_fb18[22] };
+  assign \$183  = \$182  + { st_fb5[22], st_fb6[22], st_fb7[22], st_fb8[22], st_fb9[22], st_fb10[22], st_fb11[22] };
+  assign \$184  = \$183  + { st_fb0[22], st_fb1[22], st_fb2[22], st_fb3[22], st_fb4[22] };
+  assign \$185  = $signed(y[321:308]) + $signed({ 1'h0, \$184  });
+  assign \$186  = $signed(\$185 ) > $signed(9'h08e);
+  assign \$187  = 1'h0 + { st_fb12[23], st_fb13[23], st_fb14[23], st_fb15[23], st_fb16[23], st_fb17[23], st_fb18[23] };
+  assign \$188  = \$187  + { st_fb5[23], st_fb6[23], st_fb7[23], st_fb8[23], st_fb9[23], st_fb10[23], st_fb11[23] };
+  assign \$189  = \$188  + { st_fb0[23], st_fb1[23], st_fb2[23], st_fb3[23], st_fb4[23] };
+  assign \$190  = $signed(y[335:322]) + $signed({ 1'h0, \$189  });
+  assign \$191  = $signed(\$190 ) > $signed(9'h08e);
+  assign \$192  = 1'h0 + { st_fb12[24], st_fb13[24], st_fb14[24], st_fb15[24], st_fb16[24], st_fb17[24], st_fb18[24] };
+  assign \$193  = \$192  + { st_fb5[24], st_fb6[24], st_fb7[24], st_fb8[24], st_fb9[24], st_fb10[24], st_fb11[24] };
+  assign \$194  = \$193  + { st_fb0[24], st_fb1[24], st_fb2[24], st_fb3[24], st_fb4[24] };
+  assign \$195  = $signed(y[349:336]) + $signed({ 1'h0, \$194  });
+  assign \$196  = $signed(\$195 ) > $signed(9'h08e);
+  assign \$197  = 1'h0 + { st_fb12[25], st_fb13[25], st_fb14[25], st_fb15[25], st_fb16[25], st_fb17[25], st_fb18[25] };
+  assign \$198  = \$197  + { st_fb5[25], st_fb6[25], st_fb7[25], st_fb8[25], st_fb9[25], st_fb10[25], st_fb11[25] };
+  assign \$199  = \$198  + { st_fb0[25], st_fb1[25], st_fb2[25], st_fb3[25], st_fb4[25] };
+  assign \$200  = $signed(y[363:350]) + $signed({ 1'h0, \$199  });
+  assign \$201  = $signed(\$200 ) > $signed(9'h08e);
+  assign \$202  = 1'h0 + { st_fb12[26], st_fb13[26], st_fb14[26], st_fb15[26], st_fb16[26], st_fb17[26], st_fb18[26] };
+  assign \$203  = \$202  + { st_fb5[26], st_fb6[26], st_fb7[26], st_fb8[26], st_fb9[26], st_fb10[26], st_fb11[26] };
+  assign \$204  = \$203  + { st_fb0[26], st_fb1[26], st_fb2[26], st_fb3[26], st_fb4[26] };
+  assign \$205  = $signed(y[377:364]) + $signed({ 1'h0, \$204  });
+  assign \$206  = $signed(\$205 ) > $signed(9'h08e);
+  assign \$207  = 1'h0 + { st_fb12[27], st_fb13[27], st_fb14[27], st_fb15[27], st_fb16[27], st_fb17[27], st_fb18[27] };
+  assign \$208  = \$207  + { st_fb5[27], st_fb6[27], st_fb7[27], st_fb8[27], st_fb9[27], st_fb10[27], st_fb11[27] };
+  assign \$209  = \$208  + { st_fb0[27], st_fb1[27], st_fb2[27], st_fb3[27], st_fb4[27] };
+  assign \$210  = $signed(y[391:378]) + $signed({ 1'h0, \$209  });
+  assign \$211  = $signed(\$210 ) > $signed(9'h08e);
+  assign \$212  = 1'h0 + { st_fb12[28], st_fb13[28], st_fb14[28], st_fb15[28], st_fb16[28], st_fb17[28], st_fb18[28] };
+  assign \$213  = \$212  + { st_fb5[28], st_fb6[28], st_fb7[28], st_fb8[28], st_fb9[28], st_fb10[28], st_fb11[28] };
+  assign \$214  = \$213  + { st_fb0[28], st_fb1[28], st_fb2[28], st_fb3[28], st_fb4[28] };
+  assign \$215  = $signed(y[405:392]) + $signed({ 1'h0, \$214  });
+  assign \$216  = $signed(\$215 ) > $signed(9'h08e);
+  assign \$217  = 1'h0 + { st_fb12[29], st_fb13[29], st_fb14[29], st_fb15[29], st_fb16[29], st_fb17[29], st_fb18[29] };
+  assign \$218  = \$217  + { st_fb5[29], st_fb6[29], st_fb7[29], st_fb8[29], st_fb9[29], st_fb10[29], st_fb11[29] };
+  assign \$219  = \$218  + { st_fb0[29], st_fb1[29], st_fb2[29], st_fb3[29], st_fb4[29] };
+  assign \$220  = $signed(y[419:406]) + $signed({ 1'h0, \$219  });
+  assign \$221  = $signed(\$220 ) > $signed(9'h08e);
+  assign \$222  = 1'h0 + { st_fb12[30], st_fb13[30], st_fb14[30], st_fb15[30], st_fb16[30], st_fb17[30], st_fb18[30] };
+  assign \$223  = \$222  + { st_fb5[30], st_fb6[30], st_fb7[30], st_fb8[30], st_fb9[30], st_fb10[30], st_fb11[30] };
+  assign \$224  = \$223  + { st_fb0[30], st_fb1[30], st_fb2[30], st_fb3[30], st_fb4[30] };
+  assign \$225  = $signed(y[433:420]) + $signed({ 1'h0, \$224  });
+  assign \$226  = $signed(\$225 ) > $signed(9'h08e);
+  assign \$227  = 1'h0 + { st_fb12[31], st_fb13[31], st_fb14[31], st_fb15[31], st_fb16[31], st_fb17[31], st_fb18[31] };
+  assign \$228  = \$227  + { st_fb5[31], st_fb6[31], st_fb7[31], st_fb8[31], st_fb9[31], st_fb10[31], st_fb11[31] };
+  assign \$229  = \$228  + { st_fb0[31], st_fb1[31], st_fb2[31], st_fb3[31], st_fb4[31] };
+  assign \$230  = $signed(y[447:434]) + $signed({ 1'h0, \$229  });
+  assign \$231  = $signed(\$230 ) > $signed(9'h08e);
+  assign \$232  = { dx[372], dx[360], dx[348], dx[336], dx[324], dx[312], dx[300], dx[288], dx[276], dx[264], dx[252], dx[240], dx[228], dx[216], dx[204], dx[192], dx[180], dx[168], dx[156], dx[144], dx[132], dx[120], dx[108], dx[96], dx[84], dx[72], dx[60], dx[48], dx[36], dx[24], dx[12], dx[0] } | { dx[373], dx[361], dx[349], dx[337], dx[325], dx[313], dx[301], dx[289], dx[277], dx[265], dx[253], dx[241], dx[229], dx[217], dx[205], dx[193], dx[181], dx[169], dx[157], dx[145], dx[133], dx[121], dx[109], dx[97], dx[85], dx[73], dx[61], dx[49], dx[37], dx[25], dx[13], dx[1] };
+  assign \$233  = \$232  | { dx[374], dx[362], dx[350], dx[338], dx[326], dx[314], dx[302], dx[290], dx[278], dx[266], dx[254], dx[242], dx[230], dx[218], dx[206], dx[194], dx[182], dx[170], dx[158], dx[146], dx[134], dx[122], dx[110], dx[98], dx[86], dx[74], dx[62], dx[50], dx[38], dx[26], dx[14], dx[2] };
+  assign \$234  = \$233  | { dx[375], dx[363], dx[351], dx[339], dx[327], dx[315], dx[303], dx[291], dx[279], dx[267], dx[255], dx[243], dx[231], dx[219], dx[207], dx[195], dx[183], dx[171], dx[159], dx[147], dx[135], dx[123], dx[111], dx[99], dx[87], dx[75], dx[63], dx[51], dx[39], dx[27], dx[15], dx[3] };
+  assign \$235  = \$234  | { dx[376], dx[364], dx[352], dx[340], dx[328], dx[316], dx[304], dx[292], dx[280], dx[268], dx[256], dx[244], dx[232], dx[220], dx[208], dx[196], dx[184], dx[172], dx[160], dx[148], dx[136], dx[124], dx[112], dx[100], dx[88], dx[76], dx[64], dx[52], dx[40], dx[28], dx[16], dx[4] };
+  assign \$236  = \$235  | { dx[377], dx[365], dx[353], dx[341], dx[329], dx[317], dx[305], dx[293], dx[281], dx[269], dx[257], dx[245], dx[233], dx[221], dx[209], dx[197], dx[185], dx[173], dx[161], dx[149], dx[137], dx[125], dx[113], dx[101], dx[89], dx[77], dx[65], dx[53], dx[41], dx[29], dx[17], dx[5] };
+  assign \$237  = \$236  | { dx[378], dx[366], dx[354], dx[342], dx[330], dx[318], dx[306], dx[294], dx[282], dx[270], dx[258], dx[246], dx[234], dx[222], dx[210], dx[198], dx[186], dx[174], dx[162], dx[150], dx[138], dx[126], dx[114], dx[102], dx[90], dx[78], dx[66], dx[54], dx[42], dx[30], dx[18], dx[6] };
+  assign \$238  = \$237  | { dx[379], dx[367], dx[355], dx[343], dx[331], dx[319], dx[307], dx[295], dx[283], dx[271], dx[259], dx[247], dx[235], dx[223], dx[211], dx[199], dx[187], dx[175], dx[163], dx[151], dx[139], dx[127], dx[115], dx[103], dx[91], dx[79], dx[67], dx[55], dx[43], dx[31], dx[19], dx[7] };
+  assign \$239  = \$238  | { dx[380], dx[368], dx[356], dx[344], dx[332], dx[320], dx[308], dx[296], dx[284], dx[272], dx[260], dx[248], dx[236], dx[224], dx[212], dx[200], dx[188], dx[176], dx[164], dx[152], dx[140], dx[128], dx[116], dx[104], dx[92], dx[80], dx[68], dx[56], dx[44], dx[32], dx[20], dx[8] };
+  assign \$240  = \$239  | { dx[381], dx[369], dx[357], dx[345], dx[333], dx[321], dx[309], dx[297], dx[285], dx[273], dx[261], dx[249], dx[237], dx[225], dx[213], dx[201], dx[189], dx[177], dx[165], dx[153], dx[141], dx[129], dx[117], dx[105], dx[93], dx[81], dx[69], dx[57], dx[45], dx[33], dx[21], dx[9] };
+  assign \$241  = \$240  | { dx[382], dx[370], dx[358], dx[346], dx[334], dx[322], dx[310], dx[298], dx[286], dx[274], dx[262], dx[250], dx[238], dx[226], dx[214], dx[202], dx[190], dx[178], dx[166], dx[154], dx[142], dx[130], dx[118], dx[106], dx[94], dx[82], dx[70], dx[58], dx[46], dx[34], dx[22], dx[10] };
+  assign \$242  = \$241  | { dx[383], dx[371], dx[359], dx[347], dx[335], dx[323], dx[311], dx[299], dx[287], dx[275], dx[263], dx[251], dx[239], dx[227], dx[215], dx[203], dx[191], dx[179], dx[167], dx[155], dx[143], dx[131], dx[119], dx[107], dx[95], dx[83], dx[71], dx[59], dx[47], dx[35], dx[23], dx[11] };
+  assign dz_en_bits = \$242  | { \$274 , \$273 , \$272 , \$271 , \$270 , \$269 , \$268 , \$267 , \$266 , \$265 , \$264 , \$263 , \$262 , \$261 , \$260 , \$259 , \$258 , \$257 , \$256 , \$255 , \$254 , \$253 , \$252 , \$251 , \$250 , \$249 , \$248 , \$247 , \$246 , \$245 , \$244 , \$243  };
+  assign en_bits = dz_en_bits & d;
+  assign neg = en_bits & { dx[383], dx[371], dx[359], dx[347], dx[335], dx[323], dx[311], dx[299], dx[287], dx[275], dx[263], dx[251], dx[239], dx[227], dx[215], dx[203], dx[191], dx[179], dx[167], dx[155], dx[143], dx[131], dx[119], dx[107], dx[95], dx[83], dx[71], dx[59], dx[47], dx[35], dx[23], dx[11] };
+  assign \$275  = ~ \$39 [31:0];
+  assign \$276  = st0 & \$275 ;
+  assign \$277  = load_value[0] ? \$39 [31:0] : 32'd0;
+  assign \$278  = \$276  | \$277 ;
+  assign \$279  = ~ \$39 [31:0];
+  assign \$280  = st1 & \$279 ;
+  assign \$281  = load_value[1] ? \$39 [31:0] : 32'd0;
+  assign \$282  = \$280  | \$281 ;
+  assign \$283  = ~ \$39 [31:0];
+  assign \$284  = st2 & \$283 ;
+  assign \$285  = load_value[2] ? \$39 [31:0] : 32'd0;
+  assign \$286  = \$284  | \$285 ;
+  assign \$287  = ~ \$39 [31:0];
+  assign \$288  = st3 & \$287 ;
+  assign \$289  = load_value[3] ? \$39 [31:0] : 32'd0;
+  assign \$290  = \$288  | \$289 ;
+  assign \$291  = ~ \$39 [31:0];
+  assign \$292  = st4 & \$291 ;
+  assign \$293  = load_value[4] ? \$39 [31:0] : 32'd0;
+  assign \$294  = \$292  | \$293 ;
+  assign \$295  = ~ \$39 [31:0];
+  assign \$296  = st5 & \$295 ;
+  assign \$297  = load_value[5] ? \$39 [31:0] : 32'd0;
+  assign \$298  = \$296  | \$297 ;
+  assign \$299  = ~ \$39 [31:0];
+  assign \$300  = st6 & \$299 ;
+  assign \$301  = load_value[6] ? \$39 [31:0] : 32'd0;
+  assign \$302  = \$300  | \$301 ;
+  assign \$303  = ~ \$39 [31:0];
+  assign \$304  = st7 & \$303 ;
+  assign \$305  = load_value[7] ? \$39 [31:0] : 32'd0;
+  assign \$306  = \$304  | \$305 ;
+  assign \$307  = ~ \$39 [31:0];
+  assign \$308  = st8 & \$307 ;
+  assign \$309  = load_value[8] ? \$39 [31:0] : 32'd0;
+  assign \$310  = \$308  | \$309 ;
+  assign \$311  = ~ \$39 [31:0];
+  assign \$312  = st9 & \$311 ;
+  assign \$313  = load_value[9] ? \$39 [31:0] : 32'd0;
+  assign \$314  = \$312  | \$313 ;
+  assign \$315  = ~ \$39 [31:0];
+  assign \$316  = st10 & \$315 ;
+  assign \$317  = load_value[10] ? \$39 [31:0] : 32'd0;
+  assign \$318  = \$316  | \$317 ;
+  assign \$319  = ~ \$39 [31:0];
+  assign \$320  = st11 & \$319 ;
+  assign \$321  = load_value[11] ? \$39 [31:0] : 32'd0;
+  assign \$322  = \$320  | \$321 ;
+  assign \$323  = ~ \$39 [31:0];
+  assign \$324  = st12 & \$323 ;
+  assign \$325  = load_value[12] ? \$39 [31:0] : 32'd0;
+  assign \$326  = \$324  | \$325 ;
+  assign \$327  = ~ \$39 [31:0];
+  assign \$328  = st13 & \$327 ;
+  assign \$329  = load_value[13] ? \$39 [31:0] : 32'd0;
+  assign \$330  = \$328  | \$329 ;
+  assign \$331  = ~ \$39 [31:0];
+  assign \$332  = st14 & \$331 ;
+  assign \$333  = load_value[14] ? \$39 [31:0] : 32'd0;
+  assign \$334  = \$332  | \$333 ;
+  assign \$335  = ~ \$39 [31:0];
+  assign \$336  = st15 & \$335 ;
+  assign \$337  = load_value[15] ? \$39 [31:0] : 32'd0;
+  assign \$338  = \$336  | \$337 ;
+  assign \$339  = ~ \$39 [31:0];
+  assign \$340  = st16 & \$339 ;
+  assign \$341  = load_value[16] ? \$39 [31:0] : 32'd0;
+  assign \$342  = \$340  | \$341 ;
+  assign \$343  = ~ \$39 [31:0];
+  assign \$344  = st17 & \$343 ;
+  assign \$345  = load_value[17] ? \$39 [31:0] : 32'd0;
+  assign \$346  = \$344  | \$345 ;
+  assign \$347  = ~ \$39 [31:0];
+  assign \$348  = st18 & \$347 ;
+  assign \$349  = load_value[18] ? \$39 [31:0] : 32'd0;
+  assign \$350  = \$348  | \$349 ;
+  assign \$351  = ~ \$39 [31:0];
+  assign \$352  = st19 & \$351 ;
+  assign \$353  = load_value[19] ? \$39 [31:0] : 32'd0;
+  assign \$354  = \$352  | \$353 ;
+  assign \$355  = ~ \$39 [31:0];
+  assign \$356  = st20 & \$355 ;
+  assign \$357  = load_value[20] ? \$39 [31:0] : 32'd0;
+  assign \$358  = \$356  | \$357 ;
+  assign \$359  = ~ \$39 [31:0];
+  assign \$360  = st21 & \$359 ;
+  assign \$361  = load_value[21] ? \$39 [31:0] : 32'd0;
+  assign \$362  = \$360  | \$361 ;
+  assign \$363  = ~ \$39 [31:0];
+  assign \$364  = st22 & \$363 ;
+  assign \$365  = load_value[22] ? \$39 [31:0] : 32'd0;
+  assign \$366  = \$364  | \$365 ;
+  assign \$367  = ~ \$39 [31:0];
+  assign \$368  = st23 & \$367 ;
+  assign \$369  = load_value[23] ? \$39 [31:0] : 32'd0;
+  assign \$370  = \$368  | \$369 ;
+  assign \$371  = ~ \$39 [31:0];
+  assign \$372  = st24 & \$371 ;
+  assign \$373  = load_value[24] ? \$39 [31:0] : 32'd0;
+  assign \$374  = \$372  | \$373 ;
+  assign \$375  = ~ \$39 [31:0];
+  assign \$376  = st25 & \$375 ;
+  assign \$377  = load_value[25] ? \$39 [31:0] : 32'd0;
+  assign \$378  = \$376  | \$377 ;
+  assign \$379  = ~ \$39 [31:0];
+  assign \$380  = st26 & \$379 ;
+  assign \$381  = load_value[26] ? \$39 [31:0] : 32'd0;
+  assign \$382  = \$380  | \$381 ;
+  assign \$383  = ~ \$39 [31:0];
+  assign \$384  = st27 & \$383 ;
+  assign \$385  = load_value[27] ? \$39 [31:0] : 32'd0;
+  assign \$386  = \$384  | \$385 ;
+  assign \$387  = ~ \$39 [31:0];
+  assign \$388  = st28 & \$387 ;
+  assign \$389  = load_value[28] ? \$39 [31:0] : 32'd0;
+  assign \$390  = \$388  | \$389 ;
+  assign \$391  = ~ \$39 [31:0];
+  assign \$392  = st29 & \$391 ;
+  assign \$393  = load_value[29] ? \$39 [31:0] : 32'd0;
+  assign \$394  = \$392  | \$393 ;
+  assign \$395  = ~ \$39 [31:0];
+  assign \$396  = st30 & \$395 ;
+  assign \$397  = load_value[30] ? \$39 [31:0] : 32'd0;
+  assign \$398  = \$396  | \$397 ;
+  assign \$399  = ~ \$39 [31:0];
+  assign \$400  = st31 & \$399 ;
+  assign \$401  = load_value[31] ? \$39 [31:0] : 32'd0;
+  assign \$402  = \$400  | \$401 ;
+  always @(posedge clk)
+    st0 <= \$403 ;
+  always @(posedge clk)
+    st1 <= \$404 ;
+  always @(posedge clk)
+    st2 <= \$405 ;
+  always @(posedge clk)
+    st3 <= \$406 ;
+  always @(posedge clk)
+    st4 <= \$407 ;
+  always @(posedge clk)
+    st5 <= \$408 ;
+  always @(posedge clk)
+    st6 <= \$409 ;
+  always @(posedge clk)
+    st7 <= \$410 ;
+  always @(posedge clk)
+    st8 <= \$411 ;
+  always @(posedge clk)
+    st9 <= \$412 ;
+  always @(posedge clk)
+    st10 <= \$413 ;
+  always @(posedge clk)
+    st11 <= \$414 ;
+  always @(posedge clk)
+    st12 <= \$415 ;
+  always @(posedge clk)
+    st13 <= \$416 ;
+  always @(posedge clk)
+    st14 <= \$417 ;
+  always @(posedge clk)
+    st15 <= \$418 ;
+  always @(posedge clk)
+    st16 <= \$419 ;
+  always @(posedge clk)
+    st17 <= \$420 ;
+  always @(posedge clk)
+    st18 <= \$421 ;
+  always @(posedge clk)
+    st19 <= \$422 ;
+  always @(posedge clk)
+    st20 <= \$423 ;
+  always @(posedge clk)
+    st21 <= \$424 ;
+  always @(posedge clk)
+    st22 <= \$425 ;
+  always @(posedge clk)
+    st23 <= \$426 ;
+  always @(posedge clk)
+    st24 <= \$427 ;
+  always @(posedge clk)
+    st25 <= \$428 ;
+  always @(posedge clk)
+    st26 <= \$429 ;
+  always @(posedge clk)
+    st27 <= \$430 ;
+  always @(posedge clk)
+    st28 <= \$431 ;
+  always @(posedge clk)
+    st29 <= \$432 ;
+  always @(posedge clk)
+    st30 <= \$433 ;
+  always @(posedge clk)
+    st31 <= \$434 ;
+  \bshw_periphery.neurons1.sampler  sampler (
     .a(a),
     .b(b),
     .clk(clk),
     .d(d),
     .draw(draw),
-    .fire(fire),
     .index(index),
+    .\port$1740$0 (\$76 ),
+    .\port$1745$0 (\$81 ),
+    .\port$1750$0 (\$86 ),
+    .\port$1755$0 (\$91 ),
+    .\port$1760$0 (\$96 ),
+    .\port$1765$0 (\$101 ),
+    .\port$1770$0 (\$106 ),
+    .\port$1775$0 (\$111 ),
+    .\port$1780$0 (\$116 ),
+    .\port$1785$0 (\$121 ),
+    .\port$1790$0 (\$126 ),
+    .\port$1795$0 (\$131 ),
+    .\port$1800$0 (\$136 ),
+    .\port$1805$0 (\$141 ),
+    .\port$1810$0 (\$146 ),
+    .\port$1815$0 (\$151 ),
+    .\port$1820$0 (\$156 ),
+    .\port$1825$0 (\$161 ),
+    .\port$1830$0 (\$166 ),
+    .\port$1835$0 (\$171 ),
+    .\port$1840$0 (\$176 ),
+    .\port$1845$0 (\$181 ),
+    .\port$1850$0 (\$186 ),
+    .\port$1855$0 (\$191 ),
+    .\port$1860$0 (\$196 ),
+    .\port$1865$0 (\$201 ),
+    .\port$1870$0 (\$206 ),
+    .\port$1875$0 (\$211 ),
+    .\port$1880$0 (\$216 ),
+    .\port$1885$0 (\$221 ),
+    .\port$1890$0 (\$226 ),
+    .\port$1895$0 (\$231 ),
     .restart(restart),
     .rst(rst),
     .x(x)
   );
-  assign \draw$20  = draw;
-  assign \load$21  = load;
-  assign \load_value$22  = load_value;
-  assign \state$23  = state;
-  assign \y$24  = y;
-  assign word = { \$1 , \$2 , \$3 , \$4 , \$5 , \$6 , \$7 , \$8 , \$9 , \$10 , \$11 , \$12 , \$13 , \$14 , \$15 , \$16 , \$17 , \$18 , \$19  };
-  assign \word$26  = { \$1 , \$2 , \$3 , \$4 , \$5 , \$6 , \$7 , \$8 , \$9 , \$10 , \$11 , \$12 , \$13 , \$14 , \$15 , \$16 , \$17 , \$18 , \$19  };
-  assign \fire$28  = fire;
-  assign \draw$29  = draw;
-  assign \restart$30  = restart;
-  assign \x$31  = x;
-  assign \a$32  = a;
-  assign \b$33  = b;
-  assign \d$34  = d;
-  assign \index$35  = index;
-  assign \dx$36  = dx;
-  assign \upper_en$37  = upper_en;
-  assign \d$38  = d;
-  assign \en$39  = en;
-  assign \neg$40  = neg;
-  assign \dz_en$41  = dz_en;
-  assign \dz_neg$42  = dz_neg;
-  assign \seed$43  = seed;
-endmodule
-
-(* generator = "Amaranth" *)
-module \bshw_neuron_l1.comparator (\port$4$0 , \port$8$0 , \port$12$0 , \port$16$0 , \port$20$0 , \port$24$0 , \port$28$0 , \port$32$0 , \port$36$0 , \port$40$0 , \port$44$0 , \port$48$0 , \port$52$0 , \port$56$0 , \port$60$0 , \port$64$0 , \port$68$0 , \port$72$0 , \port$76$0 , fire, y
-);
-  wire [7:0] \$1 ;
-  wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
-  wire [14:0] \$4 ;
-  output fire;
-  wire fire;
-  input \port$12$0 ;
-  wire \port$12$0 ;
-  input \port$16$0 ;
-  wire \port$16$0 ;
-  input \port$20$0 ;
-  wire \port$20$0 ;
-  input \port$24$0 ;
-  wire \port$24$0 ;
-  input \port$28$0 ;
-  wire \port$28$0 ;
-  input \port$32$0 ;
-  wire \port$32$0 ;
-  input \port$36$0 ;
-  wire \port$36$0 ;
-  input \port$4$0 ;
-  wire \port$4$0 ;
-  input \port$40$0 ;
-  wire \port$40$0 ;
-  input \port$44$0 ;
-  wire \port$44$0 ;
-  input \port$48$0 ;
-  wire \port$48$0 ;
-  input \port$52$0 ;
-  wire \port$52$0 ;
-  input \port$56$0 ;
-  wire \port$56$0 ;
-  input \port$60$0 ;
-  wire \port$60$0 ;
-  input \port$64$0 ;
-  wire \port$64$0 ;
-  input \port$68$0 ;
-  wire \port$68$0 ;
-  input \port$72$0 ;
-  wire \port$72$0 ;
-  input \port$76$0 ;
-  wire \port$76$0 ;
-  input \port$8$0 ;
-  wire \port$8$0 ;
-  wire [8:0] s;
-  wire [18:0] word;
-  input [13:0] y;
-  wire [13:0] y;
-  assign \$1  = 1'h0 + { \port$52$0 , \port$56$0 , \port$60$0 , \port$64$0 , \port$68$0 , \port$72$0 , \port$76$0  };
-  assign \$2  = \$1  + { \port$24$0 , \port$28$0 , \port$32$0 , \port$36$0 , \port$40$0 , \port$44$0 , \port$48$0  };
-  assign \$3  = \$2  + { \port$4$0 , \port$8$0 , \port$12$0 , \port$16$0 , \port$20$0  };
-  assign \$4  = $signed(y) + $signed({ 1'h0, \$3 [8:0] });
-  assign fire = $signed(\$4 ) > $signed(9'h08e);
-  assign s = \$3 [8:0];
-  assign word = { \port$4$0 , \port$8$0 , \port$12$0 , \port$16$0 , \port$20$0 , \port$24$0 , \port$28$0 , \port$32$0 , \port$36$0 , \port$40$0 , \port$44$0 , \port$48$0 , \port$52$0 , \port$56$0 , \port$60$0 , \port$64$0 , \port$68$0 , \port$72$0 , \port$76$0  };
-endmodule
-
-(* generator = "Amaranth" *)
-module \bshw_neuron_l1.driver (upper_en, d, dz_en, dz_neg, en, neg, dx);
-  wire \$1 ;
-  wire \$2 ;
-  input d;
-  wire d;
-  input [11:0] dx;
-  wire [11:0] dx;
-  output dz_en;
-  wire dz_en;
-  output dz_neg;
-  wire dz_neg;
-  output en;
-  wire en;
-  output neg;
-  wire neg;
-  input upper_en;
-  wire upper_en;
-  assign \$1  = | dx;
-  assign dz_en = \$1  | \$2 ;
-  assign dz_neg = $signed(dx) < $signed(1'h0);
-  assign en = dz_en & d;
-  assign neg = en & dz_neg;
-  assign \$2  = upper_en;
-endmodule
-
-(* generator = "Amaranth" *)
-module \bshw_neuron_l1.lfsr (load, load_value, seed, clk, rst, fb0, fb1, fb2, fb3, fb4, fb5, fb6, fb7, fb8, fb9, fb10, fb11, fb12, fb13, fb14, fb15
-, fb16, fb17, fb18, state, draw);
-  reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
-  wire \$1 ;
-  wire \$10 ;
-  wire \$11 ;
-  wire \$12 ;
-  wire \$13 ;
-  wire \$14 ;
-  wire \$15 ;
-  wire \$16 ;
-  wire \$17 ;
-  wire \$18 ;
-  wire \$19 ;
-  wire \$2 ;
-  wire \$20 ;
-  wire \$21 ;
-  wire \$22 ;
-  wire \$23 ;
-  wire \$24 ;
-  wire \$25 ;
-  wire \$26 ;
-  wire \$27 ;
-  wire \$28 ;
-  wire \$29 ;
-  wire \$3 ;
-  wire \$30 ;
-  wire \$31 ;
-  wire \$32 ;
-  wire \$33 ;
-  wire \$34 ;
-  wire \$35 ;
-  wire \$36 ;
-  wire \$37 ;
-  wire \$38 ;
-  wire \$39 ;
-  wire \$4 ;
-  wire \$40 ;
-  wire \$41 ;
-  wire \$42 ;
-  wire \$43 ;
-  wire \$44 ;
-  wire \$45 ;
-  wire \$46 ;
-  wire \$47 ;
-  wire \$48 ;
-  wire \$49 ;
-  wire \$5 ;
-  wire \$50 ;
-  wire \$51 ;
-  wire \$52 ;
-  wire \$53 ;
-  wire \$54 ;
-  wire \$55 ;
-  wire \$56 ;
-  wire \$57 ;
-  reg [31:0] \$58 ;
-  wire \$6 ;
-  wire \$7 ;
-  wire \$8 ;
-  wire \$9 ;
-  input clk;
-  wire clk;
-  input draw;
-  wire draw;
-  output fb0;
-  wire fb0;
-  output fb1;
-  wire fb1;
-  output fb10;
-  wire fb10;
-  output fb11;
-  wire fb11;
-  output fb12;
-  wire fb12;
-  output fb13;
-  wire fb13;
-  output fb14;
-  wire fb14;
-  output fb15;
-  wire fb15;
-  output fb16;
-  wire fb16;
-  output fb17;
-  wire fb17;
-  output fb18;
-  wire fb18;
-  output fb2;
-  wire fb2;
-  output fb3;
-  wire fb3;
-  output fb4;
-  wire fb4;
-  output fb5;
-  wire fb5;
-  output fb6;
-  wire fb6;
-  output fb7;
-  wire fb7;
-  output fb8;
-  wire fb8;
-  output fb9;
-  wire fb9;
-  input load;
-  wire load;
-  input [31:0] load_value;
-  wire [31:0] load_value;
-  input rst;
-  wire rst;
-  input [31:0] seed;
-  wire [31:0] seed;
-  (* init = 32'd1 *)
-  wire [31:0] st;
-  output [31:0] state;
-  reg [31:0] state = 32'd1;
-  wire [18:0] word;
-  assign \$32  = \$31  ^ state[11];
-  assign \$33  = \$32  ^ fb8;
-  assign fb10 = \$33  ^ fb9;
-  assign \$35  = \$34  ^ state[10];
-  assign \$36  = \$35  ^ fb9;
-  assign fb11 = \$36  ^ fb10;
-  assign \$38  = \$37  ^ state[9];
-  assign \$39  = \$38  ^ fb10;
-  assign fb12 = \$39  ^ fb11;
-  assign \$41  = \$40  ^ state[8];
-  assign \$42  = \$41  ^ fb11;
-  assign fb13 = \$42  ^ fb12;
-  assign \$44  = \$43  ^ state[7];
-  assign \$45  = \$44  ^ fb12;
-  assign fb14 = \$45  ^ fb13;
-  assign \$47  = \$46  ^ state[6];
-  assign \$48  = \$47  ^ fb13;
-  assign fb15 = \$48  ^ fb14;
-  assign \$50  = \$49  ^ state[5];
-  assign \$51  = \$50  ^ fb14;
-  assign fb16 = \$51  ^ fb15;
-  assign \$53  = \$52  ^ state[4];
-  assign \$54  = \$53  ^ fb15;
-  assign fb17 = \$54  ^ fb16;
-  assign \$56  = \$55  ^ state[3];
-  assign \$57  = \$56  ^ fb16;
-  assign fb18 = \$57  ^ fb17;
-  always @(posedge clk)
-    state <= \$58 ;
-  assign \$2  = \$1  ^ state[21];
-  assign \$3  = \$2  ^ state[1];
-  assign fb0 = \$3  ^ state[0];
-  assign \$5  = \$4  ^ state[20];
-  assign \$6  = \$5  ^ state[0];
-  assign fb1 = \$6  ^ fb0;
-  assign \$8  = \$7  ^ state[19];
-  assign \$9  = \$8  ^ fb0;
-  assign fb2 = \$9  ^ fb1;
-  assign \$11  = \$10  ^ state[18];
-  assign \$12  = \$11  ^ fb1;
-  assign fb3 = \$12  ^ fb2;
-  assign \$14  = \$13  ^ state[17];
-  assign \$15  = \$14  ^ fb2;
-  assign fb4 = \$15  ^ fb3;
-  assign \$17  = \$16  ^ state[16];
-  assign \$18  = \$17  ^ fb3;
-  assign fb5 = \$18  ^ fb4;
-  assign \$20  = \$19  ^ state[15];
-  assign \$21  = \$20  ^ fb4;
-  assign fb6 = \$21  ^ fb5;
-  assign \$23  = \$22  ^ state[14];
-  assign \$24  = \$23  ^ fb5;
-  assign fb7 = \$24  ^ fb6;
-  assign \$26  = \$25  ^ state[13];
-  assign \$27  = \$26  ^ fb6;
-  assign fb8 = \$27  ^ fb7;
-  assign \$29  = \$28  ^ state[12];
-  assign \$30  = \$29  ^ fb7;
-  assign fb9 = \$30  ^ fb8;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$58  = state;
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$403  = st0;
     if (load) begin
-      \$58  = load_value;
+      \$403  = \$278 ;
     end else if (draw) begin
-      \$58  = { state[12:0], fb0, fb1, fb2, fb3, fb4, fb5, fb6, fb7, fb8, fb9, fb10, fb11, fb12, fb13, fb14, fb15, fb16, fb17, fb18 };
+      \$403  = st_fb18;
     end
     if (rst) begin
-      \$58  = seed;
+      \$403  = 32'd1551844615;
     end
   end
-  assign st = state;
-  assign word = { fb0, fb1, fb2, fb3, fb4, fb5, fb6, fb7, fb8, fb9, fb10, fb11, fb12, fb13, fb14, fb15, fb16, fb17, fb18 };
-  assign \$1  = state[31];
-  assign \$4  = state[30];
-  assign \$7  = state[29];
-  assign \$10  = state[28];
-  assign \$13  = state[27];
-  assign \$16  = state[26];
-  assign \$19  = state[25];
-  assign \$22  = state[24];
-  assign \$25  = state[23];
-  assign \$28  = state[22];
-  assign \$31  = state[21];
-  assign \$34  = state[20];
-  assign \$37  = state[19];
-  assign \$40  = state[18];
-  assign \$43  = state[17];
-  assign \$46  = state[16];
-  assign \$49  = state[15];
-  assign \$52  = state[14];
-  assign \$55  = state[13];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$404  = st1;
+    if (load) begin
+      \$404  = \$282 ;
+    end else if (draw) begin
+      \$404  = st_fb17;
+    end
+    if (rst) begin
+      \$404  = 32'd1783730782;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$405  = st2;
+    if (load) begin
+      \$405  = \$286 ;
+    end else if (draw) begin
+      \$405  = st_fb16;
+    end
+    if (rst) begin
+      \$405  = 32'd2384115223;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$406  = st3;
+    if (load) begin
+      \$406  = \$290 ;
+    end else if (draw) begin
+      \$406  = st_fb15;
+    end
+    if (rst) begin
+      \$406  = 32'd2700048317;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$407  = st4;
+    if (load) begin
+      \$407  = \$294 ;
+    end else if (draw) begin
+      \$407  = st_fb14;
+    end
+    if (rst) begin
+      \$407  = 32'd245204558;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$408  = st5;
+    if (load) begin
+      \$408  = \$298 ;
+    end else if (draw) begin
+      \$408  = st_fb13;
+    end
+    if (rst) begin
+      \$408  = 32'd3150624919;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$409  = st6;
+    if (load) begin
+      \$409  = \$302 ;
+    end else if (draw) begin
+      \$409  = st_fb12;
+    end
+    if (rst) begin
+      \$409  = 32'd2687853250;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$410  = st7;
+    if (load) begin
+      \$410  = \$306 ;
+    end else if (draw) begin
+      \$410  = st_fb11;
+    end
+    if (rst) begin
+      \$410  = 32'd3307976860;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$411  = st8;
+    if (load) begin
+      \$411  = \$310 ;
+    end else if (draw) begin
+      \$411  = st_fb10;
+    end
+    if (rst) begin
+      \$411  = 32'd1861515722;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$412  = st9;
+    if (load) begin
+      \$412  = \$314 ;
+    end else if (draw) begin
+      \$412  = st_fb9;
+    end
+    if (rst) begin
+      \$412  = 32'd1288015106;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$413  = st10;
+    if (load) begin
+      \$413  = \$318 ;
+    end else if (draw) begin
+      \$413  = st_fb8;
+    end
+    if (rst) begin
+      \$413  = 32'd1681999299;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$414  = st11;
+    if (load) begin
+      \$414  = \$322 ;
+    end else if (draw) begin
+      \$414  = st_fb7;
+    end
+    if (rst) begin
+      \$414  = 32'd970181439;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$415  = st12;
+    if (load) begin
+      \$415  = \$326 ;
+    end else if (draw) begin
+      \$415  = st_fb6;
+    end
+    if (rst) begin
+      \$415  = 32'd700386363;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$416  = st13;
+    if (load) begin
+      \$416  = \$330 ;
+    end else if (draw) begin
+      \$416  = st_fb5;
+    end
+    if (rst) begin
+      \$416  = 32'd3812384066;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$417  = st14;
+    if (load) begin
+      \$417  = \$334 ;
+    end else if (draw) begin
+      \$417  = st_fb4;
+    end
+    if (rst) begin
+      \$417  = 32'd2386566646;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$418  = st15;
+    if (load) begin
+      \$418  = \$338 ;
+    end else if (draw) begin
+      \$418  = st_fb3;
+    end
+    if (rst) begin
+      \$418  = 32'd628616704;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$419  = st16;
+    if (load) begin
+      \$419  = \$342 ;
+    end else if (draw) begin
+      \$419  = st_fb2;
+    end
+    if (rst) begin
+      \$419  = 32'd574928664;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$420  = st17;
+    if (load) begin
+      \$420  = \$346 ;
+    end else if (draw) begin
+      \$420  = st_fb1;
+    end
+    if (rst) begin
+      \$420  = 32'd1882051459;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$421  = st18;
+    if (load) begin
+      \$421  = \$350 ;
+    end else if (draw) begin
+      \$421  = st_fb0;
+    end
+    if (rst) begin
+      \$421  = 32'd3995113542;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$422  = st19;
+    if (load) begin
+      \$422  = \$354 ;
+    end else if (draw) begin
+      \$422  = st0;
+    end
+    if (rst) begin
+      \$422  = 32'd4139977063;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$423  = st20;
+    if (load) begin
+      \$423  = \$358 ;
+    end else if (draw) begin
+      \$423  = st1;
+    end
+    if (rst) begin
+      \$423  = 32'd3797569794;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$424  = st21;
+    if (load) begin
+      \$424  = \$362 ;
+    end else if (draw) begin
+      \$424  = st2;
+    end
+    if (rst) begin
+      \$424  = 32'd226663251;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$425  = st22;
+    if (load) begin
+      \$425  = \$366 ;
+    end else if (draw) begin
+      \$425  = st3;
+    end
+    if (rst) begin
+      \$425  = 32'd44914330;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$426  = st23;
+    if (load) begin
+      \$426  = \$370 ;
+    end else if (draw) begin
+      \$426  = st4;
+    end
+    if (rst) begin
+      \$426  = 32'd2296483530;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$427  = st24;
+    if (load) begin
+      \$427  = \$374 ;
+    end else if (draw) begin
+      \$427  = st5;
+    end
+    if (rst) begin
+      \$427  = 32'd2734960628;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$428  = st25;
+    if (load) begin
+      \$428  = \$378 ;
+    end else if (draw) begin
+      \$428  = st6;
+    end
+    if (rst) begin
+      \$428  = 32'd369518554;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$429  = st26;
+    if (load) begin
+      \$429  = \$382 ;
+    end else if (draw) begin
+      \$429  = st7;
+    end
+    if (rst) begin
+      \$429  = 32'd3576839412;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$430  = st27;
+    if (load) begin
+      \$430  = \$386 ;
+    end else if (draw) begin
+      \$430  = st8;
+    end
+    if (rst) begin
+      \$430  = 32'd3845647908;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$431  = st28;
+    if (load) begin
+      \$431  = \$390 ;
+    end else if (draw) begin
+      \$431  = st9;
+    end
+    if (rst) begin
+      \$431  = 32'd2778197108;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$432  = st29;
+    if (load) begin
+      \$432  = \$394 ;
+    end else if (draw) begin
+      \$432  = st10;
+    end
+    if (rst) begin
+      \$432  = 32'd1641071872;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$433  = st30;
+    if (load) begin
+      \$433  = \$398 ;
+    end else if (draw) begin
+      \$433  = st11;
+    end
+    if (rst) begin
+      \$433  = 32'd60726558;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$434  = st31;
+    if (load) begin
+      \$434  = \$402 ;
+    end else if (draw) begin
+      \$434  = st12;
+    end
+    if (rst) begin
+      \$434  = 32'd1260583994;
+    end
+  end
+  assign st_lane = \$39 [31:0];
+  assign rd_state = { \$71 [0], \$70 [0], \$69 [0], \$68 [0], \$67 [0], \$66 [0], \$65 [0], \$64 [0], \$63 [0], \$62 [0], \$61 [0], \$60 [0], \$59 [0], \$58 [0], \$57 [0], \$56 [0], \$55 [0], \$54 [0], \$53 [0], \$52 [0], \$51 [0], \$50 [0], \$49 [0], \$48 [0], \$47 [0], \$46 [0], \$45 [0], \$44 [0], \$43 [0], \$42 [0], \$41 [0], \$40 [0] };
+  assign rd_sel = load_sel;
+  assign word_0 = { st_fb0[0], st_fb1[0], st_fb2[0], st_fb3[0], st_fb4[0], st_fb5[0], st_fb6[0], st_fb7[0], st_fb8[0], st_fb9[0], st_fb10[0], st_fb11[0], st_fb12[0], st_fb13[0], st_fb14[0], st_fb15[0], st_fb16[0], st_fb17[0], st_fb18[0] };
+  assign word_1 = { st_fb0[1], st_fb1[1], st_fb2[1], st_fb3[1], st_fb4[1], st_fb5[1], st_fb6[1], st_fb7[1], st_fb8[1], st_fb9[1], st_fb10[1], st_fb11[1], st_fb12[1], st_fb13[1], st_fb14[1], st_fb15[1], st_fb16[1], st_fb17[1], st_fb18[1] };
+  assign word_2 = { st_fb0[2], st_fb1[2], st_fb2[2], st_fb3[2], st_fb4[2], st_fb5[2], st_fb6[2], st_fb7[2], st_fb8[2], st_fb9[2], st_fb10[2], st_fb11[2], st_fb12[2], st_fb13[2], st_fb14[2], st_fb15[2], st_fb16[2], st_fb17[2], st_fb18[2] };
+  assign word_3 = { st_fb0[3], st_fb1[3], st_fb2[3], st_fb3[3], st_fb4[3], st_fb5[3], st_fb6[3], st_fb7[3], st_fb8[3], st_fb9[3], st_fb10[3], st_fb11[3], st_fb12[3], st_fb13[3], st_fb14[3], st_fb15[3], st_fb16[3], st_fb17[3], st_fb18[3] };
+  assign word_4 = { st_fb0[4], st_fb1[4], st_fb2[4], st_fb3[4], st_fb4[4], st_fb5[4], st_fb6[4], st_fb7[4], st_fb8[4], st_fb9[4], st_fb10[4], st_fb11[4], st_fb12[4], st_fb13[4], st_fb14[4], st_fb15[4], st_fb16[4], st_fb17[4], st_fb18[4] };
+  assign word_5 = { st_fb0[5], st_fb1[5], st_fb2[5], st_fb3[5], st_fb4[5], st_fb5[5], st_fb6[5], st_fb7[5], st_fb8[5], st_fb9[5], st_fb10[5], st_fb11[5], st_fb12[5], st_fb13[5], st_fb14[5], st_fb15[5], st_fb16[5], st_fb17[5], st_fb18[5] };
+  assign word_6 = { st_fb0[6], st_fb1[6], st_fb2[6], st_fb3[6], st_fb4[6], st_fb5[6], st_fb6[6], st_fb7[6], st_fb8[6], st_fb9[6], st_fb10[6], st_fb11[6], st_fb12[6], st_fb13[6], st_fb14[6], st_fb15[6], st_fb16[6], st_fb17[6], st_fb18[6] };
+  assign word_7 = { st_fb0[7], st_fb1[7], st_fb2[7], st_fb3[7], st_fb4[7], st_fb5[7], st_fb6[7], st_fb7[7], st_fb8[7], st_fb9[7], st_fb10[7], st_fb11[7], st_fb12[7], st_fb13[7], st_fb14[7], st_fb15[7], st_fb16[7], st_fb17[7], st_fb18[7] };
+  assign word_8 = { st_fb0[8], st_fb1[8], st_fb2[8], st_fb3[8], st_fb4[8], st_fb5[8], st_fb6[8], st_fb7[8], st_fb8[8], st_fb9[8], st_fb10[8], st_fb11[8], st_fb12[8], st_fb13[8], st_fb14[8], st_fb15[8], st_fb16[8], st_fb17[8], st_fb18[8] };
+  assign word_9 = { st_fb0[9], st_fb1[9], st_fb2[9], st_fb3[9], st_fb4[9], st_fb5[9], st_fb6[9], st_fb7[9], st_fb8[9], st_fb9[9], st_fb10[9], st_fb11[9], st_fb12[9], st_fb13[9], st_fb14[9], st_fb15[9], st_fb16[9], st_fb17[9], st_fb18[9] };
+  assign word_10 = { st_fb0[10], st_fb1[10], st_fb2[10], st_fb3[10], st_fb4[10], st_fb5[10], st_fb6[10], st_fb7[10], st_fb8[10], st_fb9[10], st_fb10[10], st_fb11[10], st_fb12[10], st_fb13[10], st_fb14[10], st_fb15[10], st_fb16[10], st_fb17[10], st_fb18[10] };
+  assign word_11 = { st_fb0[11], st_fb1[11], st_fb2[11], st_fb3[11], st_fb4[11], st_fb5[11], st_fb6[11], st_fb7[11], st_fb8[11], st_fb9[11], st_fb10[11], st_fb11[11], st_fb12[11], st_fb13[11], st_fb14[11], st_fb15[11], st_fb16[11], st_fb17[11], st_fb18[11] };
+  assign word_12 = { st_fb0[12], st_fb1[12], st_fb2[12], st_fb3[12], st_fb4[12], st_fb5[12], st_fb6[12], st_fb7[12], st_fb8[12], st_fb9[12], st_fb10[12], st_fb11[12], st_fb12[12], st_fb13[12], st_fb14[12], st_fb15[12], st_fb16[12], st_fb17[12], st_fb18[12] };
+  assign word_13 = { st_fb0[13], st_fb1[13], st_fb2[13], st_fb3[13], st_fb4[13], st_fb5[13], st_fb6[13], st_fb7[13], st_fb8[13], st_fb9[13], st_fb10[13], st_fb11[13], st_fb12[13], st_fb13[13], st_fb14[13], st_fb15[13], st_fb16[13], st_fb17[13], st_fb18[13] };
+  assign word_14 = { st_fb0[14], st_fb1[14], st_fb2[14], st_fb3[14], st_fb4[14], st_fb5[14], st_fb6[14], st_fb7[14], st_fb8[14], st_fb9[14], st_fb10[14], st_fb11[14], st_fb12[14], st_fb13[14], st_fb14[14], st_fb15[14], st_fb16[14], st_fb17[14], st_fb18[14] };
+  assign word_15 = { st_fb0[15], st_fb1[15], st_fb2[15], st_fb3[15], st_fb4[15], st_fb5[15], st_fb6[15], st_fb7[15], st_fb8[15], st_fb9[15], st_fb10[15], st_fb11[15], st_fb12[15], st_fb13[15], st_fb14[15], st_fb15[15], st_fb16[15], st_fb17[15], st_fb18[15] };
+  assign word_16 = { st_fb0[16], st_fb1[16], st_fb2[16], st_fb3[16], st_fb4[16], st_fb5[16], st_fb6[16], st_fb7[16], st_fb8[16], st_fb9[16], st_fb10[16], st_fb11[16], st_fb12[16], st_fb13[16], st_fb14[16], st_fb15[16], st_fb16[16], st_fb17[16], st_fb18[16] };
+  assign word_17 = { st_fb0[17], st_fb1[17], st_fb2[17], st_fb3[17], st_fb4[17], st_fb5[17], st_fb6[17], st_fb7[17], st_fb8[17], st_fb9[17], st_fb10[17], st_fb11[17], st_fb12[17], st_fb13[17], st_fb14[17], st_fb15[17], st_fb16[17], st_fb17[17], st_fb18[17] };
+  assign word_18 = { st_fb0[18], st_fb1[18], st_fb2[18], st_fb3[18], st_fb4[18], st_fb5[18], st_fb6[18], st_fb7[18], st_fb8[18], st_fb9[18], st_fb10[18], st_fb11[18], st_fb12[18], st_fb13[18], st_fb14[18], st_fb15[18], st_fb16[18], st_fb17[18], st_fb18[18] };
+  assign word_19 = { st_fb0[19], st_fb1[19], st_fb2[19], st_fb3[19], st_fb4[19], st_fb5[19], st_fb6[19], st_fb7[19], st_fb8[19], st_fb9[19], st_fb10[19], st_fb11[19], st_fb12[19], st_fb13[19], st_fb14[19], st_fb15[19], st_fb16[19], st_fb17[19], st_fb18[19] };
+  assign word_20 = { st_fb0[20], st_fb1[20], st_fb2[20], st_fb3[20], st_fb4[20], st_fb5[20], st_fb6[20], st_fb7[20], st_fb8[20], st_fb9[20], st_fb10[20], st_fb11[20], st_fb12[20], st_fb13[20], st_fb14[20], st_fb15[20], st_fb16[20], st_fb17[20], st_fb18[20] };
+  assign word_21 = { st_fb0[21], st_fb1[21], st_fb2[21], st_fb3[21], st_fb4[21], st_fb5[21], st_fb6[21], st_fb7[21], st_fb8[21], st_fb9[21], st_fb10[21], st_fb11[21], st_fb12[21], st_fb13[21], st_fb14[21], st_fb15[21], st_fb16[21], st_fb17[21], st_fb18[21] };
+  assign word_22 = { st_fb0[22], st_fb1[22], st_fb2[22], st_fb3[22], st_fb4[22], st_fb5[22], st_fb6[22], st_fb7[22], st_fb8[22], st_fb9[22], st_fb10[22], st_fb11[22], st_fb12[22], st_fb13[22], st_fb14[22], st_fb15[22], st_fb16[22], st_fb17[22], st_fb18[22] };
+  assign word_23 = { st_fb0[23], st_fb1[23], st_fb2[23], st_fb3[23], st_fb4[23], st_fb5[23], st_fb6[23], st_fb7[23], st_fb8[23], st_fb9[23], st_fb10[23], st_fb11[23], st_fb12[23], st_fb13[23], st_fb14[23], st_fb15[23], st_fb16[23], st_fb17[23], st_fb18[23] };
+  assign word_24 = { st_fb0[24], st_fb1[24], st_fb2[24], st_fb3[24], st_fb4[24], st_fb5[24], st_fb6[24], st_fb7[24], st_fb8[24], st_fb9[24], st_fb10[24], st_fb11[24], st_fb12[24], st_fb13[24], st_fb14[24], st_fb15[24], st_fb16[24], st_fb17[24], st_fb18[24] };
+  assign word_25 = { st_fb0[25], st_fb1[25], st_fb2[25], st_fb3[25], st_fb4[25], st_fb5[25], st_fb6[25], st_fb7[25], st_fb8[25], st_fb9[25], st_fb10[25], st_fb11[25], st_fb12[25], st_fb13[25], st_fb14[25], st_fb15[25], st_fb16[25], st_fb17[25], st_fb18[25] };
+  assign word_26 = { st_fb0[26], st_fb1[26], st_fb2[26], st_fb3[26], st_fb4[26], st_fb5[26], st_fb6[26], st_fb7[26], st_fb8[26], st_fb9[26], st_fb10[26], st_fb11[26], st_fb12[26], st_fb13[26], st_fb14[26], st_fb15[26], st_fb16[26], st_fb17[26], st_fb18[26] };
+  assign word_27 = { st_fb0[27], st_fb1[27], st_fb2[27], st_fb3[27], st_fb4[27], st_fb5[27], st_fb6[27], st_fb7[27], st_fb8[27], st_fb9[27], st_fb10[27], st_fb11[27], st_fb12[27], st_fb13[27], st_fb14[27], st_fb15[27], st_fb16[27], st_fb17[27], st_fb18[27] };
+  assign word_28 = { st_fb0[28], st_fb1[28], st_fb2[28], st_fb3[28], st_fb4[28], st_fb5[28], st_fb6[28], st_fb7[28], st_fb8[28], st_fb9[28], st_fb10[28], st_fb11[28], st_fb12[28], st_fb13[28], st_fb14[28], st_fb15[28], st_fb16[28], st_fb17[28], st_fb18[28] };
+  assign word_29 = { st_fb0[29], st_fb1[29], st_fb2[29], st_fb3[29], st_fb4[29], st_fb5[29], st_fb6[29], st_fb7[29], st_fb8[29], st_fb9[29], st_fb10[29], st_fb11[29], st_fb12[29], st_fb13[29], st_fb14[29], st_fb15[29], st_fb16[29], st_fb17[29], st_fb18[29] };
+  assign word_30 = { st_fb0[30], st_fb1[30], st_fb2[30], st_fb3[30], st_fb4[30], st_fb5[30], st_fb6[30], st_fb7[30], st_fb8[30], st_fb9[30], st_fb10[30], st_fb11[30], st_fb12[30], st_fb13[30], st_fb14[30], st_fb15[30], st_fb16[30], st_fb17[30], st_fb18[30] };
+  assign word_31 = { st_fb0[31], st_fb1[31], st_fb2[31], st_fb3[31], st_fb4[31], st_fb5[31], st_fb6[31], st_fb7[31], st_fb8[31], st_fb9[31], st_fb10[31], st_fb11[31], st_fb12[31], st_fb13[31], st_fb14[31], st_fb15[31], st_fb16[31], st_fb17[31], st_fb18[31] };
+  assign fire = { \$231 , \$226 , \$221 , \$216 , \$211 , \$206 , \$201 , \$196 , \$191 , \$186 , \$181 , \$176 , \$171 , \$166 , \$161 , \$156 , \$151 , \$146 , \$141 , \$136 , \$131 , \$126 , \$121 , \$116 , \$111 , \$106 , \$101 , \$96 , \$91 , \$86 , \$81 , \$76  };
+  assign \draw$90  = draw;
+  assign \restart$92  = restart;
+  assign \x$94  = x;
+  assign \a$96  = a;
+  assign \b$98  = b;
+  assign \d$100  = d;
+  assign \index$102  = index;
+  assign dx_bit0 = { dx[372], dx[360], dx[348], dx[336], dx[324], dx[312], dx[300], dx[288], dx[276], dx[264], dx[252], dx[240], dx[228], dx[216], dx[204], dx[192], dx[180], dx[168], dx[156], dx[144], dx[132], dx[120], dx[108], dx[96], dx[84], dx[72], dx[60], dx[48], dx[36], dx[24], dx[12], dx[0] };
+  assign dx_bit1 = { dx[373], dx[361], dx[349], dx[337], dx[325], dx[313], dx[301], dx[289], dx[277], dx[265], dx[253], dx[241], dx[229], dx[217], dx[205], dx[193], dx[181], dx[169], dx[157], dx[145], dx[133], dx[121], dx[109], dx[97], dx[85], dx[73], dx[61], dx[49], dx[37], dx[25], dx[13], dx[1] };
+  assign dx_bit2 = { dx[374], dx[362], dx[350], dx[338], dx[326], dx[314], dx[302], dx[290], dx[278], dx[266], dx[254], dx[242], dx[230], dx[218], dx[206], dx[194], dx[182], dx[170], dx[158], dx[146], dx[134], dx[122], dx[110], dx[98], dx[86], dx[74], dx[62], dx[50], dx[38], dx[26], dx[14], dx[2] };
+  assign dx_bit3 = { dx[375], dx[363], dx[351], dx[339], dx[327], dx[315], dx[303], dx[291], dx[279], dx[267], dx[255], dx[243], dx[231], dx[219], dx[207], dx[195], dx[183], dx[171], dx[159], dx[147], dx[135], dx[123], dx[111], dx[99], dx[87], dx[75], dx[63], dx[51], dx[39], dx[27], dx[15], dx[3] };
+  assign dx_bit4 = { dx[376], dx[364], dx[352], dx[340], dx[328], dx[316], dx[304], dx[292], dx[280], dx[268], dx[256], dx[244], dx[232], dx[220], dx[208], dx[196], dx[184], dx[172], dx[160], dx[148], dx[136], dx[124], dx[112], dx[100], dx[88], dx[76], dx[64], dx[52], dx[40], dx[28], dx[16], dx[4] };
+  assign dx_bit5 = { dx[377], dx[365], dx[353], dx[341], dx[329], dx[317], dx[305], dx[293], dx[281], dx[269], dx[257], dx[245], dx[233], dx[221], dx[209], dx[197], dx[185], dx[173], dx[161], dx[149], dx[137], dx[125], dx[113], dx[101], dx[89], dx[77], dx[65], dx[53], dx[41], dx[29], dx[17], dx[5] };
+  assign dx_bit6 = { dx[378], dx[366], dx[354], dx[342], dx[330], dx[318], dx[306], dx[294], dx[282], dx[270], dx[258], dx[246], dx[234], dx[222], dx[210], dx[198], dx[186], dx[174], dx[162], dx[150], dx[138], dx[126], dx[114], dx[102], dx[90], dx[78], dx[66], dx[54], dx[42], dx[30], dx[18], dx[6] };
+  assign dx_bit7 = { dx[379], dx[367], dx[355], dx[343], dx[331], dx[319], dx[307], dx[295], dx[283], dx[271], dx[259], dx[247], dx[235], dx[223], dx[211], dx[199], dx[187], dx[175], dx[163], dx[151], dx[139], dx[127], dx[115], dx[103], dx[91], dx[79], dx[67], dx[55], dx[43], dx[31], dx[19], dx[7] };
+  assign dx_bit8 = { dx[380], dx[368], dx[356], dx[344], dx[332], dx[320], dx[308], dx[296], dx[284], dx[272], dx[260], dx[248], dx[236], dx[224], dx[212], dx[200], dx[188], dx[176], dx[164], dx[152], dx[140], dx[128], dx[116], dx[104], dx[92], dx[80], dx[68], dx[56], dx[44], dx[32], dx[20], dx[8] };
+  assign dx_bit9 = { dx[381], dx[369], dx[357], dx[345], dx[333], dx[321], dx[309], dx[297], dx[285], dx[273], dx[261], dx[249], dx[237], dx[225], dx[213], dx[201], dx[189], dx[177], dx[165], dx[153], dx[141], dx[129], dx[117], dx[105], dx[93], dx[81], dx[69], dx[57], dx[45], dx[33], dx[21], dx[9] };
+  assign dx_bit10 = { dx[382], dx[370], dx[358], dx[346], dx[334], dx[322], dx[310], dx[298], dx[286], dx[274], dx[262], dx[250], dx[238], dx[226], dx[214], dx[202], dx[190], dx[178], dx[166], dx[154], dx[142], dx[130], dx[118], dx[106], dx[94], dx[82], dx[70], dx[58], dx[46], dx[34], dx[22], dx[10] };
+  assign dx_bit11 = { dx[383], dx[371], dx[359], dx[347], dx[335], dx[323], dx[311], dx[299], dx[287], dx[275], dx[263], dx[251], dx[239], dx[227], dx[215], dx[203], dx[191], dx[179], dx[167], dx[155], dx[143], dx[131], dx[119], dx[107], dx[95], dx[83], dx[71], dx[59], dx[47], dx[35], dx[23], dx[11] };
+  assign dz_en = dz_en_bits;
+  assign dz_neg = { dx[383], dx[371], dx[359], dx[347], dx[335], dx[323], dx[311], dx[299], dx[287], dx[275], dx[263], dx[251], dx[239], dx[227], dx[215], dx[203], dx[191], dx[179], dx[167], dx[155], dx[143], dx[131], dx[119], dx[107], dx[95], dx[83], dx[71], dx[59], dx[47], dx[35], dx[23], dx[11] };
+  assign en = en_bits;
+  assign \port$1704$0  = \$40 [0];
+  assign \port$1705$0  = \$41 [0];
+  assign \port$1706$0  = \$42 [0];
+  assign \port$1707$0  = \$43 [0];
+  assign \port$1708$0  = \$44 [0];
+  assign \port$1709$0  = \$45 [0];
+  assign \port$1710$0  = \$46 [0];
+  assign \port$1711$0  = \$47 [0];
+  assign \port$1712$0  = \$48 [0];
+  assign \port$1713$0  = \$49 [0];
+  assign \port$1714$0  = \$50 [0];
+  assign \port$1715$0  = \$51 [0];
+  assign \port$1716$0  = \$52 [0];
+  assign \port$1717$0  = \$53 [0];
+  assign \port$1718$0  = \$54 [0];
+  assign \port$1719$0  = \$55 [0];
+  assign \port$1720$0  = \$56 [0];
+  assign \port$1721$0  = \$57 [0];
+  assign \port$1722$0  = \$58 [0];
+  assign \port$1723$0  = \$59 [0];
+  assign \port$1724$0  = \$60 [0];
+  assign \port$1725$0  = \$61 [0];
+  assign \port$1726$0  = \$62 [0];
+  assign \port$1727$0  = \$63 [0];
+  assign \port$1728$0  = \$64 [0];
+  assign \port$1729$0  = \$65 [0];
+  assign \port$1730$0  = \$66 [0];
+  assign \port$1731$0  = \$67 [0];
+  assign \port$1732$0  = \$68 [0];
+  assign \port$1733$0  = \$69 [0];
+  assign \port$1734$0  = \$70 [0];
+  assign \port$1735$0  = \$71 [0];
+  assign \y[0]  = y[13:0];
+  assign \y[1]  = y[27:14];
+  assign \y[2]  = y[41:28];
+  assign \y[3]  = y[55:42];
+  assign \y[4]  = y[69:56];
+  assign \y[5]  = y[83:70];
+  assign \y[6]  = y[97:84];
+  assign \y[7]  = y[111:98];
+  assign \y[8]  = y[125:112];
+  assign \y[9]  = y[139:126];
+  assign \y[10]  = y[153:140];
+  assign \y[11]  = y[167:154];
+  assign \y[12]  = y[181:168];
+  assign \y[13]  = y[195:182];
+  assign \y[14]  = y[209:196];
+  assign \y[15]  = y[223:210];
+  assign \y[16]  = y[237:224];
+  assign \y[17]  = y[251:238];
+  assign \y[18]  = y[265:252];
+  assign \y[19]  = y[279:266];
+  assign \y[20]  = y[293:280];
+  assign \y[21]  = y[307:294];
+  assign \y[22]  = y[321:308];
+  assign \y[23]  = y[335:322];
+  assign \y[24]  = y[349:336];
+  assign \y[25]  = y[363:350];
+  assign \y[26]  = y[377:364];
+  assign \y[27]  = y[391:378];
+  assign \y[28]  = y[405:392];
+  assign \y[29]  = y[419:406];
+  assign \y[30]  = y[433:420];
+  assign \y[31]  = y[447:434];
+  assign \a[0]  = a[31:0];
+  assign \a[1]  = a[63:32];
+  assign \a[2]  = a[95:64];
+  assign \a[3]  = a[127:96];
+  assign \a$96[0]  = a[31:0];
+  assign \a$96[1]  = a[63:32];
+  assign \a$96[2]  = a[95:64];
+  assign \a$96[3]  = a[127:96];
+  assign \b[0]  = b[31:0];
+  assign \b[1]  = b[63:32];
+  assign \b[2]  = b[95:64];
+  assign \b[3]  = b[127:96];
+  assign \b$98[0]  = b[31:0];
+  assign \b$98[1]  = b[63:32];
+  assign \b$98[2]  = b[95:64];
+  assign \b$98[3]  = b[127:96];
+  assign \dx[0]  = dx[11:0];
+  assign \dx[1]  = dx[23:12];
+  assign \dx[2]  = dx[35:24];
+  assign \dx[3]  = dx[47:36];
+  assign \dx[4]  = dx[59:48];
+  assign \dx[5]  = dx[71:60];
+  assign \dx[6]  = dx[83:72];
+  assign \dx[7]  = dx[95:84];
+  assign \dx[8]  = dx[107:96];
+  assign \dx[9]  = dx[119:108];
+  assign \dx[10]  = dx[131:120];
+  assign \dx[11]  = dx[143:132];
+  assign \dx[12]  = dx[155:144];
+  assign \dx[13]  = dx[167:156];
+  assign \dx[14]  = dx[179:168];
+  assign \dx[15]  = dx[191:180];
+  assign \dx[16]  = dx[203:192];
+  assign \dx[17]  = dx[215:204];
+  assign \dx[18]  = dx[227:216];
+  assign \dx[19]  = dx[239:228];
+  assign \dx[20]  = dx[251:240];
+  assign \dx[21]  = dx[263:252];
+  assign \dx[22]  = dx[275:264];
+  assign \dx[23]  = dx[287:276];
+  assign \dx[24]  = dx[299:288];
+  assign \dx[25]  = dx[311:300];
+  assign \dx[26]  = dx[323:312];
+  assign \dx[27]  = dx[335:324];
+  assign \dx[28]  = dx[347:336];
+  assign \dx[29]  = dx[359:348];
+  assign \dx[30]  = dx[371:360];
+  assign \dx[31]  = dx[383:372];
+  assign \$243  = upper_en;
+  assign \$244  = upper_en;
+  assign \$245  = upper_en;
+  assign \$246  = upper_en;
+  assign \$247  = upper_en;
+  assign \$248  = upper_en;
+  assign \$249  = upper_en;
+  assign \$250  = upper_en;
+  assign \$251  = upper_en;
+  assign \$252  = upper_en;
+  assign \$253  = upper_en;
+  assign \$254  = upper_en;
+  assign \$255  = upper_en;
+  assign \$256  = upper_en;
+  assign \$257  = upper_en;
+  assign \$258  = upper_en;
+  assign \$259  = upper_en;
+  assign \$260  = upper_en;
+  assign \$261  = upper_en;
+  assign \$262  = upper_en;
+  assign \$263  = upper_en;
+  assign \$264  = upper_en;
+  assign \$265  = upper_en;
+  assign \$266  = upper_en;
+  assign \$267  = upper_en;
+  assign \$268  = upper_en;
+  assign \$269  = upper_en;
+  assign \$270  = upper_en;
+  assign \$271  = upper_en;
+  assign \$272  = upper_en;
+  assign \$273  = upper_en;
+  assign \$274  = upper_en;
 endmodule
 
 (* generator = "Amaranth" *)
-module \bshw_neuron_l1.sampler (restart, clk, rst, fire, d, x, a, b, index, draw);
-  reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
+module \bshw_periphery.neurons1.sampler (rst, \port$1740$0 , \port$1745$0 , \port$1750$0 , \port$1755$0 , \port$1760$0 , \port$1765$0 , \port$1770$0 , \port$1775$0 , \port$1780$0 , \port$1785$0 , \port$1790$0 , \port$1795$0 , \port$1800$0 , \port$1805$0 , \port$1810$0 , \port$1815$0 , \port$1820$0 , \port$1825$0 , \port$1830$0 , \port$1835$0 
+, \port$1840$0 , \port$1845$0 , \port$1850$0 , \port$1855$0 , \port$1860$0 , \port$1865$0 , \port$1870$0 , \port$1875$0 , \port$1880$0 , \port$1885$0 , \port$1890$0 , \port$1895$0 , d, restart, draw, x, a, b, index, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$38  = 0;
   wire \$1 ;
+  wire [31:0] \$10 ;
+  wire [31:0] \$11 ;
+  wire [31:0] \$12 ;
+  reg [31:0] \$13 ;
+  reg [127:0] \$14 ;
+  reg [127:0] \$15 ;
+  reg [3:0] \$16 ;
   wire [4:0] \$2 ;
-  wire [3:0] \$3 ;
-  wire [3:0] \$4 ;
-  reg \$5 ;
-  reg [3:0] \$6 ;
-  reg [3:0] \$7 ;
-  reg [3:0] \$8 ;
-  output [3:0] a;
-  reg [3:0] a = 4'h0;
-  output [3:0] b;
-  reg [3:0] b = 4'h0;
+  wire [31:0] \$3 ;
+  wire [31:0] \$4 ;
+  wire [31:0] \$5 ;
+  wire [31:0] \$6 ;
+  wire [31:0] \$7 ;
+  wire [31:0] \$8 ;
+  wire [31:0] \$9 ;
+  output [127:0] a;
+  reg [127:0] a = 128'h00000000000000000000000000000000;
+  wire [31:0] \a[0] ;
+  wire [31:0] \a[1] ;
+  wire [31:0] \a[2] ;
+  wire [31:0] \a[3] ;
+  output [127:0] b;
+  reg [127:0] b = 128'h00000000000000000000000000000000;
+  wire [31:0] \b[0] ;
+  wire [31:0] \b[1] ;
+  wire [31:0] \b[2] ;
+  wire [31:0] \b[3] ;
   input clk;
   wire clk;
-  output d;
-  wire d;
+  output [31:0] d;
+  wire [31:0] d;
   input draw;
   wire draw;
-  input fire;
-  wire fire;
+  wire [31:0] fire;
   output [3:0] index;
   reg [3:0] index = 4'h0;
+  input \port$1740$0 ;
+  wire \port$1740$0 ;
+  input \port$1745$0 ;
+  wire \port$1745$0 ;
+  input \port$1750$0 ;
+  wire \port$1750$0 ;
+  input \port$1755$0 ;
+  wire \port$1755$0 ;
+  input \port$1760$0 ;
+  wire \port$1760$0 ;
+  input \port$1765$0 ;
+  wire \port$1765$0 ;
+  input \port$1770$0 ;
+  wire \port$1770$0 ;
+  input \port$1775$0 ;
+  wire \port$1775$0 ;
+  input \port$1780$0 ;
+  wire \port$1780$0 ;
+  input \port$1785$0 ;
+  wire \port$1785$0 ;
+  input \port$1790$0 ;
+  wire \port$1790$0 ;
+  input \port$1795$0 ;
+  wire \port$1795$0 ;
+  input \port$1800$0 ;
+  wire \port$1800$0 ;
+  input \port$1805$0 ;
+  wire \port$1805$0 ;
+  input \port$1810$0 ;
+  wire \port$1810$0 ;
+  input \port$1815$0 ;
+  wire \port$1815$0 ;
+  input \port$1820$0 ;
+  wire \port$1820$0 ;
+  input \port$1825$0 ;
+  wire \port$1825$0 ;
+  input \port$1830$0 ;
+  wire \port$1830$0 ;
+  input \port$1835$0 ;
+  wire \port$1835$0 ;
+  input \port$1840$0 ;
+  wire \port$1840$0 ;
+  input \port$1845$0 ;
+  wire \port$1845$0 ;
+  input \port$1850$0 ;
+  wire \port$1850$0 ;
+  input \port$1855$0 ;
+  wire \port$1855$0 ;
+  input \port$1860$0 ;
+  wire \port$1860$0 ;
+  input \port$1865$0 ;
+  wire \port$1865$0 ;
+  input \port$1870$0 ;
+  wire \port$1870$0 ;
+  input \port$1875$0 ;
+  wire \port$1875$0 ;
+  input \port$1880$0 ;
+  wire \port$1880$0 ;
+  input \port$1885$0 ;
+  wire \port$1885$0 ;
+  input \port$1890$0 ;
+  wire \port$1890$0 ;
+  input \port$1895$0 ;
+  wire \port$1895$0 ;
   input restart;
   wire restart;
   input rst;
   wire rst;
-  output x;
-  reg x = 1'h0;
-  assign \$2  = index + 1'h1;
-  assign \$3  = ~ b;
-  assign \$4  = a & \$3 ;
-  assign d = | \$4 ;
-  always @(posedge clk)
-    x <= \$5 ;
-  always @(posedge clk)
-    a <= \$6 ;
-  always @(posedge clk)
-    b <= \$7 ;
-  always @(posedge clk)
-    index <= \$8 ;
+  output [31:0] x;
+  reg [31:0] x = 32'd0;
   assign \$1  = index != 4'h8;
+  assign \$2  = index + 1'h1;
+  assign \$3  = ~ b[31:0];
+  assign \$4  = a[31:0] & \$3 ;
+  assign \$5  = ~ b[63:32];
+  assign \$6  = a[63:32] & \$5 ;
+  assign \$7  = \$4  | \$6 ;
+  assign \$8  = ~ b[95:64];
+  assign \$9  = a[95:64] & \$8 ;
+  assign \$10  = \$7  | \$9 ;
+  assign \$11  = ~ b[127:96];
+  assign \$12  = a[127:96] & \$11 ;
+  assign d = \$10  | \$12 ;
+  always @(posedge clk)
+    x <= \$13 ;
+  always @(posedge clk)
+    a <= \$14 ;
+  always @(posedge clk)
+    b <= \$15 ;
+  always @(posedge clk)
+    index <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$5  = x;
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$13  = x;
     if (draw) begin
       casez (index)
         4'h0:
-            \$5  = fire;
+            \$13  = { \port$1895$0 , \port$1890$0 , \port$1885$0 , \port$1880$0 , \port$1875$0 , \port$1870$0 , \port$1865$0 , \port$1860$0 , \port$1855$0 , \port$1850$0 , \port$1845$0 , \port$1840$0 , \port$1835$0 , \port$1830$0 , \port$1825$0 , \port$1820$0 , \port$1815$0 , \port$1810$0 , \port$1805$0 , \port$1800$0 , \port$1795$0 , \port$1790$0 , \port$1785$0 , \port$1780$0 , \port$1775$0 , \port$1770$0 , \port$1765$0 , \port$1760$0 , \port$1755$0 , \port$1750$0 , \port$1745$0 , \port$1740$0  };
       endcase
     end
     if (rst) begin
-      \$5  = 1'h0;
+      \$13  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$6  = a;
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$14  = a;
     if (draw) begin
       casez (index)
         4'h0:
             /* empty */;
         4'h1:
-            \$6 [0] = fire;
+            \$14 [31:0] = { \port$1895$0 , \port$1890$0 , \port$1885$0 , \port$1880$0 , \port$1875$0 , \port$1870$0 , \port$1865$0 , \port$1860$0 , \port$1855$0 , \port$1850$0 , \port$1845$0 , \port$1840$0 , \port$1835$0 , \port$1830$0 , \port$1825$0 , \port$1820$0 , \port$1815$0 , \port$1810$0 , \port$1805$0 , \port$1800$0 , \port$1795$0 , \port$1790$0 , \port$1785$0 , \port$1780$0 , \port$1775$0 , \port$1770$0 , \port$1765$0 , \port$1760$0 , \port$1755$0 , \port$1750$0 , \port$1745$0 , \port$1740$0  };
         4'h2:
             /* empty */;
         4'h3:
-            \$6 [1] = fire;
+            \$14 [63:32] = { \port$1895$0 , \port$1890$0 , \port$1885$0 , \port$1880$0 , \port$1875$0 , \port$1870$0 , \port$1865$0 , \port$1860$0 , \port$1855$0 , \port$1850$0 , \port$1845$0 , \port$1840$0 , \port$1835$0 , \port$1830$0 , \port$1825$0 , \port$1820$0 , \port$1815$0 , \port$1810$0 , \port$1805$0 , \port$1800$0 , \port$1795$0 , \port$1790$0 , \port$1785$0 , \port$1780$0 , \port$1775$0 , \port$1770$0 , \port$1765$0 , \port$1760$0 , \port$1755$0 , \port$1750$0 , \port$1745$0 , \port$1740$0  };
         4'h4:
             /* empty */;
         4'h5:
-            \$6 [2] = fire;
+            \$14 [95:64] = { \port$1895$0 , \port$1890$0 , \port$1885$0 , \port$1880$0 , \port$1875$0 , \port$1870$0 , \port$1865$0 , \port$1860$0 , \port$1855$0 , \port$1850$0 , \port$1845$0 , \port$1840$0 , \port$1835$0 , \port$1830$0 , \port$1825$0 , \port$1820$0 , \port$1815$0 , \port$1810$0 , \port$1805$0 , \port$1800$0 , \port$1795$0 , \port$1790$0 , \port$1785$0 , \port$1780$0 , \port$1775$0 , \port$1770$0 , \port$1765$0 , \port$1760$0 , \port$1755$0 , \port$1750$0 , \port$1745$0 , \port$1740$0  };
         4'h6:
             /* empty */;
         4'h7:
-            \$6 [3] = fire;
+            \$14 [127:96] = { \port$1895$0 , \port$1890$0 , \port$1885$0 , \port$1880$0 , \port$1875$0 , \port$1870$0 , \port$1865$0 , \port$1860$0 , \port$1855$0 , \port$1850$0 , \port$1845$0 , \port$1840$0 , \port$1835$0 , \port$1830$0 , \port$1825$0 , \port$1820$0 , \port$1815$0 , \port$1810$0 , \port$1805$0 , \port$1800$0 , \port$1795$0 , \port$1790$0 , \port$1785$0 , \port$1780$0 , \port$1775$0 , \port$1770$0 , \port$1765$0 , \port$1760$0 , \port$1755$0 , \port$1750$0 , \port$1745$0 , \port$1740$0  };
       endcase
     end
     if (rst) begin
-      \$6  = 4'h0;
+      \$14  = 128'h00000000000000000000000000000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$7  = b;
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$15  = b;
     if (draw) begin
       casez (index)
         4'h0:
@@ -10430,502 +9574,1273 @@ module \bshw_neuron_l1.sampler (restart, clk, rst, fire, d, x, a, b, index, draw
         4'h1:
             /* empty */;
         4'h2:
-            \$7 [0] = fire;
+            \$15 [31:0] = { \port$1895$0 , \port$1890$0 , \port$1885$0 , \port$1880$0 , \port$1875$0 , \port$1870$0 , \port$1865$0 , \port$1860$0 , \port$1855$0 , \port$1850$0 , \port$1845$0 , \port$1840$0 , \port$1835$0 , \port$1830$0 , \port$1825$0 , \port$1820$0 , \port$1815$0 , \port$1810$0 , \port$1805$0 , \port$1800$0 , \port$1795$0 , \port$1790$0 , \port$1785$0 , \port$1780$0 , \port$1775$0 , \port$1770$0 , \port$1765$0 , \port$1760$0 , \port$1755$0 , \port$1750$0 , \port$1745$0 , \port$1740$0  };
         4'h3:
             /* empty */;
         4'h4:
-            \$7 [1] = fire;
+            \$15 [63:32] = { \port$1895$0 , \port$1890$0 , \port$1885$0 , \port$1880$0 , \port$1875$0 , \port$1870$0 , \port$1865$0 , \port$1860$0 , \port$1855$0 , \port$1850$0 , \port$1845$0 , \port$1840$0 , \port$1835$0 , \port$1830$0 , \port$1825$0 , \port$1820$0 , \port$1815$0 , \port$1810$0 , \port$1805$0 , \port$1800$0 , \port$1795$0 , \port$1790$0 , \port$1785$0 , \port$1780$0 , \port$1775$0 , \port$1770$0 , \port$1765$0 , \port$1760$0 , \port$1755$0 , \port$1750$0 , \port$1745$0 , \port$1740$0  };
         4'h5:
             /* empty */;
         4'h6:
-            \$7 [2] = fire;
+            \$15 [95:64] = { \port$1895$0 , \port$1890$0 , \port$1885$0 , \port$1880$0 , \port$1875$0 , \port$1870$0 , \port$1865$0 , \port$1860$0 , \port$1855$0 , \port$1850$0 , \port$1845$0 , \port$1840$0 , \port$1835$0 , \port$1830$0 , \port$1825$0 , \port$1820$0 , \port$1815$0 , \port$1810$0 , \port$1805$0 , \port$1800$0 , \port$1795$0 , \port$1790$0 , \port$1785$0 , \port$1780$0 , \port$1775$0 , \port$1770$0 , \port$1765$0 , \port$1760$0 , \port$1755$0 , \port$1750$0 , \port$1745$0 , \port$1740$0  };
         4'h7:
             /* empty */;
         4'h8:
-            \$7 [3] = fire;
+            \$15 [127:96] = { \port$1895$0 , \port$1890$0 , \port$1885$0 , \port$1880$0 , \port$1875$0 , \port$1870$0 , \port$1865$0 , \port$1860$0 , \port$1855$0 , \port$1850$0 , \port$1845$0 , \port$1840$0 , \port$1835$0 , \port$1830$0 , \port$1825$0 , \port$1820$0 , \port$1815$0 , \port$1810$0 , \port$1805$0 , \port$1800$0 , \port$1795$0 , \port$1790$0 , \port$1785$0 , \port$1780$0 , \port$1775$0 , \port$1770$0 , \port$1765$0 , \port$1760$0 , \port$1755$0 , \port$1750$0 , \port$1745$0 , \port$1740$0  };
       endcase
     end
     if (rst) begin
-      \$7  = 4'h0;
+      \$15  = 128'h00000000000000000000000000000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$8  = index;
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$16  = index;
     if (draw) begin
-      \$8  = 4'h0;
+      \$16  = 4'h0;
       if (\$1 ) begin
-        \$8  = \$2 [3:0];
+        \$16  = \$2 [3:0];
       end
     end
     if (restart) begin
-      \$8  = 4'h0;
+      \$16  = 4'h0;
     end
     if (rst) begin
-      \$8  = 4'h0;
+      \$16  = 4'h0;
     end
   end
-endmodule
-/* Generated by Amaranth Yosys 0.50 (PyPI ver 0.50.0.0.post130, git sha1 b5170e139) */
-
-(* top =  1  *)
-(* generator = "Amaranth" *)
-module bshw_output_neuron(draw, load, load_value, seed, clk, rst, x, state, y);
-  /*verilator hier_block*/
-  reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
-  reg \$1 ;
-  wire \$10 ;
-  wire \$11 ;
-  wire \$12 ;
-  wire \$13 ;
-  wire \$14 ;
-  wire \$15 ;
-  wire \$16 ;
-  wire \$17 ;
-  wire \$18 ;
-  wire \$19 ;
-  wire \$2 ;
-  wire \$20 ;
-  wire \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  wire \$7 ;
-  wire \$8 ;
-  wire \$9 ;
-  input clk;
-  wire clk;
-  input draw;
-  wire draw;
-  wire \draw$9 ;
-  wire fire;
-  input load;
-  wire load;
-  wire \load$10 ;
-  input [31:0] load_value;
-  wire [31:0] load_value;
-  wire [31:0] \load_value$11 ;
-  input rst;
-  wire rst;
-  input [31:0] seed;
-  wire [31:0] seed;
-  wire [31:0] \seed$16 ;
-  output [31:0] state;
-  wire [31:0] state;
-  wire [31:0] \state$12 ;
-  wire [18:0] word;
-  wire [18:0] \word$15 ;
-  output x;
-  reg x = 1'h0;
-  input [12:0] y;
-  wire [12:0] y;
-  wire [12:0] \y$13 ;
-  always @(posedge clk)
-    x <= \$1 ;
-  \bshw_output_neuron.comparator  comparator (
-    .fire(fire),
-    .\port$10$0 (\$3 ),
-    .\port$14$0 (\$4 ),
-    .\port$18$0 (\$5 ),
-    .\port$22$0 (\$6 ),
-    .\port$26$0 (\$7 ),
-    .\port$30$0 (\$8 ),
-    .\port$34$0 (\$9 ),
-    .\port$38$0 (\$10 ),
-    .\port$42$0 (\$11 ),
-    .\port$46$0 (\$12 ),
-    .\port$50$0 (\$13 ),
-    .\port$54$0 (\$14 ),
-    .\port$58$0 (\$15 ),
-    .\port$6$0 (\$2 ),
-    .\port$62$0 (\$16 ),
-    .\port$66$0 (\$17 ),
-    .\port$70$0 (\$18 ),
-    .\port$74$0 (\$19 ),
-    .\port$78$0 (\$20 ),
-    .y(y)
-  );
-  \bshw_output_neuron.lfsr  lfsr (
-    .clk(clk),
-    .draw(draw),
-    .fb0(\$2 ),
-    .fb1(\$3 ),
-    .fb10(\$12 ),
-    .fb11(\$13 ),
-    .fb12(\$14 ),
-    .fb13(\$15 ),
-    .fb14(\$16 ),
-    .fb15(\$17 ),
-    .fb16(\$18 ),
-    .fb17(\$19 ),
-    .fb18(\$20 ),
-    .fb2(\$4 ),
-    .fb3(\$5 ),
-    .fb4(\$6 ),
-    .fb5(\$7 ),
-    .fb6(\$8 ),
-    .fb7(\$9 ),
-    .fb8(\$10 ),
-    .fb9(\$11 ),
-    .load(load),
-    .load_value(load_value),
-    .rst(rst),
-    .seed(seed),
-    .state(state)
-  );
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1  = x;
-    if (draw) begin
-      \$1  = fire;
-    end
-    if (rst) begin
-      \$1  = 1'h0;
-    end
-  end
-  assign \draw$9  = draw;
-  assign \load$10  = load;
-  assign \load_value$11  = load_value;
-  assign \state$12  = state;
-  assign \y$13  = y;
-  assign word = { \$2 , \$3 , \$4 , \$5 , \$6 , \$7 , \$8 , \$9 , \$10 , \$11 , \$12 , \$13 , \$14 , \$15 , \$16 , \$17 , \$18 , \$19 , \$20  };
-  assign \word$15  = { \$2 , \$3 , \$4 , \$5 , \$6 , \$7 , \$8 , \$9 , \$10 , \$11 , \$12 , \$13 , \$14 , \$15 , \$16 , \$17 , \$18 , \$19 , \$20  };
-  assign \seed$16  = seed;
+  assign fire = { \port$1895$0 , \port$1890$0 , \port$1885$0 , \port$1880$0 , \port$1875$0 , \port$1870$0 , \port$1865$0 , \port$1860$0 , \port$1855$0 , \port$1850$0 , \port$1845$0 , \port$1840$0 , \port$1835$0 , \port$1830$0 , \port$1825$0 , \port$1820$0 , \port$1815$0 , \port$1810$0 , \port$1805$0 , \port$1800$0 , \port$1795$0 , \port$1790$0 , \port$1785$0 , \port$1780$0 , \port$1775$0 , \port$1770$0 , \port$1765$0 , \port$1760$0 , \port$1755$0 , \port$1750$0 , \port$1745$0 , \port$1740$0  };
+  assign \a[0]  = a[31:0];
+  assign \a[1]  = a[63:32];
+  assign \a[2]  = a[95:64];
+  assign \a[3]  = a[127:96];
+  assign \b[0]  = b[31:0];
+  assign \b[1]  = b[63:32];
+  assign \b[2]  = b[95:64];
+  assign \b[3]  = b[127:96];
 endmodule
 
 (* generator = "Amaranth" *)
-module \bshw_output_neuron.comparator (\port$6$0 , \port$10$0 , \port$14$0 , \port$18$0 , \port$22$0 , \port$26$0 , \port$30$0 , \port$34$0 , \port$38$0 , \port$42$0 , \port$46$0 , \port$50$0 , \port$54$0 , \port$58$0 , \port$62$0 , \port$66$0 , \port$70$0 , \port$74$0 , \port$78$0 , fire, y
-);
-  wire [7:0] \$1 ;
-  wire [8:0] \$2 ;
+module \bshw_periphery.neurons2 (y, clk, rst, load_sel, load, \port$2160$0 , \port$2161$0 , \port$2162$0 , \port$2163$0 , \port$2164$0 , \port$2165$0 , \port$2166$0 , \port$2167$0 , \port$2168$0 , \port$2169$0 , \port$2170$0 , \port$2171$0 , \port$2172$0 , \port$2173$0 , \port$2174$0 , \port$2175$0 
+, \port$2176$0 , \port$2177$0 , \port$2178$0 , \port$2179$0 , \port$2180$0 , \port$2181$0 , \port$2182$0 , \port$2183$0 , \port$2184$0 , \port$2185$0 , \port$2186$0 , \port$2187$0 , \port$2188$0 , \port$2189$0 , \port$2190$0 , \port$2191$0 , draw, x, load_value);
+  reg \$auto$verilog_backend.cc:2355:dump_module$39  = 0;
+  wire [9:0] \$1 ;
+  wire [9:0] \$10 ;
+  wire [9:0] \$100 ;
+  wire [9:0] \$101 ;
+  wire [9:0] \$102 ;
+  wire [9:0] \$103 ;
+  wire [9:0] \$104 ;
+  wire [9:0] \$105 ;
+  wire [9:0] \$106 ;
+  wire [9:0] \$107 ;
+  wire [9:0] \$108 ;
+  wire [9:0] \$109 ;
+  wire [9:0] \$11 ;
+  wire [9:0] \$110 ;
+  wire [9:0] \$111 ;
+  wire [9:0] \$112 ;
+  wire [9:0] \$113 ;
+  wire [9:0] \$114 ;
+  wire [9:0] \$115 ;
+  wire [9:0] \$116 ;
+  wire [9:0] \$117 ;
+  wire [9:0] \$118 ;
+  wire [9:0] \$119 ;
+  wire [9:0] \$12 ;
+  wire [9:0] \$120 ;
+  wire [9:0] \$121 ;
+  wire [9:0] \$122 ;
+  wire [9:0] \$123 ;
+  wire [9:0] \$124 ;
+  wire [9:0] \$125 ;
+  wire [9:0] \$126 ;
+  wire [9:0] \$127 ;
+  wire [9:0] \$128 ;
+  wire [9:0] \$129 ;
+  wire [9:0] \$13 ;
+  wire [9:0] \$130 ;
+  wire [9:0] \$131 ;
+  wire [9:0] \$132 ;
+  wire [9:0] \$133 ;
+  wire [9:0] \$134 ;
+  wire [9:0] \$135 ;
+  wire [9:0] \$136 ;
+  wire [9:0] \$137 ;
+  wire [9:0] \$138 ;
+  wire [9:0] \$139 ;
+  wire [9:0] \$14 ;
+  wire [9:0] \$140 ;
+  wire [9:0] \$141 ;
+  wire [9:0] \$142 ;
+  wire [9:0] \$143 ;
+  wire [9:0] \$144 ;
+  wire [9:0] \$145 ;
+  wire [9:0] \$146 ;
+  wire [9:0] \$147 ;
+  wire [9:0] \$148 ;
+  wire [9:0] \$149 ;
+  wire [9:0] \$15 ;
+  wire [9:0] \$150 ;
+  wire [9:0] \$151 ;
+  wire [9:0] \$152 ;
+  wire [9:0] \$153 ;
+  wire [9:0] \$154 ;
+  wire [9:0] \$155 ;
+  wire [9:0] \$156 ;
+  wire [9:0] \$157 ;
+  wire [9:0] \$158 ;
+  wire [9:0] \$159 ;
+  wire [9:0] \$16 ;
+  wire [9:0] \$160 ;
+  wire [9:0] \$161 ;
+  wire [9:0] \$162 ;
+  wire [9:0] \$163 ;
+  wire [9:0] \$164 ;
+  wire [9:0] \$165 ;
+  wire [9:0] \$166 ;
+  wire [9:0] \$167 ;
+  wire [9:0] \$168 ;
+  wire [9:0] \$169 ;
+  wire [9:0] \$17 ;
+  wire [9:0] \$170 ;
+  wire [9:0] \$171 ;
+  wire [9:0] \$172 ;
+  wire [9:0] \$173 ;
+  wire [9:0] \$174 ;
+  wire [9:0] \$175 ;
+  wire [9:0] \$176 ;
+  wire [9:0] \$177 ;
+  wire [9:0] \$178 ;
+  wire [9:0] \$179 ;
+  wire [9:0] \$18 ;
+  wire [9:0] \$180 ;
+  wire [9:0] \$181 ;
+  wire [9:0] \$182 ;
+  wire [9:0] \$183 ;
+  wire [9:0] \$184 ;
+  wire [9:0] \$185 ;
+  wire [9:0] \$186 ;
+  wire [9:0] \$187 ;
+  wire [9:0] \$188 ;
+  wire [9:0] \$189 ;
+  wire [9:0] \$19 ;
+  wire [9:0] \$190 ;
+  wire [9:0] \$191 ;
+  wire [9:0] \$192 ;
+  wire [9:0] \$193 ;
+  wire [9:0] \$194 ;
+  wire [9:0] \$195 ;
+  wire [9:0] \$196 ;
+  wire [9:0] \$197 ;
+  wire [9:0] \$198 ;
+  wire [9:0] \$199 ;
+  wire [9:0] \$2 ;
+  wire [9:0] \$20 ;
+  wire [7:0] \$200 ;
+  wire [8:0] \$201 ;
+  wire [9:0] \$202 ;
+  wire [13:0] \$203 ;
+  wire \$204 ;
+  wire [7:0] \$205 ;
+  wire [8:0] \$206 ;
+  wire [9:0] \$207 ;
+  wire [13:0] \$208 ;
+  wire \$209 ;
+  wire [9:0] \$21 ;
+  wire [7:0] \$210 ;
+  wire [8:0] \$211 ;
+  wire [9:0] \$212 ;
+  wire [13:0] \$213 ;
+  wire \$214 ;
+  wire [7:0] \$215 ;
+  wire [8:0] \$216 ;
+  wire [9:0] \$217 ;
+  wire [13:0] \$218 ;
+  wire \$219 ;
+  wire [9:0] \$22 ;
+  wire [7:0] \$220 ;
+  wire [8:0] \$221 ;
+  wire [9:0] \$222 ;
+  wire [13:0] \$223 ;
+  wire \$224 ;
+  wire [7:0] \$225 ;
+  wire [8:0] \$226 ;
+  wire [9:0] \$227 ;
+  wire [13:0] \$228 ;
+  wire \$229 ;
+  wire [9:0] \$23 ;
+  wire [7:0] \$230 ;
+  wire [8:0] \$231 ;
+  wire [9:0] \$232 ;
+  wire [13:0] \$233 ;
+  wire \$234 ;
+  wire [7:0] \$235 ;
+  wire [8:0] \$236 ;
+  wire [9:0] \$237 ;
+  wire [13:0] \$238 ;
+  wire \$239 ;
+  wire [9:0] \$24 ;
+  wire [7:0] \$240 ;
+  wire [8:0] \$241 ;
+  wire [9:0] \$242 ;
+  wire [13:0] \$243 ;
+  wire \$244 ;
+  wire [7:0] \$245 ;
+  wire [8:0] \$246 ;
+  wire [9:0] \$247 ;
+  wire [13:0] \$248 ;
+  wire \$249 ;
+  wire [9:0] \$25 ;
+  reg [9:0] \$250 ;
+  reg [9:0] \$251 ;
+  reg [9:0] \$252 ;
+  reg [9:0] \$253 ;
+  reg [9:0] \$254 ;
+  reg [9:0] \$255 ;
+  reg [9:0] \$256 ;
+  reg [9:0] \$257 ;
+  reg [9:0] \$258 ;
+  reg [9:0] \$259 ;
+  wire [9:0] \$26 ;
+  reg [9:0] \$260 ;
+  reg [9:0] \$261 ;
+  reg [9:0] \$262 ;
+  reg [9:0] \$263 ;
+  reg [9:0] \$264 ;
+  reg [9:0] \$265 ;
+  reg [9:0] \$266 ;
+  reg [9:0] \$267 ;
+  reg [9:0] \$268 ;
+  reg [9:0] \$269 ;
+  wire [9:0] \$27 ;
+  reg [9:0] \$270 ;
+  reg [9:0] \$271 ;
+  reg [9:0] \$272 ;
+  reg [9:0] \$273 ;
+  reg [9:0] \$274 ;
+  reg [9:0] \$275 ;
+  reg [9:0] \$276 ;
+  reg [9:0] \$277 ;
+  reg [9:0] \$278 ;
+  reg [9:0] \$279 ;
+  wire [9:0] \$28 ;
+  reg [9:0] \$280 ;
+  reg [9:0] \$281 ;
+  reg [9:0] \$282 ;
+  wire [9:0] \$29 ;
   wire [9:0] \$3 ;
-  wire [13:0] \$4 ;
-  output fire;
-  wire fire;
-  input \port$10$0 ;
-  wire \port$10$0 ;
-  input \port$14$0 ;
-  wire \port$14$0 ;
-  input \port$18$0 ;
-  wire \port$18$0 ;
-  input \port$22$0 ;
-  wire \port$22$0 ;
-  input \port$26$0 ;
-  wire \port$26$0 ;
-  input \port$30$0 ;
-  wire \port$30$0 ;
-  input \port$34$0 ;
-  wire \port$34$0 ;
-  input \port$38$0 ;
-  wire \port$38$0 ;
-  input \port$42$0 ;
-  wire \port$42$0 ;
-  input \port$46$0 ;
-  wire \port$46$0 ;
-  input \port$50$0 ;
-  wire \port$50$0 ;
-  input \port$54$0 ;
-  wire \port$54$0 ;
-  input \port$58$0 ;
-  wire \port$58$0 ;
-  input \port$6$0 ;
-  wire \port$6$0 ;
-  input \port$62$0 ;
-  wire \port$62$0 ;
-  input \port$66$0 ;
-  wire \port$66$0 ;
-  input \port$70$0 ;
-  wire \port$70$0 ;
-  input \port$74$0 ;
-  wire \port$74$0 ;
-  input \port$78$0 ;
-  wire \port$78$0 ;
-  wire [8:0] s;
-  wire [18:0] word;
-  input [12:0] y;
-  wire [12:0] y;
-  assign \$1  = 1'h0 + { \port$54$0 , \port$58$0 , \port$62$0 , \port$66$0 , \port$70$0 , \port$74$0 , \port$78$0  };
-  assign \$2  = \$1  + { \port$26$0 , \port$30$0 , \port$34$0 , \port$38$0 , \port$42$0 , \port$46$0 , \port$50$0  };
-  assign \$3  = \$2  + { \port$6$0 , \port$10$0 , \port$14$0 , \port$18$0 , \port$22$0  };
-  assign \$4  = $signed(y) + $signed({ 1'h0, \$3 [8:0] });
-  assign fire = $signed(\$4 ) > $signed(9'h08e);
-  assign s = \$3 [8:0];
-  assign word = { \port$6$0 , \port$10$0 , \port$14$0 , \port$18$0 , \port$22$0 , \port$26$0 , \port$30$0 , \port$34$0 , \port$38$0 , \port$42$0 , \port$46$0 , \port$50$0 , \port$54$0 , \port$58$0 , \port$62$0 , \port$66$0 , \port$70$0 , \port$74$0 , \port$78$0  };
-endmodule
-
-(* generator = "Amaranth" *)
-module \bshw_output_neuron.lfsr (load, load_value, seed, clk, rst, fb0, fb1, fb2, fb3, fb4, fb5, fb6, fb7, fb8, fb9, fb10, fb11, fb12, fb13, fb14, fb15
-, fb16, fb17, fb18, state, draw);
-  reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
-  wire \$1 ;
-  wire \$10 ;
-  wire \$11 ;
-  wire \$12 ;
-  wire \$13 ;
-  wire \$14 ;
-  wire \$15 ;
-  wire \$16 ;
-  wire \$17 ;
-  wire \$18 ;
-  wire \$19 ;
-  wire \$2 ;
-  wire \$20 ;
-  wire \$21 ;
-  wire \$22 ;
-  wire \$23 ;
-  wire \$24 ;
-  wire \$25 ;
-  wire \$26 ;
-  wire \$27 ;
-  wire \$28 ;
-  wire \$29 ;
-  wire \$3 ;
-  wire \$30 ;
-  wire \$31 ;
-  wire \$32 ;
-  wire \$33 ;
-  wire \$34 ;
-  wire \$35 ;
-  wire \$36 ;
-  wire \$37 ;
-  wire \$38 ;
-  wire \$39 ;
-  wire \$4 ;
-  wire \$40 ;
-  wire \$41 ;
-  wire \$42 ;
-  wire \$43 ;
-  wire \$44 ;
-  wire \$45 ;
-  wire \$46 ;
-  wire \$47 ;
-  wire \$48 ;
-  wire \$49 ;
-  wire \$5 ;
-  wire \$50 ;
-  wire \$51 ;
-  wire \$52 ;
-  wire \$53 ;
-  wire \$54 ;
-  wire \$55 ;
-  wire \$56 ;
-  wire \$57 ;
-  reg [31:0] \$58 ;
-  wire \$6 ;
-  wire \$7 ;
-  wire \$8 ;
-  wire \$9 ;
+  wire [9:0] \$30 ;
+  wire [9:0] \$31 ;
+  wire [9:0] \$32 ;
+  wire [9:0] \$33 ;
+  wire [9:0] \$34 ;
+  wire [9:0] \$35 ;
+  wire [9:0] \$36 ;
+  wire [9:0] \$37 ;
+  wire [9:0] \$38 ;
+  wire [24:0] \$39 ;
+  wire [9:0] \$4 ;
+  wire [9:0] \$40 ;
+  wire [9:0] \$41 ;
+  wire [9:0] \$42 ;
+  wire [9:0] \$43 ;
+  wire [9:0] \$44 ;
+  wire [9:0] \$45 ;
+  wire [9:0] \$46 ;
+  wire [9:0] \$47 ;
+  wire [9:0] \$48 ;
+  wire [9:0] \$49 ;
+  wire [9:0] \$5 ;
+  wire [9:0] \$50 ;
+  wire [9:0] \$51 ;
+  wire [9:0] \$52 ;
+  wire [9:0] \$53 ;
+  wire [9:0] \$54 ;
+  wire [9:0] \$55 ;
+  wire [9:0] \$56 ;
+  wire [9:0] \$57 ;
+  wire [9:0] \$58 ;
+  wire [9:0] \$59 ;
+  wire [9:0] \$6 ;
+  wire [9:0] \$60 ;
+  wire [9:0] \$61 ;
+  wire [9:0] \$62 ;
+  wire [9:0] \$63 ;
+  wire [9:0] \$64 ;
+  wire [9:0] \$65 ;
+  wire [9:0] \$66 ;
+  wire [9:0] \$67 ;
+  wire [9:0] \$68 ;
+  wire [9:0] \$69 ;
+  wire [9:0] \$7 ;
+  wire [9:0] \$70 ;
+  wire [9:0] \$71 ;
+  wire [9:0] \$72 ;
+  wire [9:0] \$73 ;
+  wire [9:0] \$74 ;
+  wire [9:0] \$75 ;
+  wire [9:0] \$76 ;
+  wire [9:0] \$77 ;
+  wire [9:0] \$78 ;
+  wire [9:0] \$79 ;
+  wire [9:0] \$8 ;
+  wire [9:0] \$80 ;
+  wire [9:0] \$81 ;
+  wire [9:0] \$82 ;
+  wire [9:0] \$83 ;
+  wire [9:0] \$84 ;
+  wire [9:0] \$85 ;
+  wire [9:0] \$86 ;
+  wire [9:0] \$87 ;
+  wire [9:0] \$88 ;
+  wire [9:0] \$89 ;
+  wire [9:0] \$9 ;
+  wire [9:0] \$90 ;
+  wire [9:0] \$91 ;
+  wire [9:0] \$92 ;
+  wire [9:0] \$93 ;
+  wire [9:0] \$94 ;
+  wire [9:0] \$95 ;
+  wire [9:0] \$96 ;
+  wire [9:0] \$97 ;
+  wire [9:0] \$98 ;
+  wire [9:0] \$99 ;
   input clk;
   wire clk;
   input draw;
   wire draw;
-  output fb0;
-  wire fb0;
-  output fb1;
-  wire fb1;
-  output fb10;
-  wire fb10;
-  output fb11;
-  wire fb11;
-  output fb12;
-  wire fb12;
-  output fb13;
-  wire fb13;
-  output fb14;
-  wire fb14;
-  output fb15;
-  wire fb15;
-  output fb16;
-  wire fb16;
-  output fb17;
-  wire fb17;
-  output fb18;
-  wire fb18;
-  output fb2;
-  wire fb2;
-  output fb3;
-  wire fb3;
-  output fb4;
-  wire fb4;
-  output fb5;
-  wire fb5;
-  output fb6;
-  wire fb6;
-  output fb7;
-  wire fb7;
-  output fb8;
-  wire fb8;
-  output fb9;
-  wire fb9;
   input load;
   wire load;
+  input [3:0] load_sel;
+  wire [3:0] load_sel;
   input [31:0] load_value;
   wire [31:0] load_value;
+  output \port$2160$0 ;
+  wire \port$2160$0 ;
+  output \port$2161$0 ;
+  wire \port$2161$0 ;
+  output \port$2162$0 ;
+  wire \port$2162$0 ;
+  output \port$2163$0 ;
+  wire \port$2163$0 ;
+  output \port$2164$0 ;
+  wire \port$2164$0 ;
+  output \port$2165$0 ;
+  wire \port$2165$0 ;
+  output \port$2166$0 ;
+  wire \port$2166$0 ;
+  output \port$2167$0 ;
+  wire \port$2167$0 ;
+  output \port$2168$0 ;
+  wire \port$2168$0 ;
+  output \port$2169$0 ;
+  wire \port$2169$0 ;
+  output \port$2170$0 ;
+  wire \port$2170$0 ;
+  output \port$2171$0 ;
+  wire \port$2171$0 ;
+  output \port$2172$0 ;
+  wire \port$2172$0 ;
+  output \port$2173$0 ;
+  wire \port$2173$0 ;
+  output \port$2174$0 ;
+  wire \port$2174$0 ;
+  output \port$2175$0 ;
+  wire \port$2175$0 ;
+  output \port$2176$0 ;
+  wire \port$2176$0 ;
+  output \port$2177$0 ;
+  wire \port$2177$0 ;
+  output \port$2178$0 ;
+  wire \port$2178$0 ;
+  output \port$2179$0 ;
+  wire \port$2179$0 ;
+  output \port$2180$0 ;
+  wire \port$2180$0 ;
+  output \port$2181$0 ;
+  wire \port$2181$0 ;
+  output \port$2182$0 ;
+  wire \port$2182$0 ;
+  output \port$2183$0 ;
+  wire \port$2183$0 ;
+  output \port$2184$0 ;
+  wire \port$2184$0 ;
+  output \port$2185$0 ;
+  wire \port$2185$0 ;
+  output \port$2186$0 ;
+  wire \port$2186$0 ;
+  output \port$2187$0 ;
+  wire \port$2187$0 ;
+  output \port$2188$0 ;
+  wire \port$2188$0 ;
+  output \port$2189$0 ;
+  wire \port$2189$0 ;
+  output \port$2190$0 ;
+  wire \port$2190$0 ;
+  output \port$2191$0 ;
+  wire \port$2191$0 ;
+  wire [3:0] rd_sel;
+  wire [31:0] rd_state;
   input rst;
   wire rst;
-  input [31:0] seed;
-  wire [31:0] seed;
-  (* init = 32'd1 *)
-  wire [31:0] st;
-  output [31:0] state;
-  reg [31:0] state = 32'd1;
-  wire [18:0] word;
-  assign \$32  = \$31  ^ state[11];
-  assign \$33  = \$32  ^ fb8;
-  assign fb10 = \$33  ^ fb9;
-  assign \$35  = \$34  ^ state[10];
-  assign \$36  = \$35  ^ fb9;
-  assign fb11 = \$36  ^ fb10;
-  assign \$38  = \$37  ^ state[9];
-  assign \$39  = \$38  ^ fb10;
-  assign fb12 = \$39  ^ fb11;
-  assign \$41  = \$40  ^ state[8];
-  assign \$42  = \$41  ^ fb11;
-  assign fb13 = \$42  ^ fb12;
-  assign \$44  = \$43  ^ state[7];
-  assign \$45  = \$44  ^ fb12;
-  assign fb14 = \$45  ^ fb13;
-  assign \$47  = \$46  ^ state[6];
-  assign \$48  = \$47  ^ fb13;
-  assign fb15 = \$48  ^ fb14;
-  assign \$50  = \$49  ^ state[5];
-  assign \$51  = \$50  ^ fb14;
-  assign fb16 = \$51  ^ fb15;
-  assign \$53  = \$52  ^ state[4];
-  assign \$54  = \$53  ^ fb15;
-  assign fb17 = \$54  ^ fb16;
-  assign \$56  = \$55  ^ state[3];
-  assign \$57  = \$56  ^ fb16;
-  assign fb18 = \$57  ^ fb17;
+  reg [9:0] st0 = 10'h07d;
+  reg [9:0] st1 = 10'h2f7;
+  reg [9:0] st10 = 10'h327;
+  reg [9:0] st11 = 10'h3f5;
+  reg [9:0] st12 = 10'h058;
+  reg [9:0] st13 = 10'h18b;
+  reg [9:0] st14 = 10'h2a9;
+  reg [9:0] st15 = 10'h0f9;
+  reg [9:0] st16 = 10'h284;
+  reg [9:0] st17 = 10'h1ad;
+  reg [9:0] st18 = 10'h36f;
+  reg [9:0] st19 = 10'h04e;
+  reg [9:0] st2 = 10'h09e;
+  reg [9:0] st20 = 10'h0fe;
+  reg [9:0] st21 = 10'h028;
+  reg [9:0] st22 = 10'h315;
+  reg [9:0] st23 = 10'h273;
+  reg [9:0] st24 = 10'h12e;
+  reg [9:0] st25 = 10'h313;
+  reg [9:0] st26 = 10'h1d6;
+  reg [9:0] st27 = 10'h2a3;
+  reg [9:0] st28 = 10'h24a;
+  reg [9:0] st29 = 10'h1de;
+  reg [9:0] st3 = 10'h083;
+  reg [9:0] st30 = 10'h103;
+  reg [9:0] st31 = 10'h2ab;
+  reg [9:0] st4 = 10'h06a;
+  reg [9:0] st5 = 10'h2b3;
+  reg [9:0] st6 = 10'h2bd;
+  reg [9:0] st7 = 10'h210;
+  reg [9:0] st8 = 10'h394;
+  reg [9:0] st9 = 10'h0ec;
+  wire [9:0] st_fb0;
+  wire [9:0] st_fb1;
+  wire [9:0] st_fb10;
+  wire [9:0] st_fb11;
+  wire [9:0] st_fb12;
+  wire [9:0] st_fb13;
+  wire [9:0] st_fb14;
+  wire [9:0] st_fb15;
+  wire [9:0] st_fb16;
+  wire [9:0] st_fb17;
+  wire [9:0] st_fb18;
+  wire [9:0] st_fb2;
+  wire [9:0] st_fb3;
+  wire [9:0] st_fb4;
+  wire [9:0] st_fb5;
+  wire [9:0] st_fb6;
+  wire [9:0] st_fb7;
+  wire [9:0] st_fb8;
+  wire [9:0] st_fb9;
+  wire [9:0] st_lane;
+  wire [18:0] word_0;
+  wire [18:0] word_1;
+  wire [18:0] word_2;
+  wire [18:0] word_3;
+  wire [18:0] word_4;
+  wire [18:0] word_5;
+  wire [18:0] word_6;
+  wire [18:0] word_7;
+  wire [18:0] word_8;
+  wire [18:0] word_9;
+  output [9:0] x;
+  reg [9:0] x = 10'h000;
+  input [129:0] y;
+  wire [129:0] y;
+  wire [12:0] \y[0] ;
+  wire [12:0] \y[1] ;
+  wire [12:0] \y[2] ;
+  wire [12:0] \y[3] ;
+  wire [12:0] \y[4] ;
+  wire [12:0] \y[5] ;
+  wire [12:0] \y[6] ;
+  wire [12:0] \y[7] ;
+  wire [12:0] \y[8] ;
+  wire [12:0] \y[9] ;
+  assign \$1  = st31 ^ st21;
+  assign \$2  = \$1  ^ st1;
+  assign st_fb0 = \$2  ^ st0;
+  assign \$3  = st30 ^ st20;
+  assign \$4  = \$3  ^ st0;
+  assign st_fb1 = \$4  ^ st_fb0;
+  assign \$5  = st29 ^ st19;
+  assign \$6  = \$5  ^ st_fb0;
+  assign st_fb2 = \$6  ^ st_fb1;
+  assign \$7  = st28 ^ st18;
+  assign \$8  = \$7  ^ st_fb1;
+  assign st_fb3 = \$8  ^ st_fb2;
+  assign \$9  = st27 ^ st17;
+  assign \$10  = \$9  ^ st_fb2;
+  assign st_fb4 = \$10  ^ st_fb3;
+  assign \$11  = st26 ^ st16;
+  assign \$12  = \$11  ^ st_fb3;
+  assign st_fb5 = \$12  ^ st_fb4;
+  assign \$13  = st25 ^ st15;
+  assign \$14  = \$13  ^ st_fb4;
+  assign st_fb6 = \$14  ^ st_fb5;
+  assign \$15  = st24 ^ st14;
+  assign \$16  = \$15  ^ st_fb5;
+  assign st_fb7 = \$16  ^ st_fb6;
+  assign \$17  = st23 ^ st13;
+  assign \$18  = \$17  ^ st_fb6;
+  assign st_fb8 = \$18  ^ st_fb7;
+  assign \$19  = st22 ^ st12;
+  assign \$20  = \$19  ^ st_fb7;
+  assign st_fb9 = \$20  ^ st_fb8;
+  assign \$21  = st21 ^ st11;
+  assign \$22  = \$21  ^ st_fb8;
+  assign st_fb10 = \$22  ^ st_fb9;
+  assign \$23  = st20 ^ st10;
+  assign \$24  = \$23  ^ st_fb9;
+  assign st_fb11 = \$24  ^ st_fb10;
+  assign \$25  = st19 ^ st9;
+  assign \$26  = \$25  ^ st_fb10;
+  assign st_fb12 = \$26  ^ st_fb11;
+  assign \$27  = st18 ^ st8;
+  assign \$28  = \$27  ^ st_fb11;
+  assign st_fb13 = \$28  ^ st_fb12;
+  assign \$29  = st17 ^ st7;
+  assign \$30  = \$29  ^ st_fb12;
+  assign st_fb14 = \$30  ^ st_fb13;
+  assign \$31  = st16 ^ st6;
+  assign \$32  = \$31  ^ st_fb13;
+  assign st_fb15 = \$32  ^ st_fb14;
+  assign \$33  = st15 ^ st5;
+  assign \$34  = \$33  ^ st_fb14;
+  assign st_fb16 = \$34  ^ st_fb15;
+  assign \$35  = st14 ^ st4;
+  assign \$36  = \$35  ^ st_fb15;
+  assign st_fb17 = \$36  ^ st_fb16;
+  assign \$37  = st13 ^ st3;
+  assign \$38  = \$37  ^ st_fb16;
+  assign st_fb18 = \$38  ^ st_fb17;
+  assign \$39  = 1'h1 << load_sel;
+  assign \$40  = st0 >> load_sel;
+  assign \$41  = st1 >> load_sel;
+  assign \$42  = st2 >> load_sel;
+  assign \$43  = st3 >> load_sel;
+  assign \$44  = st4 >> load_sel;
+  assign \$45  = st5 >> load_sel;
+  assign \$46  = st6 >> load_sel;
+  assign \$47  = st7 >> load_sel;
+  assign \$48  = st8 >> load_sel;
+  assign \$49  = st9 >> load_sel;
+  assign \$50  = st10 >> load_sel;
+  assign \$51  = st11 >> load_sel;
+  assign \$52  = st12 >> load_sel;
+  assign \$53  = st13 >> load_sel;
+  assign \$54  = st14 >> load_sel;
+  assign \$55  = st15 >> load_sel;
+  assign \$56  = st16 >> load_sel;
+  assign \$57  = st17 >> load_sel;
+  assign \$58  = st18 >> load_sel;
+  assign \$59  = st19 >> load_sel;
+  assign \$60  = st20 >> load_sel;
+  assign \$61  = st21 >> load_sel;
+  assign \$62  = st22 >> load_sel;
+  assign \$63  = st23 >> load_sel;
+  assign \$64  = st24 >> load_sel;
+  assign \$65  = st25 >> load_sel;
+  assign \$66  = st26 >> load_sel;
+  assign \$67  = st27 >> load_sel;
+  assign \$68  = st28 >> load_sel;
+  assign \$69  = st29 >> load_sel;
+  assign \$70  = st30 >> load_sel;
+  assign \$71  = st31 >> load_sel;
+  assign \$72  = ~ \$39 [9:0];
+  assign \$73  = st0 & \$72 ;
+  assign \$74  = load_value[0] ? \$39 [9:0] : 10'h000;
+  assign \$75  = \$73  | \$74 ;
+  assign \$76  = ~ \$39 [9:0];
+  assign \$77  = st1 & \$76 ;
+  assign \$78  = load_value[1] ? \$39 [9:0] : 10'h000;
+  assign \$79  = \$77  | \$78 ;
+  assign \$80  = ~ \$39 [9:0];
+  assign \$81  = st2 & \$80 ;
+  assign \$82  = load_value[2] ? \$39 [9:0] : 10'h000;
+  assign \$83  = \$81  | \$82 ;
+  assign \$84  = ~ \$39 [9:0];
+  assign \$85  = st3 & \$84 ;
+  assign \$86  = load_value[3] ? \$39 [9:0] : 10'h000;
+  assign \$87  = \$85  | \$86 ;
+  assign \$88  = ~ \$39 [9:0];
+  assign \$89  = st4 & \$88 ;
+  assign \$90  = load_value[4] ? \$39 [9:0] : 10'h000;
+  assign \$91  = \$89  | \$90 ;
+  assign \$92  = ~ \$39 [9:0];
+  assign \$93  = st5 & \$92 ;
+  assign \$94  = load_value[5] ? \$39 [9:0] : 10'h000;
+  assign \$95  = \$93  | \$94 ;
+  assign \$96  = ~ \$39 [9:0];
+  assign \$97  = st6 & \$96 ;
+  assign \$98  = load_value[6] ? \$39 [9:0] : 10'h000;
+  assign \$99  = \$97  | \$98 ;
+  assign \$100  = ~ \$39 [9:0];
+  assign \$101  = st7 & \$100 ;
+  assign \$102  = load_value[7] ? \$39 [9:0] : 10'h000;
+  assign \$103  = \$101  | \$102 ;
+  assign \$104  = ~ \$39 [9:0];
+  assign \$105  = st8 & \$104 ;
+  assign \$106  = load_value[8] ? \$39 [9:0] : 10'h000;
+  assign \$107  = \$105  | \$106 ;
+  assign \$108  = ~ \$39 [9:0];
+  assign \$109  = st9 & \$108 ;
+  assign \$110  = load_value[9] ? \$39 [9:0] : 10'h000;
+  assign \$111  = \$109  | \$110 ;
+  assign \$112  = ~ \$39 [9:0];
+  assign \$113  = st10 & \$112 ;
+  assign \$114  = load_value[10] ? \$39 [9:0] : 10'h000;
+  assign \$115  = \$113  | \$114 ;
+  assign \$116  = ~ \$39 [9:0];
+  assign \$117  = st11 & \$116 ;
+  assign \$118  = load_value[11] ? \$39 [9:0] : 10'h000;
+  assign \$119  = \$117  | \$118 ;
+  assign \$120  = ~ \$39 [9:0];
+  assign \$121  = st12 & \$120 ;
+  assign \$122  = load_value[12] ? \$39 [9:0] : 10'h000;
+  assign \$123  = \$121  | \$122 ;
+  assign \$124  = ~ \$39 [9:0];
+  assign \$125  = st13 & \$124 ;
+  assign \$126  = load_value[13] ? \$39 [9:0] : 10'h000;
+  assign \$127  = \$125  | \$126 ;
+  assign \$128  = ~ \$39 [9:0];
+  assign \$129  = st14 & \$128 ;
+  assign \$130  = load_value[14] ? \$39 [9:0] : 10'h000;
+  assign \$131  = \$129  | \$130 ;
+  assign \$132  = ~ \$39 [9:0];
+  assign \$133  = st15 & \$132 ;
+  assign \$134  = load_value[15] ? \$39 [9:0] : 10'h000;
+  assign \$135  = \$133  | \$134 ;
+  assign \$136  = ~ \$39 [9:0];
+  assign \$137  = st16 & \$136 ;
+  assign \$138  = load_value[16] ? \$39 [9:0] : 10'h000;
+  assign \$139  = \$137  | \$138 ;
+  assign \$140  = ~ \$39 [9:0];
+  assign \$141  = st17 & \$140 ;
+  assign \$142  = load_value[17] ? \$39 [9:0] : 10'h000;
+  assign \$143  = \$141  | \$142 ;
+  assign \$144  = ~ \$39 [9:0];
+  assign \$145  = st18 & \$144 ;
+  assign \$146  = load_value[18] ? \$39 [9:0] : 10'h000;
+  assign \$147  = \$145  | \$146 ;
+  assign \$148  = ~ \$39 [9:0];
+  assign \$149  = st19 & \$148 ;
+  assign \$150  = load_value[19] ? \$39 [9:0] : 10'h000;
+  assign \$151  = \$149  | \$150 ;
+  assign \$152  = ~ \$39 [9:0];
+  assign \$153  = st20 & \$152 ;
+  assign \$154  = load_value[20] ? \$39 [9:0] : 10'h000;
+  assign \$155  = \$153  | \$154 ;
+  assign \$156  = ~ \$39 [9:0];
+  assign \$157  = st21 & \$156 ;
+  assign \$158  = load_value[21] ? \$39 [9:0] : 10'h000;
+  assign \$159  = \$157  | \$158 ;
+  assign \$160  = ~ \$39 [9:0];
+  assign \$161  = st22 & \$160 ;
+  assign \$162  = load_value[22] ? \$39 [9:0] : 10'h000;
+  assign \$163  = \$161  | \$162 ;
+  assign \$164  = ~ \$39 [9:0];
+  assign \$165  = st23 & \$164 ;
+  assign \$166  = load_value[23] ? \$39 [9:0] : 10'h000;
+  assign \$167  = \$165  | \$166 ;
+  assign \$168  = ~ \$39 [9:0];
+  assign \$169  = st24 & \$168 ;
+  assign \$170  = load_value[24] ? \$39 [9:0] : 10'h000;
+  assign \$171  = \$169  | \$170 ;
+  assign \$172  = ~ \$39 [9:0];
+  assign \$173  = st25 & \$172 ;
+  assign \$174  = load_value[25] ? \$39 [9:0] : 10'h000;
+  assign \$175  = \$173  | \$174 ;
+  assign \$176  = ~ \$39 [9:0];
+  assign \$177  = st26 & \$176 ;
+  assign \$178  = load_value[26] ? \$39 [9:0] : 10'h000;
+  assign \$179  = \$177  | \$178 ;
+  assign \$180  = ~ \$39 [9:0];
+  assign \$181  = st27 & \$180 ;
+  assign \$182  = load_value[27] ? \$39 [9:0] : 10'h000;
+  assign \$183  = \$181  | \$182 ;
+  assign \$184  = ~ \$39 [9:0];
+  assign \$185  = st28 & \$184 ;
+  assign \$186  = load_value[28] ? \$39 [9:0] : 10'h000;
+  assign \$187  = \$185  | \$186 ;
+  assign \$188  = ~ \$39 [9:0];
+  assign \$189  = st29 & \$188 ;
+  assign \$190  = load_value[29] ? \$39 [9:0] : 10'h000;
+  assign \$191  = \$189  | \$190 ;
+  assign \$192  = ~ \$39 [9:0];
+  assign \$193  = st30 & \$192 ;
+  assign \$194  = load_value[30] ? \$39 [9:0] : 10'h000;
+  assign \$195  = \$193  | \$194 ;
+  assign \$196  = ~ \$39 [9:0];
+  assign \$197  = st31 & \$196 ;
+  assign \$198  = load_value[31] ? \$39 [9:0] : 10'h000;
+  assign \$199  = \$197  | \$198 ;
+  assign \$200  = 1'h0 + { st_fb12[0], st_fb13[0], st_fb14[0], st_fb15[0], st_fb16[0], st_fb17[0], st_fb18[0] };
+  assign \$201  = \$200  + { st_fb5[0], st_fb6[0], st_fb7[0], st_fb8[0], st_fb9[0], st_fb10[0], st_fb11[0] };
+  assign \$202  = \$201  + { st_fb0[0], st_fb1[0], st_fb2[0], st_fb3[0], st_fb4[0] };
+  assign \$203  = $signed(y[12:0]) + $signed({ 1'h0, \$202  });
+  assign \$204  = $signed(\$203 ) > $signed(9'h08e);
+  assign \$205  = 1'h0 + { st_fb12[1], st_fb13[1], st_fb14[1], st_fb15[1], st_fb16[1], st_fb17[1], st_fb18[1] };
+  assign \$206  = \$205  + { st_fb5[1], st_fb6[1], st_fb7[1], st_fb8[1], st_fb9[1], st_fb10[1], st_fb11[1] };
+  assign \$207  = \$206  + { st_fb0[1], st_fb1[1], st_fb2[1], st_fb3[1], st_fb4[1] };
+  assign \$208  = $signed(y[25:13]) + $signed({ 1'h0, \$207  });
+  assign \$209  = $signed(\$208 ) > $signed(9'h08e);
+  assign \$210  = 1'h0 + { st_fb12[2], st_fb13[2], st_fb14[2], st_fb15[2], st_fb16[2], st_fb17[2], st_fb18[2] };
+  assign \$211  = \$210  + { st_fb5[2], st_fb6[2], st_fb7[2], st_fb8[2], st_fb9[2], st_fb10[2], st_fb11[2] };
+  assign \$212  = \$211  + { st_fb0[2], st_fb1[2], st_fb2[2], st_fb3[2], st_fb4[2] };
+  assign \$213  = $signed(y[38:26]) + $signed({ 1'h0, \$212  });
+  assign \$214  = $signed(\$213 ) > $signed(9'h08e);
+  assign \$215  = 1'h0 + { st_fb12[3], st_fb13[3], st_fb14[3], st_fb15[3], st_fb16[3], st_fb17[3], st_fb18[3] };
+  assign \$216  = \$215  + { st_fb5[3], st_fb6[3], st_fb7[3], st_fb8[3], st_fb9[3], st_fb10[3], st_fb11[3] };
+  assign \$217  = \$216  + { st_fb0[3], st_fb1[3], st_fb2[3], st_fb3[3], st_fb4[3] };
+  assign \$218  = $signed(y[51:39]) + $signed({ 1'h0, \$217  });
+  assign \$219  = $signed(\$218 ) > $signed(9'h08e);
+  assign \$220  = 1'h0 + { st_fb12[4], st_fb13[4], st_fb14[4], st_fb15[4], st_fb16[4], st_fb17[4], st_fb18[4] };
+  assign \$221  = \$220  + { st_fb5[4], st_fb6[4], st_fb7[4], st_fb8[4], st_fb9[4], st_fb10[4], st_fb11[4] };
+  assign \$222  = \$221  + { st_fb0[4], st_fb1[4], st_fb2[4], st_fb3[4], st_fb4[4] };
+  assign \$223  = $signed(y[64:52]) + $signed({ 1'h0, \$222  });
+  assign \$224  = $signed(\$223 ) > $signed(9'h08e);
+  assign \$225  = 1'h0 + { st_fb12[5], st_fb13[5], st_fb14[5], st_fb15[5], st_fb16[5], st_fb17[5], st_fb18[5] };
+  assign \$226  = \$225  + { st_fb5[5], st_fb6[5], st_fb7[5], st_fb8[5], st_fb9[5], st_fb10[5], st_fb11[5] };
+  assign \$227  = \$226  + { st_fb0[5], st_fb1[5], st_fb2[5], st_fb3[5], st_fb4[5] };
+  assign \$228  = $signed(y[77:65]) + $signed({ 1'h0, \$227  });
+  assign \$229  = $signed(\$228 ) > $signed(9'h08e);
+  assign \$230  = 1'h0 + { st_fb12[6], st_fb13[6], st_fb14[6], st_fb15[6], st_fb16[6], st_fb17[6], st_fb18[6] };
+  assign \$231  = \$230  + { st_fb5[6], st_fb6[6], st_fb7[6], st_fb8[6], st_fb9[6], st_fb10[6], st_fb11[6] };
+  assign \$232  = \$231  + { st_fb0[6], st_fb1[6], st_fb2[6], st_fb3[6], st_fb4[6] };
+  assign \$233  = $signed(y[90:78]) + $signed({ 1'h0, \$232  });
+  assign \$234  = $signed(\$233 ) > $signed(9'h08e);
+  assign \$235  = 1'h0 + { st_fb12[7], st_fb13[7], st_fb14[7], st_fb15[7], st_fb16[7], st_fb17[7], st_fb18[7] };
+  assign \$236  = \$235  + { st_fb5[7], st_fb6[7], st_fb7[7], st_fb8[7], st_fb9[7], st_fb10[7], st_fb11[7] };
+  assign \$237  = \$236  + { st_fb0[7], st_fb1[7], st_fb2[7], st_fb3[7], st_fb4[7] };
+  assign \$238  = $signed(y[103:91]) + $signed({ 1'h0, \$237  });
+  assign \$239  = $signed(\$238 ) > $signed(9'h08e);
+  assign \$240  = 1'h0 + { st_fb12[8], st_fb13[8], st_fb14[8], st_fb15[8], st_fb16[8], st_fb17[8], st_fb18[8] };
+  assign \$241  = \$240  + { st_fb5[8], st_fb6[8], st_fb7[8], st_fb8[8], st_fb9[8], st_fb10[8], st_fb11[8] };
+  assign \$242  = \$241  + { st_fb0[8], st_fb1[8], st_fb2[8], st_fb3[8], st_fb4[8] };
+  assign \$243  = $signed(y[116:104]) + $signed({ 1'h0, \$242  });
+  assign \$244  = $signed(\$243 ) > $signed(9'h08e);
+  assign \$245  = 1'h0 + { st_fb12[9], st_fb13[9], st_fb14[9], st_fb15[9], st_fb16[9], st_fb17[9], st_fb18[9] };
+  assign \$246  = \$245  + { st_fb5[9], st_fb6[9], st_fb7[9], st_fb8[9], st_fb9[9], st_fb10[9], st_fb11[9] };
+  assign \$247  = \$246  + { st_fb0[9], st_fb1[9], st_fb2[9], st_fb3[9], st_fb4[9] };
+  assign \$248  = $signed(y[129:117]) + $signed({ 1'h0, \$247  });
+  assign \$249  = $signed(\$248 ) > $signed(9'h08e);
   always @(posedge clk)
-    state <= \$58 ;
-  assign \$2  = \$1  ^ state[21];
-  assign \$3  = \$2  ^ state[1];
-  assign fb0 = \$3  ^ state[0];
-  assign \$5  = \$4  ^ state[20];
-  assign \$6  = \$5  ^ state[0];
-  assign fb1 = \$6  ^ fb0;
-  assign \$8  = \$7  ^ state[19];
-  assign \$9  = \$8  ^ fb0;
-  assign fb2 = \$9  ^ fb1;
-  assign \$11  = \$10  ^ state[18];
-  assign \$12  = \$11  ^ fb1;
-  assign fb3 = \$12  ^ fb2;
-  assign \$14  = \$13  ^ state[17];
-  assign \$15  = \$14  ^ fb2;
-  assign fb4 = \$15  ^ fb3;
-  assign \$17  = \$16  ^ state[16];
-  assign \$18  = \$17  ^ fb3;
-  assign fb5 = \$18  ^ fb4;
-  assign \$20  = \$19  ^ state[15];
-  assign \$21  = \$20  ^ fb4;
-  assign fb6 = \$21  ^ fb5;
-  assign \$23  = \$22  ^ state[14];
-  assign \$24  = \$23  ^ fb5;
-  assign fb7 = \$24  ^ fb6;
-  assign \$26  = \$25  ^ state[13];
-  assign \$27  = \$26  ^ fb6;
-  assign fb8 = \$27  ^ fb7;
-  assign \$29  = \$28  ^ state[12];
-  assign \$30  = \$29  ^ fb7;
-  assign fb9 = \$30  ^ fb8;
+    st0 <= \$250 ;
+  always @(posedge clk)
+    st1 <= \$251 ;
+  always @(posedge clk)
+    st2 <= \$252 ;
+  always @(posedge clk)
+    st3 <= \$253 ;
+  always @(posedge clk)
+    st4 <= \$254 ;
+  always @(posedge clk)
+    st5 <= \$255 ;
+  always @(posedge clk)
+    st6 <= \$256 ;
+  always @(posedge clk)
+    st7 <= \$257 ;
+  always @(posedge clk)
+    st8 <= \$258 ;
+  always @(posedge clk)
+    st9 <= \$259 ;
+  always @(posedge clk)
+    st10 <= \$260 ;
+  always @(posedge clk)
+    st11 <= \$261 ;
+  always @(posedge clk)
+    st12 <= \$262 ;
+  always @(posedge clk)
+    st13 <= \$263 ;
+  always @(posedge clk)
+    st14 <= \$264 ;
+  always @(posedge clk)
+    st15 <= \$265 ;
+  always @(posedge clk)
+    st16 <= \$266 ;
+  always @(posedge clk)
+    st17 <= \$267 ;
+  always @(posedge clk)
+    st18 <= \$268 ;
+  always @(posedge clk)
+    st19 <= \$269 ;
+  always @(posedge clk)
+    st20 <= \$270 ;
+  always @(posedge clk)
+    st21 <= \$271 ;
+  always @(posedge clk)
+    st22 <= \$272 ;
+  always @(posedge clk)
+    st23 <= \$273 ;
+  always @(posedge clk)
+    st24 <= \$274 ;
+  always @(posedge clk)
+    st25 <= \$275 ;
+  always @(posedge clk)
+    st26 <= \$276 ;
+  always @(posedge clk)
+    st27 <= \$277 ;
+  always @(posedge clk)
+    st28 <= \$278 ;
+  always @(posedge clk)
+    st29 <= \$279 ;
+  always @(posedge clk)
+    st30 <= \$280 ;
+  always @(posedge clk)
+    st31 <= \$281 ;
+  always @(posedge clk)
+    x <= \$282 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$58  = state;
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$250  = st0;
     if (load) begin
-      \$58  = load_value;
+      \$250  = \$75 ;
     end else if (draw) begin
-      \$58  = { state[12:0], fb0, fb1, fb2, fb3, fb4, fb5, fb6, fb7, fb8, fb9, fb10, fb11, fb12, fb13, fb14, fb15, fb16, fb17, fb18 };
+      \$250  = st_fb18;
     end
     if (rst) begin
-      \$58  = seed;
+      \$250  = 10'h07d;
     end
   end
-  assign st = state;
-  assign word = { fb0, fb1, fb2, fb3, fb4, fb5, fb6, fb7, fb8, fb9, fb10, fb11, fb12, fb13, fb14, fb15, fb16, fb17, fb18 };
-  assign \$1  = state[31];
-  assign \$4  = state[30];
-  assign \$7  = state[29];
-  assign \$10  = state[28];
-  assign \$13  = state[27];
-  assign \$16  = state[26];
-  assign \$19  = state[25];
-  assign \$22  = state[24];
-  assign \$25  = state[23];
-  assign \$28  = state[22];
-  assign \$31  = state[21];
-  assign \$34  = state[20];
-  assign \$37  = state[19];
-  assign \$40  = state[18];
-  assign \$43  = state[17];
-  assign \$46  = state[16];
-  assign \$49  = state[15];
-  assign \$52  = state[14];
-  assign \$55  = state[13];
-endmodule
-/* Generated by Amaranth Yosys 0.50 (PyPI ver 0.50.0.0.post130, git sha1 b5170e139) */
-
-(* top =  1  *)
-(* generator = "Amaranth" *)
-module bshw_counter_rule_c8_th8(g_en, g_neg, acc, carry, c_next, pot, dep, c);
-  /*verilator hier_block*/
-  wire [1:0] \$1 ;
-  wire [1:0] \$10 ;
-  wire \$11 ;
-  wire \$12 ;
-  wire \$13 ;
-  wire \$14 ;
-  wire \$15 ;
-  wire \$16 ;
-  wire [1:0] \$2 ;
-  wire \$3 ;
-  wire \$4 ;
-  wire [8:0] \$5 ;
-  wire [8:0] \$6 ;
-  wire [8:0] \$7 ;
-  wire \$8 ;
-  wire \$9 ;
-  input acc;
-  wire acc;
-  input [7:0] c;
-  wire [7:0] c;
-  output [7:0] c_next;
-  wire [7:0] c_next;
-  input carry;
-  wire carry;
-  wire [7:0] cnt_next;
-  wire [7:0] cnt_now;
-  wire [1:0] cnt_step;
-  wire [8:0] cnt_sum;
-  output dep;
-  wire dep;
-  input g_en;
-  wire g_en;
-  input g_neg;
-  wire g_neg;
-  output pot;
-  wire pot;
-  assign \$1  = g_neg ? 2'h3 : 2'h1;
-  assign \$2  = g_en ? \$1  : 2'h0;
-  assign cnt_sum = $signed(c) + $signed(\$2 );
-  assign \$3  = $signed(cnt_sum) > $signed(8'h7f);
-  assign \$4  = $signed(cnt_sum) < $signed(8'h80);
-  assign \$5  = \$4  ? 9'h180 : cnt_sum;
-  assign \$6  = \$3  ? 9'h07f : \$5 ;
-  assign \$7  = acc ? \$6  : { c[7], c };
-  assign \$8  = $signed(\$7 [7:0]) <= $signed(4'h8);
-  assign \$9  = $signed(\$7 [7:0]) >= $signed(5'h08);
-  assign \$10  = \$9  ? 2'h3 : 2'h0;
-  assign cnt_step = \$8  ? 2'h1 : \$10 ;
-  assign \$11  = $signed(\$7 [7:0]) <= $signed(4'h8);
-  assign \$12  = $signed(\$7 [7:0]) >= $signed(5'h08);
-  assign \$13  = \$11  | \$12 ;
-  assign \$14  = carry & \$13 ;
-  assign c_next = \$14  ? 8'h00 : \$7 [7:0];
-  assign \$15  = cnt_step == 1'h1;
-  assign pot = carry & \$15 ;
-  assign \$16  = cnt_step == 2'h3;
-  assign dep = carry & \$16 ;
-  assign cnt_now = \$7 [7:0];
-  assign cnt_next = c_next;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$251  = st1;
+    if (load) begin
+      \$251  = \$79 ;
+    end else if (draw) begin
+      \$251  = st_fb17;
+    end
+    if (rst) begin
+      \$251  = 10'h2f7;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$252  = st2;
+    if (load) begin
+      \$252  = \$83 ;
+    end else if (draw) begin
+      \$252  = st_fb16;
+    end
+    if (rst) begin
+      \$252  = 10'h09e;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$253  = st3;
+    if (load) begin
+      \$253  = \$87 ;
+    end else if (draw) begin
+      \$253  = st_fb15;
+    end
+    if (rst) begin
+      \$253  = 10'h083;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$254  = st4;
+    if (load) begin
+      \$254  = \$91 ;
+    end else if (draw) begin
+      \$254  = st_fb14;
+    end
+    if (rst) begin
+      \$254  = 10'h06a;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$255  = st5;
+    if (load) begin
+      \$255  = \$95 ;
+    end else if (draw) begin
+      \$255  = st_fb13;
+    end
+    if (rst) begin
+      \$255  = 10'h2b3;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$256  = st6;
+    if (load) begin
+      \$256  = \$99 ;
+    end else if (draw) begin
+      \$256  = st_fb12;
+    end
+    if (rst) begin
+      \$256  = 10'h2bd;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$257  = st7;
+    if (load) begin
+      \$257  = \$103 ;
+    end else if (draw) begin
+      \$257  = st_fb11;
+    end
+    if (rst) begin
+      \$257  = 10'h210;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$258  = st8;
+    if (load) begin
+      \$258  = \$107 ;
+    end else if (draw) begin
+      \$258  = st_fb10;
+    end
+    if (rst) begin
+      \$258  = 10'h394;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$259  = st9;
+    if (load) begin
+      \$259  = \$111 ;
+    end else if (draw) begin
+      \$259  = st_fb9;
+    end
+    if (rst) begin
+      \$259  = 10'h0ec;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$260  = st10;
+    if (load) begin
+      \$260  = \$115 ;
+    end else if (draw) begin
+      \$260  = st_fb8;
+    end
+    if (rst) begin
+      \$260  = 10'h327;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$261  = st11;
+    if (load) begin
+      \$261  = \$119 ;
+    end else if (draw) begin
+      \$261  = st_fb7;
+    end
+    if (rst) begin
+      \$261  = 10'h3f5;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$262  = st12;
+    if (load) begin
+      \$262  = \$123 ;
+    end else if (draw) begin
+      \$262  = st_fb6;
+    end
+    if (rst) begin
+      \$262  = 10'h058;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$263  = st13;
+    if (load) begin
+      \$263  = \$127 ;
+    end else if (draw) begin
+      \$263  = st_fb5;
+    end
+    if (rst) begin
+      \$263  = 10'h18b;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$264  = st14;
+    if (load) begin
+      \$264  = \$131 ;
+    end else if (draw) begin
+      \$264  = st_fb4;
+    end
+    if (rst) begin
+      \$264  = 10'h2a9;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$265  = st15;
+    if (load) begin
+      \$265  = \$135 ;
+    end else if (draw) begin
+      \$265  = st_fb3;
+    end
+    if (rst) begin
+      \$265  = 10'h0f9;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$266  = st16;
+    if (load) begin
+      \$266  = \$139 ;
+    end else if (draw) begin
+      \$266  = st_fb2;
+    end
+    if (rst) begin
+      \$266  = 10'h284;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$267  = st17;
+    if (load) begin
+      \$267  = \$143 ;
+    end else if (draw) begin
+      \$267  = st_fb1;
+    end
+    if (rst) begin
+      \$267  = 10'h1ad;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$268  = st18;
+    if (load) begin
+      \$268  = \$147 ;
+    end else if (draw) begin
+      \$268  = st_fb0;
+    end
+    if (rst) begin
+      \$268  = 10'h36f;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$269  = st19;
+    if (load) begin
+      \$269  = \$151 ;
+    end else if (draw) begin
+      \$269  = st0;
+    end
+    if (rst) begin
+      \$269  = 10'h04e;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$270  = st20;
+    if (load) begin
+      \$270  = \$155 ;
+    end else if (draw) begin
+      \$270  = st1;
+    end
+    if (rst) begin
+      \$270  = 10'h0fe;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$271  = st21;
+    if (load) begin
+      \$271  = \$159 ;
+    end else if (draw) begin
+      \$271  = st2;
+    end
+    if (rst) begin
+      \$271  = 10'h028;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$272  = st22;
+    if (load) begin
+      \$272  = \$163 ;
+    end else if (draw) begin
+      \$272  = st3;
+    end
+    if (rst) begin
+      \$272  = 10'h315;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$273  = st23;
+    if (load) begin
+      \$273  = \$167 ;
+    end else if (draw) begin
+      \$273  = st4;
+    end
+    if (rst) begin
+      \$273  = 10'h273;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$274  = st24;
+    if (load) begin
+      \$274  = \$171 ;
+    end else if (draw) begin
+      \$274  = st5;
+    end
+    if (rst) begin
+      \$274  = 10'h12e;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$275  = st25;
+    if (load) begin
+      \$275  = \$175 ;
+    end else if (draw) begin
+      \$275  = st6;
+    end
+    if (rst) begin
+      \$275  = 10'h313;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$276  = st26;
+    if (load) begin
+      \$276  = \$179 ;
+    end else if (draw) begin
+      \$276  = st7;
+    end
+    if (rst) begin
+      \$276  = 10'h1d6;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$277  = st27;
+    if (load) begin
+      \$277  = \$183 ;
+    end else if (draw) begin
+      \$277  = st8;
+    end
+    if (rst) begin
+      \$277  = 10'h2a3;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$278  = st28;
+    if (load) begin
+      \$278  = \$187 ;
+    end else if (draw) begin
+      \$278  = st9;
+    end
+    if (rst) begin
+      \$278  = 10'h24a;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$279  = st29;
+    if (load) begin
+      \$279  = \$191 ;
+    end else if (draw) begin
+      \$279  = st10;
+    end
+    if (rst) begin
+      \$279  = 10'h1de;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$280  = st30;
+    if (load) begin
+      \$280  = \$195 ;
+    end else if (draw) begin
+      \$280  = st11;
+    end
+    if (rst) begin
+      \$280  = 10'h103;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$281  = st31;
+    if (load) begin
+      \$281  = \$199 ;
+    end else if (draw) begin
+      \$281  = st12;
+    end
+    if (rst) begin
+      \$281  = 10'h2ab;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$282  = x;
+    if (draw) begin
+      \$282  = { \$249 , \$244 , \$239 , \$234 , \$229 , \$224 , \$219 , \$214 , \$209 , \$204  };
+    end
+    if (rst) begin
+      \$282  = 10'h000;
+    end
+  end
+  assign st_lane = \$39 [9:0];
+  assign rd_state = { \$71 [0], \$70 [0], \$69 [0], \$68 [0], \$67 [0], \$66 [0], \$65 [0], \$64 [0], \$63 [0], \$62 [0], \$61 [0], \$60 [0], \$59 [0], \$58 [0], \$57 [0], \$56 [0], \$55 [0], \$54 [0], \$53 [0], \$52 [0], \$51 [0], \$50 [0], \$49 [0], \$48 [0], \$47 [0], \$46 [0], \$45 [0], \$44 [0], \$43 [0], \$42 [0], \$41 [0], \$40 [0] };
+  assign rd_sel = load_sel;
+  assign word_0 = { st_fb0[0], st_fb1[0], st_fb2[0], st_fb3[0], st_fb4[0], st_fb5[0], st_fb6[0], st_fb7[0], st_fb8[0], st_fb9[0], st_fb10[0], st_fb11[0], st_fb12[0], st_fb13[0], st_fb14[0], st_fb15[0], st_fb16[0], st_fb17[0], st_fb18[0] };
+  assign word_1 = { st_fb0[1], st_fb1[1], st_fb2[1], st_fb3[1], st_fb4[1], st_fb5[1], st_fb6[1], st_fb7[1], st_fb8[1], st_fb9[1], st_fb10[1], st_fb11[1], st_fb12[1], st_fb13[1], st_fb14[1], st_fb15[1], st_fb16[1], st_fb17[1], st_fb18[1] };
+  assign word_2 = { st_fb0[2], st_fb1[2], st_fb2[2], st_fb3[2], st_fb4[2], st_fb5[2], st_fb6[2], st_fb7[2], st_fb8[2], st_fb9[2], st_fb10[2], st_fb11[2], st_fb12[2], st_fb13[2], st_fb14[2], st_fb15[2], st_fb16[2], st_fb17[2], st_fb18[2] };
+  assign word_3 = { st_fb0[3], st_fb1[3], st_fb2[3], st_fb3[3], st_fb4[3], st_fb5[3], st_fb6[3], st_fb7[3], st_fb8[3], st_fb9[3], st_fb10[3], st_fb11[3], st_fb12[3], st_fb13[3], st_fb14[3], st_fb15[3], st_fb16[3], st_fb17[3], st_fb18[3] };
+  assign word_4 = { st_fb0[4], st_fb1[4], st_fb2[4], st_fb3[4], st_fb4[4], st_fb5[4], st_fb6[4], st_fb7[4], st_fb8[4], st_fb9[4], st_fb10[4], st_fb11[4], st_fb12[4], st_fb13[4], st_fb14[4], st_fb15[4], st_fb16[4], st_fb17[4], st_fb18[4] };
+  assign word_5 = { st_fb0[5], st_fb1[5], st_fb2[5], st_fb3[5], st_fb4[5], st_fb5[5], st_fb6[5], st_fb7[5], st_fb8[5], st_fb9[5], st_fb10[5], st_fb11[5], st_fb12[5], st_fb13[5], st_fb14[5], st_fb15[5], st_fb16[5], st_fb17[5], st_fb18[5] };
+  assign word_6 = { st_fb0[6], st_fb1[6], st_fb2[6], st_fb3[6], st_fb4[6], st_fb5[6], st_fb6[6], st_fb7[6], st_fb8[6], st_fb9[6], st_fb10[6], st_fb11[6], st_fb12[6], st_fb13[6], st_fb14[6], st_fb15[6], st_fb16[6], st_fb17[6], st_fb18[6] };
+  assign word_7 = { st_fb0[7], st_fb1[7], st_fb2[7], st_fb3[7], st_fb4[7], st_fb5[7], st_fb6[7], st_fb7[7], st_fb8[7], st_fb9[7], st_fb10[7], st_fb11[7], st_fb12[7], st_fb13[7], st_fb14[7], st_fb15[7], st_fb16[7], st_fb17[7], st_fb18[7] };
+  assign word_8 = { st_fb0[8], st_fb1[8], st_fb2[8], st_fb3[8], st_fb4[8], st_fb5[8], st_fb6[8], st_fb7[8], st_fb8[8], st_fb9[8], st_fb10[8], st_fb11[8], st_fb12[8], st_fb13[8], st_fb14[8], st_fb15[8], st_fb16[8], st_fb17[8], st_fb18[8] };
+  assign word_9 = { st_fb0[9], st_fb1[9], st_fb2[9], st_fb3[9], st_fb4[9], st_fb5[9], st_fb6[9], st_fb7[9], st_fb8[9], st_fb9[9], st_fb10[9], st_fb11[9], st_fb12[9], st_fb13[9], st_fb14[9], st_fb15[9], st_fb16[9], st_fb17[9], st_fb18[9] };
+  assign \port$2160$0  = \$40 [0];
+  assign \port$2161$0  = \$41 [0];
+  assign \port$2162$0  = \$42 [0];
+  assign \port$2163$0  = \$43 [0];
+  assign \port$2164$0  = \$44 [0];
+  assign \port$2165$0  = \$45 [0];
+  assign \port$2166$0  = \$46 [0];
+  assign \port$2167$0  = \$47 [0];
+  assign \port$2168$0  = \$48 [0];
+  assign \port$2169$0  = \$49 [0];
+  assign \port$2170$0  = \$50 [0];
+  assign \port$2171$0  = \$51 [0];
+  assign \port$2172$0  = \$52 [0];
+  assign \port$2173$0  = \$53 [0];
+  assign \port$2174$0  = \$54 [0];
+  assign \port$2175$0  = \$55 [0];
+  assign \port$2176$0  = \$56 [0];
+  assign \port$2177$0  = \$57 [0];
+  assign \port$2178$0  = \$58 [0];
+  assign \port$2179$0  = \$59 [0];
+  assign \port$2180$0  = \$60 [0];
+  assign \port$2181$0  = \$61 [0];
+  assign \port$2182$0  = \$62 [0];
+  assign \port$2183$0  = \$63 [0];
+  assign \port$2184$0  = \$64 [0];
+  assign \port$2185$0  = \$65 [0];
+  assign \port$2186$0  = \$66 [0];
+  assign \port$2187$0  = \$67 [0];
+  assign \port$2188$0  = \$68 [0];
+  assign \port$2189$0  = \$69 [0];
+  assign \port$2190$0  = \$70 [0];
+  assign \port$2191$0  = \$71 [0];
+  assign \y[0]  = y[12:0];
+  assign \y[1]  = y[25:13];
+  assign \y[2]  = y[38:26];
+  assign \y[3]  = y[51:39];
+  assign \y[4]  = y[64:52];
+  assign \y[5]  = y[77:65];
+  assign \y[6]  = y[90:78];
+  assign \y[7]  = y[103:91];
+  assign \y[8]  = y[116:104];
+  assign \y[9]  = y[129:117];
 endmodule

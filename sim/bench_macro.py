@@ -15,7 +15,6 @@ read with an update or a write (the reads must see the levels from before that e
 
 from __future__ import annotations
 
-import random
 
 import cocotb
 from cocotb.clock import Clock

@@ -38,12 +38,14 @@ MUTANTS = {
 
 
 def _swapped_sampler():
+    from bshw import derivative_sampler
     from bshw.derivative_sampler import DerivativeSampler
 
     class SwappedAB(DerivativeSampler):
         def elaborate(self, platform):
             m = super().elaborate(platform)
-            m.d.comb += self.d.eq((self.b & ~self.a).any())  # the mutation (later assignment wins)
+            # the mutation (later assignment wins): every lane's pairs swapped
+            m.d.comb += self.d.eq(derivative_sampler.sampled_derivative(self.planes(self.b), self.planes(self.a)))
             return m
 
     return SwappedAB

@@ -69,7 +69,7 @@ def test_hdl_path_does_not_import_torch(tmp_path):
             "from bshw.system import BshwSystem\n"
             "P = dict(noise_words=[7, 7, 5], deriv_k=4, tie='gated', output='onchip', th=8, counter_bits=8, "
             "wmin=-128, wmax=127)\np = BshwPeriphery([9, 4, 10], P)\n"
-            "verilog.convert(p, name='bshw_periphery', emit_src=False)\np.leaves.verilog()\n"
+            "verilog.convert(p, name='bshw_periphery', emit_src=False)\n"
             "verilog.convert(BshwSystem(p, 'bshw_periphery'), name='bshw_system', emit_src=False)\n"
             "heavy = sorted(m for m in ('torch', 'matplotlib', 'golden') if m in sys.modules)\n"
             "print(','.join(heavy) or 'none')\n")

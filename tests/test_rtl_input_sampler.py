@@ -7,7 +7,7 @@ import pytest
 import torch
 from amaranth.sim import Simulator
 
-from bshw.input_sampler import InputSampler
+from bshw.input_sampler import InputSampler, InputSamplerBank
 from golden.exact.lfsr import I16, LfsrBank, seed_state, step
 from golden.exact.noise import sample_inputs
 
@@ -75,6 +75,44 @@ def test_hand_cases():
             await ctx.tick()
             ctx.set(dut.draw, 0)
             assert (ctx.get(dut.r), ctx.get(dut.x)) == (r, want), (hex(r), p)
+
+    _run(dut, bench)
+
+
+@pytest.mark.parametrize("seed,n", [(0, 37), (5, 1)])
+def test_bank_matches_golden(seed, n):
+    """Every lane of the bit-sliced bank (§15 "Banks") is the §5 sampler of its own stream, including
+    loads and reads of single lanes through the host port."""
+    inits = [seed_state(seed, i, I16) for i in range(n)]
+    dut = InputSamplerBank(inits)
+    bank = LfsrBank(I16, inits, 16)
+    rng = random.Random(seed)
+
+    async def bench(ctx):
+        for step_no in range(60):
+            px = [rng.choice([0, 1, 128, 254, 255, rng.randint(0, 255)]) for _ in range(n)]
+            for j, p in enumerate(px):
+                ctx.set(dut.pixels[j], p)
+            action = rng.random()
+            if action < 0.1:  # load one lane through the host port
+                j, v = rng.randrange(n), rng.randint(1, 0xFFFF)
+                ctx.set(dut.load, 1), ctx.set(dut.load_sel, j), ctx.set(dut.load_value, v)
+                await ctx.tick()
+                ctx.set(dut.load, 0)
+                bank.states[j] = v
+            elif action < 0.8:
+                ctx.set(dut.draw, 1)
+                await ctx.tick()
+                ctx.set(dut.draw, 0)
+                r = bank.draw(1)[0]
+                want = sample_inputs(torch.tensor(px), r).tolist()
+                got = [(ctx.get(dut.x) >> j) & 1 for j in range(n)]
+                assert got == want, f"step {step_no}: x lanes differ at {[j for j in range(n) if got[j] != want[j]]}"
+            else:
+                await ctx.tick()
+            j = rng.randrange(n)
+            ctx.set(dut.rd_sel, j)
+            assert ctx.get(dut.rd_state) == int(bank.states[j]), f"step {step_no}: state of lane {j}"
 
     _run(dut, bench)
 
