@@ -32,9 +32,11 @@ chromium:
 
 setup: $(STAMP) tools
 
-# The main job end to end on the default hardware network (configs/flow.toml, 64-32-10 on 8x8 MNIST,
-# INT8): train float + exact, golden trace, RTL, bit-exact Icarus run, iCE40 synthesis, energy, and a
-# report in runs/flow/ (report.html, report.md, summary.json).
+# The main job end to end (configs/flow.toml: FC 784-100-10 on full 28x28 MNIST, INT8, 8 epochs):
+# train exact + float SSS + HP baseline, golden trace from the trained state, RTL, bit-exact Icarus
+# run (5 batches, 1,000 test images), iCE40 synthesis, energy, and a report in runs/flow/
+# (report.html, report.md, summary.json). Sized for 6 minutes on 2 idle cores: the RTL generation,
+# the float trainings and the synthesis run in a second process ([flow] jobs = 2); docs/flow.md.
 demo: setup tools
 	$(BIN)/bshw flow --config configs/flow.toml
 

