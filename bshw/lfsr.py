@@ -14,6 +14,17 @@ from bshw.core import I16, N32
 from bshw.core import check_int as _check_int
 
 
+def check_spec(width, taps, leap) -> tuple:
+    """``(width, taps, leap)`` of an LFSR (§3), checked: width >= 2, taps in range, 1 <= leap <= width."""
+    width = _check_int("width", width, 2)
+    taps = tuple(taps)
+    if not taps:
+        raise ValueError("taps must name at least one bit")
+    for t in taps:
+        _check_int("tap", t, 0, width - 1)
+    return width, taps, _check_int("leap", leap, 1, width)
+
+
 def xor_all(values):
     """XOR of a non-empty sequence of equally wide values."""
     values = list(values)
@@ -66,14 +77,7 @@ class Lfsr(wiring.Component):
     """
 
     def __init__(self, width: int, taps, leap: int, init: int = 1):
-        self.width = _check_int("width", width, 2)
-        taps = tuple(taps)
-        if not taps:
-            raise ValueError("taps must name at least one bit")
-        for t in taps:
-            _check_int("tap", t, 0, width - 1)
-        self.taps = taps
-        self.leap = _check_int("leap", leap, 1, width)
+        self.width, self.taps, self.leap = check_spec(width, taps, leap)
         self.init = _check_int("init", init, 1, (1 << width) - 1)
         sig = {"draw": In(1), "load": In(1), "load_value": In(width), "state": Out(width, init=init),
                "word": Out(leap)}
@@ -132,14 +136,7 @@ class LfsrBank(wiring.Component):
     """
 
     def __init__(self, width: int, taps, leap: int, inits):
-        self.width = _check_int("width", width, 2)
-        taps = tuple(taps)
-        if not taps:
-            raise ValueError("taps must name at least one bit")
-        for t in taps:
-            _check_int("tap", t, 0, width - 1)
-        self.taps = taps
-        self.leap = _check_int("leap", leap, 1, width)
+        self.width, self.taps, self.leap = check_spec(width, taps, leap)
         inits = list(inits)
         if not inits:
             raise ValueError("a bank needs at least one lane")

@@ -79,13 +79,7 @@ class NeuronPeriphery(wiring.Component):
         # never used". The rules are the parts' own (bshw/neuron.py, derivative_sampler.py,
         # error_driver.py, lfsr.py).
         _check_int("y_width", y_width, 2, 64)
-        words = tuple(noise_words) if isinstance(noise_words, (tuple, list)) else noise_words
-        if not isinstance(words, tuple) or not 1 <= len(words) <= 4:
-            raise ValueError(f"noise_words must have 1-4 widths, got {noise_words!r}")
-        for w in words:
-            _check_int("noise word width", w, 1, 16)
-        if sum(words) > 32:
-            raise ValueError(f"noise_words {noise_words!r} need more than 32 bits")
+        words = check_noise_words(noise_words)
         _check_int("dx_width", dx_width, 2, 64)
         _check_int("k", k, 1)
         if k not in (1, 2, 4):
