@@ -91,6 +91,7 @@ class CounterMemory(wiring.Component):
     """
 
     def __init__(self, fan_in: int, fan_out: int, th: int, counter_bits: int, *, bank_cols=None, init=None):
+        self._MustUse__silence = True  # until built: a refused memory is not an unused one
         self.fan_in = check_int("fan_in", fan_in, 1)
         self.fan_out = check_int("fan_out", fan_out, 1)
         self.cmin, self.cmax = check_counter(th, counter_bits)
@@ -112,6 +113,7 @@ class CounterMemory(wiring.Component):
             "busy": Out(1), "upd": Out(1), "upd_row": Out(rr), "pot": Out(fan_out), "dep": Out(fan_out),
             "host_row": In(rr), "host_we": In(1), "host_wdata": In(row), "host_re": In(1), "host_rdata": Out(row),
         })
+        self._MustUse__silence = False
 
     def elaborate(self, platform):
         m = Module()

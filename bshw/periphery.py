@@ -66,6 +66,18 @@ class BshwPeriphery(wiring.Component):
 
     def __init__(self, sizes, params: dict, *, seeds: dict | None = None, counters=None, probes: bool = False,
                  read_latency: int = 1, bank_cols=None):
+        # A refused configuration raises from here: the half-built design (and any counter memory
+        # already made) is not an unused one, so Amaranth must not warn about it when collected.
+        try:
+            self._construct(sizes, params, seeds=seeds, counters=counters, probes=probes, read_latency=read_latency,
+                            bank_cols=bank_cols)
+        except Exception:
+            for obj in [self, *getattr(self, "counters", [])]:
+                obj._MustUse__silence = True
+            raise
+
+    def _construct(self, sizes, params: dict, *, seeds: dict | None = None, counters=None, probes: bool = False,
+                   read_latency: int = 1, bank_cols=None):
         sizes = [check_int("layer size", n, 1) for n in sizes]
         if len(sizes) < 2:
             raise ValueError(f"sizes needs an input and at least one layer, got {sizes!r}")
@@ -92,9 +104,10 @@ class BshwPeriphery(wiring.Component):
             raise ValueError(f"seeds need {sizes[0]} input and {sizes[1:]} neuron states")
         self.seeds = {"lfsr_in": [check_int("input seed", s, 1, 0xFFFF) for s in lfsr_in],
                       "lfsr": [[check_int("neuron seed", s, 1, 0xFFFFFFFF) for s in layer] for layer in lfsr]}
-        self.counters = [CounterMemory(sizes[li], sizes[li + 1], P["th"], P["counter_bits"], bank_cols=bank_cols[li],
-                                       init=None if counters is None else counters[li])
-                         for li in range(L)]
+        self.counters = []  # filled one by one: a refused layer leaves the ones before it reachable
+        for li in range(L):
+            self.counters.append(CounterMemory(sizes[li], sizes[li + 1], P["th"], P["counter_bits"],
+                                               bank_cols=bank_cols[li], init=None if counters is None else counters[li]))
         wb, cb = self.macros[0].wbits, P["counter_bits"]
         self.w_row_bits = max(sizes[1:]) * wb
         self.c_row_bits = max(sizes[1:]) * cb
