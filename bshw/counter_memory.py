@@ -170,7 +170,7 @@ class CounterMemory(wiring.Component):
         m.d.comb += [self.upd.eq(carry), self.upd_row.eq(s2_row), self.pot.eq(up & carry.replicate(fo)),
                      self.dep.eq(down & carry.replicate(fo))]
         # the host port is column-major: transposed here, only where the host reads or writes
-        host_w = [bs.planes_of(self.host_wdata, fo, cb)[i] for i in range(cb)]
+        host_w = bs.planes_of(self.host_wdata, fo, cb)
         for b, (rd, wr) in enumerate(wr_data):
             cols = slice(b * bc, (b + 1) * bc)
             m.d.comb += [wr.addr.eq(Mux(s2_valid, s2_row, self.host_row)),

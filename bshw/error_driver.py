@@ -1,7 +1,7 @@
 """Sign of the back-propagated sum, its tie rule and the ternary error driver (docs/arithmetic.md §7)."""
 
 from amaranth.hdl import Const, Module, signed
-from amaranth.lib import data, wiring
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from bshw import bitslice as bs
@@ -21,8 +21,6 @@ class ErrorDriver(wiring.Component):
         Number of error lines of the layer above (their ``en`` wires feed the `gated` OR), >= 1.
     tie : {"gated", "zero", "plus"}
         Value of dz where dx == 0: gated -> +1 if any upper line is driven else 0; zero -> 0; plus -> +1.
-    lanes : int
-        Neurons driven at once (bit-sliced, bshw/bitslice.py); 1 for a single neuron.
 
     Attributes
     ----------
@@ -37,7 +35,7 @@ class ErrorDriver(wiring.Component):
         dy = dz * d: ``en = d AND dz != 0``, ``neg = en AND dz < 0``; ``en = 0, neg = 1`` never occurs.
     """
 
-    def __init__(self, dx_width: int, n_upper: int = 10, tie: str = "gated", lanes: int = 1):
+    def __init__(self, dx_width: int, n_upper: int = 10, tie: str = "gated"):
         self.dx_width = _check_int("dx_width", dx_width, 2, 64)
         self.n_upper = _check_int("n_upper", n_upper, 1)
         if not isinstance(tie, str):
@@ -45,15 +43,13 @@ class ErrorDriver(wiring.Component):
         if tie not in TIE_RULES:
             raise ValueError(f"tie rule {tie!r}: choose one of {', '.join(TIE_RULES)}")
         self.tie = tie
-        self.lanes = n = _check_int("lanes", lanes, 1)
-        dx = In(signed(dx_width)) if n == 1 else In(data.ArrayLayout(signed(dx_width), n))
-        super().__init__({"dx": dx, "upper_en": In(n_upper), "d": In(n),
-                          "dz_en": Out(n), "dz_neg": Out(n), "en": Out(n), "neg": Out(n)})
+        super().__init__({"dx": In(signed(dx_width)), "upper_en": In(n_upper), "d": In(1),
+                          "dz_en": Out(1), "dz_neg": Out(1), "en": Out(1), "neg": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
-        n = self.lanes
-        outs = error_planes(m, bs.planes_of(self.dx, n, self.dx_width, m, "dx_bit"), self.upper_en, self.d, self.tie, n)
+        # one neuron: its planes are single bits (the neuron banks call error_planes on n-bit planes)
+        outs = error_planes(m, [self.dx[i] for i in range(self.dx_width)], self.upper_en, self.d, self.tie, 1)
         m.d.comb += [p.eq(v) for p, v in zip((self.dz_en, self.dz_neg, self.en, self.neg), outs)]
         return m
 

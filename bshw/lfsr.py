@@ -7,7 +7,7 @@ advances only when its stream draws").
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import data, wiring
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from bshw.core import I16, N32
@@ -107,67 +107,11 @@ class Lfsr(wiring.Component):
         return m
 
 
-class LfsrBank(wiring.Component):
-    """``n`` LFSRs of one kind that always draw together: every input pixel's I16 stream, or the N32
-    streams of one layer's neurons (§3, §15 "Banks"). Lane ``j`` is exactly an :class:`Lfsr` with
-    reset state ``inits[j]``. Bit-sliced (bshw/bitslice.py): the state is ``width`` registers of
-    ``n`` bits (plane i holds bit i of every lane), and the leap is :class:`Lfsr`'s XOR chain on
-    planes (:func:`leap_network`). The banks of the periphery build the same planes in
-    their own module with :func:`lfsr_planes`; this component wraps it for benches and tests.
-
-    Parameters
-    ----------
-    width, taps, leap :
-        As :class:`Lfsr`.
-    inits : sequence of int
-        Reset state of each lane (the trace header's ``lfsr_in`` or ``lfsr`` entries, §11), nonzero.
-
-    Attributes
-    ----------
-    draw : In(1)
-        Every lane leaps ``leap`` steps at the clock edge.
-    load, load_sel, load_value : In(1), In(range(n)), In(width)
-        Load lane ``load_sel``'s state (priority over ``draw`` for the whole bank).
-    rd_sel : In(range(n))
-    rd_state : Out(width)
-        The state of lane ``rd_sel`` (combinational).
-    word : Out(ArrayLayout(n, leap))
-        Combinational: the planes of the word of a draw taken this clock.
-    """
-
-    def __init__(self, width: int, taps, leap: int, inits):
-        self.width, self.taps, self.leap = check_spec(width, taps, leap)
-        inits = list(inits)
-        if not inits:
-            raise ValueError("a bank needs at least one lane")
-        self.inits = [_check_int("init", s, 1, (1 << width) - 1) for s in inits]
-        self.n = n = len(inits)
-        super().__init__({"draw": In(1), "load": In(1), "load_sel": In(range(max(n, 2))), "load_value": In(width),
-                          "rd_sel": In(range(max(n, 2))), "rd_state": Out(width),
-                          "word": Out(data.ArrayLayout(n, leap))})
-
-    @classmethod
-    def n32(cls, leap: int, inits) -> "LfsrBank":
-        """A bank of N32 neuron-noise streams, ``leap`` = the noise bits W (§4)."""
-        return cls(N32.width, N32.taps, leap, inits)
-
-    @classmethod
-    def i16(cls, inits) -> "LfsrBank":
-        """A bank of I16 input-sampling streams, 16-step leap (§5)."""
-        return cls(I16.width, I16.taps, I16.width, inits)
-
-    def elaborate(self, platform):
-        m = Module()
-        word, rd_state = lfsr_planes(m, self.width, self.taps, self.leap, self.inits, draw=self.draw, load=self.load,
-                                     load_sel=self.load_sel, load_value=self.load_value, rd_sel=self.rd_sel)
-        m.d.comb += [self.word.eq(Cat(*word)), self.rd_state.eq(rd_state)]
-        return m
-
-
 def lfsr_planes(m: Module, width: int, taps, leap: int, inits, *, draw, load, load_sel, load_value, rd_sel,
                 name: str = "st"):
-    """Build a bank of LFSRs (:class:`LfsrBank`) in module ``m``: ``width`` state planes of
-    ``len(inits)`` bits. Returns ``(word, rd_state)``: the ``leap`` planes of the word of a draw taken
+    """Build a bank of LFSRs that always draw together (§3, §15 "Banks") in module ``m``: lane ``j``
+    is exactly an :class:`Lfsr` with reset state ``inits[j]``, its state held as ``width`` planes of
+    ``len(inits)`` bits (plane i: bit i of every lane), the leap :func:`leap_network` on planes. Returns ``(word, rd_state)``: the ``leap`` planes of the word of a draw taken
     this clock and the state of lane ``rd_sel``."""
     n = len(inits)
     planes = [Signal(n, init=sum(((s >> i) & 1) << j for j, s in enumerate(inits)), name=f"{name}{i}")

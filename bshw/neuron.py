@@ -4,11 +4,10 @@ The W-bit noise draw is split low bits first into words u_1..u_m (§4); ``S = su
 neuron fires iff ``y + S > T`` with ``T = floor(Smax / 2)``, i.e. ``y + n > 0``, ``n = S - T``.
 """
 
-from amaranth.hdl import Cat, Module, Value, signed
-from amaranth.lib import data, wiring
+from amaranth.hdl import Module, signed
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from bshw import bitslice as bs
 from bshw.lfsr import _check_int
 
 
@@ -39,7 +38,8 @@ def fires(word, y, noise_words, T: int):
 
 
 class ComparatorNeuron(wiring.Component):
-    """Combinational comparator ``fire = (y + S > T)`` (§4), for one neuron or a bank of ``lanes``.
+    """Combinational comparator ``fire = (y + S > T)`` (§4) of one neuron (:func:`fires`, which the
+    neuron banks of bshw/neuron_periphery.py apply per lane).
 
     Parameters
     ----------
@@ -47,46 +47,29 @@ class ComparatorNeuron(wiring.Component):
         Signed width of the membrane potential y (2..64; 14 for the default layer 1, §2).
     noise_words : tuple of int
         Noise word widths, low bits first (1-4 words of 1-16 bits, sum <= 32; default (7, 7, 5)).
-    lanes : int
-        Neurons compared at once (bit-sliced, bshw/bitslice.py); 1 for a single neuron.
 
     Attributes
     ----------
-    y : In(signed(y_width)), or In(ArrayLayout(signed(y_width), lanes))
-    word : In(W), or In(ArrayLayout(lanes, W)) (planes)
-        The draw's W-bit word from the neuron's N32 LFSR (``Lfsr.word`` / ``LfsrBank.word``).
-    s : Out(unsigned), or its planes
+    y : In(signed(y_width))
+    word : In(W)
+        The draw's W-bit word from the neuron's N32 LFSR (``Lfsr.word``).
+    s : Out(unsigned)
         The noise sum S.
-    fire : Out(lanes)
+    fire : Out(1)
     """
 
-    def __init__(self, y_width: int, noise_words=(7, 7, 5), lanes: int = 1):
+    def __init__(self, y_width: int, noise_words=(7, 7, 5)):
         self.y_width = _check_int("y_width", y_width, 2, 64)
         words = check_noise_words(noise_words)
-        self.lanes = n = _check_int("lanes", lanes, 1)
         self.noise_words = words
         self.bits = sum(words)
         self.smax = sum((1 << w) - 1 for w in words)
         self.T = self.smax // 2
-        sb = self.smax.bit_length()
-        if n == 1:
-            sig = {"y": In(signed(y_width)), "word": In(self.bits), "s": Out(sb), "fire": Out(1)}
-        else:
-            sig = {"y": In(data.ArrayLayout(signed(y_width), n)), "word": In(data.ArrayLayout(n, self.bits)),
-                   "s": Out(data.ArrayLayout(n, sb)), "fire": Out(n)}
-        super().__init__(sig)
+        super().__init__({"y": In(signed(y_width)), "word": In(self.bits),
+                          "s": Out(self.smax.bit_length()), "fire": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
-        n, W = self.lanes, self.bits
-        word, y = Value.cast(self.word), Value.cast(self.y)
-        s, fire = [], []
-        for j in range(n):  # plane-major word: bit i of lane j at i * n + j
-            lane = Cat(*[word[i * n + j] for i in range(W)])
-            s.append(noise_sum(lane, self.noise_words))  # §4: u_1 = word[w1-1:0], u_2 the next w2 bits, ...
-            fire.append(fires(lane, y[j * self.y_width:(j + 1) * self.y_width].as_signed(), self.noise_words, self.T))
-        sb = self.smax.bit_length()
-        m.d.comb += [Value.cast(self.s).eq(Cat(*[bs.planes_of(Cat(*[v[:sb] for v in s]), n, sb)[i] for i in range(sb)]) if n > 1
-                                           else s[0]),
-                     self.fire.eq(Cat(*fire))]  # Eq. 3
+        m.d.comb += [self.s.eq(noise_sum(self.word, self.noise_words)),  # §4: u_1 = word[w1-1:0], ...
+                     self.fire.eq(fires(self.word, self.y, self.noise_words, self.T))]  # Eq. 3
         return m

@@ -20,35 +20,10 @@ module bshw_error_driver(upper_en, d, dz_en, dz_neg, en, neg, dx);
   input [11:0] dx;
   wire [11:0] dx;
   (* keep = 32'd1 *)
-  wire dx_bit0;
-  (* keep = 32'd1 *)
-  wire dx_bit1;
-  (* keep = 32'd1 *)
-  wire dx_bit10;
-  (* keep = 32'd1 *)
-  wire dx_bit11;
-  (* keep = 32'd1 *)
-  wire dx_bit2;
-  (* keep = 32'd1 *)
-  wire dx_bit3;
-  (* keep = 32'd1 *)
-  wire dx_bit4;
-  (* keep = 32'd1 *)
-  wire dx_bit5;
-  (* keep = 32'd1 *)
-  wire dx_bit6;
-  (* keep = 32'd1 *)
-  wire dx_bit7;
-  (* keep = 32'd1 *)
-  wire dx_bit8;
-  (* keep = 32'd1 *)
-  wire dx_bit9;
-  (* keep = 32'd1 *)
   output dz_en;
   wire dz_en;
   (* keep = 32'd1 *)
   wire dz_en_bits;
-  (* keep = 32'd1 *)
   output dz_neg;
   wire dz_neg;
   (* keep = 32'd1 *)
@@ -75,18 +50,6 @@ module bshw_error_driver(upper_en, d, dz_en, dz_neg, en, neg, dx);
   assign dz_en = \$11  | \$12 ;
   assign en = dz_en & d;
   assign neg = en & dx[11];
-  assign dx_bit0 = dx[0];
-  assign dx_bit1 = dx[1];
-  assign dx_bit2 = dx[2];
-  assign dx_bit3 = dx[3];
-  assign dx_bit4 = dx[4];
-  assign dx_bit5 = dx[5];
-  assign dx_bit6 = dx[6];
-  assign dx_bit7 = dx[7];
-  assign dx_bit8 = dx[8];
-  assign dx_bit9 = dx[9];
-  assign dx_bit10 = dx[10];
-  assign dx_bit11 = dx[11];
   assign dz_en_bits = dz_en;
   assign en_bits = en;
   assign dz_neg = dx[11];
