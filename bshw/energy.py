@@ -397,6 +397,38 @@ def network_energy(layers: list[dict], c: dict, activity: list[dict] | None = No
                           "bs_pj": bs_periphery, "hp_neuron_pj": hp_neuron_pj, "hp_pj": hp_periphery}}
 
 
+def tops_per_w(res: dict, c: dict, array_size: int) -> dict:
+    """Energy efficiency of the memristor BS scheme on this net (one MAC = one operation, as the paper).
+
+    ``array_reads``: forward and backward MACs per sample over the forward and backward array energy
+    (the paper's 556 TOPS/W counts array passes only, docs/energy.md §1); ``training_sample``: every
+    MAC of a training step (forward, backward, gradient) over the whole sample's energy, counters,
+    weight writes and periphery included. Both count every MAC of a layer, also those whose 0 input
+    drives no current (the estimate charges driven rows only, docs/energy.md §3).
+    ``per_driven_mac``: the constants' figure, one fully driven pass (the paper's 556 before its
+    rounding); ``paper``: the paper's printed figure, recomputed by its rounding chain.
+
+    Returns
+    -------
+    dict
+        ``macs`` (forward, backward, gradient per sample), ``array_reads``, ``training_sample``,
+        ``per_driven_mac``, ``paper`` (TOPS/W; None where an energy is zero), ``pass_pj`` and
+        ``array_size`` (the macro pass behind ``per_driven_mac``), ``paper_mac_fj`` (the paper's
+        printed energy of a 1-bit MAC, fJ).
+    """
+    macs = {k: sum(layer[k] for layer in res["layers"]) for k in ("forward", "backward", "gradient")}
+    bs = res["schemes"]["bs-memristor"]
+    reads_pj = bs["forward"] + bs["backward"]
+    paper = {r["key"]: r for r in paper_table(c)}  # at the paper's 128x128 macro
+    mem = macro(c, array_size)
+    # MACs per pJ is 1e12 operations per joule: TOPS/W
+    return {"macs": macs,
+            "array_reads": (macs["forward"] + macs["backward"]) / reads_pj if reads_pj else None,
+            "training_sample": sum(macs.values()) / bs["total_pj"] if bs["total_pj"] else None,
+            "per_driven_mac": mem["bs_tops_per_w"], "pass_pj": mem["pass_pj"], "array_size": array_size,
+            "paper": float(paper["mem_bs_tops_w"]["printed"]), "paper_mac_fj": paper["mem_bs_mac"]["printed"]}
+
+
 def crossbar_area(layers: list[dict], c: dict, array_size: int = 128) -> dict:
     """Tiles of N x N macros holding each layer's fan_in x fan_out weights, and their area in mm2."""
     mem = macro(c, array_size)

@@ -594,7 +594,7 @@ class Flow:
         headline = {k: {"scheme": v, "pj_per_sample": res["schemes"][v]["total_pj"],
                         "vs_hp_cmos": res["schemes"][v]["vs_hp_cmos"]} for k, v in head.items()}
         self.results["energy"] = {"activity_from": src or "nominal", "headline": headline, **res,
-                                  "tops_per_w": tops_per_w(res, c, self.fcfg.energy_array), "plot": "energy.png"}
+                                  "tops_per_w": E.tops_per_w(res, c, self.fcfg.energy_array), "plot": "energy.png"}
         h = self.results["energy"]["headline"]
         return ", ".join(f"{k} {E.si(v['pj_per_sample'] * 1e-12, 'J')}" for k, v in h.items()) + " per sample"
 
@@ -653,40 +653,6 @@ def _identity(section: dict) -> dict:
     if not isinstance(section, dict):
         return section
     return {k: v for k, v in section.items() if k not in ("out", "stages", *EXECUTION)}
-
-
-def tops_per_w(res: dict, c: dict, array_size: int) -> dict:
-    """Energy efficiency of the memristor BS scheme on this net (one MAC = one operation, as the paper).
-
-    ``array_reads``: forward and backward MACs per sample over the forward and backward array energy
-    (the paper's 556 TOPS/W counts array passes only, docs/energy.md §1); ``training_sample``: every
-    MAC of a training step (forward, backward, gradient) over the whole sample's energy, counters,
-    weight writes and periphery included. Both count every MAC of a layer, also those whose 0 input
-    drives no current (the estimate charges driven rows only, docs/energy.md §3).
-    ``per_driven_mac``: the constants' figure, one fully driven pass (the paper's 556 before its
-    rounding); ``paper``: the paper's printed figure, recomputed by its rounding chain.
-
-    Returns
-    -------
-    dict
-        ``macs`` (forward, backward, gradient per sample), ``array_reads``, ``training_sample``,
-        ``per_driven_mac``, ``paper`` (TOPS/W; None where an energy is zero), ``pass_pj`` and
-        ``array_size`` (the macro pass behind ``per_driven_mac``), ``paper_mac_fj`` (the paper's
-        printed energy of a 1-bit MAC, fJ).
-    """
-    from bshw import energy as E
-
-    macs = {k: sum(layer[k] for layer in res["layers"]) for k in ("forward", "backward", "gradient")}
-    bs = res["schemes"]["bs-memristor"]
-    reads_pj = bs["forward"] + bs["backward"]
-    paper = {r["key"]: r for r in E.paper_table(c)}  # at the paper's 128x128 macro
-    mem = E.macro(c, array_size)
-    # MACs per pJ is 1e12 operations per joule: TOPS/W
-    return {"macs": macs,
-            "array_reads": (macs["forward"] + macs["backward"]) / reads_pj if reads_pj else None,
-            "training_sample": sum(macs.values()) / bs["total_pj"] if bs["total_pj"] else None,
-            "per_driven_mac": mem["bs_tops_per_w"], "pass_pj": mem["pass_pj"], "array_size": array_size,
-            "paper": float(paper["mem_bs_tops_w"]["printed"]), "paper_mac_fj": paper["mem_bs_mac"]["printed"]}
 
 
 def synth_modules(synth) -> dict:
