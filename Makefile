@@ -32,13 +32,13 @@ chromium:
 
 setup: $(STAMP) tools
 
-# The main job end to end (configs/flow.toml: FC 784-100-10 on full 28x28 MNIST, INT8, 8 epochs):
+# The main job end to end (bshw/configs/flow.toml: FC 784-100-10 on full 28x28 MNIST, INT8, 8 epochs):
 # train exact + float SSS + HP baseline, golden trace from the trained state, RTL, bit-exact Icarus
 # run (5 batches, 1,000 test images), iCE40 synthesis, energy, and a report in runs/flow/
 # (report.html, report.md, summary.json). Sized for 6 minutes on 2 idle cores: the RTL generation,
 # the float trainings and the synthesis run in a second process ([flow] jobs = 2); docs/flow.md.
 demo: setup tools
-	$(BIN)/bshw flow --config configs/flow.toml
+	$(BIN)/bshw flow --config bshw/configs/flow.toml
 
 test: setup tools
 	$(BIN)/pytest -q
@@ -62,7 +62,7 @@ regress-paper: setup tools
 
 # Each broken rule of the spec, and the bench that catches it.
 mutants: setup tools
-	$(BIN)/python -m sim.mutations --out sim_build/mutations
+	$(BIN)/python -m bshw.sim.mutations --out sim_build/mutations
 
 # iCE40 synthesis of the periphery with a CMOS transistor-count ASIC proxy (yowasp; the first run
 # compiles the tools, minutes): rtl/synth.json and rtl/synth.md, read by `bshw energy`. ECP5 and a whole

@@ -19,11 +19,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from golden.config import TrainConfig  # noqa: E402
-from golden.data import load_dataset  # noqa: E402
-from golden.io import atomic_write_json  # noqa: E402
-from golden.model import FloatLearner  # noqa: E402
-from golden.train import fit  # noqa: E402
+from bshw.golden.config import TrainConfig  # noqa: E402
+from bshw.golden.data import load_dataset  # noqa: E402
+from bshw.golden.model import FloatLearner  # noqa: E402
+from bshw.golden.train import fit  # noqa: E402
+from bshw.io import atomic_write_json  # noqa: E402
 
 # name -> TrainConfig overrides (weight ranges: the per-width defaults of docs/algorithm.md).
 RUNS = {

@@ -17,9 +17,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from golden.config import TrainConfig  # noqa: E402
-from golden.data import load_dataset  # noqa: E402
-from golden.model import make_learner  # noqa: E402
+from bshw.golden.config import TrainConfig  # noqa: E402
+from bshw.golden.data import load_dataset  # noqa: E402
+from bshw.golden.model import make_learner  # noqa: E402
 
 NETS = {"64-32-10": dict(hidden=(32,), input_side=8), "784-100-10": dict(hidden=(100,), input_side=28)}
 

@@ -31,10 +31,10 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from golden.config import TrainConfig  # noqa: E402
-from golden.data import load_dataset  # noqa: E402
-from golden.inputs import downsample, to_unit  # noqa: E402
-from golden.model import init_weight, make_learner  # noqa: E402
+from bshw.golden.config import TrainConfig  # noqa: E402
+from bshw.golden.data import load_dataset  # noqa: E402
+from bshw.golden.inputs import downsample, to_unit  # noqa: E402
+from bshw.golden.model import init_weight, make_learner  # noqa: E402
 
 BATCH = 100
 

@@ -4,11 +4,11 @@
 
 Two kinds of bench, both checked against the golden model while they run:
 
-* ``lfsr`` (sim/bench_lfsr.py, random ops): cocotb drives and reads the N32 LFSR every clock
+* ``lfsr`` (bshw/sim/bench_lfsr.py, random ops): cocotb drives and reads the N32 LFSR every clock
   from Python, so this measures cocotb's per-cycle cost plus the simulator;
-* ``stats`` (sim/bench_stats.py on sim/stat_top.py): the neuron runs free for ``draws`` draws per
+* ``stats`` (bshw/sim/bench_stats.py on bshw/sim/stat_top.py): the neuron runs free for ``draws`` draws per
   y and cocotb only starts runs and reads counters, so this measures the simulator itself;
-* ``network`` (sim/bench_network.py): the 64-32-10 network top (layers, crossbars, sequencer)
+* ``network`` (bshw/sim/bench_network.py): the 64-32-10 network top (layers, crossbars, sequencer)
   against a golden trace, one transaction per sample (50 samples, 2 carries).
 
 cycles/s counts only the bench's own simulation loop (not start-up or build; those are printed
@@ -23,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from golden.errors import BshwError  # noqa: E402
-from sim.runner import have_simulator, run_component  # noqa: E402
+from bshw.errors import BshwError  # noqa: E402
+from bshw.sim.runner import have_simulator, run_component  # noqa: E402
 
 
 def measure(sim, build_dir, cycles, draws):
@@ -40,8 +40,8 @@ def measure(sim, build_dir, cycles, draws):
         raise SystemExit(f"{sim}: stats bench failed: {r['failures']}")
     out["stats"] = (r["metrics"]["neuron_statistics"]["cycles_per_s"], r["wall_s"], r["build_s"])
     # the layer/network bench: the §1 default 64-32-10 top trained on a random-stimulus golden trace,
-    # talking to the DUT one sample / one carry at a time (sim/bench_network.py)
-    from sim.network import run_network, write_random_trace
+    # talking to the DUT one sample / one carry at a time (bshw/sim/bench_network.py)
+    from bshw.sim.network import run_network, write_random_trace
 
     trace = write_random_trace(Path(build_dir) / "network-trace.jsonl", {"hidden": (32,), "input_side": 8},
                                steps=2, batch=25)

@@ -5,7 +5,7 @@ Each subcommand lives in the module that owns its concept and exposes two functi
 subcommand runs, so ``bshw --help`` stays fast (torch and amaranth import slowly).
 
 Every user mistake (bad value, missing or corrupt file, wrong checkpoint) is raised as
-:class:`golden.errors.BshwError` and printed here as one line, exit status 2: never a traceback.
+:class:`bshw.errors.BshwError` and printed here as one line, exit status 2: never a traceback.
 """
 
 import argparse
@@ -14,18 +14,18 @@ import signal
 import sys
 import threading
 
-from golden.errors import BshwError
+from bshw.errors import BshwError
 
 # name -> (module, one-line help)
 COMMANDS = {
-    "train": ("golden.train", "train a network with the golden model (float or hardware-exact mode)"),
-    "data": ("golden.data", "check a data set, or rebuild the committed MNIST subset"),
+    "train": ("bshw.golden.train", "train a network with the golden model (float or hardware-exact mode)"),
+    "data": ("bshw.golden.data", "check a data set, or rebuild the committed MNIST subset"),
     "emit": ("bshw.emit", "write the periphery components' Verilog into rtl/"),
     "rtl": ("bshw.rtl", "write the network top's Verilog (and the components') into rtl/"),
     "energy": ("bshw.energy", "energy and area per MAC, per sample and per epoch"),
     "synth": ("bshw.synth", "synthesize the periphery RTL for iCE40 (yowasp): LUTs, flip-flops, Fmax"),
-    "trace": ("golden.exact.trace", "write a golden trace of the hardware-exact mode for the RTL benches"),
-    "sim": ("sim.network", "run the RTL network top against a golden trace, bit for bit (Icarus or Verilator)"),
+    "trace": ("bshw.golden.exact.trace", "write a golden trace of the hardware-exact mode for the RTL benches"),
+    "sim": ("bshw.sim.network", "run the RTL network top against a golden trace, bit for bit (Icarus or Verilator)"),
     "flow": ("bshw.flow", "the main job end to end: train, trace, RTL, bit-exact sim, synthesis, energy, report"),
 }
 

@@ -2,7 +2,7 @@
 and the clock formula of the periphery's operations (docs/arithmetic.md §15).
 
 Nothing here imports torch, numpy or Amaranth, so every layer above may use it: the golden model
-(golden/exact/lfsr.py) and the HDL (bshw/lfsr.py) take the LFSR definitions of §3 from here.
+(bshw/golden/exact/lfsr.py) and the HDL (bshw/lfsr.py) take the LFSR definitions of §3 from here.
 """
 
 from dataclasses import dataclass

@@ -23,8 +23,8 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from bshw.core import check_int
 from bshw import bitslice as bs
+from bshw.core import check_int
 from bshw.periodic_carry import _pack_rows, check_counter, counter_planes
 
 # the pending-row search is two-level (a group of rows, then a row in it) to keep its logic depth
@@ -182,5 +182,5 @@ class CounterMemory(wiring.Component):
         with m.If(host_re_d):
             m.d.sync += raw.eq(Cat(*cur))
         m.d.comb += self.host_rdata.eq(bs.lanes_of([raw[i * fo:(i + 1) * fo] for i in range(cb)], fo))
-        self._stage2 = (s2_valid, carrying, [wr for _, wr in wr_data])  # for fault injection (sim/mutations.py)
+        self._stage2 = (s2_valid, carrying, [wr for _, wr in wr_data])  # for fault injection (bshw/sim/mutations.py)
         return m

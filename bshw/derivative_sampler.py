@@ -4,7 +4,7 @@ from amaranth.hdl import Module, Value
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from bshw.lfsr import _check_int
+from bshw.core import check_int
 
 
 class DerivativeSampler(wiring.Component):
@@ -38,11 +38,11 @@ class DerivativeSampler(wiring.Component):
     """
 
     def __init__(self, k: int = 4, lanes: int = 1):
-        _check_int("k", k, 1)
+        check_int("k", k, 1)
         if k not in (1, 2, 4):
             raise ValueError(f"k must be 1, 2 or 4, got {k!r}")
         self.k = k
-        self.lanes = n = _check_int("lanes", lanes, 1)
+        self.lanes = n = check_int("lanes", lanes, 1)
         pairs = Out(k) if n == 1 else Out(data.ArrayLayout(n, k))
         super().__init__({"fire": In(n), "draw": In(1), "restart": In(1), "index": Out(range(1 + 2 * k)),
                           "x": Out(n), "a": pairs, "b": pairs, "d": Out(n)})

@@ -8,7 +8,7 @@ the checkout path and is byte-identical between runs). Files are written atomica
 import argparse
 import sys
 
-from golden.io import atomic_write_text
+from bshw.io import atomic_write_text
 
 
 def components() -> dict:
@@ -33,7 +33,7 @@ def emit(out_dir) -> list:
     """Write every component's Verilog into ``out_dir``; return the paths written."""
     from amaranth.back import verilog
 
-    from golden.io import ensure_dir
+    from bshw.io import ensure_dir
 
     out_dir = ensure_dir(out_dir, "RTL folder")  # a bad folder fails before the slow conversion
     paths = []
@@ -48,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from golden.io import check_writable
+    from bshw.io import check_writable
 
     check_writable(args.out, folder=True, what="RTL")  # before the slow conversion
     for p in emit(args.out):
@@ -59,7 +59,7 @@ def run(args) -> int:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bshw.emit", description=__doc__.splitlines()[0])
     add_arguments(parser)
-    from golden.errors import BshwError
+    from bshw.errors import BshwError
 
     try:
         return run(parser.parse_args(argv))

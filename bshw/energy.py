@@ -8,10 +8,11 @@ trained run. Method, counting rules and the table: docs/energy.md.
 
 import json
 import math
-import tomllib
 from pathlib import Path
 
-from golden.errors import BshwError
+import tomllib
+
+from bshw.errors import BshwError
 
 DEFAULT_CONSTANTS = Path(__file__).with_name("energy_constants.toml")
 
@@ -253,7 +254,7 @@ def paper_table(c: dict, array_size: int = 128, input_bits: int | None = None,
 
 # -- networks and training steps -------------------------------------------------------------------
 def validate_layers(layers, where: str = "network") -> list[dict]:
-    """Check a layer list (golden.model.describe_network's contract); return it."""
+    """Check a layer list (bshw.golden.model.describe_network's contract); return it."""
     if not isinstance(layers, list) or not layers:
         raise BshwError(f"{where}: expected a non-empty list of layer dicts")
     for i, layer in enumerate(layers):
@@ -320,7 +321,7 @@ def network_energy(layers: list[dict], c: dict, activity: list[dict] | None = No
     Parameters
     ----------
     layers : list of dict
-        Layer dicts (golden.model.describe_network's contract).
+        Layer dicts (bshw.golden.model.describe_network's contract).
     c : dict
         Constants from :func:`load_constants`.
     activity : list of dict or None
@@ -507,7 +508,7 @@ def _read_json(path: Path):
 
 def read_run(run_dir, c: dict) -> dict:
     """Layers, last-epoch activity, train samples, batch and data set of a trained run directory."""
-    from golden.config import TrainConfig
+    from bshw.golden.config import TrainConfig
 
     d = Path(run_dir)
     if not d.is_dir():
@@ -533,15 +534,15 @@ def read_run(run_dir, c: dict) -> dict:
 
 
 def describe(net: str, hidden=None, dataset=None):
-    """Layers of a named network from golden.model.describe_network (imported only here)."""
-    from golden.config import TrainConfig
+    """Layers of a named network from bshw.golden.model.describe_network (imported only here)."""
+    from bshw.golden.config import TrainConfig
 
     kw = {"net": net} | ({"hidden": tuple(hidden)} if hidden else {}) | ({"dataset": dataset} if dataset else {})
     cfg = TrainConfig(**kw)
     try:
-        from golden.model import describe_network
+        from bshw.golden.model import describe_network
     except ImportError as e:
-        raise BshwError(f"--net needs golden.model.describe_network, which is not available: {e}") from None
+        raise BshwError(f"--net needs bshw.golden.model.describe_network, which is not available: {e}") from None
     return validate_layers(describe_network(cfg), f"describe_network({net})"), cfg
 
 
@@ -606,7 +607,7 @@ def plot(path, rows: list[dict] | None, res: dict | None):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from golden.io import atomic_savefig
+    from bshw.io import atomic_savefig
 
     if res is not None:
         labels = [r["label"] for r in res["schemes"].values()]
@@ -658,7 +659,7 @@ def run(args) -> int:
 
 
 def _run(args) -> int:
-    from golden.io import atomic_write_json, check_writable, plot_format
+    from bshw.io import atomic_write_json, check_writable, plot_format
 
     check_option("--array-size", args.array_size, whole=True)
     for name, value, whole in (("--input-bits", args.input_bits, True), ("--ns-per-bit", args.ns_per_bit, False),

@@ -5,7 +5,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from bshw import bitslice as bs
-from bshw.lfsr import _check_int
+from bshw.core import check_int
 
 TIE_RULES = ("gated", "zero", "plus")
 
@@ -36,8 +36,8 @@ class ErrorDriver(wiring.Component):
     """
 
     def __init__(self, dx_width: int, n_upper: int = 10, tie: str = "gated"):
-        self.dx_width = _check_int("dx_width", dx_width, 2, 64)
-        self.n_upper = _check_int("n_upper", n_upper, 1)
+        self.dx_width = check_int("dx_width", dx_width, 2, 64)
+        self.n_upper = check_int("n_upper", n_upper, 1)
         if not isinstance(tie, str):
             raise TypeError(f"tie must be a str, got {tie!r}")
         if tie not in TIE_RULES:

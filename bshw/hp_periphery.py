@@ -47,7 +47,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from bshw.lfsr import _check_int
+from bshw.core import check_int
 
 
 def _sigmoid(v: float) -> float:
@@ -59,7 +59,7 @@ def _round(v: float) -> int:
 
 
 def _check(bits, gain):
-    _check_int("bits", bits, 2, 8)
+    check_int("bits", bits, 2, 8)
     if isinstance(gain, bool) or not isinstance(gain, (int, float)):
         raise TypeError(f"gain must be a number, got {gain!r}")
     if not (math.isfinite(gain) and gain > 0):

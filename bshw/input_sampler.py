@@ -9,8 +9,8 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from bshw.core import I16
-from bshw.lfsr import Lfsr, _check_int, lfsr_planes
+from bshw.core import I16, check_int
+from bshw.lfsr import Lfsr, lfsr_planes
 
 
 def sampled_input(m, r, pixel, suffix: str = ""):
@@ -45,7 +45,7 @@ class InputSampler(wiring.Component):
     """
 
     def __init__(self, init: int = 1):
-        self.init = _check_int("init", init, 1, (1 << 16) - 1)
+        self.init = check_int("init", init, 1, (1 << 16) - 1)
         sig = {"pixel": In(8), "draw": In(1), "load": In(1), "load_value": In(16), "x": Out(1), "r": Out(16, init=init)}
         super().__init__(sig)
 
@@ -89,7 +89,7 @@ class InputSamplerBank(wiring.Component):
         inits = list(inits)
         if not inits:
             raise ValueError("a bank needs at least one lane")
-        self.inits = [_check_int("init", s, 1, (1 << 16) - 1) for s in inits]
+        self.inits = [check_int("init", s, 1, (1 << 16) - 1) for s in inits]
         self.n = n = len(inits)
         super().__init__({"pixels": In(data.ArrayLayout(8, n)), "draw": In(1), "load": In(1),
                           "load_sel": In(range(max(n, 2))), "load_value": In(16),

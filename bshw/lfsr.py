@@ -10,19 +10,18 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from bshw.core import I16, N32
-from bshw.core import check_int as _check_int
+from bshw.core import I16, N32, check_int
 
 
 def check_spec(width, taps, leap) -> tuple:
     """``(width, taps, leap)`` of an LFSR (§3), checked: width >= 2, taps in range, 1 <= leap <= width."""
-    width = _check_int("width", width, 2)
+    width = check_int("width", width, 2)
     taps = tuple(taps)
     if not taps:
         raise ValueError("taps must name at least one bit")
     for t in taps:
-        _check_int("tap", t, 0, width - 1)
-    return width, taps, _check_int("leap", leap, 1, width)
+        check_int("tap", t, 0, width - 1)
+    return width, taps, check_int("leap", leap, 1, width)
 
 
 def xor_all(values):
@@ -78,7 +77,7 @@ class Lfsr(wiring.Component):
 
     def __init__(self, width: int, taps, leap: int, init: int = 1):
         self.width, self.taps, self.leap = check_spec(width, taps, leap)
-        self.init = _check_int("init", init, 1, (1 << width) - 1)
+        self.init = check_int("init", init, 1, (1 << width) - 1)
         sig = {"draw": In(1), "load": In(1), "load_value": In(width), "state": Out(width, init=init),
                "word": Out(leap)}
         super().__init__(sig)

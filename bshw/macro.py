@@ -16,7 +16,7 @@ The periphery talks to each layer's array through one :class:`CrossbarMacroSigna
 Widths follow the integers of the contract (§2): ``y`` has ``y_width(fan_in, b)`` signed bits per
 column, ``dx`` ``dx_width(fan_out, b)`` per row. Two behavioral models answer these pins: the Verilog
 model ``bshw/verilog/bshw_crossbar_model.v`` (the system top, bshw/system.py) and the numpy model
-inside the cocotb bench (sim/macro_model.py).
+inside the cocotb bench (bshw/sim/macro_model.py).
 """
 
 from amaranth.hdl import signed

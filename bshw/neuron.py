@@ -8,7 +8,7 @@ from amaranth.hdl import Module, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from bshw.lfsr import _check_int
+from bshw.core import check_int
 
 
 def check_noise_words(noise_words) -> tuple:
@@ -17,7 +17,7 @@ def check_noise_words(noise_words) -> tuple:
     if not isinstance(words, tuple) or not 1 <= len(words) <= 4:
         raise ValueError(f"noise_words must have 1-4 widths, got {noise_words!r}")
     for w in words:
-        _check_int("noise word width", w, 1, 16)
+        check_int("noise word width", w, 1, 16)
     if sum(words) > 32:
         raise ValueError(f"noise_words {noise_words!r} need more than 32 bits")
     return words
@@ -59,7 +59,7 @@ class ComparatorNeuron(wiring.Component):
     """
 
     def __init__(self, y_width: int, noise_words=(7, 7, 5)):
-        self.y_width = _check_int("y_width", y_width, 2, 64)
+        self.y_width = check_int("y_width", y_width, 2, 64)
         words = check_noise_words(noise_words)
         self.noise_words = words
         self.bits = sum(words)

@@ -17,10 +17,10 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from bshw import bitslice as bs
-from bshw.core import N32
+from bshw.core import N32, check_int
 from bshw.derivative_sampler import DerivativeSampler
 from bshw.error_driver import TIE_RULES, ErrorDriver, error_planes
-from bshw.lfsr import Lfsr, _check_int, lfsr_planes
+from bshw.lfsr import Lfsr, lfsr_planes
 from bshw.neuron import ComparatorNeuron, check_noise_words, fires
 
 
@@ -78,18 +78,18 @@ class NeuronPeriphery(wiring.Component):
         # Elaboratable whose constructor fails, or that is built and then dropped, warns "created but
         # never used". The rules are the parts' own (bshw/neuron.py, derivative_sampler.py,
         # error_driver.py, lfsr.py).
-        _check_int("y_width", y_width, 2, 64)
+        check_int("y_width", y_width, 2, 64)
         words = check_noise_words(noise_words)
-        _check_int("dx_width", dx_width, 2, 64)
-        _check_int("k", k, 1)
+        check_int("dx_width", dx_width, 2, 64)
+        check_int("k", k, 1)
         if k not in (1, 2, 4):
             raise ValueError(f"k must be 1, 2 or 4, got {k!r}")
         if not isinstance(tie, str):
             raise TypeError(f"tie must be a str, got {tie!r}")
         if tie not in TIE_RULES:
             raise ValueError(f"tie rule {tie!r}: choose one of {', '.join(TIE_RULES)}")
-        _check_int("n_upper", n_upper, 1)
-        _check_int("init", init, 1, (1 << 32) - 1)
+        check_int("n_upper", n_upper, 1)
+        check_int("init", init, 1, (1 << 32) - 1)
         self.comparator = ComparatorNeuron(y_width, words)
         self.lfsr = Lfsr.n32(self.comparator.bits, init)  # §3: leap = W bits per draw
         self.sampler = DerivativeSampler(k)
@@ -187,11 +187,11 @@ class NeuronBank(wiring.Component):
     def __init__(self, y_width: int, dx_width: int, k: int, tie: str, noise_words, n_upper: int, inits):
         inits = list(inits)
         n = len(inits)
-        self.n = _check_int("neurons", n, 1)
-        self.inits = [_check_int("init", s, 1, (1 << 32) - 1) for s in inits]
-        _check_int("y_width", y_width, 2, 64)
-        _check_int("dx_width", dx_width, 2, 64)
-        _check_int("n_upper", n_upper, 1)
+        self.n = check_int("neurons", n, 1)
+        self.inits = [check_int("init", s, 1, (1 << 32) - 1) for s in inits]
+        check_int("y_width", y_width, 2, 64)
+        check_int("dx_width", dx_width, 2, 64)
+        check_int("n_upper", n_upper, 1)
         if tie not in TIE_RULES:
             raise ValueError(f"tie rule {tie!r}: choose one of {', '.join(TIE_RULES)}")
         self.noise_words = check_noise_words(noise_words)
@@ -253,9 +253,9 @@ class OutputNeuronBank(wiring.Component):
     def __init__(self, y_width: int, noise_words, inits):
         inits = list(inits)
         n = len(inits)
-        self.n = _check_int("neurons", n, 1)
-        self.inits = [_check_int("init", s, 1, (1 << 32) - 1) for s in inits]
-        self.y_width = _check_int("y_width", y_width, 2, 64)
+        self.n = check_int("neurons", n, 1)
+        self.inits = [check_int("init", s, 1, (1 << 32) - 1) for s in inits]
+        self.y_width = check_int("y_width", y_width, 2, 64)
         self.noise_words = check_noise_words(noise_words)
         super().__init__({"y": In(data.ArrayLayout(signed(y_width), n)), "draw": In(1), "load": In(1),
                           "load_sel": In(range(max(n, 2))), "load_value": In(32),

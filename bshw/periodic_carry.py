@@ -12,14 +12,14 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from bshw import bitslice as bs
-from bshw.lfsr import _check_int
+from bshw.core import check_int
 from bshw.macro import weight_bits
 
 
 def check_counter(th, counter_bits):
     """Validate ``(th, counter_bits)`` (§9, §12); return ``(cmin, cmax)``."""
-    cb = _check_int("counter_bits", counter_bits, 2, 32)
-    _check_int("th", th, 1)
+    cb = check_int("counter_bits", counter_bits, 2, 32)
+    check_int("th", th, 1)
     cmax = (1 << (cb - 1)) - 1
     if th > cmax:
         raise ValueError(f"th={th} does not fit a {cb}-bit counter (max {cmax})")
@@ -151,10 +151,10 @@ class PeriodicCarry(wiring.Component):
     def __init__(self, th: int, counter_bits: int, wmin: int = -128, wmax: int = 127, w_init: int = 0, c_init: int = 0):
         self.cmin, self.cmax = check_counter(th, counter_bits)
         self.th, self.counter_bits = th, cb = th, counter_bits
-        self.wmin = _check_int("wmin", wmin, -(1 << 31), -1)
-        self.wmax = _check_int("wmax", wmax, 1, (1 << 31) - 1)
-        self.w_init = _check_int("w_init", w_init, wmin, wmax)
-        self.c_init = _check_int("c_init", c_init, self.cmin, self.cmax)
+        self.wmin = check_int("wmin", wmin, -(1 << 31), -1)
+        self.wmax = check_int("wmax", wmax, 1, (1 << 31) - 1)
+        self.w_init = check_int("w_init", w_init, wmin, wmax)
+        self.c_init = check_int("c_init", c_init, self.cmin, self.cmax)
         self.weight_bits = wb = weight_bits(wmin, wmax)
         super().__init__({
             "x": In(1), "dy_en": In(1), "dy_neg": In(1), "acc": In(1), "carry": In(1),

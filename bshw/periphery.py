@@ -49,7 +49,7 @@ class BshwPeriphery(wiring.Component):
     sizes : sequence of int
         Layer widths ``[n0, n1, ..., nL]`` (>= 2 entries).
     params : dict
-        Resolved hardware parameters (``golden.exact.ExactParams.resolve``: noise_words, deriv_k, tie,
+        Resolved hardware parameters (``bshw.golden.exact.ExactParams.resolve``: noise_words, deriv_k, tie,
         output, th, counter_bits, wmin, wmax); ``output`` must be ``onchip``.
     seeds : dict or None
         Reset states of the LFSRs as in the trace header's ``init`` (``lfsr_in``, ``lfsr``); None: all 1.

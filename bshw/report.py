@@ -12,7 +12,7 @@ import math
 import re
 from pathlib import Path
 
-from golden.io import atomic_write_text
+from bshw.io import atomic_write_text
 
 PARTS = ("forward", "backward", "gradient", "write", "periphery")  # bshw.energy.PARTS
 PART_LABELS = {"forward": "forward", "backward": "backward", "gradient": "gradient/counters",
@@ -132,7 +132,7 @@ def hardware_figures(s: dict) -> list:
         rows.append({"key": key, "quantity": quantity, "value": value, "unit": unit, "text": text,
                      "source": source})
 
-    # clocks per operation, measured in the RTL simulation (sim/bench_network.py counts start to done)
+    # clocks per operation, measured in the RTL simulation (bshw/sim/bench_network.py counts start to done)
     oc = sim.get("op_cycles") or {}
     inf = sim.get("infer") or {}
     no_images = "no test images classified: [flow] infer_samples = 0"
@@ -618,7 +618,7 @@ def plot_firing(path, f: dict, params: dict):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from golden.io import atomic_savefig
+    from bshw.io import atomic_savefig
 
     a_s = params["a"] * params["scale"]
     y = f["y"]

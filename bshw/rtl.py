@@ -21,9 +21,9 @@ import sys
 import time
 from pathlib import Path
 
-from golden.config import TrainConfig
-from golden.errors import BshwError
-from golden.io import atomic_write_text
+from bshw.errors import BshwError
+from bshw.golden.config import TrainConfig
+from bshw.io import atomic_write_text
 
 PREFIX = "bshw_"
 MODEL_FILE = "bshw_crossbar_model.v"
@@ -37,9 +37,9 @@ def names(prefix: str = PREFIX) -> dict:
 
 def build(cfg: TrainConfig, *, probes: bool = False, read_latency: int = 1, bank_cols=None, prefix: str = PREFIX):
     """``(BshwPeriphery, exact learner)`` for ``cfg``; bad parameters raise BshwError."""
+    from bshw.golden.exact import make_learner
+    from bshw.golden.exact.trace import header
     from bshw.periphery import BshwPeriphery
-    from golden.exact import make_learner
-    from golden.exact.trace import header
 
     if cfg.mode != "exact":
         cfg = TrainConfig.from_dict({**cfg.to_dict(), "mode": "exact"}, where="rtl")
@@ -126,11 +126,11 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from golden.exact.params import config_from_args
+    from bshw.golden.exact.params import config_from_args
 
     if not args.prefix.replace("_", "a").isalnum() or args.prefix[:1].isdigit():
         raise BshwError(f"--prefix {args.prefix!r}: letters, digits and _ only, not starting with a digit")
-    from golden.io import check_writable
+    from bshw.io import check_writable
 
     cfg = config_from_args(args, ("hidden", "input_side", "seed"), where="rtl")
     check_writable(args.out, folder=True, what="RTL")  # before the conversion, not after it

@@ -32,8 +32,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from golden.errors import BshwError
-from golden.io import atomic_write_json, atomic_write_text
+from bshw.errors import BshwError
+from bshw.io import atomic_write_json, atomic_write_text
+
 
 @dataclass(frozen=True)
 class Family:

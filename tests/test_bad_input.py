@@ -25,8 +25,8 @@ import pytest
 import torch
 
 from bshw.cli import main
-from golden.config import TrainConfig
-from golden.errors import BshwError
+from bshw.errors import BshwError
+from bshw.golden.config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--hidden", "4", "--input-side", "4", "--batch", "50", "--train-limit", "100", "--test-limit", "50",
@@ -234,7 +234,7 @@ def test_cuda_without_cuda(tmp_path, capsys, monkeypatch):
 def _checkpoint(mode: str, edit):
     """A checkpoint.pt writer for the TINY run of ``mode``, changed by ``edit(dict)``."""
     def write(p):
-        from golden.model import make_learner
+        from bshw.golden.model import make_learner
 
         cfg = TrainConfig(**TINY_CFG, epochs=1, mode=mode, weights="int8" if mode == "exact" else "fp32")
         ck = {"config": cfg.to_dict(), "epoch": 1, "learner": make_learner(cfg).state_dict(),
@@ -304,8 +304,8 @@ def test_unreadable_checkpoint(content, tmp_path, capsys, monkeypatch):
 
 def test_good_checkpoint_resumes(tmp_path, capsys, monkeypatch):
     """The validation passes a checkpoint of the learner's own layout (the real resume is in test_golden)."""
-    from golden.model import make_learner
-    from golden.train import check_checkpoint
+    from bshw.golden.model import make_learner
+    from bshw.golden.train import check_checkpoint
 
     for mode in ("float", "exact"):
         cfg = TrainConfig(**TINY_CFG, epochs=2, mode=mode, weights="int8" if mode == "exact" else "fp32")
@@ -356,7 +356,7 @@ def test_trace_out_unwritable(where, tmp_path, capsys, monkeypatch):
 @pytest.fixture(scope="module")
 def good_trace() -> list:
     """A valid 2-step trace (batch 2, 16-4-10) as its lines."""
-    from golden.exact.trace import make_trace
+    from bshw.golden.exact.trace import make_trace
 
     cfg = TrainConfig(hidden=(4,), input_side=4, batch=2, weights="int8", mode="exact", seed=1)
     g = torch.Generator().manual_seed(0)
@@ -412,7 +412,7 @@ TRACE_FAULTS = {
 
 @pytest.mark.parametrize("case", list(TRACE_FAULTS))
 def test_bad_trace_file(case, good_trace, tmp_path):
-    from golden.exact.trace import load_trace
+    from bshw.golden.exact.trace import load_trace
 
     make, line, needle = TRACE_FAULTS[case]
     path = tmp_path / "t.jsonl"
@@ -428,7 +428,7 @@ def test_bad_trace_file(case, good_trace, tmp_path):
 
 
 def test_trace_loader_good_and_steps(good_trace, tmp_path):
-    from golden.exact.trace import load_trace, read_trace
+    from bshw.golden.exact.trace import load_trace, read_trace
 
     path = tmp_path / "t.jsonl"
     path.write_text("\n".join(good_trace) + "\n")
@@ -513,9 +513,9 @@ DATA_CASES = {
     "check-empty": (["check", "--data", "empty"], ["holds no mnist files"]),
     "check-cifar-empty": (["check", "--name", "cifar10", "--data", "empty"], ["holds no cifar10 files"]),
     "subset-src-missing": (["make-subset", "--src", "nodata", "--out", "sub"], ["nodata"]),
-    "subset-out-under-file": (["make-subset", "--src", str(REPO / "golden/data/mnist-subset"), "--out", "afile/sub",
+    "subset-out-under-file": (["make-subset", "--src", str(REPO / "bshw/golden/data/mnist-subset"), "--out", "afile/sub",
                                "--train", "10", "--test", "10"], ["afile", "not a folder"]),
-    "subset-too-big": (["make-subset", "--src", str(REPO / "golden/data/mnist-subset"), "--out", "sub",
+    "subset-too-big": (["make-subset", "--src", str(REPO / "bshw/golden/data/mnist-subset"), "--out", "sub",
                         "--train", "999999"], ["subset size"]),
 }
 SUBPROCESS_DATA = {"check-missing"}
@@ -589,7 +589,7 @@ def test_kill_during_write_then_rerun_cleans(tmp_path):
 
 def test_stale_temp_rules(tmp_path):
     """Dead writer or older than 10 minutes: removed; a live writer's fresh file and others: kept."""
-    from golden.io import _host_tag, atomic_write_text
+    from bshw.io import _host_tag, atomic_write_text
 
     host = _host_tag()
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,

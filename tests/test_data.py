@@ -1,4 +1,4 @@
-"""golden.data: real MNIST, the committed subset, and every data-file fault as a one-line BshwError."""
+"""bshw.golden.data: real MNIST, the committed subset, and every data-file fault as a one-line BshwError."""
 
 import gzip
 import hashlib
@@ -9,12 +9,18 @@ import numpy as np
 import pytest
 import torch
 
-import golden
-from golden.errors import BshwError
-from golden import data
-from golden.data import idx_bytes, load_cifar10, load_dataset, read_idx, resolve_data_dir
+import bshw.golden
+from bshw.errors import BshwError
+from bshw.golden import data
+from bshw.golden.data import (
+    idx_bytes,
+    load_cifar10,
+    load_dataset,
+    read_idx,
+    resolve_data_dir,
+)
 
-REPO = Path(golden.__file__).resolve().parents[1]
+REPO = Path(bshw.golden.__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared" / "data"
 need_mnist = pytest.mark.skipif(not (SHARED / "mnist").is_dir(),
                                 reason=f"full MNIST not installed at {SHARED / 'mnist'}")

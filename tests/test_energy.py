@@ -6,8 +6,8 @@ import pytest
 
 from bshw import energy
 from bshw.cli import main
-from golden.config import TrainConfig
-from golden.errors import BshwError
+from bshw.errors import BshwError
+from bshw.golden.config import TrainConfig
 
 # The paper's printed figures (Methods "Estimation of the energy consumption and on-chip footprint").
 PAPER = {
@@ -185,10 +185,10 @@ def test_bad_run_dir_one_line(tmp_path, capsys, breakage, msg):
 
 
 def test_net_uses_describe_network(monkeypatch, capsys):
-    import golden.model
+    import bshw.golden.model
 
     seen = []
-    monkeypatch.setattr(golden.model, "describe_network", lambda cfg: seen.append(cfg) or LAYERS)
+    monkeypatch.setattr(bshw.golden.model, "describe_network", lambda cfg: seen.append(cfg) or LAYERS)
     assert main(["energy", "--net", "fc", "--hidden", "7,5", "--json", "-"]) == 0
     res = json.loads(capsys.readouterr().out)["network"]
     assert seen[0].hidden == (7, 5) and res["train_samples"] == 60000

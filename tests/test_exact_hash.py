@@ -2,9 +2,9 @@
 LFSR bank draws, computed with the per-draw implementation before the block/bit-parallel rewrite.
 
 The trace hash covers every recorded bit (the header's initial state and every step line of
-``golden.exact.trace.make_trace``) but not the header's ``config``/``params`` echo, so that a new
+``bshw.golden.exact.trace.make_trace``) but not the header's ``config``/``params`` echo, so that a new
 config field elsewhere does not look like a change of arithmetic. The stimulus is made the way
-``sim.network.write_random_trace`` makes it: uniformly random 28x28 images and labels from a seeded
+``bshw.sim.network.write_random_trace`` makes it: uniformly random 28x28 images and labels from a seeded
 generator.
 """
 
@@ -14,10 +14,10 @@ import json
 import pytest
 import torch
 
-from golden.config import TrainConfig
-from golden.exact import make_learner
-from golden.exact.lfsr import I16, N32, LfsrBank, seed_state
-from golden.exact.trace import make_trace
+from bshw.golden.config import TrainConfig
+from bshw.golden.exact import make_learner
+from bshw.golden.exact.lfsr import I16, N32, LfsrBank, seed_state
+from bshw.golden.exact.trace import make_trace
 
 
 def _data(n, seed):

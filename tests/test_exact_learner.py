@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from bshw.cli import main
-from golden.config import TrainConfig
-from golden.errors import BshwError
-from golden.exact import make_learner
-from golden.exact.trace import make_trace, read_trace
+from bshw.errors import BshwError
+from bshw.golden.config import TrainConfig
+from bshw.golden.exact import make_learner
+from bshw.golden.exact.trace import make_trace, read_trace
 
 
 def _cfg(**kw):

@@ -3,8 +3,16 @@
 import pytest
 import torch
 
-from golden.exact import carry, error, neuron, noise
-from golden.exact.lfsr import I16, N32, LfsrBank, leap, seed_state, splitmix64, step
+from bshw.golden.exact import carry, error, neuron, noise
+from bshw.golden.exact.lfsr import (
+    I16,
+    N32,
+    LfsrBank,
+    leap,
+    seed_state,
+    splitmix64,
+    step,
+)
 
 T_ = torch.tensor
 

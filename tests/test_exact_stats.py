@@ -7,10 +7,10 @@ import math
 import numpy as np
 import torch
 
-from golden.config import TrainConfig
-from golden.exact import make_learner
-from golden.exact.lfsr import I16, N32, LfsrBank, seed_state
-from golden.exact.noise import NoiseSpec, fire_prob, sample_inputs
+from bshw.golden.config import TrainConfig
+from bshw.golden.exact import make_learner
+from bshw.golden.exact.lfsr import I16, N32, LfsrBank, seed_state
+from bshw.golden.exact.noise import NoiseSpec, fire_prob, sample_inputs
 
 BOUND = 0.01902  # docs/arithmetic.md §4, worst-case |P(fire|y) - sigma(y/32)| for (7, 7, 5)
 

@@ -4,7 +4,7 @@ Fast tests replace the RTL generator, the simulator API and the synthesis driver
 are other modules' business and have their own tests) and run every stage in this process (jobs = 1:
 a spawned side process would not see the fakes); the side process (jobs = 2) is tested on the stages
 that need no fake (trainings, a synthesis that fails before any tool runs) and through the CLI under
-Ctrl-C and SIGTERM. The slow test runs configs/flow-tiny.toml for real with its side process,
+Ctrl-C and SIGTERM. The slow test runs bshw/configs/flow-tiny.toml for real with its side process,
 skipping (with the reason recorded) what this machine lacks, and compares its trainings with a
 sequential run. The report's HTML is rendered in headless Chromium where Debian's ``chromium`` is
 installed (.ci/run installs it).
@@ -27,7 +27,7 @@ import pytest
 from bshw import flow as F
 from bshw import report as Rep
 from bshw.cli import main
-from golden.errors import BshwError
+from bshw.errors import BshwError
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"train": {"hidden": [32], "input_side": 8, "weights": "int8", "epochs": 1, "train_limit": 200,
@@ -45,7 +45,7 @@ needs_chromium = pytest.mark.skipif(
 # ---- fakes of the stages' external modules --------------------------------------------------------
 
 def fake_modules(mp, *, passed=True, rtl_exc=None, sim_exc=None, calls=None):
-    """Put fake bshw.rtl, sim.api and bshw.synth into sys.modules (same signatures as the real ones)."""
+    """Put fake bshw.rtl, bshw.sim.api and bshw.synth into sys.modules (same signatures as the real ones)."""
     calls = calls if calls is not None else {}
     rtl = types.ModuleType("bshw.rtl")
 
@@ -59,14 +59,14 @@ def fake_modules(mp, *, passed=True, rtl_exc=None, sim_exc=None, calls=None):
         return {"top": "bshw_net", "files": [str(p / "bshw_net.v")], "params": {"fake": 1}}
 
     rtl.generate = generate
-    api = types.ModuleType("sim.api")
+    api = types.ModuleType("bshw.sim.api")
 
     def run_network(trace_path, *, rtl_dir, build_dir, infer_samples=0, seed=None, waves=False):
         calls["sim"] = {"trace": trace_path, "rtl_dir": rtl_dir, "infer_samples": infer_samples, "seed": seed}
         if sim_exc:
             raise sim_exc
         assert Path(trace_path).is_file() and Path(rtl_dir).is_dir()
-        if infer_samples:  # the golden expectations, as sim/network.py writes them (classes chosen here)
+        if infer_samples:  # the golden expectations, as bshw/sim/network.py writes them (classes chosen here)
             Path(build_dir).mkdir(parents=True, exist_ok=True)
             (Path(build_dir) / "infer.json").write_text(json.dumps(
                 {"pixels": [], "binary": INFER_BINARY[:infer_samples], "stochastic": INFER_VOTE[:infer_samples]}))
@@ -76,7 +76,7 @@ def fake_modules(mp, *, passed=True, rtl_exc=None, sim_exc=None, calls=None):
                 "op_cycles": dict(OP_CYCLES), "train_cycles": 4000}
 
     def neuron_firing_curve(ys, draws, *, build_dir, seed=0, **neuron):
-        from golden.exact.noise import fire_prob
+        from bshw.golden.exact.noise import fire_prob
 
         calls["firing"] = {"ys": list(ys), "draws": draws, **neuron}
         exp = [float(v) for v in fire_prob((7, 7, 5), ys)]
@@ -101,7 +101,7 @@ def fake_modules(mp, *, passed=True, rtl_exc=None, sim_exc=None, calls=None):
         return r
 
     synth.synthesize = synthesize
-    for name, mod in (("bshw.rtl", rtl), ("sim.api", api), ("bshw.synth", synth)):
+    for name, mod in (("bshw.rtl", rtl), ("bshw.sim.api", api), ("bshw.synth", synth)):
         mp.setitem(sys.modules, name, mod)
     mp.setattr(F, "missing_tool", lambda stage: None)
     return calls
@@ -115,7 +115,7 @@ INFER_VOTE = [7, 2, 1, 0, 9, 1]
 
 @pytest.fixture(scope="module")
 def data():
-    from golden.data import load_dataset
+    from bshw.golden.data import load_dataset
 
     return load_dataset("mnist")
 
@@ -153,15 +153,15 @@ def render_check(html_path: Path, tmp: Path) -> str:
 
 def test_shipped_configs_load():
     # make demo (issue 15): 784-100-10 on the full MNIST sets, 8 epochs, 5 traced steps and 1000 RTL images
-    cfg, fc = F.load_config(REPO / "configs" / "flow.toml")
+    cfg, fc = F.load_config(REPO / "bshw" / "configs" / "flow.toml")
     assert (cfg.net, cfg.input_side, cfg.hidden, cfg.weights, cfg.algo) == ("fc", 28, (100,), "int8", "SSS")
     assert cfg.train_limit is None and cfg.test_limit is None and cfg.epochs == 8 and cfg.votes <= 10
     assert (fc.final_votes, fc.trace_steps, fc.trace_from, fc.infer_samples) == (100, 5, "trained", 1000)
     assert fc.out == "runs/flow" and fc.synth and fc.synth_asic and len(fc.synth_layers) == 1 and fc.jobs == 2
-    tiny, ft = F.load_config(REPO / "configs" / "flow-tiny.toml")
+    tiny, ft = F.load_config(REPO / "bshw" / "configs" / "flow-tiny.toml")
     assert tiny.train_limit <= 1000 and tiny.epochs <= 2 and ft.trace_steps <= 2 and ft.jobs == 2
     assert F.exact_params(tiny)["th"] == 8  # the default RTL's parameters (batch 100, lr 0.1, INT8)
-    paper, fp = F.load_config(REPO / "configs" / "paper.toml")  # the paper's FC net and settings
+    paper, fp = F.load_config(REPO / "bshw" / "configs" / "paper.toml")  # the paper's FC net and settings
     assert (paper.input_side, paper.hidden, paper.batch, paper.learning_rate, paper.a, paper.epochs) == \
         (28, (500, 200), 100, 0.1, 4.0, 1000)
     assert paper.weights == "int8" and paper.algo == "SSS" and fp.out == "runs/paper"
@@ -204,7 +204,7 @@ def test_missing_config_file(tmp_path, capsys):
 @pytest.mark.parametrize("flags, match", [(["--jobs", "0"], "flow.jobs = 0 is not valid"),
                                           (["--device", "tpu"], "device = 'tpu' is not valid")])
 def test_bad_flag_is_one_line_exit_2(tmp_path, capsys, flags, match):
-    assert main(["flow", "--config", str(REPO / "configs" / "flow-tiny.toml"), "--out", str(tmp_path / "r"),
+    assert main(["flow", "--config", str(REPO / "bshw" / "configs" / "flow-tiny.toml"), "--out", str(tmp_path / "r"),
                  *flags]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and match in err[0], err
@@ -215,7 +215,7 @@ def test_cuda_without_a_gpu_is_refused(tmp_path, capsys, monkeypatch):
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # as on a machine without CUDA
-    assert main(["flow", "--config", str(REPO / "configs" / "paper.toml"), "--out", str(tmp_path / "r"),
+    assert main(["flow", "--config", str(REPO / "bshw" / "configs" / "paper.toml"), "--out", str(tmp_path / "r"),
                  "--epochs", "1", "--device", "cuda"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "device 'cuda'" in err[0] and "no CUDA device" in err[0], err
@@ -480,7 +480,7 @@ def test_products_of_another_configuration_are_refused(tmp_path, monkeypatch, da
 
 
 def test_second_flow_into_a_locked_directory_refuses(tmp_path, monkeypatch, data):
-    from golden.io import run_lock
+    from bshw.io import run_lock
 
     fake_modules(monkeypatch)
     script = ("import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
@@ -619,9 +619,9 @@ def test_interrupt_stops_the_side_process_too(tmp_path, how):
 
 @pytest.mark.slow
 def test_tiny_flow_end_to_end(tmp_path):
-    """configs/flow-tiny.toml for real; stages whose tools are missing are skipped with the reason."""
+    """bshw/configs/flow-tiny.toml for real; stages whose tools are missing are skipped with the reason."""
     lines = []
-    s = F.flow(REPO / "configs" / "flow-tiny.toml", tmp_path / "run", skip_missing=True, log=lines.append,
+    s = F.flow(REPO / "bshw" / "configs" / "flow-tiny.toml", tmp_path / "run", skip_missing=True, log=lines.append,
                progress=False)
     st = s["stages"]
     assert s["result"] == {"status": "ok"}, (s["result"], lines)
@@ -638,7 +638,7 @@ def test_tiny_flow_end_to_end(tmp_path):
     assert any(line.startswith("[1/9] train-float ok (") and line.split(": ")[0].endswith(", side process)")
                for line in lines)  # flow-tiny.toml has jobs = 2
     # same seed, same figures: the training and trace stages again into another directory, in one process
-    s2 = F.flow(REPO / "configs" / "flow-tiny.toml", tmp_path / "again", stages=[*TRAINING, "trace"],
+    s2 = F.flow(REPO / "bshw" / "configs" / "flow-tiny.toml", tmp_path / "again", stages=[*TRAINING, "trace"],
                 log=lambda line: None, progress=False, overrides={"flow": {"jobs": 1}})
     for name in (*TRAINING, "trace"):
         assert s2["results"][name] == s["results"][name], name

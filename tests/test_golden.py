@@ -6,12 +6,18 @@ import math
 import pytest
 import torch
 
-from golden.config import TrainConfig
-from golden.data import Dataset, load_dataset
-from golden.errors import BshwError
-from golden.model import FloatLearner, derivative_probability, describe_network, sample_derivative, sign_with_tie
-from golden.train import fit
-from golden.weights import MemristorParams, PeriodicCarry, carry_threshold
+from bshw.errors import BshwError
+from bshw.golden.config import TrainConfig
+from bshw.golden.data import Dataset, load_dataset
+from bshw.golden.model import (
+    FloatLearner,
+    derivative_probability,
+    describe_network,
+    sample_derivative,
+    sign_with_tie,
+)
+from bshw.golden.train import fit
+from bshw.golden.weights import MemristorParams, PeriodicCarry, carry_threshold
 
 Z = torch.tensor([0.02, 0.1, 0.3, 0.5, 0.7, 0.9, 0.98])
 

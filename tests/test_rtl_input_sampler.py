@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""RTL input sampler (bshw/input_sampler.py) against golden/exact/noise.py's input rule (docs/arithmetic.md §5)."""
+"""RTL input sampler (bshw/input_sampler.py) against bshw/golden/exact/noise.py's input rule (docs/arithmetic.md §5)."""
 
 import random
 
@@ -7,9 +7,9 @@ import pytest
 import torch
 from amaranth.sim import Simulator
 
+from bshw.golden.exact.lfsr import I16, LfsrBank, seed_state, step
+from bshw.golden.exact.noise import sample_inputs
 from bshw.input_sampler import InputSampler, InputSamplerBank
-from golden.exact.lfsr import I16, LfsrBank, seed_state, step
-from golden.exact.noise import sample_inputs
 
 
 def _run(dut, bench):

@@ -1,13 +1,13 @@
 # amaranth: UnusedElaboratable=no
-"""RTL LFSR (bshw/lfsr.py) against the golden model golden/exact/lfsr.py (docs/arithmetic.md §3)."""
+"""RTL LFSR (bshw/lfsr.py) against the golden model bshw/golden/exact/lfsr.py (docs/arithmetic.md §3)."""
 
 import random
 
 import pytest
 from amaranth.sim import Simulator
 
+from bshw.golden.exact.lfsr import I16, N32, leap, seed_state
 from bshw.lfsr import Lfsr
-from golden.exact.lfsr import I16, N32, leap, seed_state
 
 
 def _run(dut, bench):

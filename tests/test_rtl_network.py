@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""The scalable periphery (docs/arithmetic.md §15): the counter memory against golden/exact in
+"""The scalable periphery (docs/arithmetic.md §15): the counter memory against bshw/golden/exact in
 Amaranth's simulator, the macro interface's widths, the clock formula, leaf-cell emission and the
 errors of bad parameters. The whole learner against golden traces runs under Icarus in
 tests/test_sim_network.py (it needs the Verilog macro model)."""
@@ -12,11 +12,11 @@ from amaranth.sim import Simulator
 
 from bshw.core import op_cycles
 from bshw.counter_memory import CounterMemory, default_bank_cols
+from bshw.golden.config import TrainConfig
+from bshw.golden.exact import carry as gc
 from bshw.macro import CrossbarMacroSignature, dx_width, y_width
 from bshw.periphery import BshwPeriphery
-from golden.config import TrainConfig
-from golden.exact import carry as gc
-from sim import netio
+from bshw.sim import netio
 
 P = dict(noise_words=[7, 7, 5], deriv_k=4, tie="gated", output="onchip", th=8, counter_bits=8, wmin=-128, wmax=127)
 
@@ -53,7 +53,7 @@ def test_cycle_formula_table():
 @pytest.mark.parametrize("fi,fo,th,cb,bank_cols", [(5, 6, 8, 8, None), (40, 6, 2, 3, 2), (3, 4, 1, 2, 1)])
 def test_counter_memory_matches_golden(fi, fo, th, cb, bank_cols):
     """Accumulate walks (rows with x_i = 1 only, none when dy = 0) and carry walks against
-    golden.exact.carry, with the clocks of each walk and every pulse sent to the macro (§9, §15)."""
+    bshw.golden.exact.carry, with the clocks of each walk and every pulse sent to the macro (§9, §15)."""
     rng = random.Random(fi * 31 + th)
     dut = CounterMemory(fi, fo, th, cb, bank_cols=bank_cols)
     B = 7
@@ -170,8 +170,8 @@ def test_bad_parameters_raise(make, exc, match):
 
 
 def test_host_output_is_refused():
+    from bshw.errors import BshwError
     from bshw.rtl import build
-    from golden.errors import BshwError
 
     cfg = TrainConfig.from_dict({"hidden": (4,), "input_side": 3, "weights": "int8", "mode": "exact",
                                  "hw": {"output": "host"}}, where="test")

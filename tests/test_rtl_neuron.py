@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""RTL comparator neuron + derivative sampler + N32 LFSR against golden/exact (docs/arithmetic.md §4, §6)."""
+"""RTL comparator neuron + derivative sampler + N32 LFSR against bshw/golden/exact (docs/arithmetic.md §4, §6)."""
 
 import random
 
@@ -9,11 +9,11 @@ from amaranth.hdl import Module
 from amaranth.sim import Simulator
 
 from bshw.derivative_sampler import DerivativeSampler
+from bshw.golden.exact import neuron as gn
+from bshw.golden.exact.lfsr import N32, LfsrBank, seed_state
+from bshw.golden.exact.noise import NoiseSpec
 from bshw.lfsr import Lfsr
 from bshw.neuron import ComparatorNeuron
-from golden.exact import neuron as gn
-from golden.exact.lfsr import N32, LfsrBank, seed_state
-from golden.exact.noise import NoiseSpec
 
 
 def _sim(top, bench):

@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""RTL hidden-neuron periphery (bshw/neuron_periphery.py) against golden/exact (docs/arithmetic.md §3-§7).
+"""RTL hidden-neuron periphery (bshw/neuron_periphery.py) against bshw/golden/exact (docs/arithmetic.md §3-§7).
 
 Each sample: the golden LFSR bank draws the ``1 + 2k`` noise sums (X, A1, B1, ...), golden
 ``sample_neurons`` gives x, A, B, d, golden ``tie_sign``/``ternary_error``/``encode`` give (en, neg).
@@ -11,11 +11,11 @@ import pytest
 import torch
 from amaranth.sim import Simulator
 
+from bshw.golden.exact import error as ge
+from bshw.golden.exact import neuron as gn
+from bshw.golden.exact.lfsr import N32, LfsrBank, seed_state, stream_id
+from bshw.golden.exact.noise import NoiseSpec
 from bshw.neuron_periphery import NeuronPeriphery
-from golden.exact import error as ge
-from golden.exact import neuron as gn
-from golden.exact.lfsr import N32, LfsrBank, seed_state, stream_id
-from golden.exact.noise import NoiseSpec
 
 
 def _run(dut, bench):

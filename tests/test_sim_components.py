@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""cocotb regressions of the RTL components under Icarus (sim/bench_*.py through sim.runner).
+"""cocotb regressions of the RTL components under Icarus (bshw/sim/bench_*.py through bshw.sim.runner).
 
 Each bench drives random stimulus for thousands of cycles and compares every cycle (or every
 transaction) with the golden model; a failure names the first mismatch and the seed to rerun
@@ -11,9 +11,9 @@ import os
 
 import pytest
 
-from golden.errors import BshwError
-from sim import runner
-from sim.stats import binom_check, z_for
+from bshw.errors import BshwError
+from bshw.sim import runner
+from bshw.sim.stats import binom_check, z_for
 
 needs_sim = pytest.mark.skipif(not runner.have_simulator(os.environ.get("SIM") or "icarus"),
                                reason="needs Icarus Verilog (iverilog) on PATH: apt-get install -y iverilog "
@@ -93,7 +93,7 @@ def test_neuron_statistics(build_dir):
 @pytest.mark.sim
 @needs_sim
 def test_firing_curve_api(build_dir):
-    from sim.api import neuron_firing_curve
+    from bshw.sim.api import neuron_firing_curve
 
     r = neuron_firing_curve([-40, 0, 40], 2000, build_dir=build_dir, seed=1)
     assert r["passed"], r["failures"]
@@ -106,7 +106,7 @@ def test_firing_curve_api(build_dir):
 def test_missing_simulator_is_one_line_error(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(BshwError, match=r"^iverilog not found on PATH: apt-get install -y iverilog$"):
-        runner.run_bench("top", [], "sim.bench_lfsr", build_dir=tmp_path, simulator="icarus")
+        runner.run_bench("top", [], "bshw.sim.bench_lfsr", build_dir=tmp_path, simulator="icarus")
 
 
 def test_bad_settings(monkeypatch):
@@ -149,7 +149,7 @@ def test_neuron_statistics_full_sweep_verilator(build_dir):
 @pytest.mark.parametrize("kw,exc", [(dict(k=3), ValueError), (dict(k=-1), ValueError), (dict(y_width=1), ValueError),
                                     (dict(count_bits=33), ValueError), (dict(k="4"), TypeError)])
 def test_stat_top_bad_parameters(kw, exc):
-    from sim.stat_top import NeuronStatTop
+    from bshw.sim.stat_top import NeuronStatTop
 
     with pytest.raises(exc):
         NeuronStatTop(**kw)

@@ -1,4 +1,4 @@
-"""The periphery and system tops under Icarus against golden traces, bit for bit (sim/bench_network.py).
+"""The periphery and system tops under Icarus against golden traces, bit for bit (bshw/sim/bench_network.py).
 
 - the §1 default 64-32-10 net trained on 200 MNIST samples (2 batches of 100), weights compared
   after every batch, then 100 test samples through binary and stochastic inference, with the numpy
@@ -12,7 +12,7 @@
 
 import pytest
 
-from sim.runner import have_simulator
+from bshw.sim.runner import have_simulator
 
 pytestmark = [pytest.mark.sim, pytest.mark.skipif(not have_simulator("icarus"),
                                                   reason="iverilog not on PATH: apt-get install -y iverilog")]
@@ -24,11 +24,11 @@ def _check(res):
 
 
 def test_default_network_200_samples_then_inference(tmp_path):
-    from golden.config import TrainConfig
-    from golden.data import load_dataset
-    from golden.exact.trace import make_trace
-    from golden.io import atomic_write_text
-    from sim.network import run_network
+    from bshw.golden.config import TrainConfig
+    from bshw.golden.data import load_dataset
+    from bshw.golden.exact.trace import make_trace
+    from bshw.io import atomic_write_text
+    from bshw.sim.network import run_network
 
     cfg = TrainConfig.from_dict({"hidden": (32,), "input_side": 8, "weights": "int8", "mode": "exact", "seed": 0},
                                 where="test")
@@ -42,7 +42,7 @@ def test_default_network_200_samples_then_inference(tmp_path):
 
 def test_random_stimulus_1000_samples_system_top(tmp_path):
     """The whole learner with the Verilog macro model inside (no Python array model)."""
-    from sim.network import run_network, write_random_trace
+    from bshw.sim.network import run_network, write_random_trace
 
     trace = write_random_trace(tmp_path / "trace.jsonl", {"hidden": (8,), "input_side": 4}, steps=100, batch=10)
     res = _check(run_network(trace, build_dir=tmp_path / "b", seed=0, macro="hdl", infer_samples=20))
@@ -52,7 +52,7 @@ def test_random_stimulus_1000_samples_system_top(tmp_path):
 
 def test_deeper_net_with_read_latency(tmp_path):
     """Two hidden layers, a macro read latency of 3 clocks: the same draws, the §15 clocks."""
-    from sim.network import run_network, write_random_trace
+    from bshw.sim.network import run_network, write_random_trace
 
     trace = write_random_trace(tmp_path / "trace.jsonl", {"hidden": (8, 4), "input_side": 4}, steps=3, batch=10)
     for macro in ("numpy", "hdl"):
@@ -64,7 +64,7 @@ def test_deeper_net_with_read_latency(tmp_path):
 
 @pytest.mark.slow
 def test_mnist_shaped_784_inputs(tmp_path):
-    from sim.network import run_network, write_random_trace
+    from bshw.sim.network import run_network, write_random_trace
 
     trace = write_random_trace(tmp_path / "trace.jsonl", {"hidden": (100,), "input_side": 28}, steps=1, batch=3)
     res = _check(run_network(trace, build_dir=tmp_path / "b", seed=0))
@@ -73,7 +73,7 @@ def test_mnist_shaped_784_inputs(tmp_path):
 
 @pytest.mark.parametrize("name", ["tie-zero", "no-gate", "swap-ab", "th-off-by-one", "acc-skip-row"])
 def test_broken_rule_is_caught(tmp_path, name):
-    from sim.mutations import MUTANTS, run_mutant
+    from bshw.sim.mutations import MUTANTS, run_mutant
 
     r = run_mutant(name, tmp_path)
     assert r["caught"], f"mutant {name} ({MUTANTS[name][0]}) passed the bench"
@@ -82,7 +82,7 @@ def test_broken_rule_is_caught(tmp_path, name):
 
 def test_bshw_sim_cli(tmp_path, capsys):
     from bshw.cli import main
-    from sim.network import write_random_trace
+    from bshw.sim.network import write_random_trace
 
     trace = write_random_trace(tmp_path / "t.jsonl", {"hidden": (4,), "input_side": 3}, steps=1, batch=4)
     assert main(["sim", str(trace), "--build-dir", str(tmp_path / "b"), "--seed", "1"]) == 0
@@ -101,7 +101,7 @@ def test_sigterm_ends_the_simulator_child(tmp_path):
     import time
     from pathlib import Path
 
-    from sim.network import write_random_trace
+    from bshw.sim.network import write_random_trace
 
     trace = write_random_trace(tmp_path / "t.jsonl", {"hidden": (8,), "input_side": 4}, steps=40, batch=10)
     root = Path(__file__).resolve().parents[1]

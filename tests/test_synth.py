@@ -9,7 +9,7 @@ import pytest
 
 from bshw import energy, synth
 from bshw.cli import main
-from golden.errors import BshwError
+from bshw.errors import BshwError
 
 # Captured from `tee -q -o stat.txt stat` of Yosys 0.70 on the counter target.
 STAT_NEW = """

@@ -1,0 +1,279 @@
+"""The hardware-exact learner: integer weights, LFSR noise, ternary errors, periodic carry
+(docs/arithmetic.md §8-§10). Integer tensors throughout; the integer matrix products run as
+float32/float64 BLAS products whose every partial sum is an integer below 2^24 / 2^53, so exact.
+"""
+
+import math
+
+import torch
+
+from bshw.errors import BshwError
+from bshw.golden.exact import carry as carry_mod
+from bshw.golden.exact.error import ternary_error, tie_sign
+from bshw.golden.exact.lfsr import I16, N32, LfsrBank, seed_state, stream_id
+from bshw.golden.exact.neuron import fire, sample_neurons
+from bshw.golden.exact.noise import NoiseSpec, sample_inputs
+from bshw.golden.exact.params import ExactParams
+from bshw.golden.inputs import downsample
+
+HOST_BITS = 24  # host Bernoulli draws: 24-bit words against floor(z * 2^24) (§7)
+
+
+def imm(a: torch.Tensor, b: torch.Tensor, bound: int) -> torch.Tensor:
+    """Exact integer product ``a @ b`` given ``bound`` >= every |partial sum|."""
+    dt = torch.float32 if bound < (1 << 24) and a.device.type == "cpu" else torch.float64
+    return (a.to(dt) @ b.to(dt)).to(torch.int64)
+
+
+def _i64(t):
+    return None if t is None else t.to(torch.int64)
+
+
+class ExactLearner:
+    """Binary stochastic learning exactly as the hardware does it (``TrainConfig(mode="exact")``).
+
+    Parameters
+    ----------
+    cfg : bshw.golden.config.TrainConfig
+        ``net="fc"``, ``algo="SSS"``, integer ``weights``; hardware parameters in ``cfg.hw``
+        (:class:`bshw.golden.exact.params.ExactParams`). ``cfg.device`` holds every tensor (integer
+        arithmetic, so CPU and CUDA give the same bits).
+    """
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.device = torch.device(getattr(cfg, "device", "cpu") or "cpu")
+        self.params = ExactParams.from_dict(dict(cfg.hw))
+        P = self.P = self.params.resolve(cfg)
+        self.noise = NoiseSpec(tuple(P["noise_words"]))
+        self.k, self.s = P["deriv_k"], P["scale"]
+        self.sizes = [cfg.input_side ** 2, *cfg.hidden, 10]
+        self.L = len(self.sizes) - 1
+        self.layers = [{"name": f"fc{l + 1}", "kind": "fc", "fan_in": i, "fan_out": o, "synapses": i * o,
+                        "macs": i * o, "neurons": o} for l, (i, o) in enumerate(zip(self.sizes, self.sizes[1:]))]
+        gen = torch.Generator().manual_seed(cfg.seed)
+        self.W, self.C = [], []
+        for i, o in zip(self.sizes, self.sizes[1:]):  # §10: uniform integers in [-m, m]
+            m = max(1, math.floor(min(cfg.weight_range, 1 / math.sqrt(i)) / self.s))
+            m = min(m, P["wmax"], -P["wmin"])
+            self.W.append(torch.randint(-m, m + 1, (i, o), generator=gen, dtype=torch.int64).to(self.device))
+            self.C.append(torch.zeros(i, o, dtype=torch.int64, device=self.device))
+        seed, dev = cfg.seed, self.device
+        self.in_bank = LfsrBank(I16, [seed_state(seed, i, I16) for i in range(self.sizes[0])], 16, device=dev)
+        self.banks = []
+        for l in range(1, self.L + 1):
+            on = l < self.L or P["output"] == "onchip"
+            self.banks.append(LfsrBank(N32, [seed_state(seed, stream_id(l, j), N32) for j in range(self.sizes[l])],
+                                       self.noise.bits, device=dev) if on else None)
+        self.host_bank = (LfsrBank(N32, [seed_state(seed, stream_id(self.L + 1, j), N32) for j in range(10)],
+                                   HOST_BITS, device=dev) if P["output"] == "host" else None)
+        b = P["weight_bits"]
+        self._fwd_bound = [i << (b - 1) for i in self.sizes[:-1]]
+        self._bwd_bound = [o << (b - 1) for o in self.sizes[1:]]
+        self._wf = [None] * self.L  # float copies of W for the BLAS products, refreshed on change
+        self._cbound = 0  # known bound on |C| (None: unknown, look)
+
+    # -- helpers -----------------------------------------------------------------------------------
+    def _pixels(self, x: torch.Tensor, dtype=torch.int64) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or x.dtype != torch.uint8 or x.dim() != 3:
+            raise BshwError("the exact learner takes uint8 images [B, side, side]")
+        return downsample(x, self.cfg.input_side).flatten(1).to(self.device, dtype)
+
+    def _noise(self, l: int, draws_per_sample: int, n_samples: int) -> torch.Tensor:
+        """Noise sums ``[n_samples, draws_per_sample, neurons]`` (a strided view; int32 values)."""
+        bank = self.banks[l]
+        St = bank.draw_t(n_samples * draws_per_sample, self.noise.coef)  # [neurons, draws]
+        return St.view(len(bank), n_samples, draws_per_sample).permute(1, 2, 0)
+
+    def _wfloat(self, l: int, bound: int) -> torch.Tensor:
+        """``W[l]`` as the float type that holds its products exactly (cached until W changes)."""
+        # float64 off the CPU: an accelerator may run float32 products in reduced precision (TF32)
+        dt = torch.float32 if bound < (1 << 24) and self.device.type == "cpu" else torch.float64
+        w = self._wf[l]
+        if w is None or w.dtype != dt:
+            w = self._wf[l] = self.W[l].to(dt)
+        return w
+
+    def _ifwd(self, l: int, x: torch.Tensor) -> torch.Tensor:
+        """``x @ W[l]`` for 0/1 ``x``: integer-valued floats (exact: every partial sum < 2^24 / 2^53)."""
+        w = self._wfloat(l, self._fwd_bound[l])
+        return x.to(w.dtype) @ w
+
+    # -- training ----------------------------------------------------------------------------------
+    def train_batch(self, x: torch.Tensor, t: torch.Tensor, record: dict | None = None) -> dict:
+        """One batch: B samples forward/backward, counters accumulated, one carry cycle (§8).
+
+        ``record``, if a dict, receives every intermediate integer tensor (for golden traces).
+        Returns ``{"loss": cross-entropy of softmax(s * y_out) (host-side report only), "out_err":
+        mean |dy_out|, "activity": [per layer {...}]}``.
+
+        The arithmetic is integer (0/1 and ternary tensors, integer-valued float products that are
+        exact); the noise comes in one block per layer (:meth:`LfsrBank.draw_t`).
+        """
+        P, k, T, dev = self.P, self.k, self.noise.T, self.device
+        p = self._pixels(x, torch.uint8)
+        t = torch.as_tensor(t, dtype=torch.int64).to(dev)
+        B = len(p)
+        if len(t) != B:
+            raise BshwError(f"{B} images but {len(t)} labels")
+        rt = self.in_bank.draw_t(B)  # [pixels, B]
+        xs = [sample_inputs(p.T, rt, dtype=torch.bool).T]  # bool [B, pixels]
+        xf = []  # the same as floats, for the products
+        ys, Ss, As, Bs, ds = [], [], [], [], []
+        for l in range(self.L):
+            w = self._wfloat(l, self._fwd_bound[l])
+            xf.append(xs[-1].to(w.dtype))
+            y = xf[-1] @ w  # integer-valued float [B, n], exact
+            ys.append(y)
+            if l < self.L - 1:
+                S = self._noise(l, 1 + 2 * k, B)
+                xl, A, Bb, d = sample_neurons(y, S, T, k, dtype=torch.bool)
+                xs.append(xl), Ss.append(S), As.append(A), Bs.append(Bb), ds.append(d)
+            elif P["output"] == "onchip":
+                S = self._noise(l, 1, B)
+                xs.append(fire(y, S[:, 0], T, dtype=torch.bool)), Ss.append(S)
+            else:  # host: softmax of the integer potentials, Bernoulli per class (Eq. 6)
+                # the host's float softmax, on the CPU whatever the device (one libm: the same bits)
+                z = torch.softmax(y.double().cpu() * self.s, dim=1)
+                u = self.host_bank.draw_t(B).T
+                xs.append(u < torch.floor(z * (1 << HOST_BITS)).to(dev, torch.int64))
+                Ss.append(None)
+        dys = [None] * self.L
+        dys[-1] = xs[-1].to(torch.int64) - torch.nn.functional.one_hot(t, 10)
+        dxs, dzs = [None] * self.L, [None] * self.L
+        for l in range(self.L - 2, -1, -1):  # backward through W^{l+2}
+            up = dys[l + 1]
+            w = self._wfloat(l + 1, self._bwd_bound[l])
+            dx = up.to(w.dtype) @ w.T  # integer-valued, exact
+            dz = tie_sign(dx, (up != 0).any(1), P["tie"])
+            dxs[l], dzs[l], dys[l] = dx, dz, ternary_error(ds[l], dz)
+        stats, pre, steps = [], [], []
+        cmax = (1 << (P["counter_bits"] - 1)) - 1
+        for l in range(self.L):
+            bound = self._cbound
+            if bound is None:
+                bound = max(-int(self.C[l].min()), int(self.C[l].max())) if self.C[l].numel() else 0
+            self.C[l] = carry_mod.accumulate(self.C[l], xf[l], dys[l], P["counter_bits"], bound=bound)
+            if record is not None:
+                pre.append(self.C[l].clone())
+            self.C[l], self.W[l], step = carry_mod.carry(self.C[l], self.W[l], P["th"], P["wmin"], P["wmax"])
+            self._wf[l] = None
+            steps.append(step)
+            # counts now, fractions after one read of all of them (one sync per batch on a device)
+            st = [(xs[l].count_nonzero(), xs[l].numel()), (dys[l].count_nonzero(), dys[l].numel()),
+                  (step.count_nonzero(), max(1, step.numel()))]
+            if dxs[l] is not None:  # tie statistics (§14): where `gated` and `zero` differ
+                tie = dxs[l] == 0
+                driven = (dys[l + 1] != 0).any(1, keepdim=True)
+                n = tie.numel()
+                td = tie & driven
+                st += [(tie.count_nonzero(), n), (td.count_nonzero(), n), ((td & ds[l]).count_nonzero(), n)]
+            stats.append(st)
+        # counters are all below th after a carry cycle (|c| >= th carried and cleared)
+        self._cbound = P["th"] - 1 if P["th"] - 1 <= cmax else None
+        logz = torch.log_softmax(ys[-1].double() * self.s, dim=1)
+        loss = -logz.gather(1, t[:, None]).mean()
+        counts = [c for st in stats for c, _ in st] + [dys[-1].count_nonzero()]  # |dy_out| is 0/1
+        flat = torch.cat([torch.stack(counts).double(), loss[None]]).tolist()  # one read
+        acts, i = [], 0
+        for st in stats:
+            v = [c / n for c, (_, n) in zip(flat[i:i + len(st)], st)]
+            i += len(st)
+            a = {"x_active": v[0], "dy_nonzero": v[1], "carries_per_weight": v[2]}
+            if len(v) > 3:
+                a.update(ties=v[3], ties_driven=v[4], ties_differ=v[5])
+            acts.append(a)
+        out_err = flat[-2] / dys[-1].numel()
+        if record is not None:
+            record.update(pixels=p.to(torch.int64), r=_i64(rt.T), labels=t, xs=[_i64(v) for v in xs], ys=[_i64(v) for v in ys],
+                          S=[_i64(v) for v in Ss], A=[_i64(v) for v in As], B=[_i64(v) for v in Bs],
+                          d=[_i64(v) for v in ds], dx=[_i64(v) for v in dxs], dz=dzs, dy=dys,
+                          counter_pre=pre, carry=steps, counters=[c.clone() for c in self.C],
+                          weights=[w.clone() for w in self.W])
+        return {"loss": flat[-1], "out_err": out_err, "activity": acts}
+
+    # -- inference ---------------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor, method: str, votes: int = 1, curve: dict | None = None) -> torch.Tensor:
+        """Classes ``int64 [B]`` by ``hp``, ``binary`` or ``stochastic`` inference (§8).
+
+        ``stochastic``: ``votes`` noisy passes per sample (votes inner, advancing the LFSRs), majority
+        vote, ties to the lowest class; ``curve`` ({R: None}) gets the predictions after R votes.
+        """
+        p = self._pixels(x)
+        if method == "hp":
+            z = p.double() / 255
+            for l in range(self.L):
+                y = z @ (self.W[l].double() * self.s)
+                z = torch.sigmoid(self.cfg.a * y)
+            return y.argmax(1).cpu()
+        if method == "binary":
+            xl = p >= 128
+            for l in range(self.L):
+                y = self._ifwd(l, xl)
+                xl = y > 0
+            return y.argmax(1).cpu()
+        if method != "stochastic":
+            raise BshwError(f"inference method {method!r}: choose hp, binary or stochastic")
+        if not isinstance(votes, int) or votes < 1:
+            raise BshwError(f"votes = {votes!r}: a positive whole number")
+        B = len(p)
+        pr = p.repeat_interleave(votes, 0)  # sample-major, votes inner
+        xl = sample_inputs(pr.T, self.in_bank.draw_t(B * votes), dtype=torch.bool).T
+        for l in range(self.L):
+            y = self._ifwd(l, xl)
+            if l < self.L - 1:
+                xl = fire(y, self._noise(l, 1, B * votes)[:, 0], self.noise.T, dtype=torch.bool)
+        cls = y.argmax(1).view(B, votes)
+        counts = torch.zeros(B, 10, dtype=torch.int64, device=self.device)
+        ones = torch.ones(B, 1, dtype=torch.int64, device=self.device)
+        for rr in range(votes):
+            counts.scatter_add_(1, cls[:, rr:rr + 1], ones)
+            if curve is not None and rr + 1 in curve:
+                curve[rr + 1] = counts.argmax(1).cpu()
+        return counts.argmax(1).cpu()
+
+    @torch.no_grad()
+    def hidden_activations(self, x: torch.Tensor) -> list:
+        """HP activations ``sigma(a s y)`` of every hidden layer (activation CDF plots)."""
+        z, out = self._pixels(x).double() / 255, []
+        for l in range(self.L - 1):
+            z = torch.sigmoid(self.cfg.a * (z @ (self.W[l].double() * self.s)))
+            out.append(z.flatten().float().cpu())
+        return out
+
+    def float_weights(self) -> list:
+        """Effective float weights ``s * W`` per layer, ``[fan_out, fan_in]`` like the float model."""
+        return [(w.T.double() * self.s).float().cpu() for w in self.W]
+
+    # -- state -------------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"kind": "bshw-exact", "version": 1, "params": dict(self.P),
+                "weights": [w.clone() for w in self.W], "counters": [c.clone() for c in self.C],
+                "lfsr_in": self.in_bank.states.clone(),
+                "lfsr": [None if b is None else b.states.clone() for b in self.banks],
+                "host_lfsr": None if self.host_bank is None else self.host_bank.states.clone()}
+
+    def load_state_dict(self, d: dict) -> None:
+        from bshw.golden.exact import validate_state
+
+        validate_state(self, d)  # one line naming the field, never a broadcast of a wrong shape
+        if not isinstance(d, dict) or d.get("kind") != "bshw-exact":
+            raise BshwError("not an exact-mode learner state")
+        if d.get("params") != self.P:
+            raise BshwError("the saved exact-mode state was made with other hardware parameters")
+        for name, mine in (("weights", self.W), ("counters", self.C)):
+            if [tuple(v.shape) for v in d[name]] != [tuple(v.shape) for v in mine]:
+                raise BshwError(f"saved {name} have other layer sizes")
+        def own(v):  # a copy on this learner's device
+            return torch.as_tensor(v, dtype=torch.int64).to(self.device, copy=True)
+
+        self.W = [own(w) for w in d["weights"]]
+        self.C = [own(c) for c in d["counters"]]
+        self._wf, self._cbound = [None] * self.L, None
+        self.in_bank.states = own(d["lfsr_in"])
+        for b, s in zip(self.banks, d["lfsr"]):
+            if b is not None:
+                b.states = own(s)
+        if self.host_bank is not None:
+            self.host_bank.states = own(d["host_lfsr"])

@@ -1,0 +1,141 @@
+"""Hardware parameters of the exact mode (``TrainConfig.hw``), defaults and validation
+(docs/arithmetic.md §12)."""
+
+from dataclasses import asdict, dataclass, fields
+
+from bshw.errors import BshwError
+from bshw.golden.exact.carry import default_counter_bits, threshold
+from bshw.golden.exact.error import TIE_RULES
+from bshw.golden.exact.noise import NoiseSpec, auto_words
+
+OUTPUTS = ("onchip", "host")
+
+
+@dataclass
+class ExactParams:
+    """Overrides from ``cfg.hw``; ``None``/``"auto"`` mean "derive from the config".
+
+    Parameters
+    ----------
+    noise_words : "auto" or list of int
+        Widths of the uniform LFSR words summed into a neuron's noise (§4), 1-4 words of 1-16 bits,
+        at most 32 bits in all. ``auto``: the 3 widths closest to ``sigma(a s y)``.
+    deriv_k : int or None
+        Derivative pairs OR-ed together (1, 2, 4); None: ``cfg.deriv_k``, else 4.
+    tie : {"gated", "zero", "plus"}
+        Rule for ``dx == 0`` (§7).
+    output : {"onchip", "host"}
+        Output layer form (§7).
+    th : int or None
+        Carry threshold; None: ``round(s * batch / lr)``.
+    counter_bits : int or None
+        Signed counter width; None: the least that never saturates.
+    """
+
+    noise_words: object = "auto"
+    deriv_k: int | None = None
+    tie: str = "gated"
+    output: str = "onchip"
+    th: int | None = None
+    counter_bits: int | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ExactParams":
+        if not isinstance(d, dict):
+            raise BshwError(f"hw = {d!r:.60} is not valid: a table of hardware parameters")
+        known = {f.name for f in fields(cls)}
+        bad = sorted(set(d) - known, key=str)
+        if bad:
+            raise BshwError(f"hw: unknown key {bad[0]!r} (known: {', '.join(sorted(known))})")
+        p = cls(**d)
+        p.validate()
+        return p
+
+    def validate(self):
+        def bad(name, v, want):
+            raise BshwError(f"hw.{name} = {v!r} is not valid: {want}")
+
+        nw = self.noise_words
+        if nw != "auto":
+            if (not isinstance(nw, (list, tuple)) or not 1 <= len(nw) <= 4
+                    or any(not isinstance(w, int) or isinstance(w, bool) or not 1 <= w <= 16 for w in nw)
+                    or sum(nw) > 32):
+                bad("noise_words", nw, '"auto" or 1-4 word widths of 1-16 bits, at most 32 bits in all')
+        if self.deriv_k is not None and (isinstance(self.deriv_k, bool) or not isinstance(self.deriv_k, int)
+                                         or self.deriv_k not in (1, 2, 4)):
+            bad("deriv_k", self.deriv_k, "1, 2 or 4 derivative pairs")
+        if not isinstance(self.tie, str) or self.tie not in TIE_RULES:
+            bad("tie", self.tie, f"choose one of {', '.join(TIE_RULES)}")
+        if not isinstance(self.output, str) or self.output not in OUTPUTS:
+            bad("output", self.output, f"choose one of {', '.join(OUTPUTS)}")
+        if self.th is not None and (not isinstance(self.th, int) or isinstance(self.th, bool)
+                                    or not 1 <= self.th < (1 << 31)):
+            bad("th", self.th, "a whole number from 1 to 2**31 - 1")
+        cb = self.counter_bits
+        if cb is not None and (not isinstance(cb, int) or isinstance(cb, bool) or not 2 <= cb <= 32):
+            bad("counter_bits", cb, "a whole number from 2 to 32")
+
+    def resolve(self, cfg) -> dict:
+        """All numbers of the hardware for ``cfg`` (the trace header's ``params``)."""
+        if cfg.net != "fc":
+            raise BshwError(f"net = {cfg.net!r}: the exact mode implements the fc net only")
+        if cfg.algo != "SSS":
+            raise BshwError(f"algo = {cfg.algo!r}: the exact mode is binary stochastic learning, algo SSS")
+        b = cfg.bits
+        if b is None:
+            raise BshwError(f"weights = {cfg.weights!r}: the exact mode needs integer weights "
+                            "(int8, int4, ternary or intN)")
+        scale = cfg.weight_range / (1 << (b - 1))
+        wmin, wmax = (-1, 1) if cfg.weights == "ternary" else (-(1 << (b - 1)), (1 << (b - 1)) - 1)
+        words = tuple(auto_words(cfg.a * scale) if self.noise_words == "auto" else self.noise_words)
+        spec = NoiseSpec(words)
+        th = self.th or threshold(scale, cfg.batch, cfg.learning_rate)
+        cb = self.counter_bits or default_counter_bits(th, cfg.batch)
+        if cb > 32:
+            raise BshwError(f"the carry threshold th = {th} (scale {scale:g} x batch {cfg.batch} / lr "
+                            f"{cfg.learning_rate:g}) needs a {cb}-bit counter; at most 32 bits: raise lr "
+                            "or set hw.th")
+        if (1 << (cb - 1)) - 1 < th:
+            raise BshwError(f"hw.counter_bits = {cb} cannot hold the carry threshold th = {th}")
+        k = self.deriv_k or cfg.deriv_k or 4
+        return {"noise_words": list(words), "noise_bits": spec.bits, "smax": spec.smax, "T": spec.T,
+                "deriv_k": k, "tie": self.tie, "output": self.output, "th": th, "counter_bits": cb,
+                "weight_bits": b, "wmin": wmin, "wmax": wmax, "scale": scale, "a": cfg.a}
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# docs/arithmetic.md §1: the default hardware network (64-32-10 on 8x8 MNIST, INT8)
+DEFAULT_NET = {"hidden": (32,), "input_side": 8, "weights": "int8"}
+
+
+def config_from_args(args, keys, fixed: dict | None = None, where: str = "cli"):
+    """The exact-mode ``TrainConfig`` of a command line (``bshw trace``, ``bshw rtl``).
+
+    ``keys``: the argparse attributes that override the config when given (``hidden`` becomes a
+    tuple); ``args.hw``: hardware parameters as JSON; ``args.config``: a TOML with a [train] table,
+    else the §1 default network. ``fixed`` (e.g. ``{"mode": "exact"}``) is applied last.
+    """
+    import json
+
+    from bshw.golden.config import TrainConfig
+
+    over = {}
+    for k in keys:
+        v = getattr(args, k)
+        if v is not None:
+            over[k] = tuple(v) if k == "hidden" else v
+    if getattr(args, "hw", None):
+        try:
+            over["hw"] = json.loads(args.hw)
+        except json.JSONDecodeError as e:
+            raise BshwError(f"--hw is not valid JSON: {e}") from None
+    over.update(fixed or {"mode": "exact"})
+    if getattr(args, "config", None):
+        d = TrainConfig.read_toml(args.config)
+        d.update(over)
+        if d.get("mode") == "exact":
+            d.setdefault("weights", DEFAULT_NET["weights"])  # the hardware's INT8 (§1), not fp32
+        return TrainConfig.from_dict(d, where=str(args.config))
+    return TrainConfig.from_dict({**DEFAULT_NET, **over}, where=where)

@@ -1,0 +1,285 @@
+"""cocotb bench: the periphery top (bshw/periphery.py) with its crossbar macros trains and infers
+exactly like the golden exact mode (docs/arithmetic.md §8-§11, §15).
+
+Model: a golden trace (``bshw trace``, §11) - every sampled bit, sum, error, counter, carry and
+weight of each training step, computed by bshw/golden/exact - and, optionally, the golden learner's
+predictions after those steps. Two arrangements of the arrays (``BSHW_NET_MACRO``):
+
+- ``numpy``: the DUT is the periphery top; a numpy model per layer (bshw/sim/macro_model.py) answers its
+  macro pins, and the bench compares every update pulse the periphery sends;
+- ``hdl``: the DUT is the system top (bshw/system.py), the Verilog macro model inside it.
+
+The bench talks to the DUT in transactions: load the trace's initial state through the host ports
+and read it back, hand over one sample per ``TRAIN`` and compare every probe and the operation's
+clock count (§15 formula) when it is done, read the counters before the batch-end ``CARRY``, then
+compare pulses, weights, counters and LFSR states; finally ``BINARY`` / ``INFER`` per test image. A
+failure names the first mismatch: step, sample, signal, index, expected, got.
+
+Environment: ``BSHW_NET_DESC`` (the description written with the Verilog), ``BSHW_NET_TRACE``,
+``BSHW_NET_MACRO``, ``BSHW_NET_INFER`` (optional JSON: ``pixels``, ``binary``, ``stochastic``),
+``BSHW_NET_STEPS`` (optional limit).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge, Timer
+from cocotb.utils import get_sim_time
+
+from bshw.core import op_cycles
+from bshw.sim import netio, util
+
+PERIOD_NS = 10
+
+
+def u(handle) -> int:
+    """Unsigned value of a port (1-bit ports read as ``Logic``, wider ones as ``LogicArray``)."""
+    v = handle.value
+    return v.to_unsigned() if hasattr(v, "to_unsigned") else int(v)
+
+
+def _read_trace(path, limit=None):
+    """``(header, steps)``: the steps are read one line at a time (a paper-size trace is large)."""
+    f = open(path)
+    header = json.loads(f.readline())
+    if header.get("format") != "bshw-exact-trace" or header.get("version") != 1:
+        raise ValueError(f"{path} is not a bshw-exact-trace version 1 file")
+
+    def steps():
+        with f:
+            for n, line in enumerate(f):
+                if limit is not None and n >= limit:
+                    return
+                if line.strip():
+                    yield json.loads(line)
+
+    return header, steps()
+
+
+class Net:
+    """Transaction-level driver of the periphery (or system) top."""
+
+    def __init__(self, dut, desc, macro: str):
+        self.dut, self.desc, self.macro = dut, desc, macro
+        self.ops = desc["ops"]
+        self.L = len(desc["layers"])
+        self.cb = desc["params"]["counter_bits"]
+        self.lat = desc["read_latency"]
+        self.arrays = []
+        self.cycles = {}  # op -> list of clock counts
+
+    async def reset(self):
+        d = self.dut
+        cocotb.start_soon(Clock(d.clk, PERIOD_NS, unit="ns").start())
+        for name in ("start", "op", "mem_we_w", "mem_we_c", "mem_re", "lfsr_we", "pixels", "label", "mem_layer",
+                     "mem_row", "lfsr_sel", "mem_wdata_w", "mem_wdata_c", "lfsr_wdata"):
+            getattr(d, name).value = 0
+        if self.macro == "numpy":
+            from bshw.sim.macro_model import NumpyMacro
+
+            P = self.desc["params"]
+            for li, layer in enumerate(self.desc["layers"]):
+                a = NumpyMacro(d, f"xb{li + 1}__", layer, P["wmin"], P["wmax"], self.lat)
+                self.arrays.append(a)
+                cocotb.start_soon(a.run())
+        d.rst.value = 1
+        await FallingEdge(d.clk)
+        await FallingEdge(d.clk)
+        d.rst.value = 0
+
+    async def op(self, name, pixels=None, label=None) -> int:
+        """Run one operation (on ``pixels``/``label`` when given); return its clock count, ``start``
+        clock to ``done`` clock. Returns in the ReadOnly phase of the ``done`` clock."""
+        d = self.dut
+        await FallingEdge(d.clk)
+        while u(d.busy):  # the last clock of the previous operation: start it in IDLE
+            await FallingEdge(d.clk)
+        if pixels is not None:
+            d.pixels.value = netio.pack(pixels, 8)
+        if label is not None:
+            d.label.value = label
+        d.op.value, d.start.value = self.ops[name], 1
+        t0 = get_sim_time("ns")
+        await RisingEdge(d.busy)
+        d.start.value = 0
+        await RisingEdge(d.done)
+        await ReadOnly()
+        n = int((get_sim_time("ns") - t0 + PERIOD_NS // 2) // PERIOD_NS) + 1
+        self.cycles.setdefault(name, []).append(n)
+        return n
+
+    async def idle(self):
+        """Wait until the sequencer is back in IDLE (the host ports address rows only then)."""
+        await Timer(1, unit="ns")  # leave a ReadOnly phase before writing an address
+        while u(self.dut.busy):
+            await FallingEdge(self.dut.clk)
+
+    async def write_rows(self, layer, weights=None, counters=None):
+        d = self.desc["layers"][layer]
+        rows = weights if weights is not None else counters
+        await self.idle()
+        for i, r in enumerate(rows):
+            await FallingEdge(self.dut.clk)
+            self.dut.mem_layer.value, self.dut.mem_row.value = layer, i
+            if weights is not None:
+                self.dut.mem_wdata_w.value, self.dut.mem_we_w.value = netio.pack(r, d["wbits"]), 1
+            else:
+                self.dut.mem_wdata_c.value, self.dut.mem_we_c.value = netio.pack(r, self.cb), 1
+        await FallingEdge(self.dut.clk)
+        self.dut.mem_we_w.value = self.dut.mem_we_c.value = 0
+
+    async def read_rows(self, layer):
+        """``(weights, counters)`` of a layer as ``[fan_in][fan_out]`` lists, through ``mem_re``."""
+        d, dut = self.desc["layers"][layer], self.dut
+        W, C = [], []
+        await self.idle()
+        for i in range(d["fan_in"]):
+            await FallingEdge(dut.clk)
+            dut.mem_layer.value, dut.mem_row.value, dut.mem_re.value = layer, i, 1
+            await FallingEdge(dut.clk)
+            dut.mem_re.value = 0
+            while not u(dut.mem_rvalid):
+                await FallingEdge(dut.clk)
+            W.append(netio.unpack(u(dut.mem_rdata_w), d["fan_out"], d["wbits"], True))
+            C.append(netio.unpack(u(dut.mem_rdata_c), d["fan_out"], self.cb, True))
+        return W, C
+
+    async def write_lfsrs(self, states):
+        await self.idle()
+        for i, s in enumerate(states):
+            await FallingEdge(self.dut.clk)
+            self.dut.lfsr_sel.value, self.dut.lfsr_wdata.value, self.dut.lfsr_we.value = i, s, 1
+        await FallingEdge(self.dut.clk)
+        self.dut.lfsr_we.value = 0
+
+    async def read_lfsrs(self):
+        out = []
+        await self.idle()
+        for i in range(sum(self.desc["sizes"])):
+            self.dut.lfsr_sel.value = i
+            await Timer(1, unit="ns")
+            out.append(u(self.dut.lfsr_rdata))
+        return out
+
+
+def _pulse_mismatch(layer: int, fan_out: int, want, got) -> str:
+    """Name the first differing carry pulse: layer, row, column, expected and got (+1 pot, -1 dep)."""
+    if got is None or got[0] != want[0]:
+        return f"signal carry pulse of layer {layer + 1}: row {want[0]} expected, got {got and got[0]}"
+    ev = [p - d for p, d in zip(netio.unpack(want[1], fan_out), netio.unpack(want[2], fan_out))]
+    gv = [p - d for p, d in zip(netio.unpack(got[1], fan_out), netio.unpack(got[2], fan_out))]
+    j = next(j for j in range(fan_out) if ev[j] != gv[j])
+    return f"signal carry pulse of layer {layer + 1} [{want[0]}][{j}] expected {ev[j]:+d}, got {gv[j]:+d}"
+
+
+def _streams(lfsr_in, lfsr):
+    return list(lfsr_in) + [s for layer in lfsr for s in layer]
+
+
+def acc_rows(rec: dict) -> list:
+    """Rows each layer's accumulate walks for a trace sample (§15): ``popcount(x^{l-1})``, or 0 when
+    the layer's error is all zero."""
+    xs = [rec["x0"]] + [lay["x"] for lay in rec["layers"][:-1]]
+    return [sum(x) if any(lay["dy"]) else 0 for x, lay in zip(xs, rec["layers"])]
+
+
+@cocotb.test()
+async def network_matches_golden(dut):
+    """Training steps of a golden trace, bit for bit; then inference predictions."""
+    with open(os.environ["BSHW_NET_DESC"]) as f:
+        desc = json.load(f)
+    limit = os.environ.get("BSHW_NET_STEPS", "").strip()
+    header, steps = _read_trace(os.environ["BSHW_NET_TRACE"], int(limit) if limit else None)
+    macro = os.environ.get("BSHW_NET_MACRO", "numpy")
+    sizes, k = desc["sizes"], desc["params"]["deriv_k"]
+    dut._log.info("network %s (%s macros), trace seed %s, %s steps (rerun with SEED=%s)", "-".join(map(str, sizes)),
+                  macro, header["seed"], limit or "all", util.regression_seed())
+    if header["params"] != desc["params"] or [x["fan_in"] for x in header["layers"]] != sizes[:-1]:
+        raise AssertionError("the trace was made for other hardware parameters or sizes than this RTL")
+    t0 = time.perf_counter()
+    net = Net(dut, desc, macro)
+    await net.reset()
+    init = header["init"]
+    for li in range(net.L):  # load the trace's initial state through the host ports, then read it back
+        await net.write_rows(li, weights=init["weights"][li])
+        await net.write_rows(li, counters=init["counters"][li])
+    await net.write_lfsrs(_streams(init["lfsr_in"], init["lfsr"]))
+    for li in range(net.L):
+        W, C = await net.read_rows(li)
+        msg = netio.row_mismatch("weight", li + 1, init["weights"][li], W, "after loading") or \
+            netio.row_mismatch("counter", li + 1, init["counters"][li], C, "after loading")
+        assert msg is None, msg
+    layout = netio.probe_layout(desc)
+    compared = samples = n_steps = 0
+    for step in steps:
+        n_steps += 1
+        s = step["step"]
+        for b, rec in enumerate(step["samples"]):
+            n = await net.op("train", rec["pixels"], step["labels"][b])
+            exp = netio.expected_probes(desc, rec)
+            got = {p: u(getattr(dut, p)) for p in exp}
+            msg = netio.mismatch(layout, exp, got, f"step {s} sample {b}")
+            assert msg is None, msg
+            want_n = op_cycles("train", sizes, k, net.lat, acc_rows(rec))
+            assert n == want_n, f"step {s} sample {b}: training took {n} clocks, the §15 formula gives {want_n}"
+            compared += sum(layout[p][0] for p in exp) + 1
+            samples += 1
+        for li, up in enumerate(step["update"]):
+            _, C = await net.read_rows(li)
+            msg = netio.row_mismatch("counter before carry", li + 1, up["counter_pre"], C, f"step {s}")
+            assert msg is None, msg
+        for a in net.arrays:
+            a.pulses.clear()
+        n = await net.op("carry")
+        want_n = op_cycles("carry", sizes, k, net.lat)
+        assert n == want_n, f"step {s}: the carry took {n} clocks, the §15 formula gives {want_n}"
+        for li, (a, up) in enumerate(zip(net.arrays, step["update"])):  # numpy macros: every pulse
+            want = [(i, netio.pack([v == 1 for v in r]), netio.pack([v == -1 for v in r]))
+                    for i, r in enumerate(up["carry"])]
+            for got_p, want_p in zip(a.pulses + [None] * len(want), want):
+                if got_p != want_p:
+                    raise AssertionError(f"step {s} carry: " + _pulse_mismatch(li, a.fan_out, want_p, got_p))
+            compared += len(want) * a.fan_out
+        for li, up in enumerate(step["update"]):
+            W, C = await net.read_rows(li)
+            msg = netio.row_mismatch("weight", li + 1, up["weights"], W, f"step {s} after carry") or \
+                netio.row_mismatch("counter", li + 1, up["counter"], C, f"step {s} after carry")
+            assert msg is None, msg
+            compared += 2 * len(W) * len(W[0])
+        got_l = await net.read_lfsrs()
+        want_l = _streams(step["lfsr_in_end"], step["lfsr_end"])
+        bad = next((i for i, (e, g) in enumerate(zip(want_l, got_l)) if e != g), None)
+        assert bad is None, f"step {s}: LFSR state of stream {bad} expected {want_l[bad]:#x}, got {got_l[bad]:#x}"
+        compared += len(want_l)
+        dut._log.info("step %d: %d samples, every probe, clock count, pulse, weight, counter and LFSR state equal",
+                      s, len(step["samples"]))
+    train_s = time.perf_counter() - t0
+    train_cycles = int(get_sim_time("ns") // PERIOD_NS)
+    infer_n = agree = 0
+    path = os.environ.get("BSHW_NET_INFER", "").strip()
+    if path:
+        with open(path) as f:
+            inf = json.load(f)
+        for i, px in enumerate(inf["pixels"]):
+            n = await net.op("binary", px)
+            assert n == op_cycles("binary", sizes, k, net.lat), f"test sample {i}: binary inference took {n} clocks"
+            g = u(dut.pred)
+            assert g == inf["binary"][i], f"test sample {i}: binary inference class expected {inf['binary'][i]}, got {g}"
+            n = await net.op("infer")
+            assert n == op_cycles("infer", sizes, k, net.lat), f"test sample {i}: stochastic inference took {n} clocks"
+            g = u(dut.pred)
+            assert g == inf["stochastic"][i], \
+                f"test sample {i}: stochastic inference vote expected {inf['stochastic'][i]}, got {g}"
+            infer_n += 1
+            agree += 1
+    cycles = int(get_sim_time("ns") // PERIOD_NS)
+    wall = time.perf_counter() - t0
+    per = {name: sum(v) / len(v) for name, v in net.cycles.items()}
+    util.record("network_matches_golden", steps=n_steps, samples=samples, compared=compared, cycles=cycles,
+                wall_s=wall, cycles_per_s=cycles / wall if wall else 0.0, infer=infer_n, infer_agree=agree,
+                train_wall_s=train_s, train_cycles=train_cycles, op_cycles=per, macro=macro)
