@@ -152,3 +152,45 @@ def test_exact_cuda_equals_cpu(over):
     assert all(w.is_cuda for w in B.W + B.C) and B.in_bank.states.is_cuda
     assert torch.equal(A.predict(x, "stochastic", votes=3), B.predict(x, "stochastic", votes=3))
     assert all(torch.equal(a, b.cpu()) for a, b in zip(A.W, B.W))
+
+
+# ---- the float FC pass's index-based first layer and error-free samples ------------------------------
+
+def test_binary_rows_products_equal_dense():
+    """BinaryRows (x held as the positions of its ones) gives the dense products: x W (float sums),
+    x^T dy exactly for ternary dy, also restricted to some rows of the batch."""
+    from bshw.golden.model import BinaryRows
+
+    g = torch.Generator().manual_seed(3)
+    pixels = torch.randint(0, 256, (9, 40), dtype=torch.uint8, generator=g)
+    pixels[:, ::3] = 0
+    pixels[4] = 0  # a sample with no ones
+    lit = pixels.reshape(-1).nonzero().squeeze(1)
+    x = BinaryRows.sample(pixels, lit, g)
+    dense = torch.zeros(9 * 40).index_fill_(0, x.rows * 40 + x.cols, 1.0).view(9, 40)
+    assert dense[:, ::3].sum() == 0 and dense[4].sum() == 0 and 0 < dense.mean() < 1
+    assert x.sum().item() == dense.sum().item()
+    w = torch.randn(40, 7, generator=g)
+    assert torch.allclose(x.mm(w), dense @ w, atol=1e-5)
+    dy = torch.randint(-1, 2, (9, 7), generator=g).float()
+    assert torch.equal(x.t_mm(dy), dense.t() @ dy)
+    live = torch.tensor([0, 2, 4, 5, 8])
+    assert torch.equal(x.t_mm(dy[live], live), dense[live].t() @ dy[live])
+
+
+def test_error_free_samples_skipped_same_gradients():
+    """A sample whose output error is 0 contributes nothing below (dx = 0 -> dz = 0 under the zero tie
+    rule): skipping it in the backward gives the same gradients. HSH has no draws below the output's
+    z_B, so both learners see the same draws; a wide, steep output makes error-free samples common."""
+    cfg = TrainConfig(algo="HSH", hidden=(16, 8), input_side=8, seed=5, a=0.5)
+    skip, full = FloatLearner(cfg), FloatLearner(cfg)
+    full.SKIP_ERROR_FREE = False
+    x, t = _images(64, seed=2)
+    t[:] = 3
+    for W in (skip.weights[-1], full.weights[-1]):  # the output strongly favours class 3
+        W.w.zero_()[3] = 0.6
+    gs, ls, acts = skip.gradients(x, t)
+    gf, lf, actf = full.gradients(x, t)
+    assert 0.02 < actf[-1]["dy_nonzero"] < 0.15 and ls == lf and acts == actf
+    for a, b in zip(gs, gf):
+        assert torch.allclose(a, b, atol=1e-5) and a.abs().sum() > 0

@@ -1,6 +1,6 @@
 """The float golden model: HP and binary stochastic learning, every F/E/D variant (paper Fig. 1a-c).
 
-One neuron does everything a BS layer's periphery does, as a torch autograd Function:
+One neuron does everything a BS layer's periphery does:
 
   forward   z = sigma(a y)  [-> 2x2 max-pool]  ->  x = Bernoulli(z)   (F:S)   or  x = z   (F:H)
   backward  dz = sign(dx) with a tie rule     (E:S)   or  dz = dx                        (E:H)
@@ -8,10 +8,11 @@ One neuron does everything a BS layer's periphery does, as a torch autograd Func
                  or  d = a z (1 - z)                                                      (D:H)
             dy = dz * d                       [-> routed back to the pool's winner]
 
-The crossbar sums y = x W (forward) and dx = dy W^T (backward) are plain linear/conv ops, so
-autograd gives the weight gradient x^T dy of Eqs. 1-2 directly, for FC and conv layers alike.
-Gradients are kept as *sums* over the batch: with BS learning they are whole numbers, which is what
-the periodic-carry counters (bshw.golden.weights) accumulate.
+FC nets train by hand (FloatLearner._fc_pass: per layer one forward and one fused backward step,
+the crossbar sums y = x W^T, dx = dy W and the weight gradient x^T dy of Eqs. 1-2 as BLAS products,
+or as sums of rows where x is the sparse binary input, BinaryRows); conv nets through autograd
+(the linear/conv op + _Neuron). Gradients are kept as *sums* over the batch: with BS learning they
+are whole numbers, which is what the periodic-carry counters (bshw.golden.weights) accumulate.
 """
 
 import math
@@ -50,7 +51,7 @@ def sample_derivative(z, a: float, k, gen=None):
     The k pairs are independent and only d leaves the neuron, so d is drawn once from that
     probability (one uniform per neuron instead of 2k; the same distribution).
     """
-    v = z - z * z  # z (1 - z)
+    v = torch.addcmul(z, z, z, value=-1)  # z (1 - z), one pass
     if k is None:
         return bernoulli(v.mul_(a), gen)  # p > 1 always fires: the truncation
     return bernoulli(1 - (1 - v) ** k, gen)
@@ -81,10 +82,7 @@ class _Neuron(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dx):
         r = ctx.rules
-        z = ctx.saved_tensors[0]
-        dz = sign_with_tie(dx, r.tie, r.gen) if r.E else dx
-        d = sample_derivative(z, r.a, r.k, r.gen) if r.D else r.a * z * (1 - z)
-        dy = dz * d
+        dy = neuron_backward(dx, ctx.saved_tensors[0], r)
         r.record_nonzero(dy)
         if ctx.pool:
             dy = F.max_unpool2d(dy, ctx.saved_tensors[1], 2, output_size=ctx.in_shape[-2:])
@@ -116,77 +114,69 @@ class _SoftmaxOutput(torch.autograd.Function):
         return dy * g, None, None
 
 
-def _neuron_backward(dx, z, r):
-    """``dy`` of a logistic neuron from ``dx`` (the error at its output) and its output ``z``."""
-    if r.E:
-        dz = sign_with_tie(dx, r.tie, r.gen)
-        d = sample_derivative(z, r.a, r.k, r.gen) if r.D else (z - z * z).mul_(r.a)
-        return dz.mul_(d)
-    d = sample_derivative(z, r.a, r.k, r.gen) if r.D else (z - z * z).mul_(r.a)
-    return d.mul_(dx)
+def neuron_backward(dx, z, r):
+    """``dy = dz * d`` of a logistic neuron from the error ``dx`` at its output and its activation
+    ``z``: dz = sign(dx) with the tie rule (E:S) or dx, d sampled (D:S) or a z (1 - z) (D:H)."""
+    dz = sign_with_tie(dx, r.tie, r.gen) if r.E else dx
+    d = sample_derivative(z, r.a, r.k, r.gen) if r.D else torch.addcmul(z, z, z, value=-1).mul_(r.a)
+    return d.mul_(dz)
 
 
-class _FcNeuron(torch.autograd.Function):
-    """A fully connected layer and its logistic neurons, fused: ``x -> y = x W^T -> z -> x'``
-    forward, ``dx' -> dy -> (dx = dy W, dW = dy^T x)`` backward, F/E/D per :class:`Rules`.
+class BinaryRows:
+    """A 0/1 matrix ``x [B, n]`` held as the positions of its ones, row by row, for index-based
+    products: ``x W`` is, per row, the sum of W's rows at its ones, and ``x^T dy``, per column, the
+    sum of dy's rows at its ones (``F.embedding_bag``, sum mode). The input layer's x under F:S is
+    sparse (MNIST: ~12% ones), so these are far fewer adds than a dense product's multiply-adds."""
 
-    One node instead of linear + neuron; the same draws as :class:`_Neuron` in distribution.
+    def __init__(self, ones, shape):
+        """``ones``: the flat indices ``b * n + i`` of the ones, ascending; ``shape``: ``(B, n)``."""
+        B, n = shape
+        self.shape = shape
+        self.rows, self.cols = ones.div(n, rounding_mode="floor"), ones.remainder(n)
+        self.offsets = torch.searchsorted(self.rows, torch.arange(B, device=ones.device))
 
-    ``cols`` (int64 indices, or None): ``x`` holds only those input columns, the others being
-    zero for the whole batch (the input layer's zero pixels: P(x = 1) = 0 there); the forward
-    product then skips them, and ``dW`` gets zero columns there."""
+    @classmethod
+    def sample(cls, pixels, lit, gen):
+        """``x ~ Bernoulli(p)``, ``p = pixels / 255``, drawn at the flat positions ``lit`` of the
+        nonzero pixels (ascending); x = 0 for sure at the others, no draw."""
+        p = to_unit(pixels.reshape(-1).index_select(0, lit))
+        return cls(lit.masked_select(torch.rand(len(lit), generator=gen, device=p.device) < p), pixels.shape)
 
-    @staticmethod
-    def forward(ctx, x, w, rules, cols=None):
-        wc = w if cols is None else w.index_select(1, cols)
-        z = F.linear(x, wc).mul_(rules.a).sigmoid_()
-        ctx.rules, ctx.cols = rules, cols
-        ctx.save_for_backward(x, w, z)
-        return bernoulli(z, rules.gen) if rules.F else z
+    def mm(self, w):
+        """``x @ w``."""
+        return F.embedding_bag(self.cols, w, self.offsets, mode="sum")
 
-    @staticmethod
-    def backward(ctx, dxo):
-        x, w, z = ctx.saved_tensors
-        r, cols = ctx.rules, ctx.cols
-        dy = _neuron_backward(dxo, z, r)
-        r.record_nonzero(dy, ternary=r.E and r.D)
-        if cols is not None:  # the full input, zero columns back in (a small [B, fan_in] tensor)
-            x = x.new_zeros(x.shape[0], w.shape[1]).index_copy_(1, cols, x)
-        dx = None
-        if ctx.needs_input_grad[0]:
-            dx = torch.mm(dy, w)
-            dx = dx if cols is None else dx.index_select(1, cols)
-        return dx, torch.mm(dy.t(), x), None, None
+    def t_mm(self, dy, live=None):
+        """``x^T @ dy``: the ones regrouped by column (a stable sort keeps each column's rows
+        ascending). ``live`` (ascending row numbers): dy holds only those rows of the batch."""
+        rows, cols = self.rows, self.cols
+        if live is not None:  # the ones in live rows, renumbered as dy's rows
+            dev = rows.device
+            rank = torch.full((self.shape[0],), -1, device=dev).index_copy_(0, live, torch.arange(len(live), device=dev))
+            rows = rank.index_select(0, rows)
+            keep = rows >= 0
+            rows, cols = rows.masked_select(keep), cols.masked_select(keep)
+        cols, order = torch.sort(cols, stable=True)
+        offsets = torch.searchsorted(cols, torch.arange(self.shape[1], device=cols.device))
+        return F.embedding_bag(rows.index_select(0, order), dy, offsets, mode="sum")
+
+    def sum(self):
+        return torch.tensor(float(len(self.rows)), device=self.rows.device)
 
 
-class _FcSoftmax(torch.autograd.Function):
-    """The fully connected output layer fused with :class:`_SoftmaxOutput`: summed cross-entropy
-    forward; ``dy = z - t`` (or ``z_B - t`` in E:S), ``dW = dy^T x``, ``dx = dy W`` backward."""
-
-    @staticmethod
-    def forward(ctx, x, w, t, rules):
-        logz = torch.log_softmax(F.linear(x, w), dim=1)
-        ctx.save_for_backward(x, w, logz, t)
-        ctx.rules = rules
-        return -logz.gather(1, t[:, None]).sum()
-
-    @staticmethod
-    def backward(ctx, g):
-        x, w, logz, t = ctx.saved_tensors
-        r = ctx.rules
-        z = logz.exp()
-        dy = (bernoulli(z, r.gen) if r.E else z).sub_(F.one_hot(t, z.shape[1]).to(z.dtype))
-        r.record_nonzero(dy, ternary=r.E)
-        dy = dy.mul_(g)
-        dx = torch.mm(dy, w) if ctx.needs_input_grad[0] else None
-        return dx, torch.mm(dy.t(), x), None, None
+def t_mm(x, dy, live=None):
+    """``x^T @ dy`` for a dense or :class:`BinaryRows` ``x`` (the summed weight gradient, Eqs. 1-2);
+    ``live`` (row numbers): dy holds only those rows of the batch, the others being 0."""
+    if isinstance(x, BinaryRows):
+        return x.t_mm(dy, live)
+    return (x if live is None else x.index_select(0, live)).t().mm(dy)
 
 
 class Rules:
     """The F/E/D choices, shape a, tie rule and random generator shared by every neuron.
 
-    ``log`` collects per-layer statistics as tensors (no host synchronisation on the training
-    path); :meth:`FloatLearner.gradients` reads them all at once at the end of the pass."""
+    ``log`` collects the conv nets' per-layer statistics as tensors (no host synchronisation on the
+    training path); :class:`FloatLearner` reads them all at once at the end of the step."""
 
     def __init__(self, cfg: TrainConfig, gen):
         self.F, self.E, self.D = cfg.F, cfg.E, cfg.D
@@ -196,11 +186,9 @@ class Rules:
     def record(self, key, value):
         self.log.setdefault(key, []).append(value)
 
-    def record_nonzero(self, dy, ternary=False):
-        """The fraction of nonzero entries of ``dy`` (a 0-d tensor, read later). ``ternary``: dy is
-        in {-1, 0, +1}, so the count is sum |dy| (one cheap pass)."""
-        n = dy.abs().sum() if ternary else (dy != 0).sum()
-        self.record("dy_nonzero", n / dy.numel())
+    def record_nonzero(self, dy):
+        """The fraction of nonzero entries of ``dy`` (a 0-d tensor, read later)."""
+        self.record("dy_nonzero", dy.count_nonzero() / dy.numel())
 
 
 # ---- networks ----------------------------------------------------------------------------------
@@ -258,15 +246,19 @@ def init_weight(L, gen, gain):
 class FloatLearner:
     """The float golden model behind ``bshw train --mode float``.
 
-    ``COMPACT``: the first FC layer skips input columns that are zero in the whole batch when at
-    most this fraction of the columns is left (MNIST batches of 100 leave about 0.6).
+    FC weights are stored as ``[fan_in, fan_out]`` (the crossbar's layout; ``W.w`` is its transposed
+    view, ``[fan_out, fan_in]``), so every product of the hand-written FC pass is a plain BLAS call
+    or a sum of rows. ``SPARSE``: on the CPU, the F:S input layer runs as :class:`BinaryRows` when at
+    most this fraction of the batch's pixels is nonzero (MNIST: ~0.19). ``SKIP_ERROR_FREE``: the
+    backward of an FC net skips the samples whose output error is 0 (see :meth:`_fc_pass`).
 
     Implements the learner interface the training loop uses (the exact mode, bshw.golden.exact, has
     the same one): ``train_batch``, ``predict``, ``state_dict``/``load_state_dict``,
     ``float_weights``, ``hidden_activations`` and ``layers``.
     """
 
-    COMPACT = 0.85
+    SPARSE = 0.5
+    SKIP_ERROR_FREE = True
 
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
@@ -277,25 +269,31 @@ class FloatLearner:
         self.layers = describe_network(cfg)
         # The weight-kind generator (stochastic rounding, memristor write noise) is its own stream.
         self.wgen = torch.Generator(self.device).manual_seed(cfg.seed + 2)
-        self.weights = [make_weights(init_weight(L, init_gen, cfg.init_gain).to(self.device), cfg, self.wgen)
-                        for L in self.arch]
+        self.weights = []
+        for L in self.arch:
+            w0 = init_weight(L, init_gen, cfg.init_gain).to(self.device)
+            if L["kind"] == "fc":  # [fan_in, fan_out] storage, the same values
+                w0 = w0.t().contiguous().t()
+            self.weights.append(make_weights(w0, cfg, self.wgen))
         self.rules = Rules(cfg, self.gen)
 
     # -- one pass ---------------------------------------------------------------------------------
-    def _inputs(self, x):
+    def _pixels(self, x):
+        """uint8 images as the first layer takes them: ``[B, side^2]`` (fc) or ``[B, C, H, W]``."""
         x = x.to(self.device)
         if self.cfg.net == "fc":
-            x = downsample(x, self.cfg.input_side).flatten(1)
-        elif x.dim() == 3:
-            x = x[:, None]
-        return to_unit(x)
+            return downsample(x, self.cfg.input_side).flatten(1)
+        return x[:, None] if x.dim() == 3 else x
+
+    def _inputs(self, x):
+        return to_unit(self._pixels(x))
 
     def _linear(self, L, x, w):
         return F.linear(x, w) if L["kind"] == "fc" else F.conv2d(x, w, padding=L["pad"])
 
     def _forward(self, p, method, weights, rules=None, record=None):
         """Membrane potentials of the output layer. ``method``: hp | binary | stochastic (inference;
-        training goes through :meth:`_train_loss`)."""
+        training goes through :meth:`_fc_pass` or :meth:`_train_loss`)."""
         act = {"hp": lambda z: z, "binary": lambda z: (z > 0.5).to(z.dtype),
                "stochastic": lambda z: bernoulli(z, self.gen)}[method]
         x = act(p) if method != "hp" else p
@@ -309,58 +307,103 @@ class FloatLearner:
             if L.get("flatten"):
                 x = x.flatten(1)
 
+    def _sample_input(self, pixels):
+        """The first layer's x: ``p = pixels / 255`` (F:H) or ``Bernoulli(p)`` (F:S; Methods "The
+        input to the first layer"), as :class:`BinaryRows` drawn only at the nonzero pixels where
+        few are (on the CPU: finding them would be a host synchronisation on an accelerator)."""
+        if self.cfg.F and pixels.device.type == "cpu":
+            lit = pixels.reshape(-1).nonzero().squeeze(1)
+            if len(lit) <= self.SPARSE * pixels.numel():
+                return BinaryRows.sample(pixels, lit, self.gen)
+        p = to_unit(pixels)
+        return bernoulli(p, self.gen) if self.cfg.F else p
+
+    def _fc_pass(self, pixels, t):
+        """The training pass of an FC net by hand, one forward and one fused backward step per layer
+        and no autograd graph. Forward ``z = sigma(a x W^T)``, ``x' ~ Bernoulli(z)`` (F:S) or ``z``;
+        output ``dy = z_B - t`` (Eq. 6) or ``z - t`` (Eq. 5); backward per hidden layer ``dy = dz d``
+        (:func:`neuron_backward`), then the summed gradient ``dW^T = x^T dy`` (Eqs. 1-2) and the
+        error below ``dx = dy W``. Returns the gradients ``[fan_out, fan_in]`` and the statistics
+        (:meth:`_pass`)."""
+        r, n = self.rules, len(self.weights)
+        wts = [W.w.t() for W in self.weights]  # the [fan_in, fan_out] storage (W.w is its view)
+        xs, zs = [self._sample_input(pixels)], []
+        for wt in wts[:-1]:
+            z = xs[-1].mm(wt).mul_(r.a).sigmoid_()
+            zs.append(z), xs.append(bernoulli(z, r.gen) if r.F else z)
+        logz = torch.log_softmax(xs[-1].mm(wts[-1]), dim=1)
+        loss = F.nll_loss(logz, t, reduction="sum")
+        z = logz.exp_()
+        dy = (bernoulli(z, r.gen) if r.E else z).scatter_add_(1, t[:, None], z.new_full((len(t), 1), -1.0))
+        # A sample whose output dy is 0 (z_B = t) has dy = 0 in every layer below: dx = 0 there, so
+        # dz = sign(0) = 0 under the zero tie rule, or dz = dx = 0 in E:H. The backward runs on the
+        # ``live`` samples only (on the CPU: finding them would be a host sync on an accelerator).
+        live = None
+        if self.SKIP_ERROR_FREE and pixels.device.type == "cpu" and not (r.E and r.tie != "zero"):
+            live = dy.any(1).nonzero().squeeze(1)
+            live, dy = (None, dy) if len(live) == len(dy) else (live, dy.index_select(0, live))
+        grads, dy_nonzero, dx = [None] * n, [None] * n, None
+        for l in reversed(range(n)):
+            if l < n - 1:  # dx: the error at this layer's output, from the layer above
+                dy = neuron_backward(dx, zs[l] if live is None else zs[l].index_select(0, live), r)
+            ternary = r.E and (r.D or l == n - 1)  # dy in {-1, 0, 1}: count = sum |dy| (cheaper)
+            dy_nonzero[l] = (dy.abs().sum() if ternary else dy.count_nonzero(), len(t) * dy.shape[1])
+            grads[l] = t_mm(xs[l], dy, live).t()
+            if l > 0:
+                dx = dy.mm(self.weights[l].w)
+        return grads, [(loss, len(t)), *[(x.sum(), math.prod(x.shape)) for x in xs], *dy_nonzero]
+
     def _train_loss(self, p, t, weights, rules, record):
-        """The training pass: summed loss (backward gives the summed weight gradients). FC layers
-        run as one fused autograd node each (:class:`_FcNeuron`, :class:`_FcSoftmax`); conv layers
-        as the conv op + :class:`_Neuron`. ``record`` gets each layer's mean input (0-d tensors)."""
-        last = len(self.arch) - 1
-        cols = None
-        if self.arch[0]["kind"] == "fc" and last > 0 and p.device.type == "cpu":
-            # input pixels that are 0 in every image of the batch: x = 0 there, no draw, no product
-            # (CPU only: finding them is a host synchronisation on an accelerator)
-            nz = p.sum(0).nonzero().squeeze(1)  # p >= 0: a column sum is 0 iff the column is
-            if len(nz) <= self.COMPACT * p.shape[1]:
-                cols = nz
-        n0 = p.numel()
-        if cols is not None:
-            p = p.index_select(1, cols)
+        """The conv nets' training pass through autograd: summed loss (backward gives the summed
+        weight gradients); each weight layer is its linear/conv op + :class:`_Neuron`, the output
+        :class:`_SoftmaxOutput`. ``record`` gets each layer's mean input (0-d tensors)."""
         x = bernoulli(p, self.gen) if self.cfg.F else p
         for i, (L, w) in enumerate(zip(self.arch, weights)):
-            record.append(x.sum() / n0 if i == 0 else x.mean())
-            if L["kind"] == "fc":
-                if i == last:
-                    return _FcSoftmax.apply(x, w, t, rules)
-                x = _FcNeuron.apply(x, w, rules, cols if i == 0 else None)
-            else:
-                x = _Neuron.apply(self._linear(L, x, w), rules, L.get("pool", False))
-                if i == last:
-                    return _SoftmaxOutput.apply(x, t, rules)
+            record.append(x.mean())
+            y = self._linear(L, x, w)
+            if i == len(self.arch) - 1:
+                return _SoftmaxOutput.apply(y, t, rules)
+            x = _Neuron.apply(y, rules, L.get("pool", False))
             if L.get("flatten"):
                 x = x.flatten(1)
+
+    def _pass(self, x, t):
+        """One BS/HP pass: the summed weight gradients and the statistics, unread: pairs (0-d
+        tensor, divisor) of the loss, then each layer's x_active, then each layer's dy_nonzero."""
+        t = t.to(self.device)
+        if self.cfg.net == "fc":
+            return self._fc_pass(self._pixels(x), t)
+        ws = [W.w.detach().requires_grad_() for W in self.weights]
+        self.rules.log, x_active = {}, []
+        loss = self._train_loss(self._inputs(x), t, ws, self.rules, x_active)
+        loss.backward()
+        stats = [loss, *x_active, *self.rules.log["dy_nonzero"][::-1]]  # backward ran output first
+        return [w.grad for w in ws], [(loss, len(t))] + [(v, 1) for v in stats[1:]]
+
+    @staticmethod
+    def _read(stats, n_layers):
+        """Every statistic in one read (one host synchronisation per batch on an accelerator):
+        the loss per sample, the activity dicts and any further values."""
+        vals = [v / d for v, (_, d) in zip(torch.stack([v for v, _ in stats]).tolist(), stats)]
+        act = [{"x_active": xa, "dy_nonzero": dn} for xa, dn in zip(vals[1:1 + n_layers], vals[1 + n_layers:])]
+        return vals[0], act, vals[1 + 2 * n_layers:]
 
     # -- learner interface -------------------------------------------------------------------------
     def gradients(self, x, t):
         """One BS/HP pass over a batch: the summed weight gradients (whole numbers in SSS) and the
         loss and per-layer activity, without touching the weights."""
-        t = t.to(self.device)
-        ws = [W.w.detach().requires_grad_() for W in self.weights]
-        self.rules.log = {}
-        x_active = []
-        loss = self._train_loss(self._inputs(x), t, ws, self.rules, x_active)
-        loss.backward()
-        dy_nonzero = self.rules.log.get("dy_nonzero", [])[::-1]  # backward runs output first
-        # every statistic in one read (one host synchronisation per batch on an accelerator)
-        vals = torch.stack([loss.detach().float(), *[v.float() for v in x_active],
-                            *[v.float() for v in dy_nonzero]]).tolist()
-        n = len(x_active)
-        activity = [{"x_active": xa, "dy_nonzero": dn} for xa, dn in zip(vals[1:1 + n], vals[1 + n:])]
-        return [w.grad for w in ws], vals[0] / len(t), activity
+        grads, stats = self._pass(x, t)
+        loss, activity, _ = self._read(stats, len(grads))
+        return grads, loss, activity
 
     def train_batch(self, x, t):
-        grads, loss, activity = self.gradients(x, t)
-        for W, g, a in zip(self.weights, grads, activity):
-            c = W.step(g)
-            a["carries_per_weight"] = None if c is None else c / g.numel()
+        grads, stats = self._pass(x, t)
+        changed = [W.step(g) for W, g in zip(self.weights, grads)]  # weights changed (0-d tensors)
+        loss, activity, frac = self._read(stats + [(c, g.numel()) for c, g in zip(changed, grads) if c is not None],
+                                          len(grads))
+        frac = iter(frac)
+        for a, c in zip(activity, changed):
+            a["carries_per_weight"] = None if c is None else next(frac)
         return {"loss": loss, "activity": activity}
 
     @torch.no_grad()
@@ -391,7 +434,7 @@ class FloatLearner:
         return out
 
     def float_weights(self):
-        return [W.w.detach().cpu() for W in self.weights]
+        return [W.w.detach().cpu().contiguous() for W in self.weights]
 
     def state_dict(self):
         return {"weights": [W.state_dict() for W in self.weights], "gen": self.gen.get_state(),

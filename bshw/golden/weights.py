@@ -1,7 +1,9 @@
 """Synaptic weights and how a batch's gradient changes them (paper Fig. 5a, Eqs. 7-9).
 
 Three kinds, one interface (``w`` is the float weight the forward pass uses, ``step`` applies one
-batch's *summed* gradient and returns how many weights changed):
+batch's *summed* gradient and returns how many weights changed, as a 0-d tensor read later with the
+batch's other statistics). Every state tensor keeps the memory layout of the initial weights (the
+float model stores FC weights as [fan_in, fan_out]), so the update runs over contiguous memory:
 
 - :class:`FloatWeights`   FP32, w <- w - lr * sum / batch (the plain batch-mean update).
 - :class:`PeriodicCarry`  integer weights q in [-2^(b-1), 2^(b-1) - 1], w = s * q, a gradient
@@ -92,15 +94,15 @@ class PeriodicCarry:
         # Stochastic rounding keeps the initial weights' spread even where it is below one LSB.
         frac = u - u.floor()
         up = torch.rand(u.shape, generator=gen, device=u.device) < frac
-        self.q = (u.floor() + up).clamp_(self.qmin, self.qmax).to(torch.int32)
+        self.q = torch.empty_like(w0, dtype=torch.int32).copy_((u.floor() + up).clamp_(self.qmin, self.qmax))
         self.acc = torch.zeros_like(w0)
         self.w = self.q.to(w0.dtype) * self.scale
 
-    def step(self, grad_sum) -> int:
+    def step(self, grad_sum) -> torch.Tensor:
         dec, inc = carries(self.acc, grad_sum, self.th)
         self.q.sub_(dec.to(torch.int32)).add_(inc.to(torch.int32)).clamp_(self.qmin, self.qmax)
         self.w.copy_(self.q.to(self.w.dtype) * self.scale)
-        return int(dec.sum() + inc.sum())
+        return dec.count_nonzero() + inc.count_nonzero()
 
     def state_dict(self):
         return {"q": self.q, "acc": self.acc}
@@ -178,13 +180,13 @@ class Memristor:
         self.acc = torch.zeros_like(w0)
         self.w = (self.g - self.g_ref) / self.g0
 
-    def step(self, grad_sum) -> int:
+    def step(self, grad_sum) -> torch.Tensor:
         dec, inc = carries(self.acc, grad_sum, self.th)
         # Only pulsed devices draw write noise (boolean indexing keeps the draw count small).
         self.g[dec] = self.p.pulse(self.g[dec], potentiate=False, gen=self.gen)
         self.g[inc] = self.p.pulse(self.g[inc], potentiate=True, gen=self.gen)
         self.w.copy_((self.g - self.g_ref) / self.g0)
-        return int(dec.sum() + inc.sum())
+        return dec.count_nonzero() + inc.count_nonzero()
 
     def state_dict(self):
         return {"g": self.g, "acc": self.acc}
