@@ -27,6 +27,7 @@ COMMANDS = {
     "trace": ("bshw.golden.exact.trace", "write a golden trace of the hardware-exact mode for the RTL benches"),
     "sim": ("bshw.sim.network", "run the RTL network top against a golden trace, bit for bit (Icarus or Verilator)"),
     "flow": ("bshw.flow", "the main job end to end: train, trace, RTL, bit-exact sim, synthesis, energy, report"),
+    "sweep": ("bshw.sweep", "train a grid of configurations on Ray: test error, energy, periphery area, report"),
 }
 
 

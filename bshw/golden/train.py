@@ -72,10 +72,11 @@ def _mean_activity(acts):
     return [{k: mean([a[i][k] for a in acts]) for k in acts[0][i]} for i in range(len(acts[0]))]
 
 
-def fit(cfg: TrainConfig, out=None, resume=False, progress=True, data=None, final_votes=None):
+def fit(cfg: TrainConfig, out=None, resume=False, progress=True, data=None, final_votes=None, train_eval=0):
     """Train ``cfg`` and return the metrics dict. ``out``: run directory (None: keep nothing).
     ``final_votes``: repetitions of the last epoch's stochastic vote (default ``cfg.votes``; a long
-    vote curve only at the end keeps the per-epoch evaluation cheap)."""
+    vote curve only at the end keeps the per-epoch evaluation cheap). ``train_eval``: also evaluate
+    the final state on the first N training samples, as the last epoch's ``train_error`` (0: not)."""
     from bshw.golden.data import load_dataset
     from bshw.golden.model import make_learner
 
@@ -90,11 +91,11 @@ def fit(cfg: TrainConfig, out=None, resume=False, progress=True, data=None, fina
     learner = make_learner(cfg)
     out = Path(out) if out else None
     if out is None:
-        return _fit(cfg, None, resume, progress, data, final_votes, learner, x, t, xt, tt)
+        return _fit(cfg, None, resume, progress, data, final_votes, learner, x, t, xt, tt, train_eval)
     if resume and not (out / "checkpoint.pt").exists():  # before the lock creates the folder
         raise BshwError(f"--resume: no checkpoint at {out / 'checkpoint.pt'}")
     with run_lock(out):  # a second run into the same folder refuses instead of mixing files
-        return _fit(cfg, out, resume, progress, data, final_votes, learner, x, t, xt, tt)
+        return _fit(cfg, out, resume, progress, data, final_votes, learner, x, t, xt, tt, train_eval)
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -103,7 +104,7 @@ def _epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 100_003 + epoch) % (1 << 64)
 
 
-def _fit(cfg, out, resume, progress, data, final_votes, learner, x, t, xt, tt):
+def _fit(cfg, out, resume, progress, data, final_votes, learner, x, t, xt, tt, train_eval=0):
     metrics, start = {"epochs": []}, 0
     if out and resume:
         start, metrics = _resume(cfg, out, learner)
@@ -140,6 +141,10 @@ def _fit(cfg, out, resume, progress, data, final_votes, learner, x, t, xt, tt):
             atomic_write_json(out / "metrics.json", metrics)
             atomic_torch_save(out / "checkpoint.pt", {"config": cfg.to_dict(), "epoch": epoch + 1,
                                                       "learner": learner.state_dict(), "metrics": metrics})
+    if train_eval and metrics["epochs"]:  # the final state on training samples (bshw sweep's train error)
+        n_eval = min(int(train_eval), n)
+        errors, _ = evaluate(learner, x[:n_eval], t[:n_eval], cfg.votes)
+        metrics["epochs"][-1].update(train_error=errors, train_eval_samples=n_eval)
     if out and metrics["epochs"]:
         from bshw.golden.plots import plot_run
 
