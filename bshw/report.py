@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bshw.io import atomic_write_text
 
-PARTS = ("forward", "backward", "gradient", "write", "periphery")  # bshw.energy.PARTS
+from bshw.energy import PARTS  # noqa: E402  (the energy estimator's parts, in its order)
 PART_LABELS = {"forward": "forward", "backward": "backward", "gradient": "gradient/counters",
                "write": "update/writes", "periphery": "periphery"}
 # The training stages' rows in the learning table: (stage, label)
@@ -277,7 +277,8 @@ def build(s: dict, out: Path) -> list:
                          f"all {inf['agree']:,} classes equal the golden model's.")
         if sim.get("firing"):
             items.append(f"**RTL neuron firing curve**: within {sim['firing']['max_dev_logistic']:.4f} of the logistic "
-                         f"(the exact curve itself is within {sim['firing']['expected_vs_logistic']:.4f}).")
+                         f"(the exact curve itself is within {firing_bound(net['params']):.4f} over every y, "
+                         "docs/arithmetic.md §4).")
     else:
         items.append(f"RTL vs golden model: stage sim {st['sim']['status']}"
                      + (f" ({st['sim']['reason']})" if st["sim"]["reason"] else "") + ".")
@@ -402,8 +403,8 @@ def build(s: dict, out: Path) -> list:
             b += [("p", f"Firing curve of the RTL neuron, {f['draws']:,} draws per point: largest deviation from the "
                         f"enumerated curve {f['max_dev_expected']:.4f} (largest binomial sigma {f['max_sigma']:.4f}), "
                         f"from the logistic sigma(a s y) {f['max_dev_logistic']:.4f} (docs/arithmetic.md §4: the "
-                        "exact "
-                        f"curve is within 0.0190 of it)."),
+                        f"exact curve of these noise words {tuple(p['noise_words'])} at a s = {p['a'] * p['scale']:g} is "
+                        f"within {firing_bound(p):.4f} of it over every y)."),
                   ("fig", f["plot"], "RTL neuron: measured firing rate and the enumerated curve against the logistic")]
     elif not tr and not rt:
         b.append(("p", "Stages trace, rtl and sim did not run."))
@@ -610,6 +611,14 @@ def write_report(summary: dict, out) -> list:
 
 
 # ---- the firing-curve plot ----------------------------------------------------------------------
+
+def firing_bound(params: dict) -> float:
+    """Worst-case |P(fire | y) - sigma(a s y)| over all y for the configuration's noise words and
+    a s (docs/arithmetic.md §4; 0.0190 only for the default (7, 7, 5) at a s = 1/32)."""
+    from bshw.golden.exact.noise import worst_deviation
+
+    return worst_deviation(tuple(params["noise_words"]), params["a"] * params["scale"])[0]
+
 
 def plot_firing(path, f: dict, params: dict):
     """Measured firing rate of the RTL neuron and the enumerated curve against sigma(a s y)."""

@@ -1,0 +1,1 @@
+bshw_periphery.v
