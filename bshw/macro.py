@@ -17,6 +17,12 @@ Widths follow the integers of the contract (§2): ``y`` has ``y_width(fan_in, b)
 column, ``dx`` ``dx_width(fan_out, b)`` per row. Two behavioral models answer these pins: the Verilog
 model ``bshw/verilog/bshw_crossbar_model.v`` (the system top, bshw/system.py) and the numpy model
 inside the cocotb bench (bshw/sim/macro_model.py).
+
+With a memristor device model (§16) the pins and their widths stay the same: the array's sums have
+f more bits inside the macro, and its sense stage puts ``ceil(Y / 2^f)`` on ``y`` and
+``sign(D) ceil(|D| / 2^f)`` on ``dx``, which the periphery's comparator, sign and zero tests use
+exactly as at full resolution; ``prog_*`` carry levels (the nearest level of a conductance). The
+device's parameters go to the models only (``bshw.system.device_parameters``).
 """
 
 from amaranth.hdl import signed

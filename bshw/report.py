@@ -350,9 +350,9 @@ def build(s: dict, out: Path) -> list:
                          f"{r['votes']}", f"measured here ({num(r.get('test_samples'))} test images)"])
         else:
             rows.append([label, "this run", "-", "-", "-", "-", "-", f"stage {mode} {st[mode]['status']}"])
-    for p in PAPER_FC:
-        rows.append([p["model"], "paper", f"{PAPER_NET}, {PAPER_EPOCHS:,}", pct(p["hp"]), pct(p["binary"]),
-                     pct(p["stochastic"]), num(p["votes"]), f"paper, {PAPER_NET}: {p['where']}"])
+    for row in PAPER_FC:  # not `p`: that name holds the hardware parameters, read again below
+        rows.append([row["model"], "paper", f"{PAPER_NET}, {PAPER_EPOCHS:,}", pct(row["hp"]), pct(row["binary"]),
+                     pct(row["stochastic"]), num(row["votes"]), f"paper, {PAPER_NET}: {row['where']}"])
     b += [("p", "Test error after the last epoch by inference method (paper Fig. 3a-c): HP (the logistic "
                 "of the potentials), binary (deterministic threshold) and stochastic (majority vote of R noisy "
                 "passes). The exact integer mode is what the RTL computes; the float model is the SSS algorithm "

@@ -4,6 +4,8 @@ learner simulates without Python (docs/arithmetic.md §15 "System top").
 :class:`BshwSystem` instantiates the periphery module (bshw/periphery.py, emitted beside it) and the
 Verilog macro model ``bshw_crossbar_model`` (bshw/verilog/, a loop over a level memory, one module
 for every size) on each layer's macro pins. Its ports are the periphery's host ports and probes.
+With a device model in the periphery's parameters (``params["device"]``, docs/arithmetic.md §16) each
+model gets its device parameters; with the ideal device (no such key) the emitted system is as before.
 """
 
 from importlib import resources
@@ -17,6 +19,20 @@ MODEL = "bshw_crossbar_model"
 def model_verilog() -> str:
     """The text of the behavioral macro model (package data)."""
     return resources.files("bshw").joinpath("verilog", f"{MODEL}.v").read_text()
+
+
+def device_parameters(device, layer: int) -> dict:
+    """``p_*`` parameters of the macro model for the §16 device of weight layer ``layer`` (1-based);
+    ``{}`` for the ideal device (``device`` None). Constants wider than 32 bits go as 64-bit Consts."""
+    if device is None:
+        return {}
+    from bshw.golden.exact.device import ArrayDevice
+
+    out = {}
+    for k, v in ArrayDevice(device).verilog_parameters(layer).items():
+        out[f"p_{k}"] = Const(v, 64) if k in ("KP", "CP", "KD", "CD", "SEED") else (
+            Const(v, 33) if k == "STUCK_TH" else v)
+    return out
 
 
 def _flat(value):
@@ -62,6 +78,7 @@ class BshwSystem(wiring.Component):
                 model.update(i_bwd=Const(0, 1), i_dy_en=Const(0, mac.fan_out), i_dy_neg=Const(0, mac.fan_out))
             params = {f"p_{k}": v for k, v in mac.verilog_parameters().items()}
             params["p_RW"] = len(pins.upd_row)
+            params.update(device_parameters(getattr(per, "params", {}).get("device"), li + 1))
             if self.init_files[li]:
                 params["p_INIT_FILE"] = str(self.init_files[li])
             m.submodules[f"macro{li + 1}"] = Instance(MODEL, **params, **model)

@@ -580,11 +580,12 @@ def test_kill_during_write_then_rerun_cleans(tmp_path):
     names = sorted(os.listdir(run))
     assert any(n.startswith(".config.json.") and n.endswith(".tmp") for n in names), names
     assert ".bshw.lock" in names  # left by the kill, but its flock died with the process
-    # the rerun (no epochs: it writes config.json and network.json only, which is enough)
-    rc, out, err = cli(["train", *TINY, "--epochs", "0", "--threads", "1", "--out", "run"], tmp_path)
+    # the rerun (one epoch; --epochs 0 is refused since issue 23)
+    rc, out, err = cli(["train", *TINY, "--epochs", "1", "--threads", "1", "--out", "run"], tmp_path)
     assert rc == 0, err
     names = sorted(os.listdir(run))
-    assert names == ["config.json", "network.json"], names
+    assert names == ["activation_cdf.png", "checkpoint.pt", "config.json", "learning_curves.png", "metrics.json",
+                     "network.json", "weight_density.png"], names
 
 
 def test_stale_temp_rules(tmp_path):

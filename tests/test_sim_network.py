@@ -6,8 +6,10 @@
 - random stimulus: 1,000 training samples of a 16-8-10 net in batches of 10 (100 carries) on the
   system top (the Verilog macro model), and a deeper 16-8-4-10 net with a read latency of 3;
 - the 784-input shape (784-100-10) for a few samples;
-- every operation's clock count against the §15 formula (in the bench);
-- mutation check: each rule broken in the RTL makes the bench fail, naming the signal.
+- every operation's clock count against the §15 formula, and after every operation (training sample,
+  carry, binary and stochastic inference) every LFSR state, weight and counter (in the bench);
+- a net whose weights reach both limits and whose counters saturate, with the bench's counts of it;
+- the mutation check (each rule broken in the RTL caught by the bench): tests/test_mutations.py.
 """
 
 import pytest
@@ -71,13 +73,24 @@ def test_mnist_shaped_784_inputs(tmp_path):
     assert res["samples"] == 3
 
 
-@pytest.mark.parametrize("name", ["tie-zero", "no-gate", "swap-ab", "th-off-by-one", "acc-skip-row"])
-def test_broken_rule_is_caught(tmp_path, name):
-    from bshw.sim.mutations import MUTANTS, run_mutant
+def test_weight_limits_and_counter_saturation_reached(tmp_path):
+    """A 16-8-10 net with 3-bit weights ([-4, 3]), th = 2 and 3-bit counters, lr 1, random labels:
+    within 12 batches the weights reach both limits (carries clamped there) and the counters saturate
+    both ways, on the system top (the Verilog array model does the clamping) with the whole state
+    compared after every operation. The bench counts each event; the mutation check's `limits`
+    trace is this one (bshw/sim/mutations.py: counter-wraps, clamp-wmax-1)."""
+    from bshw.sim.mutations import TRACES
+    from bshw.sim.network import run_network, write_random_trace
 
-    r = run_mutant(name, tmp_path)
-    assert r["caught"], f"mutant {name} ({MUTANTS[name][0]}) passed the bench"
-    assert r["named"], f"mutant {name}: the first mismatch does not name {r['expected_probe']}: {r['mismatch']}"
+    over, steps, batch, _ = TRACES["limits"]
+    trace = write_random_trace(tmp_path / "trace.jsonl", over, steps, batch)
+    res = _check(run_network(trace, build_dir=tmp_path / "b", seed=0, macro="hdl", infer_samples=3))
+    assert res["state_every_op"] and res["samples"] == steps * batch
+    lim = res["limits"]
+    print("limits hit:", lim)
+    for event in ("counter_saturated_max", "counter_saturated_min", "weight_clamped_max", "weight_clamped_min",
+                  "weights_at_max", "weights_at_min"):
+        assert lim[event] > 0, f"{event} never happened: {lim}"
 
 
 def test_bshw_sim_cli(tmp_path, capsys):

@@ -39,6 +39,9 @@ class TrainConfig:
     tie : {"plus", "zero", "random"}
         What sign(dx) gives where dx == 0 in E:S (``zero``: dz = 0, the default; ``plus``: the
         paper's literal sign(0) = +1; ``random``: +1 or -1 with equal odds). See docs/algorithm.md.
+        The float model's rule only: the exact mode (and so the RTL) follows ``hw.tie`` (default
+        ``gated``, docs/arithmetic.md §7), which a trace header records as ``params.tie``; there
+        ``config.tie`` is the unused float default, and ``bshw train --mode exact --tie`` is refused.
     deriv_k : int or None
         D:S only. None: the ideal Bernoulli draw of min(1, a z (1 - z)). 1, 2 or 4: the hardware
         form, k independent pairs (A AND NOT B) OR-ed together (paper Eq. 4 and its k-fold OR).

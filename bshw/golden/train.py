@@ -10,8 +10,11 @@ A run directory holds (all written atomically, so a killed run never leaves a ha
   learning_curves.png, weight_density.png, activation_cdf.png   (bshw.golden.plots)
 
 The run directory is locked for the whole run (bshw.io.run_lock): a second run into the same
-``--out`` refuses with one line naming the first one's pid instead of mixing files. ``--resume``
-checks every field of checkpoint.pt (shapes, layers, epoch, finite weights; bshw.golden.exact's
+``--out`` refuses with one line naming the first one's pid instead of mixing files. A folder that
+already holds a run (config.json) is refused unless ``--resume`` (continue it) or ``--force``
+(replace it). ``--resume`` takes the run's configuration from its config.json (data path included);
+flags given with it may change only :data:`RESUME_MAY_CHANGE` (epochs, device), any other that
+differs from the run's is refused in one line. ``--resume`` checks every field of checkpoint.pt (shapes, layers, epoch, finite weights; bshw.golden.exact's
 validate_state in the exact mode) before using it.
 
 Runs are deterministic for a seed on CPU, and a resumed run continues exactly where the
@@ -19,6 +22,7 @@ interrupted one stopped (the epoch's shuffle comes from (seed, epoch); generator
 checkpointed).
 """
 
+import sys
 import time
 from pathlib import Path
 
@@ -29,6 +33,7 @@ from bshw.errors import BshwError
 from bshw.golden.config import TrainConfig
 from bshw.io import atomic_torch_save, atomic_write_json, check_writable, run_lock
 
+PLAIN_EVERY_S = 30.0  # progress lines when stderr is not a terminal (a file, a CI log)
 VOTE_CURVE = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 HIST_BINS = 101  # weight histograms over [-w_max, w_max] of each layer
 QUANTILES = torch.linspace(0, 1, 101)
@@ -72,11 +77,13 @@ def _mean_activity(acts):
     return [{k: mean([a[i][k] for a in acts]) for k in acts[0][i]} for i in range(len(acts[0]))]
 
 
-def fit(cfg: TrainConfig, out=None, resume=False, progress=True, data=None, final_votes=None, train_eval=0):
+def fit(cfg: TrainConfig, out=None, resume=False, progress=True, data=None, final_votes=None, train_eval=0,
+        replace=False):
     """Train ``cfg`` and return the metrics dict. ``out``: run directory (None: keep nothing).
     ``final_votes``: repetitions of the last epoch's stochastic vote (default ``cfg.votes``; a long
     vote curve only at the end keeps the per-epoch evaluation cheap). ``train_eval``: also evaluate
-    the final state on the first N training samples, as the last epoch's ``train_error`` (0: not)."""
+    the final state on the first N training samples, as the last epoch's ``train_error`` (0: not).
+    ``replace``: remove an earlier run's files from ``out`` first (``bshw train --force``)."""
     from bshw.golden.data import load_dataset
     from bshw.golden.model import make_learner
 
@@ -95,7 +102,17 @@ def fit(cfg: TrainConfig, out=None, resume=False, progress=True, data=None, fina
     if resume and not (out / "checkpoint.pt").exists():  # before the lock creates the folder
         raise BshwError(f"--resume: no checkpoint at {out / 'checkpoint.pt'}")
     with run_lock(out):  # a second run into the same folder refuses instead of mixing files
+        if replace and not resume:
+            for name in RUN_FILES:
+                (out / name).unlink(missing_ok=True)
         return _fit(cfg, out, resume, progress, data, final_votes, learner, x, t, xt, tt, train_eval)
+
+
+def _is_tty() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -108,6 +125,9 @@ def _fit(cfg, out, resume, progress, data, final_votes, learner, x, t, xt, tt, t
     metrics, start = {"epochs": []}, 0
     if out and resume:
         start, metrics = _resume(cfg, out, learner)
+        if start >= cfg.epochs:
+            raise BshwError(f"--resume: {out} has trained {start} epoch{'s' * (start != 1)} already; "
+                            f"give --epochs N with N > {start} to train on")
     if out:
         atomic_write_json(out / "config.json", cfg.to_dict())
         atomic_write_json(out / "network.json", {"layers": learner.layers, "data": str(data)})
@@ -115,8 +135,12 @@ def _fit(cfg, out, resume, progress, data, final_votes, learner, x, t, xt, tt, t
     for epoch in range(start, cfg.epochs):
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(_epoch_seed(cfg.seed, epoch)))
         losses, acts, t0 = [], [], time.perf_counter()
-        bar = tqdm(range(0, n, B), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress,
+        # a live bar on a terminal; written to a file or a CI log, a plain line every PLAIN_EVERY_S
+        # instead of a wall of carriage-return refreshes
+        live = progress and _is_tty()
+        bar = tqdm(range(0, n, B), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not live,
                    leave=False, unit="batch")
+        t_plain = t0
         for i in bar:
             idx = perm[i:i + B]
             s = learner.train_batch(x[idx], t[idx])
@@ -124,6 +148,11 @@ def _fit(cfg, out, resume, progress, data, final_votes, learner, x, t, xt, tt, t
             acts.append(s["activity"])
             if len(losses) % 50 == 0:
                 bar.set_postfix(loss=f"{sum(losses[-50:]) / 50:.3f}")
+            if progress and not live and time.perf_counter() - t_plain >= PLAIN_EVERY_S:
+                t_plain = time.perf_counter()
+                k = min(len(losses), 50)
+                print(f"epoch {epoch + 1}/{cfg.epochs}: {min(i + B, n)}/{n} samples, loss "
+                      f"{sum(losses[-k:]) / k:.3f}, {t_plain - t0:.0f} s", file=sys.stderr, flush=True)
         train_s = time.perf_counter() - t0
         last = epoch == cfg.epochs - 1
         errors, curve = evaluate(learner, xt, tt, final_votes if last and final_votes else cfg.votes)
@@ -268,7 +297,9 @@ def check_state_like(saved, ref, where: str):
 def add_arguments(p):
     p.add_argument("--config", metavar="FILE", help="TOML file with a [train] table (flags override it)")
     p.add_argument("--net", choices=("fc", "cnn", "vgg"))
-    p.add_argument("--hidden", metavar="N,N", help="FC hidden sizes, e.g. 500,200")
+    from bshw.cli import add_hidden
+
+    add_hidden(p, "FC hidden sizes, e.g. 500,200 or 500 200")
     p.add_argument("--algo", help="three letters H/S for forwarding, error, derivative (HHH, SSS, SHS, ...)")
     p.add_argument("--tie", choices=("plus", "zero", "random"), help="sign(0) rule in E:S (default zero)")
     p.add_argument("--deriv-k", type=int, metavar="K", help="hardware derivative: K pairs (A AND NOT B) OR-ed (1, 2, 4)")
@@ -288,8 +319,14 @@ def add_arguments(p):
     p.add_argument("--votes", type=int, metavar="R", help="repetitions of the stochastic majority vote (default 10)")
     p.add_argument("--device", help="cpu (default) or cuda")
     p.add_argument("--mode", choices=("float", "exact"), help="float golden model or hardware-exact integer mode")
-    p.add_argument("--out", metavar="DIR", help="run directory (default runs/<net>-<algo>-<weights>-s<seed>)")
-    p.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt")
+    p.add_argument("--hw", metavar="JSON", help='--mode exact: hardware parameters as JSON, e.g. \'{"deriv_k": 1}\' '
+                                                "(as in bshw rtl and bshw trace)")
+    p.add_argument("--out", metavar="DIR", help="run directory (default runs/<net>-<algo>-<weights>-<mode>-s<seed>)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--resume", action="store_true",
+                   help="continue the run in DIR from DIR/checkpoint.pt, with DIR/config.json's settings "
+                        "(only --epochs and --device may change)")
+    g.add_argument("--force", action="store_true", help="replace the run already in DIR (default: refuse)")
     p.add_argument("--threads", type=int, metavar="N",
                    help="torch CPU threads (default: torch's choice; 1 is fastest when other jobs share the cores)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -302,26 +339,81 @@ EXACT_IGNORES = {
 }
 
 
+# what --resume may change in a run's configuration; everything else must agree with its config.json
+RESUME_MAY_CHANGE = ("epochs", "device")
+# the files of a run directory (its own; --force removes them before the new run writes)
+RUN_FILES = ("config.json", "network.json", "metrics.json", "checkpoint.pt", "learning_curves.png",
+             "weight_density.png", "activation_cdf.png")
+
+
+def default_out(cfg: TrainConfig) -> Path:
+    """The run directory when ``--out`` is not given: net, algorithm, weights, mode and seed."""
+    return Path(f"runs/{cfg.net}-{cfg.algo}-{cfg.weights}-{cfg.mode}-s{cfg.seed}")
+
+
+def holds_run(out: Path) -> str | None:
+    """The name of the first run file in ``out`` (None: no run there)."""
+    return next((n for n in ("config.json", "checkpoint.pt", "metrics.json") if (Path(out) / n).exists()), None)
+
+
 def config_from_args(args) -> TrainConfig:
     flags = {k: v for k, v in vars(args).items()
              if v is not None and k in TrainConfig.__dataclass_fields__}
-    if "hidden" in flags:
+    if isinstance(flags.get("hidden"), str):  # a tuple from bshw.cli.add_hidden; a str from a caller's Namespace
+        from bshw.cli import parse_sizes
+
+        flags["hidden"] = parse_sizes(flags["hidden"])
+    if "hw" in flags:
+        import json
+
         try:
-            flags["hidden"] = tuple(int(h) for h in flags["hidden"].split(","))
-        except ValueError:
-            raise BshwError(f"--hidden {args.hidden!r}: give sizes like 500,200") from None
+            flags["hw"] = json.loads(flags["hw"])
+        except json.JSONDecodeError as e:
+            raise BshwError(f"--hw is not valid JSON: {e}") from None
     where = args.config or "command line"
-    d = TrainConfig.read_toml(args.config) if args.config else {}
-    d.update(flags)
+    toml = TrainConfig.read_toml(args.config) if args.config else {}
+    d = {**toml, **flags}
     if d.get("mode") == "exact":
         for k, why in EXACT_IGNORES.items():
             if k in flags:
                 raise BshwError(f"--{k.replace('_', '-')} does not apply to --mode exact: {why}")
         d.setdefault("weights", "int8")  # the hardware's weights (docs/arithmetic.md §1)
+    elif "hw" in flags and not getattr(args, "resume", False):
+        raise BshwError("--hw does not apply to --mode float: hardware parameters belong to the exact mode "
+                        "(add --mode exact)")
     cfg = TrainConfig.from_dict(d, where)
+    if getattr(args, "resume", False):
+        cfg = _resume_config(cfg, {**toml, **flags})
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise BshwError(f"--device {cfg.device}: no CUDA device on this machine")
     return cfg
+
+
+def _resume_config(given_cfg: TrainConfig, given: dict) -> TrainConfig:
+    """The configuration of the run ``--resume`` continues: its directory's ``config.json`` (data path
+    included), with the given values of :data:`RESUME_MAY_CHANGE`; any other given value that differs
+    from the run's is refused in one line. Without a config.json (a run written by hand, or an older
+    one) the given configuration stands, and the checkpoint is checked against it (check_checkpoint)."""
+    import json
+
+    out = Path(given_cfg.out) if given_cfg.out else default_out(given_cfg)
+    path = out / "config.json"
+    if not path.is_file():
+        return given_cfg
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise BshwError(f"--resume: {path} cannot be read ({type(e).__name__}: {str(e)[:100]})") from None
+    run = TrainConfig.from_dict(saved, where=str(path)).to_dict()
+    asked = TrainConfig.from_dict({**run, **{k: v for k, v in given.items() if k != "out"}}, where="--resume").to_dict()
+    for k in given:
+        if k in ("out", *RESUME_MAY_CHANGE) or asked[k] == run[k]:
+            continue
+        shown = ",".join(map(str, asked[k])) if k == "hidden" else asked[k]
+        raise BshwError(f"--resume: --{k.replace('_', '-')} {shown} conflicts with the run's {k} = {run[k]!r} "
+                        f"({path}); only {', '.join('--' + m for m in RESUME_MAY_CHANGE)} may change on a resume")
+    return TrainConfig.from_dict({**run, **{k: asked[k] for k in RESUME_MAY_CHANGE if k in given}, "out": str(out)},
+                                 where=str(path))
 
 
 def run(args) -> int:
@@ -330,9 +422,15 @@ def run(args) -> int:
         if not 1 <= args.threads <= 1024:
             raise BshwError(f"--threads {args.threads}: give a number from 1 to 1024")
         torch.set_num_threads(args.threads)
-    out = Path(cfg.out or f"runs/{cfg.net}-{cfg.algo}-{cfg.weights}-s{cfg.seed}")
+    if cfg.epochs < 1:
+        raise BshwError(f"epochs = {cfg.epochs}: give at least 1 epoch to train")
+    out = Path(cfg.out) if cfg.out else default_out(cfg)
     check_writable(out, folder=True, what="run directory")  # before the data and the model load
-    m = fit(cfg, out, resume=args.resume, progress=not args.quiet)
+    found = holds_run(out)
+    if found and not (args.resume or args.force):
+        raise BshwError(f"run directory {out} already holds a run ({found}): continue it with --resume, "
+                        "replace it with --force, or give another --out")
+    m = fit(cfg, out, resume=args.resume, progress=not args.quiet, replace=args.force)
     if m["epochs"]:
         e = m["epochs"][-1]
         print(f"{out}: epoch {e['epoch']}, test error " + ", ".join(

@@ -11,6 +11,11 @@ Stimulus per clock: forward reads with random input density, backward reads with
 drive, update pulses biased in one direction on a few hot rows (levels reach and sit at their
 limits), programming of random rows (often limit values), read-backs, and clocks that combine a
 read with an update or a write (the reads must see the levels from before that edge).
+
+``device`` (a §16 preset name or ``{"preset": ..., overrides}``; None: the ideal integer levels)
+runs both models with that memristor device (conductances, Eq. 7 / 8 steps, Eq. 9 write noise,
+stuck devices), seeded with ``seed`` as weight layer ``layer``; the read-back compares the levels
+and every forward / backward read the conductances through the ceil / sign-keeping sums.
 """
 
 from __future__ import annotations
@@ -21,10 +26,20 @@ from cocotb.triggers import ReadOnly, RisingEdge
 
 from bshw.sim import util
 
-DEFAULTS = {"fan_in": 32, "fan_out": 10, "wmin": -128, "wmax": 127, "backward": True, "read_latency": 1}
+DEFAULTS = {"fan_in": 32, "fan_out": 10, "wmin": -128, "wmax": 127, "backward": True, "read_latency": 1,
+            "device": None, "seed": 0, "layer": 1}
 KNOBS = {"cycles": 3000}
 STIMULUS = ("fwd", "x", "bwd", "dy_en", "dy_neg", "upd", "upd_row", "pot", "dep", "prog_we", "prog_re",
             "prog_row", "prog_wdata")
+
+
+def resolved_device(p: dict):
+    """The §16 device dict of the DUT parameters (None: ideal levels)."""
+    if p.get("device") is None:
+        return None
+    from bshw.golden.exact.device import DeviceModel
+
+    return DeviceModel.from_spec(p["device"]).resolve(p["wmin"], p["wmax"], p["seed"])
 
 
 def make_dut(p: dict):
@@ -33,7 +48,7 @@ def make_dut(p: dict):
     from amaranth.lib.wiring import In, Out
 
     from bshw.macro import CrossbarMacroSignature
-    from bshw.system import MODEL
+    from bshw.system import MODEL, device_parameters
 
     mac = CrossbarMacroSignature(p["fan_in"], p["fan_out"], p["wmin"], p["wmax"], backward=p["backward"],
                                  read_latency=p["read_latency"])
@@ -61,10 +76,17 @@ def make_dut(p: dict):
                 ports.update(i_bwd=0, i_dy_en=0, i_dy_neg=0)
             params = {f"p_{k}": v for k, v in mac.verilog_parameters().items()}
             params["p_RW"] = len(self.upd_row)
+            params.update(device_parameters(resolved_device(p), p["layer"]))
             m.submodules.model = Instance(MODEL, **params, **ports)
             return m
 
     name = f"bshw_macro_pair_{p['fan_in']}x{p['fan_out']}_l{p['read_latency']}" + ("" if p["backward"] else "_fwd")
+    dev = resolved_device(p)
+    if dev is not None:  # one module per device, seed and layer (the parameters differ)
+        import hashlib
+        import json
+
+        name += "_dev" + hashlib.sha256(json.dumps([dev, p["layer"]], sort_keys=True).encode()).hexdigest()[:10]
     return name, MacroPair()
 
 
@@ -95,7 +117,7 @@ async def macro_models_agree(dut):
     for name in STIMULUS:
         if hasattr(dut, name):
             getattr(dut, name).value = 0
-    model = NumpyMacro(dut, "", layer, lo, hi, p["read_latency"])
+    model = NumpyMacro(dut, "", layer, lo, hi, p["read_latency"], device=resolved_device(p), number=p["layer"])
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     cocotb.start_soon(model.run())
     answers = [("y", layer["yw"], fo), ("prog_rdata", wb, fo)] + ([("dx", layer["macro_dxw"], fi)] if p["backward"] else [])

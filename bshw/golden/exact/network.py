@@ -9,6 +9,7 @@ import torch
 
 from bshw.errors import BshwError
 from bshw.golden.exact import carry as carry_mod
+from bshw.golden.exact.device import NOISE_BITS, ArrayDevice
 from bshw.golden.exact.error import ternary_error, tie_sign
 from bshw.golden.exact.lfsr import I16, N32, LfsrBank, seed_state, stream_id
 from bshw.golden.exact.neuron import fire, sample_neurons
@@ -67,7 +68,17 @@ class ExactLearner:
                                        self.noise.bits, device=dev) if on else None)
         self.host_bank = (LfsrBank(N32, [seed_state(seed, stream_id(self.L + 1, j), N32) for j in range(10)],
                                    HOST_BITS, device=dev) if P["output"] == "host" else None)
-        b = P["weight_bits"]
+        # §16: the device model of the array (None: the ideal device, integer levels as in §9)
+        self.dev = ArrayDevice(P["device"]) if "device" in P else None
+        self.G, self.dev_banks, self.stuck = None, None, None
+        if self.dev is not None:
+            dv = self.dev
+            self.G = [dv.g_ref + (w << dv.f) for w in self.W]  # programmed on the level grid
+            self.dev_banks = [LfsrBank(N32, dv.noise_seeds(l + 1, o), NOISE_BITS, device=dev)
+                              for l, o in enumerate(self.sizes[1:])]
+            self.stuck = [torch.as_tensor(dv.stuck_mask(l + 1, i, o), device=dev)
+                          for l, (i, o) in enumerate(zip(self.sizes, self.sizes[1:]))]
+        b = P["weight_bits"] + (0 if self.dev is None else self.dev.f)
         self._fwd_bound = [i << (b - 1) for i in self.sizes[:-1]]
         self._bwd_bound = [o << (b - 1) for o in self.sizes[1:]]
         self._wf = [None] * self.L  # float copies of W for the BLAS products, refreshed on change
@@ -91,13 +102,56 @@ class ExactLearner:
         dt = torch.float32 if bound < (1 << 24) and self.device.type == "cpu" else torch.float64
         w = self._wf[l]
         if w is None or w.dtype != dt:
-            w = self._wf[l] = self.W[l].to(dt)
+            # §16: with a device model the array contributes g - g_ref (units of 2^-f levels)
+            src = self.W[l] if self.dev is None else self.G[l] - self.dev.g_ref
+            w = self._wf[l] = src.to(dt)
         return w
+
+    def _y_pin(self, y: torch.Tensor) -> torch.Tensor:
+        """The column sums at the macro pins: ``y`` itself, or ``ceil(Y / 2^f)`` with a device (§16)."""
+        if self.dev is None or self.dev.f == 0:
+            return y
+        return self.dev.y_pin(y.to(torch.int64)).to(y.dtype)
+
+    def _dx_pin(self, dx: torch.Tensor) -> torch.Tensor:
+        """The row sums at the pins: ``dx``, or ``sign(D) ceil(|D| / 2^f)`` with a device (§16)."""
+        if self.dev is None or self.dev.f == 0:
+            return dx
+        return self.dev.dx_pin(dx.to(torch.int64)).to(dx.dtype)
+
+    def _level_float(self, l: int) -> torch.Tensor:
+        """Float64 weights in levels: ``W``, or ``(g - g_ref) / 2^f`` with a device (HP inference)."""
+        if self.dev is None:
+            return self.W[l].double()
+        return (self.G[l] - self.dev.g_ref).double() / (1 << self.dev.f)
 
     def _ifwd(self, l: int, x: torch.Tensor) -> torch.Tensor:
         """``x @ W[l]`` for 0/1 ``x``: integer-valued floats (exact: every partial sum < 2^24 / 2^53)."""
         w = self._wfloat(l, self._fwd_bound[l])
-        return x.to(w.dtype) @ w
+        return self._y_pin(x.to(w.dtype) @ w)
+
+    def _device_carry(self, l: int, step: torch.Tensor) -> None:
+        """§16: every pulse of layer ``l``'s carry (``step`` +1 potentiation, -1 depression) moves
+        its device by Eq. 7 / 8 plus the Eq. 9 draw of its column's stream; draws in row order."""
+        dv, G, bank = self.dev, self.G[l], self.dev_banks[l]
+        pulsed = step != 0
+        counts = pulsed.sum(0)  # draws per column
+        m = int(counts.max()) if counts.numel() else 0
+        if m == 0:
+            return
+        words = torch.zeros(m, len(bank), dtype=torch.int64, device=G.device)
+        for t in range(m):  # draw t of every column that has more than t pulses
+            lanes = (counts > t).nonzero().flatten()
+            sub = LfsrBank(N32, bank.states[lanes], NOISE_BITS)
+            words[t, lanes] = sub.draw_t(1)[:, 0].to(torch.int64)
+            bank.states[lanes] = sub.states
+        rank = (pulsed.cumsum(0) - 1).clamp_(min=0)  # the pulse's draw index in its column
+        word = words.gather(0, rank)
+        pot = step > 0
+        mean = torch.where(pot, dv.step_pot(G), dv.step_dep(G))
+        new = (G + torch.where(pot, mean, -mean) + dv.noise(word, mean)).clamp_(0, dv.R)
+        self.G[l] = torch.where(pulsed & ~self.stuck[l], new, G)
+        self.W[l] = dv.level(self.G[l])
 
     # -- training ----------------------------------------------------------------------------------
     def train_batch(self, x: torch.Tensor, t: torch.Tensor, record: dict | None = None) -> dict:
@@ -123,7 +177,7 @@ class ExactLearner:
         for l in range(self.L):
             w = self._wfloat(l, self._fwd_bound[l])
             xf.append(xs[-1].to(w.dtype))
-            y = xf[-1] @ w  # integer-valued float [B, n], exact
+            y = self._y_pin(xf[-1] @ w)  # integer-valued float [B, n], exact
             ys.append(y)
             if l < self.L - 1:
                 S = self._noise(l, 1 + 2 * k, B)
@@ -144,7 +198,7 @@ class ExactLearner:
         for l in range(self.L - 2, -1, -1):  # backward through W^{l+2}
             up = dys[l + 1]
             w = self._wfloat(l + 1, self._bwd_bound[l])
-            dx = up.to(w.dtype) @ w.T  # integer-valued, exact
+            dx = self._dx_pin(up.to(w.dtype) @ w.T)  # integer-valued, exact
             dz = tie_sign(dx, (up != 0).any(1), P["tie"])
             dxs[l], dzs[l], dys[l] = dx, dz, ternary_error(ds[l], dz)
         stats, pre, steps = [], [], []
@@ -156,7 +210,11 @@ class ExactLearner:
             self.C[l] = carry_mod.accumulate(self.C[l], xf[l], dys[l], P["counter_bits"], bound=bound)
             if record is not None:
                 pre.append(self.C[l].clone())
-            self.C[l], self.W[l], step = carry_mod.carry(self.C[l], self.W[l], P["th"], P["wmin"], P["wmax"])
+            self.C[l], W, step = carry_mod.carry(self.C[l], self.W[l], P["th"], P["wmin"], P["wmax"])
+            if self.dev is None:
+                self.W[l] = W
+            else:  # §16: the pulses go to the devices; W is the level read-back
+                self._device_carry(l, step)
             self._wf[l] = None
             steps.append(step)
             # counts now, fractions after one read of all of them (one sync per batch on a device)
@@ -190,6 +248,8 @@ class ExactLearner:
                           d=[_i64(v) for v in ds], dx=[_i64(v) for v in dxs], dz=dzs, dy=dys,
                           counter_pre=pre, carry=steps, counters=[c.clone() for c in self.C],
                           weights=[w.clone() for w in self.W])
+            if self.dev is not None:
+                record["conductance"] = [g.clone() for g in self.G]
         return {"loss": flat[-1], "out_err": out_err, "activity": acts}
 
     # -- inference ---------------------------------------------------------------------------------
@@ -204,7 +264,7 @@ class ExactLearner:
         if method == "hp":
             z = p.double() / 255
             for l in range(self.L):
-                y = z @ (self.W[l].double() * self.s)
+                y = z @ (self._level_float(l) * self.s)
                 z = torch.sigmoid(self.cfg.a * y)
             return y.argmax(1).cpu()
         if method == "binary":
@@ -238,13 +298,13 @@ class ExactLearner:
         """HP activations ``sigma(a s y)`` of every hidden layer (activation CDF plots)."""
         z, out = self._pixels(x).double() / 255, []
         for l in range(self.L - 1):
-            z = torch.sigmoid(self.cfg.a * (z @ (self.W[l].double() * self.s)))
+            z = torch.sigmoid(self.cfg.a * (z @ (self._level_float(l) * self.s)))
             out.append(z.flatten().float().cpu())
         return out
 
     def float_weights(self) -> list:
         """Effective float weights ``s * W`` per layer, ``[fan_out, fan_in]`` like the float model."""
-        return [(w.T.double() * self.s).float().cpu() for w in self.W]
+        return [(self._level_float(l).T * self.s).float().cpu() for l in range(self.L)]
 
     # -- state -------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -252,7 +312,9 @@ class ExactLearner:
                 "weights": [w.clone() for w in self.W], "counters": [c.clone() for c in self.C],
                 "lfsr_in": self.in_bank.states.clone(),
                 "lfsr": [None if b is None else b.states.clone() for b in self.banks],
-                "host_lfsr": None if self.host_bank is None else self.host_bank.states.clone()}
+                "host_lfsr": None if self.host_bank is None else self.host_bank.states.clone(),
+                **({} if self.dev is None else {"conductance": [g.clone() for g in self.G],
+                                                "device_lfsr": [b.states.clone() for b in self.dev_banks]})}
 
     def load_state_dict(self, d: dict) -> None:
         from bshw.golden.exact import validate_state
@@ -277,3 +339,11 @@ class ExactLearner:
                 b.states = own(s)
         if self.host_bank is not None:
             self.host_bank.states = own(d["host_lfsr"])
+        if self.dev is not None:  # §16: the conductances and the write-noise streams
+            g, s = d.get("conductance"), d.get("device_lfsr")
+            if (not isinstance(g, (list, tuple)) or [tuple(v.shape) for v in g] != [tuple(v.shape) for v in self.G]
+                    or not isinstance(s, (list, tuple)) or len(s) != self.L):
+                raise BshwError("the saved exact-mode state lacks the device's conductance or noise streams")
+            self.G = [own(v) for v in g]
+            for b, v in zip(self.dev_banks, s):
+                b.states = own(v)

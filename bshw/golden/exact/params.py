@@ -5,6 +5,7 @@ from dataclasses import asdict, dataclass, fields
 
 from bshw.errors import BshwError
 from bshw.golden.exact.carry import default_counter_bits, threshold
+from bshw.golden.exact.device import DeviceModel
 from bshw.golden.exact.error import TIE_RULES
 from bshw.golden.exact.noise import NoiseSpec, auto_words
 
@@ -30,6 +31,10 @@ class ExactParams:
         Carry threshold; None: ``round(s * batch / lr)``.
     counter_bits : int or None
         Signed counter width; None: the least that never saturates.
+    device : str or dict
+        The memristor device model of the array (§16): a preset name (``ideal``, the default and
+        today's integer weights; ``paper-fig5``; ``32-level``) or ``{"preset": name, overrides...}``
+        (:class:`bshw.golden.exact.device.DeviceModel`).
     """
 
     noise_words: object = "auto"
@@ -38,6 +43,7 @@ class ExactParams:
     output: str = "onchip"
     th: int | None = None
     counter_bits: int | None = None
+    device: object = "ideal"
 
     @classmethod
     def from_dict(cls, d: dict) -> "ExactParams":
@@ -74,6 +80,10 @@ class ExactParams:
         cb = self.counter_bits
         if cb is not None and (not isinstance(cb, int) or isinstance(cb, bool) or not 2 <= cb <= 32):
             bad("counter_bits", cb, "a whole number from 2 to 32")
+        try:
+            DeviceModel.from_spec(self.device)
+        except ValueError as e:
+            raise BshwError(f"hw.{e}" if str(e).startswith("device") else f"hw.device: {e}") from None
 
     def resolve(self, cfg) -> dict:
         """All numbers of the hardware for ``cfg`` (the trace header's ``params``)."""
@@ -89,7 +99,16 @@ class ExactParams:
         wmin, wmax = (-1, 1) if cfg.weights == "ternary" else (-(1 << (b - 1)), (1 << (b - 1)) - 1)
         words = tuple(auto_words(cfg.a * scale) if self.noise_words == "auto" else self.noise_words)
         spec = NoiseSpec(words)
-        th = self.th or threshold(scale, cfg.batch, cfg.learning_rate)
+        device = DeviceModel.from_spec(self.device)
+        dev = None
+        if not device.is_default:  # §16: the ideal device adds no key, so every figure stays as it was
+            try:
+                dev = device.resolve(wmin, wmax, cfg.seed)
+            except ValueError as e:
+                raise BshwError(f"hw.{e}") from None
+        # §16: one carry is worth the device's nominal pulse at g_ref (one LSB for the ideal device)
+        unit = scale if dev is None else scale * dev["nominal"] / (1 << dev["frac_bits"])
+        th = self.th or threshold(unit, cfg.batch, cfg.learning_rate)
         cb = self.counter_bits or default_counter_bits(th, cfg.batch)
         if cb > 32:
             raise BshwError(f"the carry threshold th = {th} (scale {scale:g} x batch {cfg.batch} / lr "
@@ -98,9 +117,12 @@ class ExactParams:
         if (1 << (cb - 1)) - 1 < th:
             raise BshwError(f"hw.counter_bits = {cb} cannot hold the carry threshold th = {th}")
         k = self.deriv_k or cfg.deriv_k or 4
-        return {"noise_words": list(words), "noise_bits": spec.bits, "smax": spec.smax, "T": spec.T,
-                "deriv_k": k, "tie": self.tie, "output": self.output, "th": th, "counter_bits": cb,
-                "weight_bits": b, "wmin": wmin, "wmax": wmax, "scale": scale, "a": cfg.a}
+        P = {"noise_words": list(words), "noise_bits": spec.bits, "smax": spec.smax, "T": spec.T,
+             "deriv_k": k, "tie": self.tie, "output": self.output, "th": th, "counter_bits": cb,
+             "weight_bits": b, "wmin": wmin, "wmax": wmax, "scale": scale, "a": cfg.a}
+        if dev is not None:
+            P["device"] = dev
+        return P
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -20,13 +20,16 @@ def _l(v):
 
 
 def header(learner, seed: int) -> dict:
-    """Line 1: format, version, config, resolved parameters, layers, initial state."""
+    """Line 1: format, version, config, resolved parameters, layers, initial state (with a device
+    model, §16, also the conductances and the write-noise streams)."""
+    init = {"weights": [_l(w) for w in learner.W], "counters": [_l(c) for c in learner.C],
+            "lfsr_in": _l(learner.in_bank.states),
+            "lfsr": [None if b is None else _l(b.states) for b in learner.banks],
+            "host_lfsr": None if learner.host_bank is None else _l(learner.host_bank.states)}
+    if learner.dev is not None:
+        init.update(conductance=[_l(g) for g in learner.G], device_lfsr=[_l(b.states) for b in learner.dev_banks])
     return {"format": FORMAT, "version": VERSION, "seed": seed, "config": learner.cfg.to_dict(),
-            "params": learner.P, "layers": learner.layers,
-            "init": {"weights": [_l(w) for w in learner.W], "counters": [_l(c) for c in learner.C],
-                     "lfsr_in": _l(learner.in_bank.states),
-                     "lfsr": [None if b is None else _l(b.states) for b in learner.banks],
-                     "host_lfsr": None if learner.host_bank is None else _l(learner.host_bank.states)}}
+            "params": learner.P, "layers": learner.layers, "init": init}
 
 
 def step_record(learner, i: int, rec: dict) -> dict:
@@ -52,9 +55,15 @@ def step_record(learner, i: int, rec: dict) -> dict:
             s["layers"][-1]["host_zB"] = s["layers"][-1].pop("x")
     update = [{"counter_pre": _l(rec["counter_pre"][l]), "carry": _l(rec["carry"][l]),
                "counter": _l(rec["counters"][l]), "weights": _l(rec["weights"][l])} for l in range(L)]
-    return {"step": i, "labels": _l(rec["labels"]), "samples": samples, "update": update,
-            "lfsr_in_end": _l(learner.in_bank.states),
-            "lfsr_end": [None if b_ is None else _l(b_.states) for b_ in learner.banks]}
+    if "conductance" in rec:  # §16: the device's state after the carry, and its noise streams
+        for u, g in zip(update, rec["conductance"]):
+            u["conductance"] = _l(g)
+    out = {"step": i, "labels": _l(rec["labels"]), "samples": samples, "update": update,
+           "lfsr_in_end": _l(learner.in_bank.states),
+           "lfsr_end": [None if b_ is None else _l(b_.states) for b_ in learner.banks]}
+    if learner.dev is not None:
+        out["device_lfsr_end"] = [_l(b_.states) for b_ in learner.dev_banks]
+    return out
 
 
 def make_trace(cfg: TrainConfig, steps: int, images: torch.Tensor, labels: torch.Tensor) -> str:
@@ -145,10 +154,21 @@ def _check_header(h, line: int = 1) -> list:
         raise _Bad(line, f"init.weights: expected one [fan_in][fan_out] matrix per layer ({len(shapes)})")
     for l, (i, o) in enumerate(shapes):
         _matrix(w[l], i, o, f"init.weights[{l}]", line)
+    if isinstance(h["params"].get("device"), dict):  # §16: a device model's conductances and streams
+        g, s = h["init"].get("conductance"), h["init"].get("device_lfsr")
+        if not isinstance(g, list) or len(g) != len(shapes):
+            raise _Bad(line, f"init.conductance: expected one [fan_in][fan_out] matrix per layer ({len(shapes)}) "
+                             "(params.device is set)")
+        for l, (i, o) in enumerate(shapes):
+            _matrix(g[l], i, o, f"init.conductance[{l}]", line)
+        if not isinstance(s, list) or len(s) != len(shapes):
+            raise _Bad(line, f"init.device_lfsr: expected one list of column streams per layer ({len(shapes)})")
+        for l, (i, o) in enumerate(shapes):
+            _int_list(s[l], o, f"init.device_lfsr[{l}]", line)
     return shapes
 
 
-def _check_step(s, shapes: list, index: int, line: int):
+def _check_step(s, shapes: list, index: int, line: int, device: bool = False):
     if not isinstance(s, dict):
         raise _Bad(line, f"a step line is a JSON {type(s).__name__}, expected an object")
     missing = [k for k in STEP_KEYS if k not in s]
@@ -185,6 +205,16 @@ def _check_step(s, shapes: list, index: int, line: int):
             if k not in u:
                 raise _Bad(line, f"update[{l}] lacks {k}")
             _matrix(u[k], i, o, f"update[{l}].{k}", line)
+    if device:  # §16
+        for l, (u, (i, o)) in enumerate(zip(upd, shapes)):
+            if "conductance" not in u:
+                raise _Bad(line, f"update[{l}] lacks conductance (params.device is set)")
+            _matrix(u["conductance"], i, o, f"update[{l}].conductance", line)
+        de = s.get("device_lfsr_end")
+        if not isinstance(de, list) or len(de) != L:
+            raise _Bad(line, f"device_lfsr_end: expected one list of column streams per layer ({L})")
+        for l, v in enumerate(de):
+            _int_list(v, shapes[l][1], f"device_lfsr_end[{l}]", line)
     _int_list(s["lfsr_in_end"], n0, "lfsr_in_end", line)
     if not isinstance(s["lfsr_end"], list) or len(s["lfsr_end"]) != L:
         raise _Bad(line, f"lfsr_end: expected one entry per layer ({L})")
@@ -236,7 +266,7 @@ def _load(path, steps):
                 shapes = _check_header(obj, n)
                 header = obj
                 continue
-            _check_step(obj, shapes, len(records), n)
+            _check_step(obj, shapes, len(records), n, isinstance(header["params"].get("device"), dict))
             records.append(obj)
             if steps is not None and len(records) >= steps:
                 break
@@ -258,7 +288,9 @@ def add_arguments(p):
                                             "config's, else 0)")
     p.add_argument("--out", required=True, help="output file (JSON lines)")
     p.add_argument("--config", help="TOML file with a [train] table (mode is forced to exact)")
-    p.add_argument("--hidden", type=int, nargs="+", help="hidden layer sizes (default 32)")
+    from bshw.cli import add_hidden
+
+    add_hidden(p, "hidden layer sizes, e.g. 32 or 500,200 (default 32)")
     p.add_argument("--input-side", type=int, help="images are downsampled to side x side (default 8)")
     p.add_argument("--batch", type=int, help="samples per step (default 100; th follows from it)")
     p.add_argument("--weights", help="int8 (default), int4, ternary, intN")
@@ -281,5 +313,9 @@ def run(args) -> int:
 
     data = load_dataset(cfg.dataset_name, cfg.data)
     atomic_write_text(args.out, make_trace(cfg, args.steps, data.train_x, data.train_y))
-    print(f"wrote {args.steps} steps (batch {cfg.batch}) to {args.out}")
+    from bshw.golden.exact.params import ExactParams
+
+    tie = ExactParams.from_dict(dict(cfg.hw)).resolve(cfg)["tie"]
+    # the hardware's sign(0) rule is params.tie in the header (config.tie is the float model's, unused here)
+    print(f"wrote {args.steps} steps (batch {cfg.batch}, hardware tie rule {tie}) to {args.out}")
     return 0
