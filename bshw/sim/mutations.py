@@ -264,7 +264,7 @@ MUTANTS = {m.name: m for m in [
     Mutant("acc-zero-error", "§15 memory", "the accumulate walks the rows of a layer whose error is all zero",
            "deep", "clocks", [_edit(_CM, "CounterMemory.elaborate", "Mux(self.dy_en.any(), self.x, 0)", "self.x")]),
     Mutant("host-rvalid-early", "§15 host", "mem_rvalid one clock early (before the counters' row)", "default",
-           "weight1", [_edit(_PER, "BshwPeriphery.elaborate", "self.mem_rvalid.eq(rvalid[-1])",
+           "counter1", [_edit(_PER, "BshwPeriphery.elaborate", "self.mem_rvalid.eq(rvalid[-1])",
                               "self.mem_rvalid.eq(rvalid[0])")]),
 ]}
 
