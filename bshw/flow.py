@@ -61,7 +61,6 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-import tomllib
 
 from bshw.errors import BshwError
 
@@ -241,17 +240,10 @@ def load_config(source, overrides: dict | None = None):
     elif isinstance(source, dict):
         d, where = source, "config"
     else:
+        from bshw.io import read_toml
+
         path = resolve_config(source)  # a file, or a shipped configuration's name
-        try:
-            d = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise BshwError(f"config file {path} does not exist") from None
-        except IsADirectoryError:
-            raise BshwError(f"config file {path} is a directory") from None
-        except OSError as e:
-            raise BshwError(f"config file {path} cannot be read: {e.strerror or e}") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise BshwError(f"config file {path} is not valid TOML: {e}") from None
+        d = read_toml(path)
         where = str(path)
     unknown = sorted(set(d) - {"train", "flow"})
     if unknown:

@@ -309,3 +309,20 @@ def run_lock(folder, what: str = "run directory"):
 def _rmdir_if_empty(folder: Path):
     with contextlib.suppress(OSError):
         folder.rmdir()
+
+
+def read_toml(path, what: str = "config file") -> dict:
+    """The table of a TOML file; a missing, unreadable or malformed file is one BshwError naming it."""
+    import tomllib
+
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise BshwError(f"{what} {path} does not exist") from None
+    except IsADirectoryError:
+        raise BshwError(f"{what} {path} is a folder") from None
+    except OSError as e:
+        raise BshwError(f"{what} {path} cannot be read: {e.strerror or e}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise BshwError(f"{what} {path} is not valid TOML: {str(e).splitlines()[0]}") from None

@@ -6,7 +6,6 @@ import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-import tomllib
 
 from bshw.errors import BshwError
 
@@ -248,17 +247,10 @@ class TrainConfig:
         Besides ``[train]`` a file may hold the tables of :data:`OTHER_TABLES` (``[flow]``); any
         other top-level key or table is refused, naming it.
         """
+        from bshw.io import read_toml
+
         path = Path(path)
-        try:
-            d = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise BshwError(f"config file {path} does not exist") from None
-        except IsADirectoryError:
-            raise BshwError(f"config file {path} is a folder") from None
-        except OSError as e:
-            raise BshwError(f"config file {path} cannot be read: {e.strerror or e}") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise BshwError(f"config file {path} is not valid TOML: {str(e).splitlines()[0]}") from None
+        d = read_toml(path)
         if "train" in d:
             if not isinstance(d["train"], dict):
                 raise BshwError(f"{path}: train = {d['train']!r:.60} is not valid: a [train] table of settings")

@@ -24,7 +24,6 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import tomllib
 
 from bshw.errors import BshwError
 
@@ -121,16 +120,9 @@ def point_key(train: dict, options: dict) -> str:
 
 
 def _read(path: Path) -> dict:
-    try:
-        return tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise BshwError(f"sweep file {path} does not exist") from None
-    except IsADirectoryError:
-        raise BshwError(f"sweep file {path} is a folder") from None
-    except OSError as e:
-        raise BshwError(f"sweep file {path} cannot be read: {e.strerror or e}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise BshwError(f"sweep file {path} is not valid TOML: {str(e).splitlines()[0]}") from None
+    from bshw.io import read_toml
+
+    return read_toml(path, "sweep file")
 
 
 def _fields_of(table: dict, where: str) -> dict:
