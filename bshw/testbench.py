@@ -46,6 +46,9 @@ from pathlib import Path
 from bshw.core import op_cycles
 from bshw.errors import BshwError
 from bshw.io import atomic_write_text, check_writable
+from bshw.sim import (
+    netio,  # torch-free: the probe layout, packing and rows walked of the benches
+)
 
 TB_TOP = "bshw_tb"
 TB_FILE, STIM_FILE = f"{TB_TOP}.sv", f"{TB_TOP}.stim"
@@ -55,13 +58,6 @@ PERIOD = 10  # ns; the bench's clock
 
 def _hex(word: int) -> str:
     return format(word, "x")
-
-
-def _pack(values, bits: int = 1) -> int:
-    word, mask = 0, (1 << bits) - 1
-    for i, v in enumerate(values):
-        word |= (int(v) & mask) << (i * bits)
-    return word
 
 
 def _read_header(trace) -> tuple:
@@ -128,7 +124,7 @@ def _state_records(stim: _Stim, desc: dict, W, C, lfsrs, where: str):
     for li, layer in enumerate(desc["layers"]):
         wb, n = layer["wbits"], layer["fan_out"]
         for i, (wr, cr) in enumerate(zip(W[li], C[li])):
-            stim.add("r", li, i, n * wb, _hex(_pack(wr, wb)), n * cb, _hex(_pack(cr, cb)), checks=2 * n)
+            stim.add("r", li, i, n * wb, _hex(netio.pack(wr, wb)), n * cb, _hex(netio.pack(cr, cb)), checks=2 * n)
 
 
 def stimulus(trace, desc: dict, *, infer_samples: int = 0, steps: int | None = None) -> tuple:
@@ -138,8 +134,6 @@ def stimulus(trace, desc: dict, *, infer_samples: int = 0, steps: int | None = N
 
     The expected state is checked where the trace records it (after loading, after every carry) and
     after inference: a paper-size trace streams through in one pass, nothing is recomputed."""
-    from bshw.sim import netio
-
     header, f = _read_header(trace)
     check_trace_matches(header, desc, trace)
     sizes, k, lat = desc["sizes"], desc["params"]["deriv_k"], desc["read_latency"]
@@ -154,9 +148,9 @@ def stimulus(trace, desc: dict, *, infer_samples: int = 0, steps: int | None = N
         stim.add("q", s, _hex(v), checks=1)
     for li, layer in enumerate(desc["layers"]):
         for i, row in enumerate(W[li]):
-            stim.add("w", li, i, _hex(_pack(row, layer["wbits"])))
+            stim.add("w", li, i, _hex(netio.pack(row, layer["wbits"])))
         for i, row in enumerate(C[li]):
-            stim.add("c", li, i, _hex(_pack(row, cb)))
+            stim.add("c", li, i, _hex(netio.pack(row, cb)))
     for s, v in enumerate(lfsrs):
         stim.add("s", s, _hex(v))
     _state_records(stim, desc, W, C, lfsrs, "after loading")
@@ -177,14 +171,14 @@ def stimulus(trace, desc: dict, *, infer_samples: int = 0, steps: int | None = N
                     for port, (n, bits, _) in layout.items():
                         probes |= (exp[port] & ((1 << (n * bits)) - 1)) << off
                         off += n * bits
-                    clocks = op_cycles("train", sizes, k, lat, _acc_rows(rec))
-                    stim.add("t", s, b, step["labels"][b], _hex(_pack(rec["pixels"], 8)), _hex(probes), clocks,
+                    clocks = op_cycles("train", sizes, k, lat, netio.acc_rows(rec))
+                    stim.add("t", s, b, step["labels"][b], _hex(netio.pack(rec["pixels"], 8)), _hex(probes), clocks,
                              checks=sum(n for n, _, _ in layout.values()) + 1)
                     n_samples += 1
                 stim.add("@", f"step_{s}_before_carry")
                 for li, (layer, up) in enumerate(zip(desc["layers"], step["update"])):
                     for i, row in enumerate(up["counter_pre"]):
-                        stim.add("r", li, i, 0, "0", layer["fan_out"] * cb, _hex(_pack(row, cb)),
+                        stim.add("r", li, i, 0, "0", layer["fan_out"] * cb, _hex(netio.pack(row, cb)),
                                  checks=layer["fan_out"])
                 stim.add("k", s, op_cycles("carry", sizes, k, lat), checks=1)
                 W = [up["weights"] for up in step["update"]]
@@ -201,7 +195,7 @@ def stimulus(trace, desc: dict, *, infer_samples: int = 0, steps: int | None = N
         infer = expected_inference(header, last, infer_samples)
         stim.add("@", "inference")
         for i, px in enumerate(infer["pixels"]):
-            word = _hex(_pack(px, 8))
+            word = _hex(netio.pack(px, 8))
             stim.add("b", i, word, infer["binary"][i], op_cycles("binary", sizes, k, lat), checks=2)
             stim.add("i", i, word, infer["stochastic"][i], op_cycles("infer", sizes, k, lat), checks=2)
         _state_records(stim, desc, W, C, infer["lfsr_end"], "after inference")
@@ -211,18 +205,10 @@ def stimulus(trace, desc: dict, *, infer_samples: int = 0, steps: int | None = N
     return "\n".join(stim.lines) + "\n", summary
 
 
-def _acc_rows(rec: dict) -> list:
-    """Rows each layer's accumulate walks (§15): ``popcount(x^{l-1})``, or 0 when its error is zero."""
-    xs = [rec["x0"]] + [lay["x"] for lay in rec["layers"][:-1]]
-    return [sum(x) if any(lay["dy"]) else 0 for x, lay in zip(xs, rec["layers"])]
-
-
 def bench_text(desc: dict, *, max_clocks: int = 100_000) -> str:
     """The SystemVerilog bench for the probed system top ``desc['system']``: port widths from the
     design's own metadata (``desc['ports']``), probe order from :func:`bshw.sim.netio.probe_layout`.
     ``max_clocks``: the longest wait for ``done`` or ``mem_rvalid`` before the bench gives up."""
-    from bshw.sim import netio
-
     width = {name: p["width"] for name, p in desc["ports"].items() if "width" in p}  # ports, not the macro interfaces
     layout = netio.probe_layout(desc)
     host = ["op", "pixels", "label", "pred", "mem_layer", "mem_row", "mem_wdata_w", "mem_rdata_w", "mem_wdata_c",

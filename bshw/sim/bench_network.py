@@ -184,13 +184,6 @@ def _streams(lfsr_in, lfsr):
     return list(lfsr_in) + [s for layer in lfsr for s in layer]
 
 
-def acc_rows(rec: dict) -> list:
-    """Rows each layer's accumulate walks for a trace sample (§15): ``popcount(x^{l-1})``, or 0 when
-    the layer's error is all zero."""
-    xs = [rec["x0"]] + [lay["x"] for lay in rec["layers"][:-1]]
-    return [sum(x) if any(lay["dy"]) else 0 for x, lay in zip(xs, rec["layers"])]
-
-
 async def _check_lfsrs(net, want, where: str) -> int:
     got = await net.read_lfsrs()
     bad = next((i for i, (e, g) in enumerate(zip(want, got)) if e != g), None)
@@ -266,7 +259,7 @@ async def network_matches_golden(dut):
             model.train(rec)
             if every_op:
                 compared += await _check_state(net, model, f"{where} after training")
-            compared += _check_clocks(n, op_cycles("train", sizes, k, net.lat, acc_rows(rec)), where, "train")
+            compared += _check_clocks(n, op_cycles("train", sizes, k, net.lat, netio.acc_rows(rec)), where, "train")
             samples += 1
         for li, up in enumerate(step["update"]):
             _, C = await net.read_rows(li)

@@ -32,6 +32,13 @@ def ternary(values):
     return pack([v != 0 for v in values]), pack([v < 0 for v in values])
 
 
+def acc_rows(rec: dict) -> list:
+    """Rows each layer's accumulate walks for a trace sample (§15): ``popcount(x^{l-1})``, or 0 when
+    the layer's error is all zero."""
+    xs = [rec["x0"]] + [lay["x"] for lay in rec["layers"][:-1]]
+    return [sum(x) if any(lay["dy"]) else 0 for x, lay in zip(xs, rec["layers"])]
+
+
 def probe_layout(desc: dict) -> dict:
     """``{port: (n, bits, signed)}`` of every probe, in comparison order (the §8 order of a sample)."""
     lay = {"x0": (desc["sizes"][0], 1, False)}
