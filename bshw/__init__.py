@@ -1,12 +1,13 @@
 """bshw: Amaranth RTL of the binary-stochastic-learning neuron periphery, its verification flow,
 synthesis driver and energy/area estimator, in one namespace:
 
-- ``bshw.core``, ``bshw.errors``, ``bshw.io``: the dependency-free core (spec constants, checks, the
-  one-line error type, atomic writes);
+- ``bshw.core``, ``bshw.hwparams``, ``bshw.errors``, ``bshw.io``: the dependency-free core (spec
+  constants, checks, the typed hardware parameters, the one-line error type, atomic writes);
 - ``bshw.golden``: the golden software model (float algorithms and the hardware-exact mode; torch);
 - the HDL (``bshw.periphery``, ``bshw.system``, one module per hardware concept; Amaranth only);
 - ``bshw.sim``: the cocotb benches and their runners;
-- ``bshw.flow``, ``bshw.synth``, ``bshw.energy``, ``bshw.rtl``: the flow steps; ``bshw.cli`` on top.
+- ``bshw.flow`` (its steps: ``bshw.steps``), ``bshw.synth``, ``bshw.energy``, ``bshw.rtl``: the flow;
+  ``bshw.cli`` on top.
 """
 
 __version__ = "0.1.0"
@@ -17,6 +18,10 @@ _API = {
     "TrainConfig": ("bshw.golden.config", "TrainConfig"),
     "FlowConfig": ("bshw.flow", "FlowConfig"),
     "run_flow": ("bshw.flow", "flow"),  # not "flow": that is the module bshw.flow
+    "flow_steps": ("bshw.flow", "default_steps"),
+    "Step": ("bshw.steps", "Step"),
+    "Steps": ("bshw.steps", "Steps"),
+    "HwParams": ("bshw.hwparams", "HwParams"),
     "fit": ("bshw.golden.train", "fit"),
     "make_learner": ("bshw.golden.model", "make_learner"),
     "FloatLearner": ("bshw.golden.model", "FloatLearner"),

@@ -4,7 +4,7 @@ from amaranth.hdl import Module, Value
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from bshw.core import check_int
+from bshw.core import check_deriv_k, check_int
 
 
 class DerivativeSampler(wiring.Component):
@@ -38,9 +38,7 @@ class DerivativeSampler(wiring.Component):
     """
 
     def __init__(self, k: int = 4, lanes: int = 1):
-        check_int("k", k, 1)
-        if k not in (1, 2, 4):
-            raise ValueError(f"k must be 1, 2 or 4, got {k!r}")
+        check_deriv_k(k, "k")
         self.k = k
         self.lanes = n = check_int("lanes", lanes, 1)
         pairs = Out(k) if n == 1 else Out(data.ArrayLayout(n, k))

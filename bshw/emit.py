@@ -25,21 +25,22 @@ def components(desc: dict | None = None, prefix: str = "bshw_") -> dict:
     A single-layer net has no error driver (no hidden layer to drive)."""
     from bshw.derivative_sampler import DerivativeSampler
     from bshw.error_driver import ErrorDriver
+    from bshw.hwparams import HwParams
     from bshw.lfsr import Lfsr
     from bshw.neuron import ComparatorNeuron
     from bshw.periodic_carry import PeriodicCarry
 
     d = desc or DEFAULT_DESC
-    P, first = d["params"], d["layers"][0]
+    P, first = HwParams.from_dict(d["params"]), d["layers"][0]
     out = {
-        f"{prefix}lfsr_n32": lambda: Lfsr.n32(P["noise_bits"]),  # §3/§4: W fresh bits per draw
+        f"{prefix}lfsr_n32": lambda: Lfsr.n32(P.noise_bits),  # §3/§4: W fresh bits per draw
         f"{prefix}lfsr_i16": lambda: Lfsr.i16(),  # §5
-        f"{prefix}comparator_neuron": lambda: ComparatorNeuron(first["yw"], tuple(P["noise_words"])),  # §4, layer-1 y
-        f"{prefix}derivative_sampler": lambda: DerivativeSampler(P["deriv_k"]),  # §6
+        f"{prefix}comparator_neuron": lambda: ComparatorNeuron(first["yw"], tuple(P.noise_words)),  # §4, layer-1 y
+        f"{prefix}derivative_sampler": lambda: DerivativeSampler(P.deriv_k),  # §6
     }
     if first.get("dxw") and len(d["layers"]) > 1:  # §7, dx width of layer 1 (§2), fed by layer 2's neurons
-        out[f"{prefix}error_driver"] = lambda: ErrorDriver(first["dxw"], d["layers"][1]["fan_out"], P["tie"])
-    out[f"{prefix}periodic_carry"] = lambda: PeriodicCarry(P["th"], P["counter_bits"], P["wmin"], P["wmax"])  # §9
+        out[f"{prefix}error_driver"] = lambda: ErrorDriver(first["dxw"], d["layers"][1]["fan_out"], P.tie)
+    out[f"{prefix}periodic_carry"] = lambda: PeriodicCarry(P.th, P.counter_bits, P.wmin, P.wmax)  # §9
     return out
 
 

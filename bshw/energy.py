@@ -309,13 +309,42 @@ def _check_activity(activity, n_layers: int, c: dict, where: str) -> list[dict]:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
             raise BshwError(f"{where}: activity[{i}].carries_per_weight = {v!r} is not a number >= 0 or null")
         row["carries_per_weight"] = float(v)
+        # write pulses driven per batch (exact-mode runs, docs/energy.md section 4): both or neither
+        pulses = [a.get(k) for k in ("pulses_pot", "pulses_dep")]
+        if any(p is not None for p in pulses):
+            for key, p in zip(("pulses_pot", "pulses_dep"), pulses):
+                if isinstance(p, bool) or not isinstance(p, (int, float)) or not p >= 0 or p == float("inf"):
+                    raise BshwError(f"{where}: activity[{i}].{key} = {p!r} is not a pulse count >= 0 "
+                                    "(pulses_pot and pulses_dep go together)")
+                row[key] = float(p)
         out.append(row)
+    return out
+
+
+def write_pulses(counts: list[dict], act: list[dict], batch: int, train_samples: int) -> list[dict]:
+    """Per layer, the write pulses per sample that the write column charges (docs/energy.md section 3).
+
+    Measured (``pulses_pot`` + ``pulses_dep`` of an exact-mode run: the pulses the carries drove per
+    batch, averaged over the epoch's batches): ``(pot + dep) * ceil(train_samples / batch) /
+    train_samples``, the epoch's pulses per sample. Otherwise ``carries_per_weight * synapses /
+    batch`` (one pulse per carry)."""
+    out = []
+    batches = -(-train_samples // batch)
+    for n, a in zip(counts, act):
+        if "pulses_pot" in a:
+            pot, dep = a["pulses_pot"], a["pulses_dep"]
+            out.append({"measured": True, "pot_per_batch": pot, "dep_per_batch": dep,
+                        "per_epoch": (pot + dep) * batches, "per_sample": (pot + dep) * batches / train_samples})
+        else:
+            per_batch = a["carries_per_weight"] * n["synapses"]
+            out.append({"measured": False, "pot_per_batch": None, "dep_per_batch": None,
+                        "per_epoch": per_batch * batches, "per_sample": per_batch / batch})
     return out
 
 
 def network_energy(layers: list[dict], c: dict, activity: list[dict] | None = None, *, batch: int = 100,
                    train_samples: int = 60000, array_size: int = 128, input_bits: int | None = None,
-                   synth: dict | None = None, dataset: str = "mnist", deriv_k: int = 4) -> dict:
+                   synth: dict | None = None, dataset: str = "mnist", deriv_k: int = 4, hw=None) -> dict:
     """Energy per sample and per epoch of one training step, for every scheme of :data:`SCHEMES`.
 
     Parameters
@@ -335,6 +364,9 @@ def network_energy(layers: list[dict], c: dict, activity: list[dict] | None = No
     deriv_k : int
         Derivative pairs k of the hidden neurons (§6): the neuron's clocked evaluations per sample,
         :func:`neuron_passes`.
+    hw : bshw.hwparams.HwParams or None
+        The resolved hardware parameters of the network (the flow's, an exact run's); when given,
+        its ``deriv_k`` is the one counted.
 
     Returns
     -------
@@ -342,6 +374,8 @@ def network_energy(layers: list[dict], c: dict, activity: list[dict] | None = No
         ``schemes`` (per scheme: pJ per sample per part, ``total_pj``, ``epoch_j``, ``vs_hp_cmos``),
         ``layers`` (MAC counts), ``activity``, ``area`` (crossbar tiles and mm2), ``periphery``.
     """
+    if hw is not None:
+        deriv_k = hw.deriv_k
     counts = count_macs(layers)
     if not isinstance(batch, int) or batch < 1 or not isinstance(train_samples, int) or train_samples < 1:
         raise BshwError(f"batch {batch!r} and train samples {train_samples!r} must be positive whole numbers")
@@ -352,10 +386,12 @@ def network_energy(layers: list[dict], c: dict, activity: list[dict] | None = No
     input_pj = periphery_per_input_pj(c, synth)
     n_inputs = input_samplers(layers, dataset)
     res = {k: dict.fromkeys(PARTS, 0.0) for k in SCHEMES}
-    for n, a in zip(counts, act):
+    pulses = write_pulses(counts, act, batch, train_samples)
+    for n, a, wp in zip(counts, act, pulses):
         F, B, G, S = n["forward"], n["backward"], n["gradient"], n["synapses"]
-        xa, dn, car = a["x_active"], a["dy_nonzero"], a["carries_per_weight"]
+        xa, dn = a["x_active"], a["dy_nonzero"]
         p = xa * dn  # nonzero x*dy, x and dy taken independent (docs/energy.md)
+        writes = wp["per_sample"]  # pulses (carries) per sample: measured in an exact run, else car * S / batch
         add = {
             # HP on CMOS: every MAC is FP32 mult + add; per batch one FP32 mult-add per weight
             "hp-cmos-fp32": (F * e["fp32_mac"], B * e["fp32_mac"], G * e["fp32_mac"], S * e["fp32_mac"] / batch),
@@ -365,10 +401,10 @@ def network_energy(layers: list[dict], c: dict, activity: list[dict] | None = No
             "hp-memristor": (F * e["hp_mem"], B * e["hp_mem"], G * e["int8_mac"], S * e["write"] / batch),
             # BS on memristors: 1-bit passes; counter increments; one pulse per carry (Fig. 5a)
             "bs-memristor": (F * xa * e["bs_mem"], B * dn * e["bs_mem"], G * p * e["counter"],
-                             car * S * e["write"] / batch),
+                             writes * e["write"]),
         }
         for w in ("int8", "int4", "ternary"):  # periodic carry: counter per x*dy, +-1 weight add per carry
-            add[f"bs-cmos-{w}"] = (F * xa * e[w], B * dn * e[w], G * p * e["counter"], car * S * e[w] / batch)
+            add[f"bs-cmos-{w}"] = (F * xa * e[w], B * dn * e[w], G * p * e["counter"], writes * e[w])
         for k, parts in add.items():
             for part, v in zip(PARTS, parts):
                 res[k][part] += v
@@ -394,7 +430,8 @@ def network_energy(layers: list[dict], c: dict, activity: list[dict] | None = No
         r["epoch_j"] = r["total_pj"] * 1e-12 * train_samples
         r["vs_hp_cmos"] = hp / r["total_pj"] if r["total_pj"] else None
         r["label"] = SCHEMES[k].replace("8b", f"{macro(c, array_size, input_bits)['input_bits']:g}b")
-    return {"schemes": res, "layers": counts, "activity": act, "batch": batch, "train_samples": train_samples,
+    return {"schemes": res, "layers": counts, "activity": act, "write_pulses": pulses,
+            "batch": batch, "train_samples": train_samples,
             "area": crossbar_area(layers, c, array_size), "periphery_counted": neuron_pj is not None,
             "periphery": {"neurons": n_neurons, "neuron_pj": neuron_pj, "neuron_passes": neuron_passes(deriv_k),
                           "input_samplers": n_inputs,
@@ -471,15 +508,21 @@ def read_synth(path) -> dict | None:
 def neuron_passes(deriv_k: int) -> int:
     """Clocked evaluations of a hidden neuron per training sample (docs/arithmetic.md §6, §8): its
     ``1 + 2k`` draws (X, A_1, B_1, ..., A_k, B_k) plus the backward sign (§7): 10 at k = 4, 4 at k = 1."""
-    if isinstance(deriv_k, bool) or deriv_k not in (1, 2, 4):
-        raise BshwError(f"deriv_k must be 1, 2 or 4, got {deriv_k!r}")
+    from bshw.core import check_deriv_k
+
+    try:
+        check_deriv_k(deriv_k)
+    except (TypeError, ValueError) as e:
+        raise BshwError(str(e)) from None
     return 1 + 2 * deriv_k + 1
 
 
 def deriv_k_of(cfg) -> int:
-    """The derivative pairs k of a TrainConfig (§6: ``hw.deriv_k``, else ``cfg.deriv_k``, else 4)."""
-    hw = getattr(cfg, "hw", None) or {}
-    return int(hw.get("deriv_k") or getattr(cfg, "deriv_k", None) or 4)
+    """The derivative pairs k of a TrainConfig or its dict (§6, as the exact mode resolves it,
+    ``ExactParams.resolve``: ``hw.deriv_k``, else ``cfg.deriv_k``, else 4)."""
+    get = cfg.get if isinstance(cfg, dict) else lambda k: getattr(cfg, k, None)
+    hw = get("hw") or {}
+    return int(hw.get("deriv_k") or get("deriv_k") or 4)
 
 
 def periphery_per_neuron_pj(c: dict, synth: dict | None, deriv_k: int = 4) -> float | None:
@@ -596,6 +639,13 @@ def format_network(res: dict, title: str) -> str:
     for r in res["schemes"].values():
         lines.append(f"  {r['label']:22s}" + "".join(f"{si(r[p] * 1e-12, 'J'):>11s}" for p in PARTS)
                      + f"{si(r['total_pj'] * 1e-12, 'J'):>12s}{si(r['epoch_j'], 'J'):>11s}{_ratio(r['vs_hp_cmos']):>12s}")
+    wp = res.get("write_pulses") or []
+    if wp and all(w["measured"] for w in wp):
+        pot = sum(w["pot_per_batch"] for w in wp)
+        dep = sum(w["dep_per_batch"] for w in wp)
+        lines.append(f"  write: measured pulses, {pot:,.1f} potentiation + {dep:,.1f} depression per batch "
+                     f"({sum(w['per_sample'] for w in wp):,.2f} per sample, {sum(w['per_epoch'] for w in wp):,.0f} "
+                     "per epoch), every driven pulse charged")
     a = res["area"]
     lines.append(f"  crossbars: {a['tiles']} tiles of {a['array_size']}x{a['array_size']}, "
                  f"{a['hp_mm2']:.3f} mm2 with ADCs, {a['bs_mm2']:.3f} mm2 without")

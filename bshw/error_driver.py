@@ -5,9 +5,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from bshw import bitslice as bs
-from bshw.core import check_int
-
-TIE_RULES = ("gated", "zero", "plus")
+from bshw.core import TIE_RULES, check_int, check_tie  # noqa: F401  (§7's tie rules, one definition)
 
 
 class ErrorDriver(wiring.Component):
@@ -38,11 +36,7 @@ class ErrorDriver(wiring.Component):
     def __init__(self, dx_width: int, n_upper: int = 10, tie: str = "gated"):
         self.dx_width = check_int("dx_width", dx_width, 2, 64)
         self.n_upper = check_int("n_upper", n_upper, 1)
-        if not isinstance(tie, str):
-            raise TypeError(f"tie must be a str, got {tie!r}")
-        if tie not in TIE_RULES:
-            raise ValueError(f"tie rule {tie!r}: choose one of {', '.join(TIE_RULES)}")
-        self.tie = tie
+        self.tie = check_tie(tie)
         super().__init__({"dx": In(signed(dx_width)), "upper_en": In(n_upper), "d": In(1),
                           "dz_en": Out(1), "dz_neg": Out(1), "en": Out(1), "neg": Out(1)})
 

@@ -1,7 +1,9 @@
 """``bshw flow``: the project's main job end to end, with one self-contained report.
 
 On one configuration (default ``bshw/configs/flow.toml``: FC 784-100-10 on 28x28 MNIST, INT8 weights,
-the hardware-exact mode on the full training and test sets) the flow runs these stages:
+the hardware-exact mode on the full training and test sets) the flow runs these stages, the built-in
+steps of :func:`default_steps` (:class:`bshw.steps.Step`: a name, the steps it requires, what it
+produces, its ``run(flow, selected)``; a script may insert, replace or re-run steps, bshw/steps.py):
 
   train-float     train the net with the float golden model (SSS, the config's weights), three
                   inference methods (HP, binary, stochastic vote)
@@ -25,9 +27,9 @@ table is a function of the configuration and the seed (two runs give the same fi
 way they ran).
 
 Two processes (``[flow] jobs = 2``, the default): the stages that read no other stage's product
-(:data:`SIDE_STAGES`: the RTL, the float trainings and the synthesis) run one after another in a
+(the steps marked ``side``: the RTL, the float trainings and the synthesis) run one after another in a
 side process started with the flow, while this process runs the exact chain (train-exact, trace,
-sim); a stage that reads a side stage's product waits for it (:data:`NEEDS_SIDE`), and every side
+sim); a stage that requires a side stage's product waits for it (``Step.requires``), and every side
 stage is collected before the report. The side process shows no progress bars; each of its stages
 logs one line when it finishes. ``jobs = 1`` runs every stage here, in flow order.
 
@@ -89,11 +91,10 @@ FLOW_OWNED = {"mode": "the flow trains every mode (stages train-float, train-bas
 TRAININGS = {"train-float": ("float", {"mode": "float"}),
              "train-baseline": ("baseline", {"mode": "float", "algo": "HHH", "weights": "fp32"}),
              "train-exact": ("exact", {"mode": "exact"})}
-# Stages that read no other stage's product: with jobs = 2 they run in the side process, in this
-# order (the RTL first: the sim, at the end of this process's exact chain, reads it).
+# Steps that read no other step's product: with jobs = 2 they run in the side process, in this
+# order (the RTL first: the sim, at the end of this process's exact chain, reads it). A step that
+# requires one of them waits for it (default_steps: Step.side, Step.requires).
 SIDE_STAGES = ("rtl", "train-float", "train-baseline", "synth")
-# Side stages whose products a stage of this process reads (it waits for them before it starts).
-NEEDS_SIDE = {"sim": ("rtl",), "energy": ("train-float", "synth")}
 # [flow] keys that change how the flow runs, never a figure: kept out of summary.json's config (so
 # a summary reads the same whichever way it ran) and recorded under timing.execution instead.
 EXECUTION = ("threads", "jobs")
@@ -215,9 +216,9 @@ class FlowConfig:
         return {k: getattr(self, k) for k in EXECUTION}
 
 
-def parse_stage(name, where: str = "--stages") -> str:
-    if name not in STAGES:
-        raise BshwError(f"{where}: unknown stage {name!r} (stages: {', '.join(STAGES)})")
+def parse_stage(name, where: str = "--stages", names=STAGES) -> str:
+    if name not in names:
+        raise BshwError(f"{where}: unknown stage {name!r} (stages: {', '.join(names)})")
     return name
 
 
@@ -285,8 +286,8 @@ def check_device(device: str):
                         f"{torch.cuda.device_count()} CUDA device(s)")
 
 
-def exact_params(cfg, where: str = "config") -> dict:
-    """The resolved hardware parameters of ``cfg`` in exact mode (docs/arithmetic.md §12)."""
+def exact_params(cfg, where: str = "config"):
+    """The resolved hardware parameters of ``cfg`` in exact mode (:class:`bshw.hwparams.HwParams`, §12)."""
     from bshw.golden.exact.params import ExactParams
 
     try:
@@ -341,12 +342,13 @@ class CheckFailed(Exception):
 class Flow:
     """State of one flow run: configuration, run directory, per-stage records and results."""
 
-    def __init__(self, cfg, fcfg, out, *, log, progress, data=None):
+    def __init__(self, cfg, fcfg, out, *, log, progress, data=None, steps=None):
         self.cfg, self.fcfg, self.out = cfg, fcfg, Path(out)
+        self.steps = default_steps() if steps is None else steps  # bshw.steps.Steps, run in this order
         self.log, self.progress, self._data = log, progress, data
         self.params = exact_params(cfg)
-        self.sizes = [cfg.input_side ** 2, *cfg.hidden, 10] if cfg.net == "fc" else None
-        self.stages = {s: {"status": "not run", "reason": None} for s in STAGES}
+        self.sizes = cfg.sizes if cfg.net == "fc" else None
+        self.stages = {s: {"status": "not run", "reason": None} for s in self.steps.names}
         self.results, self.timing = {}, {"stages": {}}
         self.tracebacks = []  # (stage, traceback text) of internal errors, for flow-error.log
         self.data_text = None if data is None else str(data)  # the data set as loaded (either process)
@@ -362,12 +364,6 @@ class Flow:
         """The exact configuration the trace and the RTL are made from. No run folder and the CPU: the
         trace header and the RTL do not depend on where the run directory is or where training ran."""
         return dataclasses.replace(self.cfg_for("train-exact"), out=None, device="cpu")
-
-    def method(self, stage: str):
-        """The callable that runs ``stage`` (all but report): ``method(selected) -> note``."""
-        if stage in TRAININGS:
-            return lambda selected: self.train(stage, selected)
-        return getattr(self, stage)
 
     @property
     def data(self):
@@ -400,7 +396,7 @@ class Flow:
         raise BshwError(f"needs {path}, which stage {producer} writes: run it first (--stages {producer},...)")
 
     # -- stages ----------------------------------------------------------------------------------
-    def train(self, stage: str, selected) -> str:
+    def train(self, selected, stage: str) -> str:
         from bshw.golden.train import fit
 
         cfg = self.cfg_for(stage)
@@ -429,7 +425,7 @@ class Flow:
         import torch
 
         from bshw.golden.exact import make_learner
-        from bshw.golden.exact.trace import header, make_trace, step_record
+        from bshw.golden.exact.trace import make_trace
         from bshw.golden.train import IDENTITY
         from bshw.io import atomic_write_text
 
@@ -454,18 +450,12 @@ class Flow:
                     raise BshwError(f"checkpoint {ck_path} is from another network ({k} = {saved.get(k)!r}): "
                                     "run stage train-exact again")
             learner.load_state_dict(state)
-            # docs/arithmetic.md §11: the header holds the state the steps start from (here the trained
-            # one), then one line per step on the first steps * batch training images in order
-            lines = [json.dumps(header(learner, cfg.seed), separators=(",", ":"))]
-            for i in range(steps):
-                rec, sl = {}, slice(i * cfg.batch, (i + 1) * cfg.batch)
-                learner.train_batch(x[sl], t[sl], record=rec)
-                lines.append(json.dumps(step_record(learner, i, rec), separators=(",", ":")))
-            text = "\n".join(lines) + "\n"
+            # docs/arithmetic.md §11: the header holds the state the steps start from (here the trained one)
+            text = make_trace(cfg, steps, x, t, learner=learner)
         path = atomic_write_text(self.out / "trace.jsonl", text)
         self.results["trace"] = {"path": self.rel(path), "steps": steps, "batch": cfg.batch, "samples": n,
                                  "from": self.fcfg.trace_from, "bytes": len(text.encode()),
-                                 "sha256": hashlib.sha256(text.encode()).hexdigest(), "params": self.params}
+                                 "sha256": hashlib.sha256(text.encode()).hexdigest(), "params": self.params.as_dict()}
         return (f"{steps} step{'s' if steps > 1 else ''} x {cfg.batch} samples from the {self.fcfg.trace_from} "
                 f"state, {len(text) / 1e6:.1f} MB")
 
@@ -475,7 +465,7 @@ class Flow:
         cfg = self.hw_cfg()
         r = generate(cfg, self.out / "rtl")
         files = [self.rel(f) for f in r["files"]]
-        self.results["rtl"] = {"top": r["top"], "files": files, "params": r.get("params", {}),
+        self.results["rtl"] = {"top": r["top"], "files": files, "params": r["params"].as_dict(),
                                "lines": sum(len(Path(f).read_text().splitlines())
                                             for f in r["files"] if Path(f).exists())}
         note = f"top {r['top']}, {len(files)} Verilog files"
@@ -508,12 +498,12 @@ class Flow:
         from bshw.macro import y_width as macro_y_width
 
         P = self.params
-        a_s, y_width = P["a"] * P["scale"], macro_y_width(self.sizes[0], P["weight_bits"])
+        a_s, y_width = P.a * P.scale, macro_y_width(self.sizes[0], P.weight_bits)
         lim = (1 << (y_width - 1)) - 1
         ys = [y for y in firing_grid(a_s, self.fcfg.firing_points) if -lim <= y <= lim]
         t0 = time.perf_counter()
         curve = neuron_firing_curve(ys, self.fcfg.firing_draws, build_dir=self.out / "sim_build" / "neuron", seed=seed,
-                                    y_width=y_width, noise_words=tuple(P["noise_words"]), a_s=a_s)
+                                    y_width=y_width, noise_words=P.noise_words, a_s=a_s)
         self.timing["firing_s"] = time.perf_counter() - t0
         if curve.get("cycles_per_s"):
             self.timing["firing_cycles_per_s"] = curve["cycles_per_s"]
@@ -522,7 +512,7 @@ class Flow:
         res["firing"]["failures"] = list(curve.get("failures") or [])
         from bshw.report import plot_firing
 
-        plot_firing(self.out / "firing_curve.png", res["firing"], self.params)
+        plot_firing(self.out / "firing_curve.png", res["firing"], self.params.as_dict())
         res["firing"]["plot"] = "firing_curve.png"
         if not r.get("passed"):
             raise CheckFailed(f"the RTL differs from the golden trace: {r.get('mismatch') or 'no detail given'}")
@@ -588,6 +578,7 @@ class Flow:
         synth = self.results.get("synth") if self.stages["synth"]["status"] == "ok" else None
         cells = synth_modules(synth)
         res = E.network_energy(layers, c, act, batch=batch, train_samples=n, array_size=self.fcfg.energy_array,
+                               hw=self.params,  # the neuron's 1 + 2k + 1 evaluations, k of this configuration
                                synth=cells or None, dataset=self.cfg.dataset_name)
         E.plot(self.out / "energy.png", None, res)
         bs_cmos = f"bs-cmos-{self.cfg.weights}" if f"bs-cmos-{self.cfg.weights}" in E.SCHEMES else "bs-cmos-fp32"
@@ -614,7 +605,7 @@ class Flow:
                 or {k: _identity(v) for k, v in theirs.items()} != {k: _identity(v) for k, v in mine.items()}):
             return []
         kept = []
-        for st in STAGES:
+        for st in self.steps.names:
             rec = (old.get("stages") or {}).get(st)
             if st in selected or st == "report" or not isinstance(rec, dict) or rec.get("status") != "ok":
                 continue
@@ -634,12 +625,13 @@ class Flow:
         the side process writes the same file as a sequential one (timing aside)."""
         from bshw.report import hardware_figures
 
-        results = {k: self.results[k] for k in [*STAGES, *self.results] if k in self.results}
+        names = self.steps.names
+        results = {k: self.results[k] for k in [*names, *self.results] if k in self.results}
         timing = {**self.timing, "execution": {**self.fcfg.execution(), "side_stages": self.side_stages},
-                  "stages": {k: self.timing["stages"][k] for k in STAGES if k in self.timing["stages"]}}
+                  "stages": {k: self.timing["stages"][k] for k in names if k in self.timing["stages"]}}
         s = {"format": SUMMARY_FORMAT, "version": SUMMARY_VERSION,
              "config": {"train": self.cfg.to_dict(), "flow": self.fcfg.to_dict()},
-             "network": {"sizes": self.sizes, "params": self.params, "data": self.data_text},
+             "network": {"sizes": self.sizes, "params": self.params.as_dict(), "data": self.data_text},
              "selected": list(selected), "stages": self.stages, "result": result,
              "results": results, "timing": timing}
         try:
@@ -647,6 +639,52 @@ class Flow:
         except Exception as e:  # a broken derivation must not cost the run its summary.json
             s["hardware"] = {"error": f"{type(e).__name__}: {one_line(str(e))}"}
         return s
+
+
+def _report_step(flow, selected) -> str:
+    """The report step's run: the driver writes the report last, whatever ran or failed before it
+    (:func:`write_outputs`), so nothing is left to do when the step's turn comes."""
+    return "report.md, report.html, summary.json"
+
+
+def _builtin_steps() -> dict:
+    from functools import partial
+
+    from bshw.steps import Step
+
+    def train(stage, folder, doc):
+        return Step(stage, partial(Flow.train, stage=stage), produces=(f"{folder}/",), side=stage in SIDE_STAGES,
+                    doc=doc)
+
+    steps = [
+        train("train-float", "float", "train with the float golden model (SSS, the config's weights)"),
+        train("train-baseline", "baseline", "train with high-precision learning (HHH, FP32): the baseline"),
+        train("train-exact", "exact", "train in the hardware-exact integer mode (bshw.golden.exact)"),
+        Step("trace", Flow.trace, requires=("train-exact",), produces=("trace.jsonl",),
+             doc="a golden trace of the exact mode (docs/arithmetic.md §11), from the trained or the initial state"),
+        Step("rtl", Flow.rtl, produces=("rtl/",), side=True, doc="the network's Verilog (bshw.rtl.generate)"),
+        Step("sim", Flow.sim, requires=("trace", "rtl"), produces=("sim_build/", "firing_curve.png"),
+             doc="the RTL against the trace bit for bit under Icarus, test images, the RTL neuron's firing curve"),
+        Step("synth", Flow.synth, produces=("synth/",), side=True,
+             doc="iCE40 synthesis of the periphery (yowasp): LUTs, FFs, Fmax, transistor proxy"),
+        Step("energy", Flow.energy, requires=("train-float", "train-exact", "synth"), produces=("energy.png",),
+             doc="energy per training sample, HP CMOS vs BS CMOS vs BS memristor (bshw.energy)"),
+        Step("report", _report_step, produces=("report.md", "report.html", "summary.json"),
+             doc="the report of every step's figures, written last"),
+    ]
+    assert tuple(s.name for s in steps) == STAGES
+    return {s.name: s for s in steps}
+
+
+BUILTIN = _builtin_steps()
+
+
+def default_steps():
+    """The flow's built-in steps in their order (a new :class:`bshw.steps.Steps` each call: change it
+    freely and pass it to :func:`flow` as ``steps``)."""
+    from bshw.steps import Steps
+
+    return Steps(BUILTIN.values())
 
 
 def _identity(section: dict) -> dict:
@@ -678,15 +716,15 @@ def firing_stats(curve: dict, draws: int) -> dict:
             "max_sigma": max(math.sqrt(max(p * (1 - p), 0.0) / draws) for p in exp_)}
 
 
-def select(fcfg, stages=None, skip=()) -> list:
-    """The stages to run, in flow order."""
-    chosen = [parse_stage(s) for s in stages] if stages else (fcfg.stages or list(STAGES))
-    skip = {parse_stage(s, "--skip") for s in skip}
-    return [s for s in STAGES if s in chosen and s not in skip]
+def select(fcfg, stages=None, skip=(), names=STAGES) -> list:
+    """The stages to run, in the order of ``names`` (the flow's steps)."""
+    chosen = [parse_stage(s, names=names) for s in stages] if stages else (fcfg.stages or list(names))
+    skip = {parse_stage(s, "--skip", names) for s in skip}
+    return [s for s in names if s in chosen and s not in skip]
 
 
 def flow(source, out=None, *, stages=None, skip=(), skip_missing=False, keep_going=False, log=None,
-         progress=True, data=None, overrides=None) -> dict:
+         progress=True, data=None, overrides=None, steps=None) -> dict:
     """Run the flow; return the summary (also written to ``out/summary.json``).
 
     Parameters
@@ -708,6 +746,9 @@ def flow(source, out=None, *, stages=None, skip=(), skip_missing=False, keep_goi
         The data set (None: loaded from the config's ``data`` or the usual search).
     overrides : dict or None
         ``{"train": {...}, "flow": {...}}`` on top of the config.
+    steps : bshw.steps.Steps or None
+        The steps, in order (None: :func:`default_steps`); a script's own steps run like the built-in
+        ones (``stages`` may name them).
 
     Returns
     -------
@@ -726,14 +767,15 @@ def flow(source, out=None, *, stages=None, skip=(), skip_missing=False, keep_goi
 
     check_writable(out, folder=True, what="flow run directory")
     with run_lock(out, "flow run directory"):  # a second flow (or train) into it refuses, naming this one
-        return _flow(cfg, fcfg, out, stages, skip, skip_missing, keep_going, log, progress, data)
+        return _flow(cfg, fcfg, out, stages, skip, skip_missing, keep_going, log, progress, data, steps)
 
 
-def _flow(cfg, fcfg, out, stages, skip, skip_missing, keep_going, log, progress, data) -> dict:
-    selected = select(fcfg, stages, skip)
-    F = Flow(cfg, fcfg, out, log=log, progress=progress, data=data)
-    left_out = {parse_stage(s, "--skip") for s in skip}
-    for s in STAGES:
+def _flow(cfg, fcfg, out, stages, skip, skip_missing, keep_going, log, progress, data, steps=None) -> dict:
+    steps = default_steps() if steps is None else steps
+    selected = select(fcfg, stages, skip, steps.names)
+    F = Flow(cfg, fcfg, out, log=log, progress=progress, data=data, steps=steps)
+    left_out = {parse_stage(s, "--skip", steps.names) for s in skip}
+    for s in steps.names:
         if s not in selected:
             F.stages[s] = {"status": "skipped", "reason": "--skip" if s in left_out else "not selected"}
     # a stage left out with --skip is reported as skipped, never as an earlier run's result
@@ -778,7 +820,10 @@ def _flow(cfg, fcfg, out, stages, skip, skip_missing, keep_going, log, progress,
     def stopped() -> bool:
         return bool(failures) and not keep_going
 
-    side_stages = [s for s in SIDE_STAGES if s in run_list and F.stages[s]["status"] == "not run"]
+    # the built-in side steps (a script's own step, or a replaced one, runs here: the side process
+    # is spawned and builds its steps anew)
+    side_stages = [s for s in SIDE_STAGES if s in run_list and F.stages[s]["status"] == "not run"
+                   and F.steps[s] is BUILTIN.get(s)]
     two = fcfg.jobs == 2 and not failures and bool(side_stages)
     threads = fcfg.threads or (1 if two else None)  # two processes on two cores: one thread each
     if threads:
@@ -804,7 +849,7 @@ def _flow(cfg, fcfg, out, stages, skip, skip_missing, keep_going, log, progress,
             if side and s in side.stages:
                 continue  # runs in the side process; collected below or by a stage that needs it
             if side:
-                for d in NEEDS_SIDE.get(s, ()):
+                for d in F.steps[s].requires:
                     if d in side.stages and not stopped():
                         side.wait(d, record)
                 if stopped():
@@ -836,7 +881,7 @@ def _flow(cfg, fcfg, out, stages, skip, skip_missing, keep_going, log, progress,
             result = {"status": "failed", "stage": current or (side.interrupted if side else None),
                       "message": "interrupted", "user_error": True}
         else:
-            first = next((st for st in STAGES if st in failures), None)  # flow order, whichever way it ran
+            first = next((st for st in F.steps.names if st in failures), None)  # flow order, whichever way it ran
             result = {"status": "ok"} if first is None else {
                 "status": "failed", "stage": first, **failures[first]}
         summary = write_outputs(F, selected, result, log)
@@ -856,7 +901,7 @@ def run_stage(F: Flow, s: str, selected) -> dict:
     t0 = time.perf_counter()
     failure = tb = None
     try:
-        record = {"status": "ok", "reason": None, "note": F.method(s)(selected)}
+        record = {"status": "ok", "reason": None, "note": F.steps[s].run(F, selected)}
     except _Skip as e:
         record = {"status": "skipped", "reason": str(e)}
     except (BshwError, CheckFailed) as e:
@@ -1075,7 +1120,7 @@ def write_outputs(F: Flow, selected, result, log) -> dict:
     summary = F.summary(selected, result)
     atomic_write_json(F.out / "summary.json", json.loads(json.dumps(summary, default=str)))
     counts = {}
-    for s in STAGES:
+    for s in F.steps.names:
         counts[F.stages[s]["status"]] = counts.get(F.stages[s]["status"], 0) + 1
     where = F.out / ("report.html" if F.stages["report"]["status"] == "ok" else "summary.json")
     log(f"flow: {where} ({', '.join(f'{v} {k}' for k, v in counts.items())}; {F.timing['total_s']:.1f} s)")

@@ -8,19 +8,7 @@ from amaranth.hdl import Module, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from bshw.core import check_int
-
-
-def check_noise_words(noise_words) -> tuple:
-    """The noise word widths as a tuple (§4: 1-4 words of 1-16 bits, at most 32 bits), or ValueError."""
-    words = tuple(noise_words) if isinstance(noise_words, (tuple, list)) else noise_words
-    if not isinstance(words, tuple) or not 1 <= len(words) <= 4:
-        raise ValueError(f"noise_words must have 1-4 widths, got {noise_words!r}")
-    for w in words:
-        check_int("noise word width", w, 1, 16)
-    if sum(words) > 32:
-        raise ValueError(f"noise_words {noise_words!r} need more than 32 bits")
-    return words
+from bshw.core import check_int, check_noise_words  # noqa: F401  (§4's rule, one definition)
 
 
 def noise_sum(word, noise_words):

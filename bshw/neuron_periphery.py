@@ -17,9 +17,9 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from bshw import bitslice as bs
-from bshw.core import N32, check_int
+from bshw.core import N32, check_deriv_k, check_int, check_tie
 from bshw.derivative_sampler import DerivativeSampler
-from bshw.error_driver import TIE_RULES, ErrorDriver, error_planes
+from bshw.error_driver import ErrorDriver, error_planes
 from bshw.lfsr import Lfsr, lfsr_planes
 from bshw.neuron import ComparatorNeuron, check_noise_words, fires
 
@@ -81,13 +81,8 @@ class NeuronPeriphery(wiring.Component):
         check_int("y_width", y_width, 2, 64)
         words = check_noise_words(noise_words)
         check_int("dx_width", dx_width, 2, 64)
-        check_int("k", k, 1)
-        if k not in (1, 2, 4):
-            raise ValueError(f"k must be 1, 2 or 4, got {k!r}")
-        if not isinstance(tie, str):
-            raise TypeError(f"tie must be a str, got {tie!r}")
-        if tie not in TIE_RULES:
-            raise ValueError(f"tie rule {tie!r}: choose one of {', '.join(TIE_RULES)}")
+        check_deriv_k(k, "k")
+        check_tie(tie)
         check_int("n_upper", n_upper, 1)
         check_int("init", init, 1, (1 << 32) - 1)
         self.comparator = ComparatorNeuron(y_width, words)
@@ -192,8 +187,7 @@ class NeuronBank(wiring.Component):
         check_int("y_width", y_width, 2, 64)
         check_int("dx_width", dx_width, 2, 64)
         check_int("n_upper", n_upper, 1)
-        if tie not in TIE_RULES:
-            raise ValueError(f"tie rule {tie!r}: choose one of {', '.join(TIE_RULES)}")
+        check_tie(tie)
         self.noise_words = check_noise_words(noise_words)
         self.sampler = DerivativeSampler(k, lanes=n)
         self.y_width, self.dx_width, self.k, self.tie, self.n_upper = y_width, dx_width, k, tie, n_upper

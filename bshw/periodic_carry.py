@@ -12,18 +12,15 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from bshw import bitslice as bs
+from bshw import core
 from bshw.core import check_int
 from bshw.macro import weight_bits
 
 
 def check_counter(th, counter_bits):
-    """Validate ``(th, counter_bits)`` (§9, §12); return ``(cmin, cmax)``."""
-    cb = check_int("counter_bits", counter_bits, 2, 32)
-    check_int("th", th, 1)
-    cmax = (1 << (cb - 1)) - 1
-    if th > cmax:
-        raise ValueError(f"th={th} does not fit a {cb}-bit counter (max {cmax})")
-    return -(1 << (cb - 1)), cmax
+    """Validate ``(th, counter_bits)`` (§9, §12, :func:`bshw.core.check_counter`); return ``(cmin, cmax)``."""
+    _, cb = core.check_counter(th, counter_bits)
+    return -(1 << (cb - 1)), (1 << (cb - 1)) - 1
 
 
 def counter_planes(m, c: list, g_en, g_neg, acc, carry, th: int, counter_bits: int, n: int, name: str = "cnt"):

@@ -26,7 +26,7 @@ from amaranth.lib.wiring import In, Out
 
 from bshw.core import check_int, op_cycles  # noqa: F401  (op_cycles: the §15 clock formula)
 from bshw.counter_memory import CounterMemory
-from bshw.error_driver import TIE_RULES
+from bshw.hwparams import HwParams
 from bshw.input_sampler import InputSamplerBank
 from bshw.macro import CrossbarMacroSignature
 from bshw.neuron_periphery import NeuronBank, OutputNeuronBank
@@ -48,9 +48,10 @@ class BshwPeriphery(wiring.Component):
     ----------
     sizes : sequence of int
         Layer widths ``[n0, n1, ..., nL]`` (>= 2 entries).
-    params : dict
-        Resolved hardware parameters (``bshw.golden.exact.ExactParams.resolve``: noise_words, deriv_k, tie,
-        output, th, counter_bits, wmin, wmax); ``output`` must be ``onchip``.
+    params : bshw.hwparams.HwParams or dict
+        The resolved hardware parameters (validated there; a dict is read by ``HwParams.from_dict``);
+        ``output`` must be ``onchip``. The golden side derives them from a training configuration
+        (``bshw.golden.exact.ExactParams.resolve``); the HDL takes them as they are.
     seeds : dict or None
         Reset states of the LFSRs as in the trace header's ``init`` (``lfsr_in``, ``lfsr``); None: all 1.
     counters : list or None
@@ -64,7 +65,7 @@ class BshwPeriphery(wiring.Component):
         fan-out); None: :func:`bshw.counter_memory.default_bank_cols`.
     """
 
-    def __init__(self, sizes, params: dict, *, seeds: dict | None = None, counters=None, probes: bool = False,
+    def __init__(self, sizes, params: HwParams | dict, *, seeds: dict | None = None, counters=None, probes: bool = False,
                  read_latency: int = 1, bank_cols=None):
         # A refused configuration raises from here: the half-built design (and any counter memory
         # already made) is not an unused one, so Amaranth must not warn about it when collected.
@@ -76,18 +77,16 @@ class BshwPeriphery(wiring.Component):
                 obj._MustUse__silence = True
             raise
 
-    def _construct(self, sizes, params: dict, *, seeds: dict | None = None, counters=None, probes: bool = False,
+    def _construct(self, sizes, params: HwParams | dict, *, seeds: dict | None = None, counters=None, probes: bool = False,
                    read_latency: int = 1, bank_cols=None):
         sizes = [check_int("layer size", n, 1) for n in sizes]
         if len(sizes) < 2:
             raise ValueError(f"sizes needs an input and at least one layer, got {sizes!r}")
-        P = dict(params)
-        if P.get("output", "onchip") != "onchip":
-            raise ValueError(f"output = {P['output']!r}: the RTL implements the onchip output layer (§7)")
-        if P["tie"] not in TIE_RULES:
-            raise ValueError(f"tie rule {P['tie']!r}: choose one of {', '.join(TIE_RULES)}")
+        P = HwParams.from_dict(params)  # every rule of §12 checked there, once
+        if P.output != "onchip":
+            raise ValueError(f"output = {P.output!r}: the RTL implements the onchip output layer (§7)")
         self.sizes, self.L, self.params, self.probes = sizes, len(sizes) - 1, P, bool(probes)
-        self.k = check_int("deriv_k", P["deriv_k"], 1, 4)
+        self.k = P.deriv_k
         self.read_latency = check_int("read_latency", read_latency, 1, 16)
         L = self.L
         if bank_cols is None or isinstance(bank_cols, int):
@@ -95,7 +94,7 @@ class BshwPeriphery(wiring.Component):
         if len(bank_cols) != L:
             raise ValueError(f"bank_cols needs one entry per layer ({L}), got {bank_cols!r}")
         # the macros first: their width checks refuse an impossible size before anything is allocated
-        self.macros = [CrossbarMacroSignature(sizes[li], sizes[li + 1], P["wmin"], P["wmax"], backward=li > 0,
+        self.macros = [CrossbarMacroSignature(sizes[li], sizes[li + 1], P.wmin, P.wmax, backward=li > 0,
                                               read_latency=read_latency) for li in range(L)]
         seeds = seeds or {}
         lfsr_in = list(seeds.get("lfsr_in") or [1] * sizes[0])
@@ -106,9 +105,9 @@ class BshwPeriphery(wiring.Component):
                       "lfsr": [[check_int("neuron seed", s, 1, 0xFFFFFFFF) for s in layer] for layer in lfsr]}
         self.counters = []  # filled one by one: a refused layer leaves the ones before it reachable
         for li in range(L):
-            self.counters.append(CounterMemory(sizes[li], sizes[li + 1], P["th"], P["counter_bits"],
+            self.counters.append(CounterMemory(sizes[li], sizes[li + 1], P.th, P.counter_bits,
                                                bank_cols=bank_cols[li], init=None if counters is None else counters[li]))
-        wb, cb = self.macros[0].wbits, P["counter_bits"]
+        wb, cb = self.macros[0].wbits, P.counter_bits
         self.w_row_bits = max(sizes[1:]) * wb
         self.c_row_bits = max(sizes[1:]) * cb
         self.n_streams = sum(sizes)
@@ -155,10 +154,10 @@ class BshwPeriphery(wiring.Component):
             if li < L - 1:
                 # n_upper = 1: the `gated` rule's OR over the layer above's en lines is one gate per
                 # layer (below), its output shared by the layer's neurons (§7)
-                banks.append(NeuronBank(mac.yw, self.macros[li + 1].dxw, k, P["tie"], tuple(P["noise_words"]), 1,
+                banks.append(NeuronBank(mac.yw, self.macros[li + 1].dxw, k, P.tie, tuple(P.noise_words), 1,
                                         self.seeds["lfsr"][li]))
             else:
-                banks.append(OutputNeuronBank(mac.yw, tuple(P["noise_words"]), self.seeds["lfsr"][li]))
+                banks.append(OutputNeuronBank(mac.yw, tuple(P.noise_words), self.seeds["lfsr"][li]))
         offset, rdata = 0, Const(0, 32)
         for bi, bank in enumerate(banks):
             m.submodules["input_samplers" if bi == 0 else f"neurons{bi}"] = bank

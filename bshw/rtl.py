@@ -2,8 +2,9 @@
 §15).
 
 ``generate(cfg, out_dir)`` builds :class:`bshw.periphery.BshwPeriphery` for the configuration's network
-shape and resolved hardware parameters, its LFSR reset states those of the exact golden learner for
-``cfg.seed`` (the trace header's, §11), and writes into ``out_dir``:
+shape and resolved hardware parameters (:class:`bshw.hwparams.HwParams`), its LFSR reset states
+:func:`bshw.core.initial_lfsr_states` for ``cfg.seed`` (the state the golden learner starts from, the
+trace header's ``init``, §11), and writes into ``out_dir``:
 
 - ``<prefix>periphery.v``: the synthesizable periphery top and its submodules (one bank of samplers or
   neurons per layer, one counter memory per layer), with one crossbar-macro interface per layer
@@ -35,33 +36,39 @@ def names(prefix: str = PREFIX) -> dict:
             "json": f"{prefix}periphery.json", "model": MODEL_FILE}
 
 
-def build(cfg: TrainConfig, *, probes: bool = False, read_latency: int = 1, bank_cols=None, prefix: str = PREFIX):
-    """``(BshwPeriphery, exact learner)`` for ``cfg``; bad parameters raise BshwError."""
-    from bshw.golden.exact import make_learner
-    from bshw.golden.exact.trace import header
-    from bshw.periphery import BshwPeriphery
+def hardware(cfg: TrainConfig):
+    """``(sizes, HwParams)`` of ``cfg``'s exact hardware (§12); bad parameters raise BshwError."""
+    from bshw.golden.exact.params import ExactParams
 
     if cfg.mode != "exact":
         cfg = TrainConfig.from_dict({**cfg.to_dict(), "mode": "exact"}, where="rtl")
-    learner = make_learner(cfg)
-    if learner.P["output"] != "onchip":
+    return cfg.sizes, ExactParams.from_dict(dict(cfg.hw)).resolve(cfg)
+
+
+def build(cfg: TrainConfig, *, probes: bool = False, read_latency: int = 1, bank_cols=None, prefix: str = PREFIX):
+    """The :class:`bshw.periphery.BshwPeriphery` of ``cfg``, its LFSRs reset to the state the golden
+    learner starts from (:func:`bshw.core.initial_lfsr_states`); bad parameters raise BshwError."""
+    from bshw.core import initial_lfsr_states
+    from bshw.periphery import BshwPeriphery
+
+    sizes, P = hardware(cfg)
+    if P.output != "onchip":
         raise BshwError("hw.output = 'host': the RTL implements the onchip output layer only (§7)")
-    init = header(learner, cfg.seed)["init"]
+    init = initial_lfsr_states(sizes, cfg.seed, P.output)
     try:
-        top = BshwPeriphery(learner.sizes, learner.P, seeds={"lfsr_in": init["lfsr_in"], "lfsr": init["lfsr"]},
-                            probes=probes, read_latency=read_latency, bank_cols=bank_cols)
+        return BshwPeriphery(sizes, P, seeds={"lfsr_in": init["lfsr_in"], "lfsr": init["lfsr"]},
+                             probes=probes, read_latency=read_latency, bank_cols=bank_cols)
     except (TypeError, ValueError) as e:
         raise BshwError(f"cannot build the RTL: {e}") from None
-    return top, learner
 
 
-def describe(learner, cfg, top, prefix: str = PREFIX) -> dict:
+def describe(cfg, top, prefix: str = PREFIX) -> dict:
     """The bench-facing description written beside the Verilog (shape, parameters, widths of §2,
     clocks per operation of §15, and the ports from the component's metadata)."""
     from bshw.core import op_cycles
     from bshw.periphery import Op
 
-    P, sizes, L = learner.P, learner.sizes, len(learner.sizes) - 1
+    P, sizes, L = top.params, top.sizes, top.L
     layers = []
     for li, mac in enumerate(top.macros):
         hidden = li < L - 1
@@ -70,7 +77,7 @@ def describe(learner, cfg, top, prefix: str = PREFIX) -> dict:
                        "macro_dxw": mac.dxw if mac.backward else None,
                        "bank_cols": top.counters[li].bank_cols, "banks": top.counters[li].n_banks})
     k, lat = top.k, top.read_latency
-    return {"top": names(prefix)["periphery"], "system": names(prefix)["system"], "sizes": sizes, "params": P,
+    return {"top": names(prefix)["periphery"], "system": names(prefix)["system"], "sizes": sizes, "params": P.as_dict(),
             "seed": cfg.seed, "config": cfg.to_dict(), "probes": top.probes, "read_latency": lat,
             "ops": {op.name.lower(): op.value for op in Op},
             "cycles": {"carry": op_cycles("carry", sizes, k, lat), "infer": op_cycles("infer", sizes, k, lat),
@@ -85,6 +92,7 @@ def write_design(out_dir, top, desc: dict, prefix: str = PREFIX) -> list:
     periphery (with its leaf cells), system, macro model, description. Returns the paths, in that order."""
     from amaranth.back import verilog
 
+    from bshw.host_wrapper import write_host
     from bshw.system import BshwSystem, model_verilog
 
     n = names(prefix)
@@ -95,7 +103,8 @@ def write_design(out_dir, top, desc: dict, prefix: str = PREFIX) -> list:
             atomic_write_text(out / f"{n['system']}.v", system),
             atomic_write_text(out / n["model"], model_verilog()),
             atomic_write_text(out / n["json"], json.dumps(desc, indent=1, sort_keys=True) + "\n"),
-            *write_integration(out, desc, prefix)]
+            *write_integration(out, desc, prefix),
+            *write_host(out, top, prefix)]  # the host wrapper (streams + Wishbone), bshw/host_wrapper.py
 
 
 LINT_WAIVERS = "bshw_lint.vlt"
@@ -107,8 +116,12 @@ def write_integration(out: Path, desc: dict, prefix: str = PREFIX) -> list:
     the Verilator lint waivers, and the port reference generated from the design's own metadata."""
     from importlib import resources
 
+    from bshw.host_wrapper import LINT_WAIVERS as HOST_WAIVERS
+    from bshw.host_wrapper import names as host_names
+
     n = names(prefix)
     per, system, model = f"{n['periphery']}.v", f"{n['system']}.v", n["model"]
+    host, host_system = f"{host_names(prefix)['host']}.v", f"{host_names(prefix)['host_system']}.v"
     core_name = f"{n['periphery']}"
     core = "\n".join([
         "CAPI=2:",
@@ -120,10 +133,12 @@ def write_integration(out: Path, desc: dict, prefix: str = PREFIX) -> list:
         "  rtl:",
         "    files:",
         f"      - {per}",
+        f"      - {host}",
         "    file_type: verilogSource",
         "  model:",
         "    files:",
         f"      - {system}",
+        f"      - {host_system}",
         f"      - {model}",
         "    file_type: verilogSource",
         "  lint_waivers:",
@@ -146,6 +161,17 @@ def write_integration(out: Path, desc: dict, prefix: str = PREFIX) -> list:
         "        mode: lint-only",
         "        verilator_options: [-Wall]",
         f"    toplevel: {n['periphery']}",
+        "  host:  # the periphery behind its host wrapper: sample/result streams, Wishbone registers",
+        "    filesets: [rtl]",
+        f"    toplevel: {host_names(prefix)['host']}",
+        "  lint_host:",
+        "    default_tool: verilator",
+        "    filesets: [rtl, lint_waivers]",
+        "    tools:",
+        "      verilator:",
+        "        mode: lint-only",
+        "        verilator_options: [-Wall]",
+        f"    toplevel: {host_names(prefix)['host']}",
         "  sim:",
         "    default_tool: icarus",
         "    filesets: [rtl, model, tb]",
@@ -154,8 +180,8 @@ def write_integration(out: Path, desc: dict, prefix: str = PREFIX) -> list:
         "        iverilog_options: [-g2012]",
         "    toplevel: bshw_tb",
         ""])
-    waivers = resources.files("bshw").joinpath("verilog", LINT_WAIVERS).read_text()
-    return [atomic_write_text(out / f"{n['periphery']}.f", f"{per}\n"),
+    waivers = resources.files("bshw").joinpath("verilog", LINT_WAIVERS).read_text() + HOST_WAIVERS
+    return [atomic_write_text(out / f"{n['periphery']}.f", f"{per}\n{host}\n"),
             atomic_write_text(out / f"{n['system']}.f", f"{per}\n{system}\n{model}\n"),
             atomic_write_text(out / f"{core_name}.core", core),
             atomic_write_text(out / LINT_WAIVERS, waivers),
@@ -207,12 +233,12 @@ def generate(cfg: TrainConfig, out_dir, *, probes: bool = False, read_latency: i
              prefix: str = PREFIX) -> dict:
     """Write the periphery, system and macro-model Verilog and the description into ``out_dir``;
     return ``{"top", "system", "files", "verilog", "desc", "params", "sizes"}``."""
-    top, learner = build(cfg, probes=probes, read_latency=read_latency, bank_cols=bank_cols)
+    top = build(cfg, probes=probes, read_latency=read_latency, bank_cols=bank_cols)
     n = names(prefix)
-    files = write_design(out_dir, top, describe(learner, cfg, top, prefix), prefix)
+    files = write_design(out_dir, top, describe(cfg, top, prefix), prefix)
     return {"top": n["periphery"], "system": n["system"], "files": [str(f) for f in files],
-            "verilog": [str(f) for f in files[:3]], "desc": str(files[3]), "params": learner.P,
-            "sizes": learner.sizes}
+            "verilog": [str(f) for f in files[:3]], "desc": str(files[3]), "params": top.params,
+            "sizes": top.sizes}
 
 
 def add_arguments(p):
@@ -236,6 +262,10 @@ def add_arguments(p):
                         "replays this golden trace on the system top; implies --probes (bshw/testbench.py)")
     p.add_argument("--infer", type=int, default=0, metavar="N",
                    help="with --testbench: also N test images, binary and one stochastic vote (default 0)")
+    p.add_argument("--tb-host", action="store_true",
+                   help="with --testbench: the bench runs the host system top, loads and reads the state through "
+                        "the host wrapper's Wishbone registers and runs every operation through its sample and "
+                        "result streams (bshw/host_wrapper.py)")
 
 
 def run(args) -> int:
@@ -247,6 +277,8 @@ def run(args) -> int:
 
     if args.infer < 0 or (args.infer and not args.testbench):
         raise BshwError(f"--infer {args.infer}: a whole number >= 0, with --testbench")
+    if getattr(args, "tb_host", False) and not args.testbench:
+        raise BshwError("--tb-host: only with --testbench TRACE")
     cfg = config_from_args(args, ("hidden", "input_side", "seed"), where="rtl")
     check_writable(args.out, folder=True, what="RTL")  # before the conversion, not after it
     t0 = time.perf_counter()
@@ -254,9 +286,8 @@ def run(args) -> int:
     if args.testbench:  # refuse a trace of another design before anything is written
         from bshw.testbench import check_trace
 
-        top, learner = build(cfg, probes=True, read_latency=args.read_latency, bank_cols=args.bank_cols,
-                             prefix=args.prefix)
-        desc = describe(learner, cfg, top, args.prefix)
+        top = build(cfg, probes=True, read_latency=args.read_latency, bank_cols=args.bank_cols, prefix=args.prefix)
+        desc = describe(cfg, top, args.prefix)
         for obj in (top, *top.counters):  # only described here; generate() builds the one emitted
             obj._MustUse__silence = True
         check_trace(args.testbench, desc)
@@ -267,7 +298,7 @@ def run(args) -> int:
         from bshw.testbench import commands, write_testbench
 
         tb = write_testbench(args.testbench, args.out, desc=json.loads(Path(res["desc"]).read_text()),
-                             infer_samples=args.infer)
+                             infer_samples=args.infer, via_host=getattr(args, "tb_host", False))
         paths += [str(tb["testbench"]), str(tb["stimulus"]), str(tb["filelist"])]
         print(f"testbench: {tb['steps']} steps, {tb['samples']} training samples, {tb['infer']} test images, "
               f"{tb['checks']} checks; run it with\n  {commands(args.out)['icarus']}\n  {commands(args.out)['verilator']}",

@@ -4,7 +4,7 @@ learner simulates without Python (docs/arithmetic.md §15 "System top").
 :class:`BshwSystem` instantiates the periphery module (bshw/periphery.py, emitted beside it) and the
 Verilog macro model ``bshw_crossbar_model`` (bshw/verilog/, a loop over a level memory, one module
 for every size) on each layer's macro pins. Its ports are the periphery's host ports and probes.
-With a device model in the periphery's parameters (``params["device"]``, docs/arithmetic.md §16) each
+With a device model in the periphery's parameters (``params.device``, docs/arithmetic.md §16) each
 model gets its device parameters; with the ideal device (no such key) the emitted system is as before.
 """
 
@@ -78,7 +78,8 @@ class BshwSystem(wiring.Component):
                 model.update(i_bwd=Const(0, 1), i_dy_en=Const(0, mac.fan_out), i_dy_neg=Const(0, mac.fan_out))
             params = {f"p_{k}": v for k, v in mac.verilog_parameters().items()}
             params["p_RW"] = len(pins.upd_row)
-            params.update(device_parameters(getattr(per, "params", {}).get("device"), li + 1))
+            device = per.params.device  # HwParams (bshw/hwparams.py): None for the ideal device
+            params.update(device_parameters(None if device is None else dict(device), li + 1))
             if self.init_files[li]:
                 params["p_INIT_FILE"] = str(self.init_files[li])
             m.submodules[f"macro{li + 1}"] = Instance(MODEL, **params, **model)

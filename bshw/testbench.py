@@ -41,6 +41,7 @@ import json
 import shutil
 import subprocess
 import time
+from contextlib import closing
 from pathlib import Path
 
 from bshw.core import op_cycles
@@ -52,7 +53,6 @@ from bshw.sim import (
 
 TB_TOP = "bshw_tb"
 TB_FILE, STIM_FILE = f"{TB_TOP}.sv", f"{TB_TOP}.stim"
-TRACE_FORMAT, TRACE_VERSION = "bshw-exact-trace", 1
 PERIOD = 10  # ns; the bench's clock
 
 
@@ -61,24 +61,12 @@ def _hex(word: int) -> str:
 
 
 def _read_header(trace) -> tuple:
-    """``(header, file)`` of a trace, the file positioned at the first step; BshwError if it is not one."""
-    try:
-        f = open(trace)
-    except OSError as e:
-        raise BshwError(f"cannot read trace {trace}: {e.strerror or e}") from None
-    try:
-        header = json.loads(f.readline())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        f.close()
-        raise BshwError(f"bad trace {trace}: line 1 is not a JSON header") from None
-    if not isinstance(header, dict) or header.get("format") != TRACE_FORMAT:
-        f.close()
-        raise BshwError(f"bad trace {trace}: not a {TRACE_FORMAT} file")
-    if header.get("version") != TRACE_VERSION:
-        f.close()
-        raise BshwError(f"bad trace {trace}: format version {header.get('version')!r}, this bench reads "
-                        f"version {TRACE_VERSION}")
-    return header, f
+    """``(header, steps)`` of a golden trace through bshw's one reader
+    (:func:`bshw.golden.exact.trace.open_trace`: header checked now, steps checked one line at a time
+    as they are read); BshwError naming the file and line if it is not one."""
+    from bshw.golden.exact.trace import open_trace
+
+    return open_trace(trace)
 
 
 def check_trace_matches(header: dict, desc: dict, trace) -> None:
@@ -100,8 +88,8 @@ def check_trace_matches(header: dict, desc: dict, trace) -> None:
 
 def check_trace(trace, desc: dict) -> None:
     """BshwError (one line) unless ``trace`` is a golden trace made for the design ``desc``."""
-    header, f = _read_header(trace)
-    f.close()
+    header, steps = _read_header(trace)
+    steps.close()
     check_trace_matches(header, desc, trace)
 
 
@@ -134,7 +122,7 @@ def stimulus(trace, desc: dict, *, infer_samples: int = 0, steps: int | None = N
 
     The expected state is checked where the trace records it (after loading, after every carry) and
     after inference: a paper-size trace streams through in one pass, nothing is recomputed."""
-    header, f = _read_header(trace)
+    header, records = _read_header(trace)
     check_trace_matches(header, desc, trace)
     sizes, k, lat = desc["sizes"], desc["params"]["deriv_k"], desc["read_latency"]
     cb = desc["params"]["counter_bits"]
@@ -156,14 +144,11 @@ def stimulus(trace, desc: dict, *, infer_samples: int = 0, steps: int | None = N
     _state_records(stim, desc, W, C, lfsrs, "after loading")
     n_steps = n_samples = 0
     last = None
-    with f:
-        for line_no, line in enumerate(f, start=2):
+    with closing(records):
+        for step in records:
             if steps is not None and n_steps >= steps:
                 break
-            if not line.strip():
-                continue
             try:
-                step = json.loads(line)
                 s = step["step"]
                 for b, rec in enumerate(step["samples"]):
                     exp = netio.expected_probes(desc, rec)
@@ -188,7 +173,7 @@ def stimulus(trace, desc: dict, *, infer_samples: int = 0, steps: int | None = N
                 n_steps += 1
                 last = step
             except (KeyError, IndexError, TypeError, ValueError) as e:
-                raise BshwError(f"bad trace {trace}: line {line_no}: {type(e).__name__}: {e}") from None
+                raise BshwError(f"bad trace {trace}: step {n_steps}: {type(e).__name__}: {e}") from None
     if infer_samples:
         from bshw.sim.network import expected_inference
 
@@ -205,10 +190,124 @@ def stimulus(trace, desc: dict, *, infer_samples: int = 0, steps: int | None = N
     return "\n".join(stim.lines) + "\n", summary
 
 
-def bench_text(desc: dict, *, max_clocks: int = 100_000) -> str:
+_DIRECT_TASKS = """  // One operation as the cocotb bench runs it (bshw/sim/bench_network.py): start in IDLE on a falling
+  // edge; its clocks run from that clock to the done clock (the §15 formula counts the same).
+  task automatic run_op(input [1:0] code);
+    @(negedge clk);
+    while (busy) @(negedge clk);
+    op = code; start = 1; c0 = cyc;
+    @(posedge clk); #1 start = 0;
+    waited = 0;
+    while (!done) begin @(posedge clk); #1; timeout("done"); end
+    clocks = int'(cyc - c0) + 1;
+    n_ops++;
+  endtask
+
+  // the host ports address rows only while the sequencer is idle (§15 host ports)
+  task automatic idle();
+    #1; while (busy) @(negedge clk);
+  endtask
+"""
+_DIRECT_WRITE_ROW = """          idle(); @(negedge clk);
+          mem_layer = a1; mem_row = a2;
+          if (tag == "w") begin mem_wdata_w = v1; mem_we_w = 1; end
+          else begin mem_wdata_c = v1; mem_we_c = 1; end
+          @(negedge clk); mem_we_w = 0; mem_we_c = 0;"""
+_DIRECT_WRITE_LFSR = """          idle(); @(negedge clk);
+          lfsr_sel = a1; lfsr_wdata = v1[31:0]; lfsr_we = 1;
+          @(negedge clk); lfsr_we = 0;"""
+_DIRECT_READ_LFSR = """          idle(); lfsr_sel = a1; #1;"""
+_DIRECT_READ_ROW = """          idle(); @(negedge clk);
+          mem_layer = a1; mem_row = a2; mem_re = 1;
+          @(negedge clk); mem_re = 0;
+          waited = 0;
+          while (!mem_rvalid) begin @(negedge clk); timeout("mem_rvalid"); end"""
+
+
+def _host_parts(desc: dict, width: dict, max_clocks: int) -> dict:
+    """The pieces of :func:`bench_text` that differ on the host system top: its ports, the Wishbone
+    and stream tasks, and the host-port records done through the wrapper's registers
+    (bshw/host_wrapper.py ``REGISTERS``; it stalls an access while an operation runs)."""
+    from bshw.host_wrapper import (
+        ADDR_WIDTH,
+        REG,
+        Cmd,
+        names,
+        result_layout,
+        sample_layout,
+    )
+
+    prefix = desc["top"][:-len("periphery")]
+    n0 = desc["sizes"][0]
+    slay, rlay = sample_layout(n0, width["label"]), result_layout(width["pred"])
+    ww, cw = -(-width["mem_wdata_w"] // 32), -(-width["mem_wdata_c"] // 32)
+    r = {k: REG[k].addr for k in REG}
+    decl = [f"  logic [{width['pixels'] - 1}:0] pixels;", f"  logic [{width['label'] - 1}:0] label;",
+            f"  logic [{width['pred'] - 1}:0] pred;", f"  logic [{32 * ww - 1}:0] mem_rdata_w;",
+            f"  logic [{32 * cw - 1}:0] mem_rdata_c;", "  logic [31:0] lfsr_rdata, q32;",
+            "  logic clk = 0, rst = 1, s_valid = 0, r_ready = 0, wb_cyc = 0, wb_stb = 0, wb_we = 0;",
+            "  logic s_ready, r_valid, wb_ack;", f"  logic [{slay.size - 1}:0] s_payload = '0;",
+            f"  logic [{rlay.size - 1}:0] r_payload;", f"  logic [{ADDR_WIDTH - 1}:0] wb_adr = '0;",
+            "  logic [31:0] wb_dat_w = '0, wb_dat_r;", "  logic [3:0] wb_sel = 4'hf;"]
+    conns = [".clk(clk)", ".rst(rst)", ".samples__payload(s_payload)", ".samples__valid(s_valid)",
+             ".samples__ready(s_ready)", ".results__payload(r_payload)", ".results__valid(r_valid)",
+             ".results__ready(r_ready)", *[f".wb__{n}(wb_{n})" for n in ("adr", "dat_w", "dat_r", "sel", "cyc", "stb",
+                                                                         "we", "ack")]]
+    tasks = f"""  // Through the host wrapper (bshw/host_wrapper.py): one Wishbone B4 classic access, driven on a
+  // falling edge, until ack (the wrapper stalls a host-port access while an operation runs).
+  task automatic wb(input integer adr, input logic [31:0] data, input logic write);
+    @(negedge clk);
+    wb_adr = adr; wb_dat_w = data; wb_we = write; wb_cyc = 1; wb_stb = 1;
+    waited = 0;
+    @(negedge clk);
+    while (!wb_ack) begin @(negedge clk); timeout("wb ack"); end
+    q32 = wb_dat_r; wb_cyc = 0; wb_stb = 0; wb_we = 0;
+  endtask
+
+  task automatic row(input integer layer, input integer index);
+    wb({r['ROW_LAYER']}, layer, 1); wb({r['ROW_INDEX']}, index, 1); wb({r['WIDX']}, 0, 1);
+  endtask
+
+  // One operation through the sample stream; its clocks run from the periphery's start clock (the one
+  // after the sample is taken) to its done clock (the result is valid the clock after).
+  task automatic run_op(input [1:0] code);
+    @(negedge clk);
+    s_payload = {{code, label, pixels}}; s_valid = 1; #1;
+    waited = 0;
+    while (!s_ready) begin @(negedge clk); #1; timeout("samples ready"); end
+    c0 = cyc;
+    @(negedge clk); s_valid = 0; r_ready = 1;
+    waited = 0;
+    while (!r_valid) begin @(negedge clk); timeout("result"); end
+    clocks = int'(cyc - c0) - 1;
+    pred = r_payload[{width['pred'] - 1}:0];
+    @(negedge clk); r_ready = 0;
+    n_ops++;
+  endtask
+"""
+    write_row = f"""          row(a1, a2);
+          for (e = 0; e < (tag == "w" ? {ww} : {cw}); e++) wb(tag == "w" ? {r['LEVELS']} : {r['COUNTERS']}, v1[32*e +: 32], 1);
+          wb({r['CMD']}, tag == "w" ? {Cmd.WRITE_LEVELS} : {Cmd.WRITE_COUNTERS}, 1);"""
+    write_lfsr = f"""          wb({r['LFSR_SEL']}, a1, 1); wb({r['LFSR_DATA']}, v1[31:0], 1);"""
+    read_lfsr = f"""          wb({r['LFSR_SEL']}, a1, 1); wb({r['LFSR_DATA']}, 0, 0); lfsr_rdata = q32;"""
+    read_row = f"""          row(a1, a2); wb({r['CMD']}, {Cmd.READ_ROW}, 1);
+          for (e = 0; e < {ww}; e++) begin wb({r['LEVELS']}, 0, 0); mem_rdata_w[32*e +: 32] = q32; end
+          wb({r['WIDX']}, 0, 1);
+          for (e = 0; e < {cw}; e++) begin wb({r['COUNTERS']}, 0, 0); mem_rdata_c[32*e +: 32] = q32; end"""
+    return {"module": names(prefix)["host_system"], "decl": decl, "conns": conns, "tasks": tasks,
+            "write_row": write_row, "write_lfsr": write_lfsr, "read_lfsr": read_lfsr, "read_row": read_row,
+            "wide": (32 * ww, 32 * cw)}
+
+
+def bench_text(desc: dict, *, max_clocks: int = 100_000, via_host: bool = False) -> str:
     """The SystemVerilog bench for the probed system top ``desc['system']``: port widths from the
     design's own metadata (``desc['ports']``), probe order from :func:`bshw.sim.netio.probe_layout`.
-    ``max_clocks``: the longest wait for ``done`` or ``mem_rvalid`` before the bench gives up."""
+    ``max_clocks``: the longest wait for ``done`` or ``mem_rvalid`` before the bench gives up.
+
+    ``via_host``: the bench drives the host system top instead (``<prefix>host_system``: the host
+    wrapper of bshw/host_wrapper.py with the macro models): the state is loaded and read through the
+    wrapper's Wishbone registers, every operation goes through its sample stream, and its result
+    (class) and clock count come from the result stream."""
     width = {name: p["width"] for name, p in desc["ports"].items() if "width" in p}  # ports, not the macro interfaces
     layout = netio.probe_layout(desc)
     host = ["op", "pixels", "label", "pred", "mem_layer", "mem_row", "mem_wdata_w", "mem_rdata_w", "mem_wdata_c",
@@ -218,6 +317,10 @@ def bench_text(desc: dict, *, max_clocks: int = 100_000) -> str:
     decl.append("  logic busy, done, mem_rvalid;")
     conns = [f".{n}({n})" for n in ("clk", "rst", "start", "busy", "done", "mem_we_w", "mem_we_c", "mem_re",
                                      "mem_rvalid", "lfsr_we", *host)]
+    dut_module = desc["system"]
+    hw = _host_parts(desc, width, max_clocks) if via_host else None
+    if hw:
+        decl, conns, dut_module = hw["decl"], hw["conns"], hw["module"]
     probe_cat, checks, off = [], [], 0
     for port, (n, bits, signed) in layout.items():
         decl.append(f"  logic [{n * bits - 1}:0] p_{port};")
@@ -235,7 +338,7 @@ def bench_text(desc: dict, *, max_clocks: int = 100_000) -> str:
             f"              end")
         off += n * bits
     nprobe = off
-    wide = max(width["mem_wdata_w"], width["mem_wdata_c"], width["pixels"], 32)
+    wide = max(width["mem_wdata_w"], width["mem_wdata_c"], width["pixels"], 32, *(hw["wide"] if hw else ()))
     wb, cb = desc["layers"][0]["wbits"], desc["params"]["counter_bits"]
     ops, sizes = desc["ops"], desc["sizes"]
     nl = "\n"
@@ -251,7 +354,7 @@ module {TB_TOP};
   longint cyc = 0, c0;
   reg [8*96-1:0] tag, place;
 
-  {desc['system']} dut({', '.join(conns)});
+  {dut_module} dut({', '.join(conns)});
 
   always #{PERIOD // 2} clk = ~clk;
   always @(posedge clk) cyc <= cyc + 1;
@@ -269,24 +372,7 @@ module {TB_TOP};
     end
   endtask
 
-  // One operation as the cocotb bench runs it (bshw/sim/bench_network.py): start in IDLE on a falling
-  // edge; its clocks run from that clock to the done clock (the §15 formula counts the same).
-  task automatic run_op(input [1:0] code);
-    @(negedge clk);
-    while (busy) @(negedge clk);
-    op = code; start = 1; c0 = cyc;
-    @(posedge clk); #1 start = 0;
-    waited = 0;
-    while (!done) begin @(posedge clk); #1; timeout("done"); end
-    clocks = int'(cyc - c0) + 1;
-    n_ops++;
-  endtask
-
-  // the host ports address rows only while the sequencer is idle (§15 host ports)
-  task automatic idle();
-    #1; while (busy) @(negedge clk);
-  endtask
-
+{hw["tasks"] if hw else _DIRECT_TASKS}
   task automatic check_clocks(input integer want, input [8*8-1:0] what);
     checks++;
     if (clocks !== want) begin
@@ -313,21 +399,15 @@ module {TB_TOP};
         end
         "w", "c": begin  // host write of a row (levels or counters)
           rc = $fscanf(fd, "%d %d %h", a1, a2, v1);
-          idle(); @(negedge clk);
-          mem_layer = a1; mem_row = a2;
-          if (tag == "w") begin mem_wdata_w = v1; mem_we_w = 1; end
-          else begin mem_wdata_c = v1; mem_we_c = 1; end
-          @(negedge clk); mem_we_w = 0; mem_we_c = 0;
+{hw["write_row"] if hw else _DIRECT_WRITE_ROW}
         end
         "s": begin  // host write of an LFSR state
           rc = $fscanf(fd, "%d %h", a1, v1);
-          idle(); @(negedge clk);
-          lfsr_sel = a1; lfsr_wdata = v1[31:0]; lfsr_we = 1;
-          @(negedge clk); lfsr_we = 0;
+{hw["write_lfsr"] if hw else _DIRECT_WRITE_LFSR}
         end
         "q": begin  // host read of an LFSR state
           rc = $fscanf(fd, "%d %h", a1, v1);
-          idle(); lfsr_sel = a1; #1;
+{hw["read_lfsr"] if hw else _DIRECT_READ_LFSR}
           checks++;
           if (lfsr_rdata !== v1[31:0]) begin
             $display("MISMATCH record %0d: %0s: signal lfsr stream %0d expected %h, got %h", rec, place, a1,
@@ -337,16 +417,12 @@ module {TB_TOP};
         end
         "r": begin  // host read of a row: the low nw level bits and nc counter bits
           rc = $fscanf(fd, "%d %d %d %h %d %h", a1, a2, nw, v1, nc, v2);
-          idle(); @(negedge clk);
-          mem_layer = a1; mem_row = a2; mem_re = 1;
-          @(negedge clk); mem_re = 0;
-          waited = 0;
-          while (!mem_rvalid) begin @(negedge clk); timeout("mem_rvalid"); end
+{hw["read_row"] if hw else _DIRECT_READ_ROW}
           mask = nw == 0 ? '0 : ~('1 << nw);
           if (((mem_rdata_w ^ v1) & mask) != 0)
             for (e = 0; e < nw; e += {wb})
               if (mem_rdata_w[e +: {wb}] !== v1[e +: {wb}]) begin
-                $display("MISMATCH record %0d: %0s: signal weight{{%0d}}[%0d][%0d] expected %0d, got %0d", rec, place,
+                $display("MISMATCH record %0d: %0s: signal weight%0d[%0d][%0d] expected %0d, got %0d", rec, place,
                          a1 + 1, a2, e / {wb}, $signed(v1[e +: {wb}]), $signed(mem_rdata_w[e +: {wb}]));
                 fail();
               end
@@ -354,7 +430,7 @@ module {TB_TOP};
           if (((mem_rdata_c ^ v2) & mask) != 0)
             for (e = 0; e < nc; e += {cb})
               if (mem_rdata_c[e +: {cb}] !== v2[e +: {cb}]) begin
-                $display("MISMATCH record %0d: %0s: signal counter{{%0d}}[%0d][%0d] expected %0d, got %0d", rec, place,
+                $display("MISMATCH record %0d: %0s: signal counter%0d[%0d][%0d] expected %0d, got %0d", rec, place,
                          a1 + 1, a2, e / {cb}, $signed(v2[e +: {cb}]), $signed(mem_rdata_c[e +: {cb}]));
                 fail();
               end
@@ -400,21 +476,26 @@ endmodule
 
 
 def write_testbench(trace, rtl_dir, *, desc: dict | None = None, infer_samples: int = 0,
-                    steps: int | None = None) -> dict:
+                    steps: int | None = None, via_host: bool = False) -> dict:
     """Write ``bshw_tb.sv``, ``bshw_tb.stim`` and the filelist ``bshw_tb.f`` for ``trace`` into
     ``rtl_dir``, beside the probed design described by ``desc`` (default: the probed
     ``*periphery.json`` found there). A trace that does not match the design's shape, parameters or
     format raises BshwError before anything is written. Returns the paths and the stimulus summary
-    (steps, samples, inference images, checks)."""
+    (steps, samples, inference images, checks). ``via_host``: the bench runs the host system top and
+    does every host operation through the host wrapper's Wishbone registers and every operation through
+    its sample/result streams (:func:`bench_text`)."""
     rtl_dir = Path(rtl_dir)
     desc = desc if desc is not None else _probed_desc(rtl_dir)
-    header, f = _read_header(trace)
-    f.close()
+    header, records = _read_header(trace)
+    records.close()
     check_trace_matches(header, desc, trace)
     check_writable(rtl_dir, folder=True, what="testbench folder")
     text, summary = stimulus(trace, desc, infer_samples=infer_samples, steps=steps)
-    sources = _sources(desc)
-    files = {"testbench": atomic_write_text(rtl_dir / TB_FILE, bench_text(desc)),
+    sources = _sources(desc, via_host)
+    for src in sources:
+        if not (rtl_dir / src).is_file():
+            raise BshwError(f"{rtl_dir} has no {src} (bshw rtl writes it)")
+    files = {"testbench": atomic_write_text(rtl_dir / TB_FILE, bench_text(desc, via_host=via_host)),
              "stimulus": atomic_write_text(rtl_dir / STIM_FILE, text),
              "filelist": atomic_write_text(rtl_dir / f"{TB_TOP}.f", "\n".join([*sources, TB_FILE]) + "\n")}
     return {**files, **summary, "sources": [str(rtl_dir / s) for s in sources]}
@@ -431,7 +512,12 @@ def _probed_desc(rtl_dir: Path) -> dict:
     raise BshwError(f"{rtl_dir} holds no probed periphery (bshw rtl --probes writes one)")
 
 
-def _sources(desc: dict) -> list:
+def _sources(desc: dict, via_host: bool = False) -> list:
+    if via_host:  # the host system top: the wrapper (bshw/host_wrapper.py) around the periphery, and the models
+        from bshw.host_wrapper import names
+
+        n = names(desc["top"][:-len("periphery")])
+        return [f"{desc['top']}.v", f"{n['host']}.v", f"{n['host_system']}.v", "bshw_crossbar_model.v"]
     return [f"{desc['top']}.v", f"{desc['system']}.v", "bshw_crossbar_model.v"]
 
 

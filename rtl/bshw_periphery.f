@@ -1,1 +1,2 @@
 bshw_periphery.v
+bshw_host.v

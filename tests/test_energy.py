@@ -230,3 +230,123 @@ def test_network_energy_keeps_explicit_batch(capsys):
     assert json.loads(capsys.readouterr().out)["network"]["batch"] == 3
     assert main(["energy", "--net", "fc", "--batch", "0"]) == 2
     assert "--batch 0" in capsys.readouterr().err
+
+
+# -- write pulses measured in an exact-mode run (docs/energy.md sections 3, 4) ----------------------
+def _exact_cfg(hw, batch=50, weights="int8"):
+    return TrainConfig.from_dict({"mode": "exact", "weights": weights, "hidden": (8,), "input_side": 4,
+                                  "batch": batch, "epochs": 1, "lr": 1.0, "seed": 2, "votes": 1, "hw": hw},
+                                 where="energy test")
+
+
+def _images(n, seed=3):
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randint(0, 256, (n, 28, 28), dtype=torch.uint8, generator=g),
+            torch.randint(0, 10, (n,), generator=g))
+
+
+@pytest.mark.parametrize("weights, hw", [("ternary", {"th": 2}),
+                                         ("int8", {"th": 2, "device": {"preset": "paper-fig5", "stuck": 0.5,
+                                                                       "d2d": 0.2}})])
+def test_exact_pulse_counts_are_the_driven_pulses(weights, hw):
+    """Each batch's pulses_pot / pulses_dep are the carry's +1 / -1 events. For the ideal device they
+    equal the levels moved plus the pulses a clamp at wmin / wmax absorbed; with a device, stuck ones
+    count too (every driven pulse costs its energy)."""
+    import torch
+
+    from bshw.golden.exact import make_learner
+
+    learner = make_learner(_exact_cfg(hw, weights=weights))
+    P = learner.P.as_dict() if hasattr(learner.P, "as_dict") else learner.P
+    x, t = _images(200)
+    absorbed_seen = 0
+    for b in range(4):
+        before = [w.clone() for w in learner.W]
+        g_before = None if learner.G is None else [g.clone() for g in learner.G]
+        rec = {}
+        out = learner.train_batch(x[50 * b:50 * (b + 1)], t[50 * b:50 * (b + 1)], record=rec)
+        for l, a in enumerate(out["activity"]):
+            step = rec["carry"][l]
+            assert a["pulses_pot"] == int((step > 0).sum()) and a["pulses_dep"] == int((step < 0).sum())
+            assert a["pulses_pot"] + a["pulses_dep"] == round(a["carries_per_weight"] * step.numel())
+            if g_before is None:  # ideal: sum |delta level| + clamped = pulses
+                moved = int((learner.W[l] - before[l]).abs().sum())
+                clamped = int(((step > 0) & (before[l] == P["wmax"])).sum() + ((step < 0) & (before[l] == P["wmin"])).sum())
+                assert moved + clamped == a["pulses_pot"] + a["pulses_dep"]
+                absorbed_seen += clamped
+            else:  # stuck devices were driven but did not move
+                still = int(((step != 0) & (learner.G[l] == g_before[l])).sum())
+                assert still > 0 and a["pulses_pot"] + a["pulses_dep"] >= still
+                absorbed_seen += still
+    assert absorbed_seen > 0
+    assert isinstance(out["activity"][0]["pulses_pot"], int) and torch.is_tensor(rec["carry"][0])
+
+
+def test_energy_charges_measured_pulses_of_a_run(tmp_path, capsys):
+    """A tiny exact run (train.py's metrics): its epoch's pulses equal a replay of the same batches,
+    and `bshw energy --run` charges write = pulses per sample x write_pulse_pj; more pulses, more
+    write energy, with the carries fraction left as it was."""
+    import torch
+
+    from bshw.golden.data import Dataset
+    from bshw.golden.exact import make_learner
+    from bshw.golden.train import _epoch_seed, fit
+
+    cfg = _exact_cfg({"th": 2})
+    x, t = _images(230)  # 5 batches of 50, the last one of 30
+    data = Dataset("mnist", "synthetic", x, t, x[:40], t[:40], None)
+    run = tmp_path / "run"
+    m = fit(cfg, run, progress=False, data=data)
+    act = m["epochs"][-1]["activity"]
+    # independent count: replay the epoch's batches on a fresh learner and count the carries
+    learner, total = make_learner(cfg), [0, 0]
+    perm = torch.randperm(230, generator=torch.Generator().manual_seed(_epoch_seed(cfg.seed, 0)))
+    for i in range(0, 230, 50):
+        rec = {}
+        learner.train_batch(x[perm[i:i + 50]], t[perm[i:i + 50]], record=rec)
+        for l, step in enumerate(rec["carry"]):
+            total[l] += int(step.count_nonzero())
+    assert [round((a["pulses_pot"] + a["pulses_dep"]) * 5) for a in act] == total and min(total) > 0
+    out = tmp_path / "e.json"
+    assert main(["energy", "--run", str(run), "--synth", str(tmp_path / "none.json"), "--json", str(out)]) == 0
+    assert "measured pulses" in capsys.readouterr().out
+    res = json.loads(out.read_text())["network"]
+    c = energy.load_constants()
+    per_sample = sum(total) / 230
+    assert sum(w["per_sample"] for w in res["write_pulses"]) == pytest.approx(per_sample)
+    assert res["schemes"]["bs-memristor"]["write"] == pytest.approx(per_sample * c["memristor"]["write_pulse_pj"])
+    # twice the potentiation pulses, the same carries fraction: the write term follows the pulses
+    met = json.loads((run / "metrics.json").read_text())
+    for a in met["epochs"][-1]["activity"]:
+        a["pulses_pot"] *= 2
+    (run / "metrics.json").write_text(json.dumps(met))
+    assert main(["energy", "--run", str(run), "--synth", str(tmp_path / "none.json"), "--json", str(out)]) == 0
+    res2 = json.loads(out.read_text())["network"]
+    pot = sum(a["pulses_pot"] for a in act) * 5 / 230
+    assert res2["schemes"]["bs-memristor"]["write"] == pytest.approx((per_sample + pot) * c["memristor"]["write_pulse_pj"])
+    assert res2["schemes"]["bs-memristor"]["forward"] == res["schemes"]["bs-memristor"]["forward"]
+
+
+@pytest.mark.parametrize("pulses, msg", [({"pulses_pot": -1, "pulses_dep": 0}, "pulses_pot = -1"),
+                                         ({"pulses_pot": 3}, "pulses_dep = None"),
+                                         ({"pulses_pot": 3, "pulses_dep": "x"}, "pulses_dep = 'x'")])
+def test_bad_pulse_counts_one_line(tmp_path, capsys, pulses, msg):
+    act = [{"x_active": 0.5, "dy_nonzero": 0.5, "carries_per_weight": 0.1, **pulses}] * 2
+    d = make_run(tmp_path / "run", activity=act)
+    assert main(["energy", "--run", str(d)]) == 2
+    err = capsys.readouterr().err
+    assert msg in err and err.count("\n") == 1
+
+
+def test_without_pulse_counts_the_carries_stand_in(c):
+    """No measured pulses (float runs, --net): one pulse per carry, car * S / batch per sample."""
+    act = [{"x_active": 0.5, "dy_nonzero": 0.5, "carries_per_weight": 0.25}] * 2
+    res = energy.network_energy(LAYERS, c, act, batch=10, train_samples=100)
+    assert res["schemes"]["bs-memristor"]["write"] == pytest.approx(0.25 * (12 + 90) / 10 * c["memristor"]["write_pulse_pj"])
+    assert not any(w["measured"] for w in res["write_pulses"])
+    meas = [dict(a, pulses_pot=3.0, pulses_dep=1.0) for a in act]
+    res = energy.network_energy(LAYERS, c, meas, batch=10, train_samples=100)
+    assert res["schemes"]["bs-memristor"]["write"] == pytest.approx(2 * 4 * 10 / 100 * c["memristor"]["write_pulse_pj"])
+    assert res["schemes"]["bs-cmos-int8"]["write"] == pytest.approx(2 * 4 * 10 / 100 * c["cmos"]["int8_add_pj"])

@@ -56,7 +56,9 @@ def fake_modules(mp, *, passed=True, rtl_exc=None, sim_exc=None, calls=None):
         p = Path(out_dir)
         p.mkdir(parents=True, exist_ok=True)
         (p / "bshw_net.v").write_text("module bshw_net(input clk);\nendmodule\n")
-        return {"top": "bshw_net", "files": [str(p / "bshw_net.v")], "params": {"fake": 1}}
+        from bshw.flow import exact_params
+
+        return {"top": "bshw_net", "files": [str(p / "bshw_net.v")], "params": exact_params(cfg)}
 
     rtl.generate = generate
     api = types.ModuleType("bshw.sim.api")
@@ -160,7 +162,7 @@ def test_shipped_configs_load():
     assert fc.out == "runs/flow" and fc.synth and fc.synth_asic and len(fc.synth_layers) == 1 and fc.jobs == 2
     tiny, ft = F.load_config(REPO / "bshw" / "configs" / "flow-tiny.toml")
     assert tiny.train_limit <= 1000 and tiny.epochs <= 2 and ft.trace_steps <= 2 and ft.jobs == 2
-    assert F.exact_params(tiny)["th"] == 8  # the default RTL's parameters (batch 100, lr 0.1, INT8)
+    assert F.exact_params(tiny).th == 8  # the default RTL's parameters (batch 100, lr 0.1, INT8)
     paper, fp = F.load_config(REPO / "bshw" / "configs" / "paper.toml")  # the paper's FC net and settings
     assert (paper.input_side, paper.hidden, paper.batch, paper.learning_rate, paper.a, paper.epochs) == \
         (28, (500, 200), 100, 0.1, 4.0, 1000)
@@ -232,6 +234,60 @@ def test_stage_selection():
         F.select(fc, stages=["simulate"])
     with pytest.raises(BshwError, match="--skip: unknown stage"):
         F.select(fc, skip=["nothing"])
+
+
+def test_steps_registry():
+    """The built-in steps in flow order, each declaring what it requires and produces; a registry
+    refuses a step whose requirement is not before it, a duplicate, and removing a required step."""
+    from bshw.steps import Step, Steps
+
+    steps = F.default_steps()
+    assert steps.names == F.STAGES and steps is not F.default_steps()  # a fresh registry each call
+    assert steps["sim"].requires == ("trace", "rtl") and steps["trace"].produces == ("trace.jsonl",)
+    assert [s.name for s in steps if s.side] == ["train-float", "train-baseline", "rtl", "synth"]
+    mine = Step("lint", run=lambda flow, selected: "ok", requires=("rtl",))
+    assert steps.copy().insert(mine, after="rtl").names.index("lint") == steps.names.index("rtl") + 1
+    with pytest.raises(ValueError, match="requires rtl, which must come before it"):
+        steps.copy().insert(mine, before="trace")
+    with pytest.raises(ValueError, match="there is a step 'sim' already"):
+        steps.copy().insert(Step("sim", run=print))
+    with pytest.raises(ValueError, match="required by sim"):
+        steps.copy().remove("rtl")
+    with pytest.raises(ValueError, match="lower-case"):
+        Step("Bad Name", run=print)
+    with pytest.raises(TypeError, match="callable"):
+        Step("x", run="not callable")
+    with pytest.raises(ValueError, match="requires rtl"):  # a registry of one step needs its requirement
+        Steps([mine])
+    assert Steps([steps["rtl"], mine]).names == ("rtl", "lint")
+
+
+def test_flow_runs_a_step_of_ones_own(tmp_path, monkeypatch, data):
+    """A script inserts its own step after the trace; the flow runs it in order with the built-in
+    ones, records its note and results, re-runs it alone over the same run directory, and refuses an
+    unknown step name in one line."""
+    from bshw.steps import Step
+
+    fake_modules(monkeypatch)
+    seen = []
+
+    def count_lines(flow, selected):
+        n = len((flow.out / "trace.jsonl").read_text().splitlines())
+        flow.results["count-lines"] = {"lines": n}
+        seen.append(list(selected))
+        return f"{n} lines"
+
+    steps = F.default_steps().insert(Step("count-lines", count_lines, requires=("trace",)), after="trace")
+    s = F.flow(TINY, tmp_path, stages=["train-exact", "trace", "count-lines", "report"], steps=steps,
+               log=lambda line: None, progress=False, data=data)
+    assert s["result"] == {"status": "ok"}
+    assert s["stages"]["count-lines"] == {"status": "ok", "reason": None, "note": "2 lines"}
+    assert s["results"]["count-lines"] == {"lines": 2} and list(s["stages"]).index("count-lines") == 4
+    again = F.flow(TINY, tmp_path, stages=["count-lines"], steps=steps, log=lambda line: None, progress=False,
+                   data=data)
+    assert again["stages"]["count-lines"]["status"] == "ok" and seen[-1] == ["count-lines"]
+    with pytest.raises(BshwError, match="unknown stage 'count-lines'"):
+        F.flow(TINY, tmp_path, stages=["count-lines"], log=lambda line: None, progress=False, data=data)
 
 
 def test_firing_grid():

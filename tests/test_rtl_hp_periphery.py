@@ -1,8 +1,15 @@
 # amaranth: UnusedElaboratable=no
-"""RTL high-precision neuron periphery (bshw/hp_periphery.py) against its golden functions."""
+"""RTL high-precision neuron periphery (bshw/hp_periphery.py) against its golden functions.
+
+The ROM is checked against tables recomputed here from the fixed-point contract of bshw/hp_periphery.py
+(``z = round((2^B - 1) sigma(g y))``, ``D = round((2^B - 1) 4 s (1 - s))``, round half up) in 60-digit
+decimal arithmetic, not against ``activation_table`` / ``derivative_table``, which filled it (issue 22,
+point 6: a ROM compared with the tables that filled it cannot fail)."""
 
 import math
 import random
+from decimal import ROUND_HALF_UP, Decimal, localcontext
+from fractions import Fraction
 
 import pytest
 from amaranth.sim import Simulator
@@ -14,6 +21,27 @@ from bshw.hp_periphery import (
     hp_delta,
     hp_gradient,
 )
+
+
+def _contract_tables(bits: int, gain: float) -> tuple:
+    """``(z, D)`` codes of every ADC code from the contract, independently of bshw.hp_periphery."""
+    full = (1 << bits) - 1
+    with localcontext() as ctx:
+        ctx.prec = 60
+        f = Fraction(gain)
+        g = Decimal(f.numerator) / Decimal(f.denominator)
+        z, D = [], []
+        for code in range(1 << bits):
+            y = code - (1 << bits) if code >> (bits - 1) else code  # two's complement B bits
+            s = 1 / (1 + (-(g * y)).exp())
+            z.append(int((full * s).to_integral_value(ROUND_HALF_UP)))
+            D.append(int((full * 4 * s * (1 - s)).to_integral_value(ROUND_HALF_UP)))
+    return z, D
+
+
+def _rom_words(dut) -> list:
+    """The ROM's contents as elaborated (``z | D << B`` per word)."""
+    return [int(w) for w in dut.elaborate(None).submodules.rom.init]
 
 
 def _run(dut, bench):
@@ -39,7 +67,9 @@ def test_tables_by_hand():
 @pytest.mark.parametrize("bits,gain,seed", [(8, 1 / 16, 0), (5, 0.5, 1)])
 def test_matches_golden(bits, gain, seed):
     dut = HpNeuronPeriphery(bits, gain)
-    z, D = activation_table(bits, gain), derivative_table(bits, gain)
+    z, D = _contract_tables(bits, gain)  # the expected ROM, from the contract (not the tables that filled it)
+    assert (activation_table(bits, gain), derivative_table(bits, gain)) == (z, D)  # the golden functions too
+    assert _rom_words(dut) == [a | (b << bits) for a, b in zip(z, D)]  # the elaborated ROM, word by word
     rng = random.Random(seed)
     lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     print(f"seed {seed}")

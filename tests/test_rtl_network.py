@@ -155,7 +155,7 @@ def test_probes_are_optional():
     (lambda: BshwPeriphery([4, 6, 10], P, bank_cols=4), ValueError, "does not divide"),
     (lambda: BshwPeriphery([4, 6, 10], P, bank_cols=[6]), ValueError, "one entry per layer"),
     (lambda: BshwPeriphery([4, 6, 10], P, read_latency=0), ValueError, "read_latency"),
-    (lambda: BshwPeriphery([4, 6, 10], {**P, "tie": "sometimes"}), ValueError, "tie rule"),
+    (lambda: BshwPeriphery([4, 6, 10], {**P, "tie": "sometimes"}), ValueError, "tie"),
     (lambda: BshwPeriphery([4, 6, 10], {**P, "output": "host"}), ValueError, "onchip"),
     (lambda: BshwPeriphery([4, 6, 10], P, seeds={"lfsr_in": [1] * 3, "lfsr": [[1] * 6, [1] * 10]}), ValueError,
      "seeds"),

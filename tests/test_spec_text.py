@@ -104,7 +104,7 @@ def test_downsample_28_to_8_windows():
                                                ("int6", 6, 1.0), ("int3", 3, 0.25)])
 def test_scale_is_range_over_2_to_b_minus_1(weights, b, w_range):
     cfg = _cfg(weights=weights)
-    P = ExactParams.from_dict({}).resolve(cfg)
+    P = ExactParams.from_dict({}).resolve(cfg).as_dict()
     assert cfg.weight_range == w_range  # §2's default ranges
     assert P["weight_bits"] == b and P["scale"] == w_range / 2 ** (b - 1)
     pc = PeriodicCarry(torch.zeros(2, 2), b, w_range, 0.1, 100)
@@ -118,7 +118,7 @@ def test_scale_is_range_over_2_to_b_minus_1(weights, b, w_range):
     ("int4", 1.0, [3, 3, 2], 0.0207), ("ternary", 1.0, [1, 1, 1], 0.0180)])
 def test_auto_words_of_the_defaults(weights, w_range, words, dev):
     cfg = _cfg(weights=weights, **({} if w_range is None else {"w_range": w_range}))
-    P = ExactParams.from_dict({}).resolve(cfg)
+    P = ExactParams.from_dict({}).resolve(cfg).as_dict()
     assert P["noise_words"] == words
     assert round(worst_deviation(words, cfg.a * P["scale"])[0], len(str(dev)) - 2) == dev
 
@@ -154,7 +154,7 @@ def test_auto_words_rule(a_s):
 
 
 def test_explicit_noise_words_keep_their_order():
-    P = ExactParams.from_dict({"noise_words": [5, 7, 7]}).resolve(_cfg())
+    P = ExactParams.from_dict({"noise_words": [5, 7, 7]}).resolve(_cfg()).as_dict()
     assert P["noise_words"] == [5, 7, 7]
 
 
@@ -195,7 +195,7 @@ def test_host_zB_follows_the_formula():
     """Host mode: zB_j = 1 iff the class's 24-bit draw < floor(z_j * 2^24), z from §7's formula."""
     cfg = _cfg(batch=20, hw={"output": "host"})
     L = make_learner(cfg)
-    s = L.P["scale"]
+    s = L.P.scale
     u_state = [_seed_state(cfg.seed, 3 * (1 << 20) + j, 32) for j in range(10)]  # stream (L + 1) 2^20 + j, L = 2
     x, t = _images(60, 8, seed=3)
     fired = 0
@@ -219,7 +219,7 @@ def test_host_zB_follows_the_formula():
 def test_initial_weights(over, ms):
     cfg = _cfg(**over)
     L = make_learner(cfg)
-    P = L.P
+    P = L.P.as_dict()
     sizes = [cfg.input_side ** 2, *cfg.hidden, 10]
     g = torch.Generator().manual_seed(cfg.seed)
     want_m = []
@@ -278,7 +278,7 @@ def test_draws_per_sample(k):
     B = 3
     cfg = _cfg(batch=B, hw={"deriv_k": k})
     L = make_learner(cfg)
-    W = L.P["noise_bits"]
+    W = L.P.noise_bits
     st0 = [L.in_bank.states.tolist()] + [b.states.tolist() for b in L.banks]
     x, t = _images(B, 8)
     L.train_batch(x, t)

@@ -5,6 +5,7 @@ loop; it fails on a mutated design, and a trace of another design is refused bef
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -132,11 +133,18 @@ def test_refuses_what_is_not_a_trace(design, tmp_path):
     from bshw.testbench import write_testbench
 
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"format": "bshw-exact-trace", "version": 9}\n')
-    with pytest.raises(BshwError, match="format version 9"):
+    head, *steps = Path(design["trace"]).read_text().splitlines(keepends=True)
+    bad.write_text(json.dumps({**json.loads(head), "version": 9}) + "\n" + "".join(steps))
+    with pytest.raises(BshwError, match="line 1: version = 9, this bshw reads version 1"):
+        write_testbench(bad, design["rtl"])
+    bad.write_text('{"format": "bshw-exact-trace", "version": 1}\n')
+    with pytest.raises(BshwError, match="line 1: the header lacks seed"):
         write_testbench(bad, design["rtl"])
     bad.write_text("not json\n")
-    with pytest.raises(BshwError, match="line 1 is not a JSON header"):
+    with pytest.raises(BshwError, match="line 1: not JSON"):
+        write_testbench(bad, design["rtl"])
+    bad.write_text(head + steps[0][: len(steps[0]) // 2])  # the writer killed mid-step: the stimulus refuses it
+    with pytest.raises(BshwError, match="line 2: truncated"):
         write_testbench(bad, design["rtl"])
 
 

@@ -1,6 +1,7 @@
 """Checks that used to echo their input or could not fail (issue 22, point 6), each now made to test
 something it could get wrong: the flow's tool preflight, the report's firing-curve bound, the energy
-model's clocked evaluations per neuron, and the network bench's own state model (bshw/sim/netio.py)."""
+model's clocked evaluations per neuron, the network bench's own state model (bshw/sim/netio.py) and
+the statistics bench's logistic bound (the stated one, not the curve's own maximum deviation)."""
 
 import pytest
 
@@ -63,7 +64,8 @@ def test_bench_state_model_saturates_and_counts():
     """§13 case 12 on the bench's model: a 4-bit counter at 6 takes +1, +1, -1 -> 7, 7, 6."""
     from bshw.sim import netio
 
-    desc = {"sizes": [1, 1], "params": {"deriv_k": 1, "noise_bits": 19, "counter_bits": 4, "wmin": -8, "wmax": 7}}
+    desc = {"sizes": [1, 1], "params": {"noise_words": [7, 7, 5], "deriv_k": 1, "tie": "gated", "th": 7,
+                                        "counter_bits": 4, "wmin": -8, "wmax": 7}}
     m = netio.StateModel(desc, [[[0]]], [[[6]]], [1, 1])
     got = []
     for g in (1, 1, -1):
@@ -71,3 +73,38 @@ def test_bench_state_model_saturates_and_counts():
         got.append(m.C[0][0][0])
     assert got == [7, 7, 6] and m.limits["counter_saturated_max"] == 1
     assert m.lfsr == [5, netio.lfsr_leap(1, __import__("bshw.core").core.N32, 3 * 19)]
+
+
+def test_stats_bench_logistic_check_uses_the_stated_bound():
+    """The statistics bench holds the firing rate to the deviation docs/arithmetic.md §4 *states*,
+    not to the curve's own worst deviation: a threshold shifted in the RTL and the golden curve alike
+    passes the exact and binomial checks but fails this one (offline, on the bench's check function)."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from bshw.golden.exact.noise import fire_prob, worst_deviation
+    from bshw.sim import bench_stats as B
+
+    text = Path(__file__).resolve().parents[1].joinpath("docs", "arithmetic.md").read_text()
+    for (words, a_s), (value, half) in B.STATED_BOUNDS.items():
+        digits = round(-np.log10(2 * half))
+        assert f"{value:.{digits}f}" in text, (words, value)  # typed from the text
+        assert abs(worst_deviation(words, a_s)[0] - value) <= half, (words, a_s)  # and the curve meets it
+    p = {"noise_words": [7, 7, 5], "a_s": 1 / 32, "alpha": 1e-5, "stated_bound": None}
+    assert B.stated_bound(p) == (0.01902, 5e-6) and B.stated_bound({**p, "a_s": 1 / 30}) is None
+    assert B.busy_latency(700, 4) == 6301 and B.busy_latency(700, 0) == 700
+
+    def recs(curve, n=10**6):
+        return [{"y": y, "draws": n, "fires": round(n * float(curve(y)))} for y in range(-200, 201, 10)]
+
+    exact = lambda y: fire_prob((7, 7, 5), y)  # noqa: E731
+    shifted = lambda y: fire_prob((7, 7, 5), y - 10)  # noqa: E731  T + 10
+    assert B._check_firing(recs(exact), p)[0] == []
+    real = B.fire_prob
+    try:
+        B.fire_prob = lambda words, y: real(words, np.asarray(y) - 10)  # the golden curve shifted too
+        errors = B._check_firing(recs(shifted), p)[0]
+    finally:
+        B.fire_prob = real
+    assert errors and all("stated bound 0.01902" in e for e in errors), errors  # only the logistic check fails

@@ -100,6 +100,11 @@ class TrainConfig:
         return self.algo[2] == "S"
 
     @property
+    def sizes(self) -> list:
+        """Layer widths ``[n0, hidden..., 10]`` of the fc net (§1): ``input_side^2`` pixels in."""
+        return [self.input_side ** 2, *self.hidden, 10]
+
+    @property
     def bits(self) -> int | None:
         """Integer weight width, or None for fp32 and memristor weights."""
         w = self.weights.lower()

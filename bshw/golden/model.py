@@ -202,7 +202,7 @@ def architecture(cfg: TrainConfig):
           (Fig. 4f's VGG style; the figure's exact widths are not in the text, these are ours).
     """
     if cfg.net == "fc":
-        sizes = [cfg.input_side ** 2, *cfg.hidden, 10]
+        sizes = cfg.sizes
         return [dict(kind="fc", fan_in=i, fan_out=o) for i, o in zip(sizes, sizes[1:])]
     if cfg.net == "cnn":
         s1 = cfg.input_side - 8  # 28 -> 20 -> pool 10 -> 6 -> pool 3

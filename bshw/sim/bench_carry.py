@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import cocotb
 import torch
+from cocotb.utils import get_sim_time
 
 from bshw.golden.exact import carry as gc
 from bshw.sim import util
@@ -88,10 +89,13 @@ async def carry_random_batches(dut):
     names = ("x", "dy_en", "dy_neg", "acc", "carry", "load", "w_load", "c_load")
     handles = await util.start(dut, names)
     # step is combinational in this clock's inputs: sampled once they settle
+    t0 = get_sim_time("ns")
     raw, loop_s = await util.apply_vectors(dut, handles, stim, ("w", "c", "step"))
     got_w, got_c, got_step = raw["w"], raw["c"], raw["step"]
     climits = (-(1 << (cb - 1)), (1 << (cb - 1)) - 1)
-    util.record("carry_random_batches", cycles=n, loop_s=loop_s, cycles_per_s=n / loop_s,  # coverage counts too
+    clocks = round((get_sim_time("ns") - t0) / 10)  # clocks the loop spanned, counted by the simulator
+    assert clocks == len(raw["w"]), f"carry_random_batches: {clocks} clocks simulated but {len(raw['w'])} sampled"
+    util.record("carry_random_batches", cycles=clocks, loop_s=loop_s, cycles_per_s=clocks / loop_s,  # + coverage
                 carries=sum(s != 0 for s, st in zip(exp_step, stim) if st[4] and not st[5]),
                 w_at_limit=sum(v in (wmin, wmax) for v in exp_w), c_saturated=sum(v in climits for v in exp_c))
     got = {"w": util.ints(got_w, signed=True), "c": util.ints(got_c, signed=True),

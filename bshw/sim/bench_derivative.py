@@ -18,6 +18,7 @@ import cocotb
 import torch
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge
+from cocotb.utils import get_sim_time
 
 from bshw.golden.exact import neuron as gn
 from bshw.sim import util
@@ -62,6 +63,7 @@ async def sampler_samples(dut):
     dut.draw.value = 1
     fe = FallingEdge(dut.clk)
     got = {s: [] for s in exp}
+    t0 = get_sim_time("ns")
     with util.Timed() as t:
         for i in range(n):
             for f in fires[i]:
@@ -73,7 +75,8 @@ async def sampler_samples(dut):
             got["b"].append(dut.b.value)
             got["d"].append(dut.d.value)
     dut.draw.value = 0
-    cycles = n * per
+    cycles = round((get_sim_time("ns") - t0) / 10)  # clocks the loop spanned, counted by the simulator
+    assert cycles == per * len(got["d"]), f"sampler_samples: {cycles} clocks for {len(got['d'])} samples of {per} draws"
     util.record("sampler_samples", cycles=cycles, samples=n, loop_s=t.s, cycles_per_s=cycles / t.s, k=k)
     got = {s: util.ints(vals) for s, vals in got.items()}
     msg = util.first_mismatch(exp, got, what="sample", context=lambda i: f"draws X,A1,B1,... = {fires[i]}")
@@ -121,6 +124,7 @@ async def sampler_random_ops(dut):
     got = {"index": [], "x": [], "a": [], "b": [], "d": []}
     sigs = [(got[s], getattr(dut, s)) for s in got]
     prev = (0, 0, 0, 0)
+    t0 = get_sim_time("ns")
     with util.Timed() as t:
         for cur in stim:
             for lst, h in sigs:
@@ -130,7 +134,9 @@ async def sampler_random_ops(dut):
                 prev = cur
             await fe
     dut.rst.value = 0
-    util.record("sampler_random_ops", cycles=n, loop_s=t.s, cycles_per_s=n / t.s, k=k)
+    clocks = round((get_sim_time("ns") - t0) / 10)  # clocks the loop spanned, counted by the simulator
+    assert clocks == len(got["d"]), f"sampler_random_ops: {clocks} clocks simulated but {len(got['d'])} sampled"
+    util.record("sampler_random_ops", cycles=clocks, loop_s=t.s, cycles_per_s=clocks / t.s, k=k)
     got = {s: util.ints(vals) for s, vals in got.items()}
     msg = util.first_mismatch({"index": exp_idx, "x": exp_x, "a": exp_a, "b": exp_b, "d": exp_d}, got,
                               context=lambda i: f"inputs before it: rst/draw/restart/fire = "

@@ -43,24 +43,6 @@ def u(handle) -> int:
     return v.to_unsigned() if hasattr(v, "to_unsigned") else int(v)
 
 
-def _read_trace(path, limit=None):
-    """``(header, steps)``: the steps are read one line at a time (a paper-size trace is large)."""
-    f = open(path)
-    header = json.loads(f.readline())
-    if header.get("format") != "bshw-exact-trace" or header.get("version") != 1:
-        raise ValueError(f"{path} is not a bshw-exact-trace version 1 file")
-
-    def steps():
-        with f:
-            for n, line in enumerate(f):
-                if limit is not None and n >= limit:
-                    return
-                if line.strip():
-                    yield json.loads(line)
-
-    return header, steps()
-
-
 class Net:
     """Transaction-level driver of the periphery (or system) top."""
 
@@ -80,11 +62,13 @@ class Net:
                      "mem_row", "lfsr_sel", "mem_wdata_w", "mem_wdata_c", "lfsr_wdata"):
             getattr(d, name).value = 0
         if self.macro == "numpy":
+            from bshw.hwparams import HwParams
             from bshw.sim.macro_model import NumpyMacro
 
-            P = self.desc["params"]
+            P = HwParams.from_dict(self.desc["params"])
             for li, layer in enumerate(self.desc["layers"]):
-                a = NumpyMacro(d, f"xb{li + 1}__", layer, P["wmin"], P["wmax"], self.lat, device=P.get("device"),
+                a = NumpyMacro(d, f"xb{li + 1}__", layer, P.wmin, P.wmax, self.lat,
+                               device=None if P.device is None else dict(P.device),
                                number=li + 1)  # §16: the array's device model, when the parameters name one
                 self.arrays.append(a)
                 cocotb.start_soon(a.run())
@@ -217,7 +201,10 @@ async def network_matches_golden(dut):
     with open(os.environ["BSHW_NET_DESC"]) as f:
         desc = json.load(f)
     limit = os.environ.get("BSHW_NET_STEPS", "").strip()
-    header, steps = _read_trace(os.environ["BSHW_NET_TRACE"], int(limit) if limit else None)
+    from bshw.golden.exact.trace import open_trace
+
+    # the trace was checked line by line before the bench started (run_network's load_trace)
+    header, steps = open_trace(os.environ["BSHW_NET_TRACE"], int(limit) if limit else None, check=False)
     macro = os.environ.get("BSHW_NET_MACRO", "numpy")
     every_op = os.environ.get("BSHW_NET_STATE", "op") == "op"
     sizes, k = desc["sizes"], desc["params"]["deriv_k"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import cocotb
 import torch
 from cocotb.triggers import Timer
+from cocotb.utils import get_sim_time
 
 from bshw.golden.exact import neuron as gn
 from bshw.golden.exact.noise import NoiseSpec
@@ -47,13 +48,16 @@ async def comparator_random(dut):
 
     got_s, got_f = [], []
     settle = Timer(1, unit="ns")
+    t0 = get_sim_time("ns")
     with util.Timed() as t:
         for y, w in zip(ys, words):
             dut.y.value, dut.word.value = y, w
             await settle
             got_s.append(dut.s.value)
             got_f.append(dut.fire.value)
-    util.record("comparator_random", cycles=n, loop_s=t.s, cycles_per_s=n / t.s)
+    vectors = round(get_sim_time("ns") - t0)  # vectors (1 ns each) the loop spanned, counted by the simulator
+    assert vectors == len(got_f), f"comparator_random: {vectors} ns simulated but {len(got_f)} vectors sampled"
+    util.record("comparator_random", cycles=vectors, loop_s=t.s, cycles_per_s=vectors / t.s)
     msg = util.first_mismatch({"s": S.tolist(), "fire": fire.tolist()},
                               {"s": util.ints(got_s), "fire": util.ints(got_f)},
                               what="vector", context=lambda i: f"y = {ys[i]}, word = {words[i]:#x}, T = {spec.T}")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import cocotb
 import torch
+from cocotb.utils import get_sim_time
 
 from bshw.golden.exact import error as ge
 from bshw.golden.exact import neuron as gn
@@ -178,11 +179,15 @@ async def neuron_periphery_samples(dut):
     hs = await util.start(dut, INPUTS)
     drive = [tuple(c[s] for s in INPUTS) for c in stim]
     # en and neg are combinational in this clock's dx and upper_en
+    t0 = get_sim_time("ns")
     got, loop_s = await util.apply_vectors(dut, hs, drive, OUTPUTS)
     dut.rst.value = 0
     draws = sum(c["draw"] for c in stim)
-    util.record("neuron_periphery_samples", cycles=n, loop_s=loop_s, cycles_per_s=n / loop_s, samples=len(samples),
-                complete_samples=complete, draws=draws, k=p["k"], tie=p["tie"])
+    clocks = round((get_sim_time("ns") - t0) / 10)  # clocks the loop spanned, counted by the simulator
+    sampled = len(got[OUTPUTS[0]])
+    assert clocks == sampled, f"neuron_periphery_samples: {clocks} clocks simulated but {sampled} sampled"
+    util.record("neuron_periphery_samples", cycles=clocks, loop_s=loop_s, cycles_per_s=clocks / loop_s,
+                samples=len(samples), complete_samples=complete, draws=draws, k=p["k"], tie=p["tie"])
     got = {s: util.ints(v) for s, v in got.items()}
 
     def context(i):

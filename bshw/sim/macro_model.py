@@ -10,8 +10,9 @@ Python wake-ups, whatever the array's size.
 
 With a device model (docs/arithmetic.md §16, ``device`` = the trace header's ``params.device``) the
 array holds conductances ``G`` and answers as the Verilog model with ``DEVICE = 1``: ceil-rounded
-column sums, sign-keeping row sums, Eq. 7 / 8 steps with the Eq. 9 draw of each column's N32 stream,
-stuck devices, read-back of the nearest level. It is written from the spec text, apart from the
+column sums, sign-keeping row sums, Eq. 7 / 8 steps (scaled by each device's own factors with
+device-to-device variation, ``d2d_fix``) with the Eq. 9 draw of each column's N32 stream, stuck
+devices, read-back of the nearest level. It is written from the spec text, apart from the
 golden model's code.
 """
 
@@ -19,6 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 from cocotb.triggers import First, ReadOnly, RisingEdge
+
+from bshw.core import MASK64, splitmix64
 
 
 def _u(handle) -> int:
@@ -48,17 +51,6 @@ def unpack(word: int, n: int, width: int) -> np.ndarray:
     mask = (1 << width) - 1
     vals = np.array([(word >> (i * width)) & mask for i in range(n)], dtype=np.int64)
     return np.where(vals >> (width - 1) != 0, vals - (1 << width), vals)
-
-
-_M64 = (1 << 64) - 1
-
-
-def _splitmix64(z: int) -> int:
-    """SplitMix64 (docs/arithmetic.md §3)."""
-    z = (z + 0x9E3779B97F4A7C15) & _M64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
-    return z ^ (z >> 31)
 
 
 class NumpyMacro:
@@ -107,11 +99,22 @@ class NumpyMacro:
         d, seed, l = self.device, self.device["seed"], self.number
         self.f, self.gref, self.grange = d["frac_bits"], d["g_ref"], d["g_range"]
         self.G = np.full((self.fan_in, self.fan_out), self.gref, dtype=np.int64)
-        self.noise_state = [(_splitmix64(((seed << 32) + (1 << 31) + (l << 20) + j) & _M64) & 0xFFFFFFFF) or 1
+        self.noise_state = [(splitmix64(((seed << 32) + (1 << 31) + (l << 20) + j) & MASK64) & 0xFFFFFFFF) or 1
                             for j in range(self.fan_out)]
-        self.stuck = np.array([[(_splitmix64(((seed << 32) + (1 << 30) + (l << 24) + i * self.fan_out + j) & _M64)
+        self.stuck = np.array([[(splitmix64(((seed << 32) + (1 << 30) + (l << 24) + i * self.fan_out + j) & MASK64)
                                  >> 32) < d["stuck_th"] for j in range(self.fan_out)] for i in range(self.fan_in)],
                               dtype=bool) if d["stuck_th"] else np.zeros((self.fan_in, self.fan_out), dtype=bool)
+        # §16 d2d: per device z = splitmix64((seed << 32) + 2^29 + l 2^24 + i fan_out + j), factors
+        # 2^16 + d2d_fix (2 (b0 + b1 + b2) - 765) (potentiation) and the same of b3..b5 (depression)
+        self.m_pot = self.m_dep = None
+        if d.get("d2d_fix", 0):
+            z = [[splitmix64(((seed << 32) + (1 << 29) + (l << 24) + i * self.fan_out + j) & MASK64)
+                  for j in range(self.fan_out)] for i in range(self.fan_in)]
+            def factor(z: int, k: int) -> int:  # 2^16 + d2d_fix (2 (b_k + b_k+1 + b_k+2) - 765)
+                return (1 << 16) + d["d2d_fix"] * (2 * sum((z >> (8 * b)) & 0xFF for b in range(k, k + 3)) - 765)
+
+            self.m_pot = np.array([[factor(v, 0) for v in r] for r in z], dtype=np.int64)
+            self.m_dep = np.array([[factor(v, 3) for v in r] for r in z], dtype=np.int64)
 
     def _levels(self, row: int) -> np.ndarray:
         """The row's read-back: ``(G - g_ref + 2^(f-1)) >> f`` (nearest level, half up)."""
@@ -140,6 +143,8 @@ class NumpyMacro:
                 mean = (d["cp"] - d["kp"] * g + (1 << (q - 1))) >> q
             else:  # Eq. 8
                 mean = (d["cd"] + d["kd"] * g + (1 << (q - 1))) >> q
+            if self.m_pot is not None:  # §16 d2d: this device's step, half up
+                mean = (mean * int((self.m_pot if delta[j] > 0 else self.m_dep)[row, j]) + (1 << 15)) >> 16
             s = self.noise_state[j]
             for _ in range(24):  # the column's N32 stream, a 24-step leap (§3)
                 s = ((s << 1) | (bin(s & 0x80200003).count("1") & 1)) & 0xFFFFFFFF

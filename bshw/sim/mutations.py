@@ -294,17 +294,19 @@ def build_mutant(name: str, trace: Path, out_dir) -> Path:
     m = MUTANTS[name]
     folder = Path(out_dir) / f"mutant-{name}"
     with _patch_context(m):  # construction and emission both see the mutation
-        top, learner = build(cfg, probes=True)
+        top = build(cfg, probes=True)
+        claimed = top.params
         if m.params:
+            from dataclasses import replace
+
             from bshw.periphery import BshwPeriphery
 
-            params = dict(learner.P)
-            for k, v in m.params.items():
-                params[k] = params[k] + int(v) if isinstance(v, str) and v.startswith("+") else v
+            broken = {k: getattr(claimed, k) + int(v) if isinstance(v, str) and v.startswith("+") else v
+                      for k, v in m.params.items()}
             top._MustUse__silence = True  # replaced by the one built with the broken parameter
-            top = BshwPeriphery(learner.sizes, params, seeds=top.seeds, probes=True)
-        desc = describe(learner, cfg, top)
-        desc["params"] = learner.P  # the trace's parameters: the mutant claims to implement them
+            top = BshwPeriphery(top.sizes, replace(claimed, **broken), seeds=top.seeds, probes=True)
+        desc = describe(cfg, top)
+        desc["params"] = claimed.as_dict()  # the trace's parameters: the mutant claims to implement them
         write_design(folder, top, desc)
     return folder
 

@@ -117,25 +117,12 @@ def lfsr_leap(state: int, spec, steps: int) -> int:
 
 
 def seed_states(sizes, seed: int) -> list:
-    """The reset states of every LFSR in host-port order (§3 ``seed_state``; pixel i is stream i,
-    neuron j of layer l stream ``l * 2^20 + j``): what `bshw rtl` gives the RTL for config seed ``seed``."""
-    from bshw.core import I16, N32
+    """The reset states of every LFSR in host-port order (``lfsr_in``, then ``lfsr`` layer by layer):
+    :func:`bshw.core.initial_lfsr_states`, what `bshw rtl` gives the RTL for config seed ``seed``."""
+    from bshw.core import initial_lfsr_states
 
-    m64 = (1 << 64) - 1
-
-    def splitmix64(z):
-        z = (z + 0x9E3779B97F4A7C15) & m64
-        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & m64
-        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & m64
-        return z ^ (z >> 31)
-
-    def state(stream, spec):
-        return (splitmix64(((seed << 32) + stream) & m64) & spec.mask) or 1
-
-    out = [state(i, I16) for i in range(sizes[0])]
-    for l, n in enumerate(sizes[1:], start=1):
-        out += [state(l * (1 << 20) + j, N32) for j in range(n)]
-    return out
+    init = initial_lfsr_states(sizes, seed)
+    return init["lfsr_in"] + [s for layer in init["lfsr"] for s in layer]
 
 
 def stream_name(sizes, s: int) -> str:
@@ -161,11 +148,12 @@ class StateModel:
 
     def __init__(self, desc: dict, weights, counters, lfsrs):
         from bshw.core import N32
+        from bshw.hwparams import HwParams
 
-        P = desc["params"]
-        self.sizes, self.k, self.bits = desc["sizes"], P["deriv_k"], P["noise_bits"]
-        self.cmin, self.cmax = -(1 << (P["counter_bits"] - 1)), (1 << (P["counter_bits"] - 1)) - 1
-        self.wmin, self.wmax, self.N32 = P["wmin"], P["wmax"], N32
+        P = HwParams.from_dict(desc["params"])
+        self.sizes, self.k, self.bits = desc["sizes"], P.deriv_k, P.noise_bits
+        self.cmin, self.cmax = -(1 << (P.counter_bits - 1)), (1 << (P.counter_bits - 1)) - 1
+        self.wmin, self.wmax, self.N32 = P.wmin, P.wmax, N32
         self.W = [[list(r) for r in w] for w in weights]
         self.C = [[list(r) for r in c] for c in counters]
         self.lfsr = list(lfsrs)

@@ -114,7 +114,8 @@ def point_energy(train: dict, result: dict, constants: dict, array_size: int = 1
             "periphery": bs if algo == "SSS" else hp}
     res = E.network_energy(result["layers"], constants, result["activity"], batch=train["batch"],
                            train_samples=result["train_samples"], array_size=array_size, synth=synth,
-                           dataset=train.get("dataset") or ("cifar10" if train["net"] == "vgg" else "mnist"))
+                           dataset=train.get("dataset") or ("cifar10" if train["net"] == "vgg" else "mnist"),
+                           deriv_k=E.deriv_k_of(train))  # the neuron's 1 + 2k + 1 evaluations, k of this point
     parts = {p: res["schemes"][s][p] for p, s in pick.items()}
     area = res["area"]
     return {"pj_per_sample": sum(parts.values()), "parts": parts, "schemes": pick,
@@ -144,20 +145,20 @@ def hardware_shape(train: dict) -> dict | None:
     P = ExactParams.from_dict(dict(cfg.hw)).resolve(cfg)
     from bshw.macro import dx_width, weight_bits, y_width
 
-    sizes = [cfg.input_side ** 2, *cfg.hidden, 10]
-    wb = weight_bits(P["wmin"], P["wmax"])
+    sizes = cfg.sizes
+    wb = weight_bits(P.wmin, P.wmax)
     modules = [({"module": "input_sampler"}, sizes[0])]
     for li in range(1, len(sizes)):
         yw = y_width(sizes[li - 1], wb)
         if li < len(sizes) - 1:
-            spec = {"module": "neuron", "y_width": yw, "dx_width": dx_width(sizes[li + 1], wb), "k": P["deriv_k"],
-                    "tie": P["tie"], "noise_words": list(P["noise_words"]), "n_upper": 1}
+            spec = {"module": "neuron", "y_width": yw, "dx_width": dx_width(sizes[li + 1], wb), "k": P.deriv_k,
+                    "tie": P.tie, "noise_words": list(P.noise_words), "n_upper": 1}
         else:
-            spec = {"module": "output_neuron", "y_width": yw, "noise_words": list(P["noise_words"])}
+            spec = {"module": "output_neuron", "y_width": yw, "noise_words": list(P.noise_words)}
         modules.append((spec, sizes[li]))
     synapses = sum(a * b for a, b in itertools.pairwise(sizes))
-    modules.append(({"module": "counter", "th": P["th"], "counter_bits": P["counter_bits"], "wmin": P["wmin"],
-                     "wmax": P["wmax"]}, synapses))
+    modules.append(({"module": "counter", "th": P.th, "counter_bits": P.counter_bits, "wmin": P.wmin,
+                     "wmax": P.wmax}, synapses))
     merged = {}
     for spec, n in modules:  # hidden layers of one width share a module
         k = module_key(spec)

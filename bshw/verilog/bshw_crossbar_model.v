@@ -18,7 +18,10 @@
 //          (potentiation, Eq. 7) or (CD + KD g + 2^(QS-1)) >> QS (depression, Eq. 8); noise (Eq. 9)
 //          from the column's N32 stream (24-step leap per pulse, seeded from SEED, LAYER as §3/§16)
 //   read-back: level = (g - GREF + 2^(FRAC-1)) >> FRAC; programming: g = GREF + level 2^FRAC
-// Stuck devices (STUCK_TH, §16) ignore pulses but still draw. The variation source is behavioral.
+// Stuck devices (STUCK_TH, §16) ignore pulses but still draw. D2D_FIX > 0 (device-to-device variation,
+// §16): each device scales its mean step by its own factor, m = 2^16 + D2D_FIX v (v from the bytes of
+// splitmix64((SEED << 32) + 2^29 + (LAYER << 24) + i), pot bytes 0-2, dep bytes 3-5), mean' =
+// (mean m + 2^15) >> 16, before the noise. The variation source is behavioral.
 module bshw_crossbar_model #(
     // integer-typed, so that a caller's unsigned literal (32'd127) still compares as a signed number
     parameter integer FAN_IN = 1, parameter integer FAN_OUT = 1, parameter integer WB = 8,
@@ -30,7 +33,7 @@ module bshw_crossbar_model #(
     parameter integer GRANGE = 0, parameter integer GREF = 0, parameter integer QS = 24,
     parameter [63:0] KP = 0, parameter [63:0] CP = 0, parameter [63:0] KD = 0, parameter [63:0] CD = 0,
     parameter integer GAMMA_FIX = 0, parameter [32:0] STUCK_TH = 0, parameter [63:0] SEED = 0,
-    parameter integer LAYER = 1
+    parameter integer LAYER = 1, parameter integer D2D_FIX = 0
 ) (
     input  wire                     clk,
     input  wire                     fwd,
@@ -70,6 +73,10 @@ module bshw_crossbar_model #(
     reg [31:0] g [0:ND-1];
     reg [31:0] nz [0:NC-1];
     reg        stuck [0:ND-1];
+    localparam integer NV = DEVICE != 0 && D2D_FIX != 0 ? FAN_IN * FAN_OUT : 1;
+    reg signed [63:0] mpot [0:NV-1];  // §16 d2d step factors, units of 2^-16
+    reg signed [63:0] mdep [0:NV-1];
+    reg [63:0] zd;
     reg signed [63:0] gi, mean, v, e, nmag, gnew;
     reg [31:0] st;
     integer t;
@@ -108,6 +115,12 @@ module bshw_crossbar_model #(
                 g[i] = GREF + (w[i] <<< FRAC);
                 stuck[i] = (splitmix64((SEED << 32) + 64'h40000000 + (LAYER << 24) + i) >> 32) < STUCK_TH;
             end
+            if (D2D_FIX != 0)
+                for (i = 0; i < FAN_IN * FAN_OUT; i = i + 1) begin
+                    zd = splitmix64((SEED << 32) + 64'h20000000 + (LAYER << 24) + i);
+                    mpot[i] = 65536 + D2D_FIX * (2 * ({56'd0, zd[7:0]} + {56'd0, zd[15:8]} + {56'd0, zd[23:16]}) - 765);
+                    mdep[i] = 65536 + D2D_FIX * (2 * ({56'd0, zd[31:24]} + {56'd0, zd[39:32]} + {56'd0, zd[47:40]}) - 765);
+                end
             for (j = 0; j < FAN_OUT; j = j + 1) begin
                 nz[j] = splitmix64((SEED << 32) + 64'h80000000 + (LAYER << 20) + j);
                 if (nz[j] == 0) nz[j] = 1;
@@ -172,6 +185,9 @@ module bshw_crossbar_model #(
                     gi = $signed({32'd0, g[upd_row * FAN_OUT + j]});
                     if (pot[j]) mean = (CP - KP * gi + (64'd1 << (QS - 1))) >> QS;
                     else mean = (CD + KD * gi + (64'd1 << (QS - 1))) >> QS;
+                    if (D2D_FIX != 0)  // §16 d2d: this device's step, half up
+                        mean = (mean * (pot[j] ? mpot[upd_row * FAN_OUT + j] : mdep[upd_row * FAN_OUT + j])
+                                + 64'sd32768) >>> 16;
                     st = nz[j];
                     for (t = 0; t < 24; t = t + 1) st = {st[30:0], ^(st & 32'h80200003)};  // N32, §3
                     nz[j] <= st;

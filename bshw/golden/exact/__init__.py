@@ -35,15 +35,15 @@ def validate_state(learner: ExactLearner, d: dict) -> None:
     if d.get("kind") != "bshw-exact" or d.get("version") != 1:
         bad("kind", f"= {d.get('kind')!r}, version {d.get('version')!r}: expected an exact-mode state "
                     "('bshw-exact', version 1)")
-    if d.get("params") != learner.P:
-        mine = learner.P
+    if d.get("params") != learner.P.as_dict():
+        mine = learner.P.as_dict()
         saved = d.get("params") if isinstance(d.get("params"), dict) else {}
         diff = next((k for k in mine if saved.get(k) != mine[k]), "params")
         bad(f"params.{diff}", f"= {saved.get(diff)!r}, expected {mine.get(diff)!r} "
                               "(made with other hardware parameters)")
     P = learner.P
-    cmax = (1 << (P["counter_bits"] - 1)) - 1
-    groups = [("weights", learner.W, P["wmin"], P["wmax"]), ("counters", learner.C, -cmax - 1, cmax)]
+    cmax = (1 << (P.counter_bits - 1)) - 1
+    groups = [("weights", learner.W, P.wmin, P.wmax), ("counters", learner.C, -cmax - 1, cmax)]
     for name, mine, lo, hi in groups:
         vals = d.get(name)
         if not isinstance(vals, (list, tuple)) or len(vals) != len(mine):

@@ -7,7 +7,9 @@ A device holds its conductance as an unsigned integer ``g`` in units of ``G_LSB 
 (the level-0 conductance). A potentiation / depression pulse moves ``g`` by the integer mean step of
 Eq. 7 / Eq. 8 at the present ``g`` (a linear function of ``g``, computed with fixed-point constants
 and rounded half up), plus the cycle-to-cycle draw of Eq. 9 from the column's N32 LFSR, clamped to
-``[0, R]``. A stuck device never moves. The ``ideal`` preset (f = 0, one level per pulse, no
+``[0, R]``. A stuck device never moves. With device-to-device variation (``d2d`` > 0) each device
+scales its Eq. 7 / Eq. 8 steps by its own factors, drawn once from a splitmix64 hash of (seed, layer,
+i, j). The ``ideal`` preset (f = 0, one level per pulse, no
 variation, no faults) is today's integer weight exactly.
 
 :class:`DeviceModel` holds and validates the physical parameters (ValueError); :meth:`DeviceModel.resolve`
@@ -22,14 +24,17 @@ import math
 import numpy as np
 import torch
 
-from bshw.core import N32
+from bshw.core import MASK64, N32, splitmix64  # noqa: F401  (§3, one definition)
 
 STEP_FRAC = 24  # fixed-point fraction bits of the step constants (§16)
 GAMMA_FRAC = 8  # fixed-point fraction bits of gamma (§16)
 NOISE_BITS = 24  # one write-noise draw: a 24-step leap, three 8-bit words (§16)
 NOISE_STREAM = 1 << 31  # column j of layer l draws from stream 2^31 + l 2^20 + j (§3 seeding)
 STUCK_STREAM = 1 << 30  # device (i, j) of layer l: stream 2^30 + l 2^24 + i fan_out + j
-MASK64 = (1 << 64) - 1
+D2D_STREAM = 1 << 29  # device (i, j) of layer l: its d2d factors, stream 2^29 + l 2^24 + i fan_out + j
+D2D_FRAC = 8  # fixed-point fraction bits of d2d (§16)
+SCALE_FRAC = 16  # fraction bits of a device's step factor m_p / m_d (§16)
+D2D_MAX = 1 / 3  # d2d < 1/3: d2d_fix <= 85, so 2^16 - 765 d2d_fix > 0 (the factor at the draw's bound)
 
 PRESETS = {
     # today's integer weights: one level per pulse, no variation (nothing changes, §16)
@@ -43,14 +48,8 @@ PRESETS = {
                  "gamma": 0.0, "frac_bits": 8, "stuck": 0.0},
 }
 KEYS = ("g_max", "g_min", "n_p", "n_d", "alpha_p", "alpha_d", "gamma", "frac_bits", "stuck")
-
-
-def splitmix64(z: int) -> int:
-    """SplitMix64 (§3)."""
-    z = (z + 0x9E3779B97F4A7C15) & MASK64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
-    return z ^ (z >> 31)
+# optional keys: absent from PRESETS and from params.device while 0, so no existing trace changes (§16)
+OPTIONAL = {"d2d": 0.0}
 
 
 def noise_seed(seed: int, layer: int, column: int) -> int:
@@ -71,7 +70,8 @@ class DeviceModel:
         from one end of the range to the other, >= 1; 0 only in ``ideal``: one level per pulse),
         ``alpha_p``, ``alpha_d`` (non-linearity, >= 0; 0 is the linear limit ``R / N``), ``gamma``
         (cycle-to-cycle variation, Eq. 9, >= 0), ``frac_bits`` f (0..16), ``stuck`` (fraction of
-        devices that never move, [0, 1)).
+        devices that never move, [0, 1)), ``d2d`` (device-to-device spread of the steps, std as a
+        fraction of the nominal step, [0, 1/3); default 0).
 
     Raises
     ------
@@ -82,12 +82,12 @@ class DeviceModel:
     def __init__(self, preset: str = "ideal", **overrides):
         if not isinstance(preset, str) or preset not in PRESETS:
             raise ValueError(f"device preset {preset!r:.40}: choose one of {', '.join(PRESETS)}")
-        bad = sorted(set(overrides) - set(KEYS))
+        bad = sorted(set(overrides) - set(KEYS) - set(OPTIONAL), key=str)
         if bad:
-            raise ValueError(f"device: unknown parameter {bad[0]!r} (known: preset, {', '.join(KEYS)})")
+            raise ValueError(f"device: unknown parameter {bad[0]!r:.40} (known: preset, {', '.join((*KEYS, *OPTIONAL))})")
         self.preset = preset
-        p = {**PRESETS[preset], **overrides}
-        for k in ("g_max", "g_min", "alpha_p", "alpha_d", "gamma", "stuck"):
+        p = {**PRESETS[preset], **OPTIONAL, **overrides}
+        for k in ("g_max", "g_min", "alpha_p", "alpha_d", "gamma", "stuck", "d2d"):
             v = p[k]
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
                 raise ValueError(f"device.{k} = {v!r:.40} is not valid: a finite number")
@@ -107,6 +107,11 @@ class DeviceModel:
             raise ValueError(f"device.frac_bits = {p['frac_bits']} is not valid: 0 to 16")
         if not 0 <= p["stuck"] < 1:
             raise ValueError(f"device.stuck = {p['stuck']:g} is not valid: a fraction in [0, 1)")
+        if not 0 <= p["d2d"] < D2D_MAX:
+            raise ValueError(f"device.d2d = {p['d2d']:g} is not valid: a fraction in [0, 1/3) "
+                             "(the spread of each device's step factor; it must stay > 0)")
+        if p["d2d"] == 0:  # §16: d2d = 0 is no key at all (every existing figure unchanged)
+            del p["d2d"]
         self.p = p
 
     @classmethod
@@ -151,6 +156,9 @@ class DeviceModel:
              "g_bits": max(1, R.bit_length()), "step_frac": STEP_FRAC, "kp": kp, "cp": cp, "kd": kd, "cd": cd,
              "gamma_fix": round(p["gamma"] * (1 << GAMMA_FRAC)), "stuck_th": round(p["stuck"] * (1 << 32)),
              "seed": seed}
+        d2d_fix = round(p.get("d2d", 0.0) * (1 << D2D_FRAC))
+        if d2d_fix:  # §16: only with variation, so that d2d = 0 leaves params.device as it was
+            d.update(d2d=p["d2d"], d2d_fix=d2d_fix)
         dev = ArrayDevice(d)
         ends = np.array([0, R], dtype=np.int64)
         lo = min(int(dev.step_pot(ends).min()), int(dev.step_dep(ends).min()))
@@ -179,6 +187,7 @@ class ArrayDevice:
         self.q, self.kp, self.cp, self.kd, self.cd = d["step_frac"], d["kp"], d["cp"], d["kd"], d["cd"]
         self.gamma_fix, self.stuck_th, self.seed = d["gamma_fix"], d["stuck_th"], d["seed"]
         self.half = 1 << (self.q - 1)
+        self.d2d_fix = d.get("d2d_fix", 0)
 
     # Eq. 7 / Eq. 8 mean steps, rounded half up: floor((C -/+ K g + 2^(q-1)) / 2^q)
     def step_pot(self, g):
@@ -188,6 +197,13 @@ class ArrayDevice:
     def step_dep(self, g):
         """Eq. 8: the depression step's magnitude (units, > 0) at conductance ``g``."""
         return (self.cd + self.kd * g + self.half) >> self.q
+
+    def scaled(self, step, m):
+        """A device's step (§16 d2d): ``floor((step m + 2^15) / 2^16)``, ``m`` its factor in units
+        of 2^-16 (``m`` None: ``step`` itself)."""
+        if m is None:
+            return step
+        return (step * m + (1 << (SCALE_FRAC - 1))) >> SCALE_FRAC
 
     def noise(self, word, step):
         """Eq. 9: the write-noise of one pulse from its 24-bit ``word`` and mean step magnitude.
@@ -201,9 +217,10 @@ class ArrayDevice:
         return mag * np.sign(e) if isinstance(e, np.ndarray) else (mag * torch.sign(e) if isinstance(e, torch.Tensor)
                                                                     else (mag if e >= 0 else -mag))
 
-    def pulse(self, g, direction, word):
-        """The conductance after one pulse: ``direction`` +1 (potentiation) / -1 (depression)."""
-        step = self.step_pot(g) if direction > 0 else self.step_dep(g)
+    def pulse(self, g, direction, word, m=None):
+        """The conductance after one pulse: ``direction`` +1 (potentiation) / -1 (depression);
+        ``m`` the device's factor for that direction (§16 d2d; None: 1)."""
+        step = self.scaled(self.step_pot(g) if direction > 0 else self.step_dep(g), m)
         new = g + direction * step + self.noise(word, step)
         return min(max(new, 0), self.R)
 
@@ -238,12 +255,35 @@ class ArrayDevice:
             z = z ^ (z >> np.uint64(31))
         return ((z >> np.uint64(32)) < np.uint64(self.stuck_th)).reshape(fan_in, fan_out)
 
+    def d2d_factors(self, layer: int, fan_in: int, fan_out: int):
+        """The devices' step factors ``(m_p, m_d)``, int64 ``[fan_in, fan_out]`` in units of 2^-16
+        (§16): ``z = splitmix64((seed << 32) + 2^29 + layer 2^24 + i fan_out + j)``, ``v_p = 2 (b_0 +
+        b_1 + b_2) - 765``, ``v_d = 2 (b_3 + b_4 + b_5) - 765`` (b_k the bytes of z, low first),
+        ``m = 2^16 + d2d_fix v``. None without variation (``d2d_fix`` = 0)."""
+        if not self.d2d_fix:
+            return None
+        with np.errstate(over="ignore"):
+            z = (np.uint64(((self.seed << 32) + D2D_STREAM + (layer << 24)) & MASK64)
+                 + np.arange(fan_in * fan_out, dtype=np.uint64))
+            z = z + np.uint64(0x9E3779B97F4A7C15)
+            z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+            z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+            z = z ^ (z >> np.uint64(31))
+        b = [((z >> np.uint64(8 * k)) & np.uint64(0xFF)).astype(np.int64) for k in range(6)]
+        v_p = 2 * (b[0] + b[1] + b[2]) - 765
+        v_d = 2 * (b[3] + b[4] + b[5]) - 765
+        one = 1 << SCALE_FRAC
+        return ((one + self.d2d_fix * v_p).reshape(fan_in, fan_out),
+                (one + self.d2d_fix * v_d).reshape(fan_in, fan_out))
+
     def noise_seeds(self, layer: int, fan_out: int) -> list:
         """Initial states of the layer's column noise streams."""
         return [noise_seed(self.seed, layer, j) for j in range(fan_out)]
 
     def verilog_parameters(self, layer: int) -> dict:
-        """Parameters of ``bshw_crossbar_model`` for weight layer ``layer`` (1-based)."""
+        """Parameters of ``bshw_crossbar_model`` for weight layer ``layer`` (1-based); ``D2D_FIX`` only
+        with device-to-device variation (§16: d2d = 0 emits what it did before)."""
         return {"DEVICE": 1, "FRAC": self.f, "GW": self.d["g_bits"], "GRANGE": self.R, "GREF": self.g_ref,
                 "QS": self.q, "KP": self.kp, "CP": self.cp, "KD": self.kd, "CD": self.cd,
-                "GAMMA_FIX": self.gamma_fix, "STUCK_TH": self.stuck_th, "SEED": self.seed, "LAYER": layer}
+                "GAMMA_FIX": self.gamma_fix, "STUCK_TH": self.stuck_th, "SEED": self.seed, "LAYER": layer,
+                **({"D2D_FIX": self.d2d_fix} if self.d2d_fix else {})}

@@ -2,7 +2,7 @@
 
 import torch
 
-TIE_RULES = ("gated", "zero", "plus")
+from bshw.core import TIE_RULES, check_tie  # noqa: F401  (§7's tie rules, one definition)
 
 
 def tie_sign(dx: torch.Tensor, driven: torch.Tensor, rule: str) -> torch.Tensor:
@@ -15,8 +15,7 @@ def tie_sign(dx: torch.Tensor, driven: torch.Tensor, rule: str) -> torch.Tensor:
     rule : {"gated", "zero", "plus"}
         gated: 0 where nothing is driven, else +1 (the comparator's ``dx >= 0``); zero: 0; plus: +1.
     """
-    if rule not in TIE_RULES:
-        raise ValueError(f"tie rule {rule!r}: choose one of {', '.join(TIE_RULES)}")
+    check_tie(rule)
     s = torch.sign(dx).to(torch.int64)
     if rule == "zero":
         return s

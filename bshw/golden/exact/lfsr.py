@@ -14,9 +14,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from bshw.core import I16, N32, LfsrSpec  # noqa: F401  (§3's definitions live in the dependency-free core)
-
-MASK64 = (1 << 64) - 1
+# §3's definitions and the stream seeding live in the dependency-free core
+from bshw.core import I16, MASK64, N32, LfsrSpec, seed_state, splitmix64, stream_id  # noqa: F401
 
 
 def step(state: int, spec: LfsrSpec) -> int:
@@ -30,24 +29,6 @@ def leap(state: int, spec: LfsrSpec, n: int) -> int:
     for _ in range(n):
         state = step(state, spec)
     return state
-
-
-def splitmix64(z: int) -> int:
-    """One output of SplitMix64 for state ``z`` (§3, stream seeding)."""
-    z = (z + 0x9E3779B97F4A7C15) & MASK64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
-    return z ^ (z >> 31)
-
-
-def seed_state(seed: int, stream: int, spec: LfsrSpec) -> int:
-    """Initial state of stream ``stream`` for run seed ``seed`` (never 0)."""
-    return (splitmix64(((seed << 32) + stream) & MASK64) & spec.mask) or 1
-
-
-def stream_id(layer: int, neuron: int) -> int:
-    """Stream number of neuron ``neuron`` of weight layer ``layer`` (1-based); pixels use their index."""
-    return layer * (1 << 20) + neuron
 
 
 _FORMS: dict = {}

@@ -7,11 +7,12 @@ import math
 
 import torch
 
+from bshw.core import initial_lfsr_states
 from bshw.errors import BshwError
 from bshw.golden.exact import carry as carry_mod
 from bshw.golden.exact.device import NOISE_BITS, ArrayDevice
 from bshw.golden.exact.error import ternary_error, tie_sign
-from bshw.golden.exact.lfsr import I16, N32, LfsrBank, seed_state, stream_id
+from bshw.golden.exact.lfsr import I16, N32, LfsrBank
 from bshw.golden.exact.neuron import fire, sample_neurons
 from bshw.golden.exact.noise import NoiseSpec, sample_inputs
 from bshw.golden.exact.params import ExactParams
@@ -46,9 +47,9 @@ class ExactLearner:
         self.device = torch.device(getattr(cfg, "device", "cpu") or "cpu")
         self.params = ExactParams.from_dict(dict(cfg.hw))
         P = self.P = self.params.resolve(cfg)
-        self.noise = NoiseSpec(tuple(P["noise_words"]))
-        self.k, self.s = P["deriv_k"], P["scale"]
-        self.sizes = [cfg.input_side ** 2, *cfg.hidden, 10]
+        self.noise = NoiseSpec(tuple(P.noise_words))
+        self.k, self.s = P.deriv_k, P.scale
+        self.sizes = cfg.sizes
         self.L = len(self.sizes) - 1
         self.layers = [{"name": f"fc{l + 1}", "kind": "fc", "fan_in": i, "fan_out": o, "synapses": i * o,
                         "macs": i * o, "neurons": o} for l, (i, o) in enumerate(zip(self.sizes, self.sizes[1:]))]
@@ -56,20 +57,16 @@ class ExactLearner:
         self.W, self.C = [], []
         for i, o in zip(self.sizes, self.sizes[1:]):  # §10: uniform integers in [-m, m]
             m = max(1, math.floor(min(cfg.weight_range, 1 / math.sqrt(i)) / self.s))
-            m = min(m, P["wmax"], -P["wmin"])
+            m = min(m, P.wmax, -P.wmin)
             self.W.append(torch.randint(-m, m + 1, (i, o), generator=gen, dtype=torch.int64).to(self.device))
             self.C.append(torch.zeros(i, o, dtype=torch.int64, device=self.device))
-        seed, dev = cfg.seed, self.device
-        self.in_bank = LfsrBank(I16, [seed_state(seed, i, I16) for i in range(self.sizes[0])], 16, device=dev)
-        self.banks = []
-        for l in range(1, self.L + 1):
-            on = l < self.L or P["output"] == "onchip"
-            self.banks.append(LfsrBank(N32, [seed_state(seed, stream_id(l, j), N32) for j in range(self.sizes[l])],
-                                       self.noise.bits, device=dev) if on else None)
-        self.host_bank = (LfsrBank(N32, [seed_state(seed, stream_id(self.L + 1, j), N32) for j in range(10)],
-                                   HOST_BITS, device=dev) if P["output"] == "host" else None)
+        dev = self.device
+        init = initial_lfsr_states(self.sizes, cfg.seed, P.output)  # §3, shared with the RTL generator
+        self.in_bank = LfsrBank(I16, init["lfsr_in"], 16, device=dev)
+        self.banks = [None if s is None else LfsrBank(N32, s, self.noise.bits, device=dev) for s in init["lfsr"]]
+        self.host_bank = None if init["host_lfsr"] is None else LfsrBank(N32, init["host_lfsr"], HOST_BITS, device=dev)
         # §16: the device model of the array (None: the ideal device, integer levels as in §9)
-        self.dev = ArrayDevice(P["device"]) if "device" in P else None
+        self.dev = None if P.device is None else ArrayDevice(dict(P.device))
         self.G, self.dev_banks, self.stuck = None, None, None
         if self.dev is not None:
             dv = self.dev
@@ -78,7 +75,11 @@ class ExactLearner:
                               for l, o in enumerate(self.sizes[1:])]
             self.stuck = [torch.as_tensor(dv.stuck_mask(l + 1, i, o), device=dev)
                           for l, (i, o) in enumerate(zip(self.sizes, self.sizes[1:]))]
-        b = P["weight_bits"] + (0 if self.dev is None else self.dev.f)
+            # §16 d2d: each device's step factors (m_p, m_d), fixed at seeding; None without variation
+            self.d2d = [None if (m := dv.d2d_factors(l + 1, i, o)) is None else
+                        tuple(torch.as_tensor(v, device=dev) for v in m)
+                        for l, (i, o) in enumerate(zip(self.sizes, self.sizes[1:]))]
+        b = P.weight_bits + (0 if self.dev is None else self.dev.f)
         self._fwd_bound = [i << (b - 1) for i in self.sizes[:-1]]
         self._bwd_bound = [o << (b - 1) for o in self.sizes[1:]]
         self._wf = [None] * self.L  # float copies of W for the BLAS products, refreshed on change
@@ -149,6 +150,8 @@ class ExactLearner:
         word = words.gather(0, rank)
         pot = step > 0
         mean = torch.where(pot, dv.step_pot(G), dv.step_dep(G))
+        if self.d2d[l] is not None:  # §16 d2d: the device's own steps, floor((step m + 2^15) / 2^16)
+            mean = dv.scaled(mean, torch.where(pot, *self.d2d[l]))
         new = (G + torch.where(pot, mean, -mean) + dv.noise(word, mean)).clamp_(0, dv.R)
         self.G[l] = torch.where(pulsed & ~self.stuck[l], new, G)
         self.W[l] = dv.level(self.G[l])
@@ -183,7 +186,7 @@ class ExactLearner:
                 S = self._noise(l, 1 + 2 * k, B)
                 xl, A, Bb, d = sample_neurons(y, S, T, k, dtype=torch.bool)
                 xs.append(xl), Ss.append(S), As.append(A), Bs.append(Bb), ds.append(d)
-            elif P["output"] == "onchip":
+            elif P.output == "onchip":
                 S = self._noise(l, 1, B)
                 xs.append(fire(y, S[:, 0], T, dtype=torch.bool)), Ss.append(S)
             else:  # host: softmax of the integer potentials, Bernoulli per class (Eq. 6)
@@ -199,18 +202,18 @@ class ExactLearner:
             up = dys[l + 1]
             w = self._wfloat(l + 1, self._bwd_bound[l])
             dx = self._dx_pin(up.to(w.dtype) @ w.T)  # integer-valued, exact
-            dz = tie_sign(dx, (up != 0).any(1), P["tie"])
+            dz = tie_sign(dx, (up != 0).any(1), P.tie)
             dxs[l], dzs[l], dys[l] = dx, dz, ternary_error(ds[l], dz)
         stats, pre, steps = [], [], []
-        cmax = (1 << (P["counter_bits"] - 1)) - 1
+        cmax = (1 << (P.counter_bits - 1)) - 1
         for l in range(self.L):
             bound = self._cbound
             if bound is None:
                 bound = max(-int(self.C[l].min()), int(self.C[l].max())) if self.C[l].numel() else 0
-            self.C[l] = carry_mod.accumulate(self.C[l], xf[l], dys[l], P["counter_bits"], bound=bound)
+            self.C[l] = carry_mod.accumulate(self.C[l], xf[l], dys[l], P.counter_bits, bound=bound)
             if record is not None:
                 pre.append(self.C[l].clone())
-            self.C[l], W, step = carry_mod.carry(self.C[l], self.W[l], P["th"], P["wmin"], P["wmax"])
+            self.C[l], W, step = carry_mod.carry(self.C[l], self.W[l], P.th, P.wmin, P.wmax)
             if self.dev is None:
                 self.W[l] = W
             else:  # §16: the pulses go to the devices; W is the level read-back
@@ -219,7 +222,9 @@ class ExactLearner:
             steps.append(step)
             # counts now, fractions after one read of all of them (one sync per batch on a device)
             st = [(xs[l].count_nonzero(), xs[l].numel()), (dys[l].count_nonzero(), dys[l].numel()),
-                  (step.count_nonzero(), max(1, step.numel()))]
+                  (step.count_nonzero(), max(1, step.numel())),
+                  # write pulses driven by the carry (§9, §16): counted whether or not the device moves
+                  ((step > 0).count_nonzero(), 1), ((step < 0).count_nonzero(), 1)]
             if dxs[l] is not None:  # tie statistics (§14): where `gated` and `zero` differ
                 tie = dxs[l] == 0
                 driven = (dys[l + 1] != 0).any(1, keepdim=True)
@@ -228,7 +233,7 @@ class ExactLearner:
                 st += [(tie.count_nonzero(), n), (td.count_nonzero(), n), ((td & ds[l]).count_nonzero(), n)]
             stats.append(st)
         # counters are all below th after a carry cycle (|c| >= th carried and cleared)
-        self._cbound = P["th"] - 1 if P["th"] - 1 <= cmax else None
+        self._cbound = P.th - 1 if P.th - 1 <= cmax else None
         logz = torch.log_softmax(ys[-1].double() * self.s, dim=1)
         loss = -logz.gather(1, t[:, None]).mean()
         counts = [c for st in stats for c, _ in st] + [dys[-1].count_nonzero()]  # |dy_out| is 0/1
@@ -237,9 +242,10 @@ class ExactLearner:
         for st in stats:
             v = [c / n for c, (_, n) in zip(flat[i:i + len(st)], st)]
             i += len(st)
-            a = {"x_active": v[0], "dy_nonzero": v[1], "carries_per_weight": v[2]}
-            if len(v) > 3:
-                a.update(ties=v[3], ties_driven=v[4], ties_differ=v[5])
+            a = {"x_active": v[0], "dy_nonzero": v[1], "carries_per_weight": v[2],
+                 "pulses_pot": int(v[3]), "pulses_dep": int(v[4])}
+            if len(v) > 5:
+                a.update(ties=v[5], ties_driven=v[6], ties_differ=v[7])
             acts.append(a)
         out_err = flat[-2] / dys[-1].numel()
         if record is not None:
@@ -308,7 +314,7 @@ class ExactLearner:
 
     # -- state -------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"kind": "bshw-exact", "version": 1, "params": dict(self.P),
+        return {"kind": "bshw-exact", "version": 1, "params": self.P.as_dict(),
                 "weights": [w.clone() for w in self.W], "counters": [c.clone() for c in self.C],
                 "lfsr_in": self.in_bank.states.clone(),
                 "lfsr": [None if b is None else b.states.clone() for b in self.banks],
@@ -322,7 +328,7 @@ class ExactLearner:
         validate_state(self, d)  # one line naming the field, never a broadcast of a wrong shape
         if not isinstance(d, dict) or d.get("kind") != "bshw-exact":
             raise BshwError("not an exact-mode learner state")
-        if d.get("params") != self.P:
+        if d.get("params") != self.P.as_dict():
             raise BshwError("the saved exact-mode state was made with other hardware parameters")
         for name, mine in (("weights", self.W), ("counters", self.C)):
             if [tuple(v.shape) for v in d[name]] != [tuple(v.shape) for v in mine]:

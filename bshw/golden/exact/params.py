@@ -1,15 +1,23 @@
 """Hardware parameters of the exact mode (``TrainConfig.hw``), defaults and validation
-(docs/arithmetic.md §12)."""
+(docs/arithmetic.md §12): :class:`ExactParams` holds a configuration's overrides,
+:meth:`ExactParams.resolve` turns them into the typed :class:`bshw.hwparams.HwParams` that every
+implementation takes."""
 
 from dataclasses import asdict, dataclass, fields
 
+from bshw.core import (
+    OUTPUTS,
+    check_choice,
+    check_deriv_k,
+    check_int,
+    check_noise_words,
+    check_tie,
+)
 from bshw.errors import BshwError
 from bshw.golden.exact.carry import default_counter_bits, threshold
 from bshw.golden.exact.device import DeviceModel
-from bshw.golden.exact.error import TIE_RULES
-from bshw.golden.exact.noise import NoiseSpec, auto_words
-
-OUTPUTS = ("onchip", "host")
+from bshw.golden.exact.noise import auto_words
+from bshw.hwparams import HwParams
 
 
 @dataclass
@@ -58,35 +66,29 @@ class ExactParams:
         return p
 
     def validate(self):
-        def bad(name, v, want):
-            raise BshwError(f"hw.{name} = {v!r} is not valid: {want}")
+        """Each override against the one rule of :mod:`bshw.core` that :class:`HwParams` and the HDL
+        components use; BshwError ``hw.<name> = <value> is not valid: <rule>``."""
+        def optional(check):
+            return lambda v: v is None or check(v)
 
-        nw = self.noise_words
-        if nw != "auto":
-            if (not isinstance(nw, (list, tuple)) or not 1 <= len(nw) <= 4
-                    or any(not isinstance(w, int) or isinstance(w, bool) or not 1 <= w <= 16 for w in nw)
-                    or sum(nw) > 32):
-                bad("noise_words", nw, '"auto" or 1-4 word widths of 1-16 bits, at most 32 bits in all')
-        if self.deriv_k is not None and (isinstance(self.deriv_k, bool) or not isinstance(self.deriv_k, int)
-                                         or self.deriv_k not in (1, 2, 4)):
-            bad("deriv_k", self.deriv_k, "1, 2 or 4 derivative pairs")
-        if not isinstance(self.tie, str) or self.tie not in TIE_RULES:
-            bad("tie", self.tie, f"choose one of {', '.join(TIE_RULES)}")
-        if not isinstance(self.output, str) or self.output not in OUTPUTS:
-            bad("output", self.output, f"choose one of {', '.join(OUTPUTS)}")
-        if self.th is not None and (not isinstance(self.th, int) or isinstance(self.th, bool)
-                                    or not 1 <= self.th < (1 << 31)):
-            bad("th", self.th, "a whole number from 1 to 2**31 - 1")
-        cb = self.counter_bits
-        if cb is not None and (not isinstance(cb, int) or isinstance(cb, bool) or not 2 <= cb <= 32):
-            bad("counter_bits", cb, "a whole number from 2 to 32")
+        rules = {"noise_words": lambda v: v == "auto" or check_noise_words(v),
+                 "deriv_k": optional(check_deriv_k), "tie": check_tie,
+                 "output": lambda v: check_choice("output", v, OUTPUTS),
+                 "th": optional(lambda v: check_int("th", v, 1, (1 << 31) - 1)),
+                 "counter_bits": optional(lambda v: check_int("counter_bits", v, 2, 32))}
+        for name, check in rules.items():
+            v = getattr(self, name)
+            try:
+                check(v)
+            except (TypeError, ValueError) as e:
+                raise BshwError(f"hw.{name} = {v!r} is not valid: {e}") from None
         try:
             DeviceModel.from_spec(self.device)
         except ValueError as e:
             raise BshwError(f"hw.{e}" if str(e).startswith("device") else f"hw.device: {e}") from None
 
-    def resolve(self, cfg) -> dict:
-        """All numbers of the hardware for ``cfg`` (the trace header's ``params``)."""
+    def resolve(self, cfg) -> HwParams:
+        """All numbers of the hardware for ``cfg`` (the trace header's ``params``, §11)."""
         if cfg.net != "fc":
             raise BshwError(f"net = {cfg.net!r}: the exact mode implements the fc net only")
         if cfg.algo != "SSS":
@@ -98,7 +100,6 @@ class ExactParams:
         scale = cfg.weight_range / (1 << (b - 1))
         wmin, wmax = (-1, 1) if cfg.weights == "ternary" else (-(1 << (b - 1)), (1 << (b - 1)) - 1)
         words = tuple(auto_words(cfg.a * scale) if self.noise_words == "auto" else self.noise_words)
-        spec = NoiseSpec(words)
         device = DeviceModel.from_spec(self.device)
         dev = None
         if not device.is_default:  # §16: the ideal device adds no key, so every figure stays as it was
@@ -117,12 +118,12 @@ class ExactParams:
         if (1 << (cb - 1)) - 1 < th:
             raise BshwError(f"hw.counter_bits = {cb} cannot hold the carry threshold th = {th}")
         k = self.deriv_k or cfg.deriv_k or 4
-        P = {"noise_words": list(words), "noise_bits": spec.bits, "smax": spec.smax, "T": spec.T,
-             "deriv_k": k, "tie": self.tie, "output": self.output, "th": th, "counter_bits": cb,
-             "weight_bits": b, "wmin": wmin, "wmax": wmax, "scale": scale, "a": cfg.a}
-        if dev is not None:
-            P["device"] = dev
-        return P
+        try:
+            return HwParams(noise_words=words, deriv_k=k, tie=self.tie, output=self.output, th=th,
+                            counter_bits=cb, weight_bits=b, wmin=wmin, wmax=wmax, scale=scale, a=cfg.a,
+                            device=dev)
+        except (TypeError, ValueError) as e:
+            raise BshwError(f"hw: {e}") from None
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -29,7 +29,7 @@ def header(learner, seed: int) -> dict:
     if learner.dev is not None:
         init.update(conductance=[_l(g) for g in learner.G], device_lfsr=[_l(b.states) for b in learner.dev_banks])
     return {"format": FORMAT, "version": VERSION, "seed": seed, "config": learner.cfg.to_dict(),
-            "params": learner.P, "layers": learner.layers, "init": init}
+            "params": learner.P.as_dict(), "layers": learner.layers, "init": init}
 
 
 def step_record(learner, i: int, rec: dict) -> dict:
@@ -50,7 +50,7 @@ def step_record(learner, i: int, rec: dict) -> dict:
             layers.append(e)
         samples.append({"pixels": _l(rec["pixels"][b]), "r": _l(rec["r"][b]), "x0": _l(rec["xs"][0][b]),
                         "layers": layers})
-    if learner.P["output"] == "host":  # the host's Bernoulli outcome is data, not a chip signal
+    if learner.P.output == "host":  # the host's Bernoulli outcome is data, not a chip signal
         for s in samples:
             s["layers"][-1]["host_zB"] = s["layers"][-1].pop("x")
     update = [{"counter_pre": _l(rec["counter_pre"][l]), "carry": _l(rec["carry"][l]),
@@ -66,8 +66,12 @@ def step_record(learner, i: int, rec: dict) -> dict:
     return out
 
 
-def make_trace(cfg: TrainConfig, steps: int, images: torch.Tensor, labels: torch.Tensor) -> str:
-    """The trace text of ``steps`` training steps on the first ``steps * cfg.batch`` samples (in order)."""
+def make_trace(cfg: TrainConfig, steps: int, images: torch.Tensor, labels: torch.Tensor, learner=None) -> str:
+    """The trace text of ``steps`` training steps on the first ``steps * cfg.batch`` samples (in order).
+
+    ``learner``: the exact learner whose state the steps start from (a trained one, as the flow's
+    ``trace_from = "trained"``); None: a fresh learner of ``cfg`` (§10's initial state). The header
+    holds that start state (§11) either way."""
     from bshw.golden.exact import make_learner
 
     if not isinstance(steps, int) or steps < 1:
@@ -75,7 +79,7 @@ def make_trace(cfg: TrainConfig, steps: int, images: torch.Tensor, labels: torch
     if len(images) < steps * cfg.batch:
         raise BshwError(f"{steps} steps of batch {cfg.batch} need {steps * cfg.batch} samples, "
                         f"the data set has {len(images)}")
-    learner = make_learner(cfg)
+    learner = make_learner(cfg) if learner is None else learner
     lines = [json.dumps(header(learner, cfg.seed), separators=(",", ":"))]
     for i in range(steps):
         rec = {}
@@ -223,20 +227,101 @@ def _check_step(s, shapes: list, index: int, line: int, device: bool = False):
             _int_list(v, shapes[l][1], f"lfsr_end[{l}]", line)
 
 
-def load_trace(path, steps: int | None = None) -> tuple:
-    """``(header, [step records])`` of a golden trace (docs/arithmetic.md §11), every line checked.
+def open_trace(path, steps: int | None = None, *, check: bool = True) -> tuple:
+    """``(header, steps)`` of a golden trace (docs/arithmetic.md §11): the header read and checked
+    now, the step records read one line at a time as ``steps`` is iterated (a paper-size trace is
+    gigabytes; nothing holds it whole). The one trace reader of bshw: :func:`load_trace`, the cocotb
+    network bench and the Python-free bench's stimulus all read through it.
 
-    ``steps``: read only the first N step lines (None: all). Raises one BshwError
-    ``"bad trace FILE: line N: what"`` for an unreadable or empty file, a header that is not an
-    object, lacks a key or has another format or version, a step line that is not JSON (a truncated
-    last line says so), lacks a key, or whose list lengths disagree with the header's layers
-    (pixels: the first fan_in; one label per sample; one update per layer of [fan_in][fan_out]
-    matrices), and for a trace without training steps.
+    ``steps``: yield only the first N step records (None: all). ``check``: check every step line
+    against the header's layers as it is read (a bench that replays an already-checked trace may
+    pass False). Every fault raises one BshwError ``"bad trace FILE: line N: what"``: an unreadable
+    or empty file, a header that is not an object, lacks a key or has another format or version, a
+    step line that is not JSON (a truncated last line says so), lacks a key, or whose list lengths
+    disagree with the header's layers (pixels: the first fan_in; one label per sample; one update per
+    layer of [fan_in][fan_out] matrices).
     """
     if steps is not None and (not _is_int(steps) or steps < 1):
         raise BshwError(f"steps = {steps!r}: a positive whole number or unset")
+    read = [0]  # lines read so far, for the messages about what is not there
+    lines = _guarded(path, _objects(path, read))
+    first = next(lines, None)
+    if first is None:
+        raise BshwError(f"bad trace {path}: line {max(read[0], 1)}: empty file, expected a header line and "
+                        "training steps")
+    n, header = first
     try:
-        return _load(path, steps)
+        shapes = _check_header(header, n)
+    except _Bad as e:
+        lines.close()
+        raise BshwError(f"bad trace {path}: line {e.line}: {e.what}") from None
+    device = isinstance(header["params"].get("device"), dict)
+
+    def records():
+        count = 0
+        try:
+            for n, obj in lines:
+                if steps is not None and count >= steps:
+                    return
+                if check:
+                    try:
+                        _check_step(obj, shapes, count, n, device)
+                    except _Bad as e:
+                        raise BshwError(f"bad trace {path}: line {e.line}: {e.what}") from None
+                count += 1
+                yield obj
+        finally:
+            lines.close()
+        if not count:
+            raise BshwError(f"bad trace {path}: line {read[0] + 1}: a trace with no training steps compares nothing")
+
+    return header, _Steps(records(), lines)
+
+
+class _Steps:
+    """The step records of :func:`open_trace`: an iterator whose ``close()`` closes the file even
+    before the first step is read (a header-only look)."""
+
+    def __init__(self, gen, lines):
+        self._gen, self._lines = gen, lines
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return next(self._gen)
+
+    def close(self):
+        self._gen.close()
+        self._lines.close()
+
+
+def _objects(path, read: list):
+    """``(line number, JSON object)`` of every non-blank line of ``path`` (``read[0]``: lines read);
+    _Bad at a fault."""
+    n = 0
+    with open(path, "rb") as f:
+        for raw in f:
+            n += 1
+            read[0] = n
+            if not raw.strip():
+                continue
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise _Bad(n, "not UTF-8 text") from None
+            try:
+                yield n, json.loads(text)
+            except (json.JSONDecodeError, RecursionError) as e:
+                if not raw.endswith(b"\n") and n > 1:
+                    raise _Bad(n, "truncated: the last line ends mid-record (was the writer killed?)") from None
+                raise _Bad(n, f"not JSON ({str(e).splitlines()[0][:80]})") from None
+
+
+def _guarded(path, gen):
+    """``gen`` with its faults as one-line BshwErrors naming ``path``."""
+    try:
+        yield from gen
     except _Bad as e:
         raise BshwError(f"bad trace {path}: line {e.line}: {e.what}") from None
     except IsADirectoryError:
@@ -245,36 +330,11 @@ def load_trace(path, steps: int | None = None) -> tuple:
         raise BshwError(f"bad trace {path}: cannot read it ({e.strerror or type(e).__name__})") from None
 
 
-def _load(path, steps):
-    header, shapes, records, n = None, None, [], 0
-    with open(path, "rb") as f:
-        for raw in f:
-            n += 1
-            if not raw.strip():
-                continue
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                raise _Bad(n, "not UTF-8 text") from None
-            try:
-                obj = json.loads(text)
-            except (json.JSONDecodeError, RecursionError) as e:
-                if not raw.endswith(b"\n") and n > 1:
-                    raise _Bad(n, "truncated: the last line ends mid-record (was the writer killed?)") from None
-                raise _Bad(n, f"not JSON ({str(e).splitlines()[0][:80]})") from None
-            if header is None:
-                shapes = _check_header(obj, n)
-                header = obj
-                continue
-            _check_step(obj, shapes, len(records), n, isinstance(header["params"].get("device"), dict))
-            records.append(obj)
-            if steps is not None and len(records) >= steps:
-                break
-    if header is None:
-        raise _Bad(max(n, 1), "empty file, expected a header line and training steps")
-    if not records:
-        raise _Bad(n + 1, "a trace with no training steps compares nothing")
-    return header, records
+def load_trace(path, steps: int | None = None) -> tuple:
+    """``(header, [step records])`` of a golden trace, every line checked (:func:`open_trace`), and
+    so a BshwError for a trace without training steps (it compares nothing)."""
+    header, records = open_trace(path, steps)
+    return header, list(records)
 
 
 def read_trace(path) -> tuple:
@@ -315,7 +375,7 @@ def run(args) -> int:
     atomic_write_text(args.out, make_trace(cfg, args.steps, data.train_x, data.train_y))
     from bshw.golden.exact.params import ExactParams
 
-    tie = ExactParams.from_dict(dict(cfg.hw)).resolve(cfg)["tie"]
+    tie = ExactParams.from_dict(dict(cfg.hw)).resolve(cfg).tie
     # the hardware's sign(0) rule is params.tie in the header (config.tie is the float model's, unused here)
     print(f"wrote {args.steps} steps (batch {cfg.batch}, hardware tie rule {tie}) to {args.out}")
     return 0
