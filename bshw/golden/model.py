@@ -17,6 +17,7 @@ are whole numbers, which is what the periodic-carry counters (bshw.golden.weight
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -126,21 +127,38 @@ class BinaryRows:
     """A 0/1 matrix ``x [B, n]`` held as the positions of its ones, row by row, for index-based
     products: ``x W`` is, per row, the sum of W's rows at its ones, and ``x^T dy``, per column, the
     sum of dy's rows at its ones (``F.embedding_bag``, sum mode). The input layer's x under F:S is
-    sparse (MNIST: ~12% ones), so these are far fewer adds than a dense product's multiply-adds."""
+    sparse (MNIST: ~12% ones), so these are far fewer adds than a dense product's multiply-adds.
+
+    CPU only: the index bookkeeping (which pixels are lit, the regrouping by column) runs in numpy,
+    several times faster there than torch's nonzero/sort on these small arrays (numpy's stable
+    argsort of 16-bit keys is a radix sort); every product and every draw stays in torch."""
 
     def __init__(self, ones, shape):
-        """``ones``: the flat indices ``b * n + i`` of the ones, ascending; ``shape``: ``(B, n)``."""
+        """``ones``: the flat indices ``b * n + i`` of the ones, ascending (a numpy array or a CPU
+        tensor); ``shape``: ``(B, n)``."""
         B, n = shape
         self.shape = shape
-        self.rows, self.cols = ones.div(n, rounding_mode="floor"), ones.remainder(n)
-        self.offsets = torch.searchsorted(self.rows, torch.arange(B, device=ones.device))
+        ones = np.asarray(ones, dtype=np.int64)
+        starts = np.searchsorted(ones, np.arange(B) * n)  # each row's first one (ones ascending)
+        self.counts = np.diff(starts, append=len(ones))  # ones per row
+        cols = ones - np.repeat(np.arange(B) * n, self.counts)
+        self.rows = torch.from_numpy(np.repeat(np.arange(B), self.counts))
+        self.cols, self.offsets = torch.from_numpy(cols), torch.from_numpy(starts)
+
+    @staticmethod
+    def lit(pixels):
+        """The flat positions of the nonzero entries of ``pixels`` (CPU), ascending, as numpy."""
+        return np.flatnonzero(pixels.reshape(-1).numpy() != 0)
 
     @classmethod
     def sample(cls, pixels, lit, gen):
         """``x ~ Bernoulli(p)``, ``p = pixels / 255``, drawn at the flat positions ``lit`` of the
-        nonzero pixels (ascending); x = 0 for sure at the others, no draw."""
-        p = to_unit(pixels.reshape(-1).index_select(0, lit))
-        return cls(lit.masked_select(torch.rand(len(lit), generator=gen, device=p.device) < p), pixels.shape)
+        nonzero pixels (ascending); x = 0 for sure at the others, no draw. The same draws and
+        comparisons as ``torch.rand(len(lit)) < to_unit(pixels)[lit]``."""
+        lit = np.asarray(lit, dtype=np.int64)
+        p = _UNIT[pixels.reshape(-1).numpy()[lit]]  # = to_unit(pixel), bit for bit
+        u = torch.rand(len(lit), generator=gen).numpy()
+        return cls(lit[u < p], pixels.shape)
 
     def mm(self, w):
         """``x @ w``."""
@@ -149,19 +167,24 @@ class BinaryRows:
     def t_mm(self, dy, live=None):
         """``x^T @ dy``: the ones regrouped by column (a stable sort keeps each column's rows
         ascending). ``live`` (ascending row numbers): dy holds only those rows of the batch."""
-        rows, cols = self.rows, self.cols
-        if live is not None:  # the ones in live rows, renumbered as dy's rows
-            dev = rows.device
-            rank = torch.full((self.shape[0],), -1, device=dev).index_copy_(0, live, torch.arange(len(live), device=dev))
-            rows = rank.index_select(0, rows)
-            keep = rows >= 0
-            rows, cols = rows.masked_select(keep), cols.masked_select(keep)
-        cols, order = torch.sort(cols, stable=True)
-        offsets = torch.searchsorted(cols, torch.arange(self.shape[1], device=cols.device))
-        return F.embedding_bag(rows.index_select(0, order), dy, offsets, mode="sum")
+        B, n = self.shape
+        cols, counts = self.cols.numpy(), self.counts
+        if live is not None:  # the ones in live rows, rows renumbered as dy's rows
+            counts = counts[np.asarray(live)]
+            keep = np.zeros(B, dtype=bool)
+            keep[np.asarray(live)] = True
+            cols = cols[np.repeat(keep, self.counts)]
+        order = np.argsort(cols.astype(np.int16) if n <= 1 << 15 else cols, kind="stable")
+        rows = np.repeat(np.arange(len(counts)), counts)[order]
+        per_col = np.bincount(cols, minlength=n)
+        offsets = per_col.cumsum() - per_col  # each column's first one in the regrouped order
+        return F.embedding_bag(torch.from_numpy(rows), dy, torch.from_numpy(offsets), mode="sum")
 
     def sum(self):
         return torch.tensor(float(len(self.rows)), device=self.rows.device)
+
+
+_UNIT = to_unit(torch.arange(256, dtype=torch.uint8)).numpy()  # pixel value -> p, for BinaryRows
 
 
 def t_mm(x, dy, live=None):
@@ -312,7 +335,7 @@ class FloatLearner:
         input to the first layer"), as :class:`BinaryRows` drawn only at the nonzero pixels where
         few are (on the CPU: finding them would be a host synchronisation on an accelerator)."""
         if self.cfg.F and pixels.device.type == "cpu":
-            lit = pixels.reshape(-1).nonzero().squeeze(1)
+            lit = BinaryRows.lit(pixels)
             if len(lit) <= self.SPARSE * pixels.numel():
                 return BinaryRows.sample(pixels, lit, self.gen)
         p = to_unit(pixels)
