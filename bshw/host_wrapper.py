@@ -53,12 +53,11 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from bshw.periphery import Op
+from bshw.system import flat_value
 
 # the periphery's ports the wrapper drives or reads itself (docs/arithmetic.md §15); every other member
 # (the crossbar-macro interfaces, the probes) is passed through
-HOST_PORTS = ("start", "op", "busy", "done", "pixels", "label", "pred", "mem_layer", "mem_row", "mem_we_w",
-              "mem_we_c", "mem_re", "mem_rvalid", "mem_wdata_w", "mem_wdata_c", "mem_rdata_w", "mem_rdata_c",
-              "lfsr_sel", "lfsr_we", "lfsr_wdata", "lfsr_rdata")
+HOST_PORTS = ("start", "op", "busy", "done", "pixels", "label", "pred", "host")  # host: bshw.periphery.HostSignature
 
 ID_VALUE = 0x42534877  # ASCII "BSHw"
 DATA_WIDTH = 32
@@ -186,10 +185,6 @@ def _words(bits: int) -> int:
     return max(1, -(-bits // DATA_WIDTH))
 
 
-def _flat(value):
-    return value.as_value() if hasattr(value, "as_value") else Value.cast(value)
-
-
 class BshwHostWrapper(wiring.Component):
     """Sample/result streams and a Wishbone register file around the periphery (module docstring).
 
@@ -221,8 +216,9 @@ class BshwHostWrapper(wiring.Component):
         self.periphery, self.periphery_name, self.addr_width = periphery, periphery_name, addr_width
         self.sizes, self.L, self.macros = list(periphery.sizes), periphery.L, periphery.macros
         self.params = getattr(periphery, "params", {})
-        self.w_row_bits = len(Value.cast(Signal(members["mem_wdata_w"].shape)))
-        self.c_row_bits = len(Value.cast(Signal(members["mem_wdata_c"].shape)))
+        host = members["host"].signature.members  # as the periphery sees them (bshw.periphery.HostSignature)
+        self.w_row_bits = len(Value.cast(Signal(host["mem_wdata_w"].shape)))
+        self.c_row_bits = len(Value.cast(Signal(host["mem_wdata_c"].shape)))
         self.w_words, self.c_words = _words(self.w_row_bits), _words(self.c_row_bits)
         self.pix_words = _words(8 * self.sizes[0])
         self.n_streams = sum(self.sizes)
@@ -274,20 +270,23 @@ class BshwHostWrapper(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        per_sig = self.periphery.signature.members
-        per = {name: Signal(per_sig[name].shape, name=f"per_{name}") for name in HOST_PORTS}
+        # the periphery's transaction ports and its host sub-interface (Verilog host__<name>), by name
+        top = self.periphery.signature.members
+        per_sig = {name: top[name] for name in HOST_PORTS if name != "host"}
+        per_sig.update({f"host__{name}": member for name, member in top["host"].signature.members.items()})
+        per = {name.removeprefix("host__"): Signal(member.shape, name=f"per_{name}") for name, member in per_sig.items()}
         ports = {"i_clk": ClockSignal(), "i_rst": ResetSignal()}
-        for name in HOST_PORTS:
-            ports[("i_" if per_sig[name].flow == In else "o_") + name] = _flat(per[name])
+        for name, member in per_sig.items():
+            ports[("i_" if member.flow == In else "o_") + name] = flat_value(per[name.removeprefix("host__")])
         for name, member in self.signature.members.items():
             if name in ("samples", "results", "wb"):
                 continue
             if member.is_signature:
                 for path, sub, value in member.signature.flatten(getattr(self, name)):
                     pname = "__".join(map(str, (name, *path)))
-                    ports[("o_" if sub.flow == Out else "i_") + pname] = _flat(value)
+                    ports[("o_" if sub.flow == Out else "i_") + pname] = flat_value(value)
             else:
-                ports[("o_" if member.flow == Out else "i_") + name] = _flat(getattr(self, name))
+                ports[("o_" if member.flow == Out else "i_") + name] = flat_value(getattr(self, name))
         m.submodules.periphery = Instance(self.periphery_name, **ports)
         unhandled = sorted(set(REG) - _HANDLED)
         if unhandled:  # the map and the decoder below must agree: a register without logic is an error

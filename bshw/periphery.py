@@ -10,11 +10,12 @@ Transaction interface (a bench hands over a whole sample, then reads the result)
 2. ``busy`` rises with the next clock; ``done`` is high for the operation's last clock. Results
    (``pred``, and with ``probes`` every sampled bit, sum and error) then hold until the next ``start``.
 
-Host ports (only while not busy): ``mem_layer``/``mem_row`` address a row of a layer; ``mem_we_w``
-programs the row's levels in the macro, ``mem_we_c`` writes its counters; ``mem_re`` reads both,
-``mem_rvalid`` marks when ``mem_rdata_w``/``mem_rdata_c`` hold the row. ``lfsr_sel`` addresses an LFSR
-in the trace header's order (``lfsr_in``, then ``lfsr`` layer by layer), ``lfsr_we``/``lfsr_wdata`` load
-it, ``lfsr_rdata`` reads it.
+Host ports (only while not busy), the sub-interface ``host`` (:class:`HostSignature`; Verilog ports
+``host__<name>``): ``mem_layer``/``mem_row`` address a row of a layer; ``mem_we_w`` programs the
+row's levels in the macro, ``mem_we_c`` writes its counters; ``mem_re`` reads both, ``mem_rvalid``
+marks when ``mem_rdata_w``/``mem_rdata_c`` hold the row. ``lfsr_sel`` addresses an LFSR in the trace
+header's order (``lfsr_in``, then ``lfsr`` layer by layer), ``lfsr_we``/``lfsr_wdata`` load it,
+``lfsr_rdata`` reads it. The host wrapper (bshw/host_wrapper.py) drives them from Wishbone registers.
 
 Every stream draws exactly the §8 draws in order; :func:`bshw.core.op_cycles` gives the clocks per
 operation.
@@ -39,6 +40,35 @@ class Op(enum.Enum, shape=2):
     CARRY = 1
     INFER = 2
     BINARY = 3
+
+
+class HostSignature(wiring.Signature):
+    """The periphery's host ports (docs/arithmetic.md §15 "Host ports"), from the host's side: the
+    host drives the row address, strobes and data (``Out``) and reads ``mem_rvalid``, the row read
+    and the selected LFSR's state (``In``). The periphery's member ``host`` is ``In(HostSignature)``.
+
+    Parameters
+    ----------
+    n_layers : int
+        Weight layers (``mem_layer`` addresses them, 0-based).
+    n_rows : int
+        The most rows of a layer (its fan-in; ``mem_row``).
+    w_row_bits, c_row_bits : int
+        Bits of a row of levels / of counters (the widest layer's fan-out times the level / counter width).
+    n_streams : int
+        LFSR streams (every pixel and every neuron; ``lfsr_sel``).
+    """
+
+    def __init__(self, n_layers: int, n_rows: int, w_row_bits: int, c_row_bits: int, n_streams: int):
+        for name, v in (("n_layers", n_layers), ("n_rows", n_rows), ("w_row_bits", w_row_bits),
+                        ("c_row_bits", c_row_bits), ("n_streams", n_streams)):
+            check_int(name, v, 1)
+        super().__init__({
+            "mem_layer": Out(range(max(n_layers, 2))), "mem_row": Out(range(max(n_rows, 2))),
+            "mem_we_w": Out(1), "mem_we_c": Out(1), "mem_re": Out(1), "mem_rvalid": In(1),
+            "mem_wdata_w": Out(w_row_bits), "mem_wdata_c": Out(c_row_bits),
+            "mem_rdata_w": In(w_row_bits), "mem_rdata_c": In(c_row_bits),
+            "lfsr_sel": Out(range(n_streams)), "lfsr_we": Out(1), "lfsr_wdata": Out(32), "lfsr_rdata": In(32)})
 
 
 class BshwPeriphery(wiring.Component):
@@ -114,11 +144,7 @@ class BshwPeriphery(wiring.Component):
         n_out = max(sizes[-1], 2)
         sig = {"start": In(1), "op": In(Op), "busy": Out(1), "done": Out(1),
                "pixels": In(data.ArrayLayout(8, sizes[0])), "label": In(range(n_out)), "pred": Out(range(n_out)),
-               "mem_layer": In(range(max(L, 2))), "mem_row": In(range(max(max(sizes[:-1]), 2))),
-               "mem_we_w": In(1), "mem_we_c": In(1), "mem_re": In(1), "mem_rvalid": Out(1),
-               "mem_wdata_w": In(self.w_row_bits), "mem_wdata_c": In(self.c_row_bits),
-               "mem_rdata_w": Out(self.w_row_bits), "mem_rdata_c": Out(self.c_row_bits),
-               "lfsr_sel": In(range(self.n_streams)), "lfsr_we": In(1), "lfsr_wdata": In(32), "lfsr_rdata": Out(32)}
+               "host": In(HostSignature(L, max(sizes[:-1]), self.w_row_bits, self.c_row_bits, self.n_streams))}
         for li, mac in enumerate(self.macros):
             sig[f"xb{li + 1}"] = Out(mac)
         if self.probes:
@@ -162,13 +188,13 @@ class BshwPeriphery(wiring.Component):
         for bi, bank in enumerate(banks):
             m.submodules["input_samplers" if bi == 0 else f"neurons{bi}"] = bank
             n = bank.n
-            mine = (self.lfsr_sel >= offset) & (self.lfsr_sel < offset + n)
+            mine = (self.host.lfsr_sel >= offset) & (self.host.lfsr_sel < offset + n)
             lane = Signal(range(max(n, 2)), name=f"lfsr_lane{bi}")
-            m.d.comb += [lane.eq(self.lfsr_sel - offset), bank.load.eq(self.lfsr_we & host & mine),
-                         bank.load_sel.eq(lane), bank.rd_sel.eq(lane), bank.load_value.eq(self.lfsr_wdata)]
+            m.d.comb += [lane.eq(self.host.lfsr_sel - offset), bank.load.eq(self.host.lfsr_we & host & mine),
+                         bank.load_sel.eq(lane), bank.rd_sel.eq(lane), bank.load_value.eq(self.host.lfsr_wdata)]
             rdata = Mux(mine, bank.rd_state, rdata)
             offset += n
-        m.d.comb += self.lfsr_rdata.eq(rdata)
+        m.d.comb += self.host.lfsr_rdata.eq(rdata)
         inputs, neurons = banks[0], banks[1:]
         m.d.comb += [inputs.pixels.eq(self.pixels), inputs.draw.eq(draw_in)]
         x0 = inputs.x
@@ -209,24 +235,24 @@ class BshwPeriphery(wiring.Component):
         acc_start, carry_start = Signal(), Signal()
         for li, cm in enumerate(self.counters):
             m.submodules[f"counters{li + 1}"] = cm
-            xb, here = xbs[li], host & (self.mem_layer == li)
+            xb, here = xbs[li], host & (self.host.mem_layer == li)
             cb, n = cm.counter_bits, cm.fan_out
             m.d.comb += [cm.acc_start.eq(acc_start), cm.carry_start.eq(carry_start), cm.x.eq(xsrc[li]),
                          cm.dy_en.eq(dy_en[li]), cm.dy_neg.eq(dy_neg[li]),
                          xb.upd.eq(cm.upd), xb.upd_row.eq(cm.upd_row), xb.pot.eq(cm.pot), xb.dep.eq(cm.dep),
-                         cm.host_row.eq(self.mem_row), cm.host_we.eq(self.mem_we_c & here),
-                         cm.host_wdata.eq(self.mem_wdata_c[:n * cb]), cm.host_re.eq(self.mem_re & here),
-                         xb.prog_row.eq(self.mem_row), xb.prog_we.eq(self.mem_we_w & here),
-                         xb.prog_re.eq(self.mem_re & here),
-                         xb.prog_wdata.eq(self.mem_wdata_w[:n * self.macros[li].wbits])]
-        with m.Switch(self.mem_layer):
+                         cm.host_row.eq(self.host.mem_row), cm.host_we.eq(self.host.mem_we_c & here),
+                         cm.host_wdata.eq(self.host.mem_wdata_c[:n * cb]), cm.host_re.eq(self.host.mem_re & here),
+                         xb.prog_row.eq(self.host.mem_row), xb.prog_we.eq(self.host.mem_we_w & here),
+                         xb.prog_re.eq(self.host.mem_re & here),
+                         xb.prog_wdata.eq(self.host.mem_wdata_w[:n * self.macros[li].wbits])]
+        with m.Switch(self.host.mem_layer):
             for li in range(L):
                 with m.Case(li):
-                    m.d.comb += [self.mem_rdata_w.eq(xbs[li].prog_rdata.as_value()),
-                                 self.mem_rdata_c.eq(self.counters[li].host_rdata.as_value())]
+                    m.d.comb += [self.host.mem_rdata_w.eq(xbs[li].prog_rdata.as_value()),
+                                 self.host.mem_rdata_c.eq(self.counters[li].host_rdata.as_value())]
         rvalid = Signal(max(lat, 2))  # the macro answers after `lat` clocks, the counters after 2
-        m.d.sync += rvalid.eq(Cat(self.mem_re & host, rvalid))
-        m.d.comb += self.mem_rvalid.eq(rvalid[-1])
+        m.d.sync += rvalid.eq(Cat(self.host.mem_re & host, rvalid))
+        m.d.comb += self.host.mem_rvalid.eq(rvalid[-1])
         walking = Cat(*[cm.busy for cm in self.counters]).any()
 
         # argmax of the output sums, lowest index on ties (§8 inference)

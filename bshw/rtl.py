@@ -153,25 +153,11 @@ def write_integration(out: Path, desc: dict, prefix: str = PREFIX) -> list:
         "  default:",
         "    filesets: [rtl]",
         f"    toplevel: {n['periphery']}",
-        "  lint:",
-        "    default_tool: verilator",
-        "    filesets: [rtl, lint_waivers]",
-        "    tools:",
-        "      verilator:",
-        "        mode: lint-only",
-        "        verilator_options: [-Wall]",
-        f"    toplevel: {n['periphery']}",
+        *_lint_target("lint", n["periphery"]),
         "  host:  # the periphery behind its host wrapper: sample/result streams, Wishbone registers",
         "    filesets: [rtl]",
         f"    toplevel: {host_names(prefix)['host']}",
-        "  lint_host:",
-        "    default_tool: verilator",
-        "    filesets: [rtl, lint_waivers]",
-        "    tools:",
-        "      verilator:",
-        "        mode: lint-only",
-        "        verilator_options: [-Wall]",
-        f"    toplevel: {host_names(prefix)['host']}",
+        *_lint_target("lint_host", host_names(prefix)["host"]),
         "  sim:",
         "    default_tool: icarus",
         "    filesets: [rtl, model, tb]",
@@ -186,6 +172,13 @@ def write_integration(out: Path, desc: dict, prefix: str = PREFIX) -> list:
             atomic_write_text(out / f"{core_name}.core", core),
             atomic_write_text(out / LINT_WAIVERS, waivers),
             atomic_write_text(out / f"{n['periphery']}.md", port_reference(desc))]
+
+
+def _lint_target(name: str, toplevel: str) -> list:
+    """A FuseSoC target that lints ``toplevel`` with Verilator -Wall and the waivers."""
+    return [f"  {name}:", "    default_tool: verilator", "    filesets: [rtl, lint_waivers]", "    tools:",
+            "      verilator:", "        mode: lint-only", "        verilator_options: [-Wall]",
+            f"    toplevel: {toplevel}"]
 
 
 def port_reference(desc: dict) -> str:
@@ -214,6 +207,9 @@ def port_reference(desc: dict) -> str:
     for name, p in desc["ports"].items():
         if "width" in p:
             rows.append(f"| `{name}` | {p['dir']} | {p['width']} | {meaning.get(name, 'debug probe (docs/arithmetic.md §15)')} |")
+        elif name == "host":  # the host sub-interface (bshw.periphery.HostSignature)
+            for mname, m in p["members"].items():
+                rows.append(f"| `{m['name']}` | {m['dir']} | {m['width']} | {meaning[mname]} |")
         else:  # a crossbar-macro interface (sub-signature)
             for mname, m in p["members"].items():
                 rows.append(f"| `{m['name']}` | {m['dir']} | {m['width']} | crossbar macro of layer "

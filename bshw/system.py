@@ -35,7 +35,8 @@ def device_parameters(device, layer: int) -> dict:
     return out
 
 
-def _flat(value):
+def flat_value(value):
+    """A port's value as a plain Value (a ``lib.data`` view flattened) for an ``Instance`` connection."""
     return value.as_value() if hasattr(value, "as_value") else Value.cast(value)
 
 
@@ -64,16 +65,16 @@ class BshwSystem(wiring.Component):
         m = Module()
         per = self.periphery
         ports = {"i_clk": ClockSignal(), "i_rst": ResetSignal()}
-        for name, member in self.signature.members.items():
-            ports[("i_" if member.flow == wiring.In else "o_") + name] = _flat(getattr(self, name))
+        for path, member, value in self.signature.flatten(self):  # the host sub-interface as host__<name>
+            ports[("i_" if member.flow == wiring.In else "o_") + "__".join(map(str, path))] = flat_value(value)
         for li, mac in enumerate(per.macros):
             pins = mac.create(path=(f"xb{li + 1}",))
             model = {"i_clk": ClockSignal()}
             for path, member, value in mac.flatten(pins):
                 pname = "__".join(map(str, path))
                 # the periphery drives what is Out in the macro signature; the model drives the rest
-                ports[("o_" if member.flow == wiring.Out else "i_") + f"xb{li + 1}__{pname}"] = _flat(value)
-                model[("i_" if member.flow == wiring.Out else "o_") + pname] = _flat(value)
+                ports[("o_" if member.flow == wiring.Out else "i_") + f"xb{li + 1}__{pname}"] = flat_value(value)
+                model[("i_" if member.flow == wiring.Out else "o_") + pname] = flat_value(value)
             if not mac.backward:  # the first layer's array has no backward read
                 model.update(i_bwd=Const(0, 1), i_dy_en=Const(0, mac.fan_out), i_dy_neg=Const(0, mac.fan_out))
             params = {f"p_{k}": v for k, v in mac.verilog_parameters().items()}

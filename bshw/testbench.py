@@ -240,7 +240,7 @@ def _host_parts(desc: dict, width: dict, max_clocks: int) -> dict:
     prefix = desc["top"][:-len("periphery")]
     n0 = desc["sizes"][0]
     slay, rlay = sample_layout(n0, width["label"]), result_layout(width["pred"])
-    ww, cw = -(-width["mem_wdata_w"] // 32), -(-width["mem_wdata_c"] // 32)
+    ww, cw = -(-width["host__mem_wdata_w"] // 32), -(-width["host__mem_wdata_c"] // 32)
     r = {k: REG[k].addr for k in REG}
     decl = [f"  logic [{width['pixels'] - 1}:0] pixels;", f"  logic [{width['label'] - 1}:0] label;",
             f"  logic [{width['pred'] - 1}:0] pred;", f"  logic [{32 * ww - 1}:0] mem_rdata_w;",
@@ -308,15 +308,22 @@ def bench_text(desc: dict, *, max_clocks: int = 100_000, via_host: bool = False)
     wrapper of bshw/host_wrapper.py with the macro models): the state is loaded and read through the
     wrapper's Wishbone registers, every operation goes through its sample stream, and its result
     (class) and clock count come from the result stream."""
-    width = {name: p["width"] for name, p in desc["ports"].items() if "width" in p}  # ports, not the macro interfaces
+    # the ports and the host sub-interface's members (host__<name>), not the macro interfaces
+    width = {name: p["width"] for name, p in desc["ports"].items() if "width" in p}
+    width.update({m["name"]: m["width"] for m in desc["ports"]["host"]["members"].values()})
     layout = netio.probe_layout(desc)
     host = ["op", "pixels", "label", "pred", "mem_layer", "mem_row", "mem_wdata_w", "mem_rdata_w", "mem_wdata_c",
             "mem_rdata_c", "lfsr_sel", "lfsr_wdata", "lfsr_rdata"]
-    decl = [f"  logic [{width[n] - 1}:0] {n};" for n in host]
+    members = desc["ports"]["host"]["members"]  # the host sub-interface: Verilog ports host__<name>
+
+    def port(n):
+        return members[n]["name"] if n in members else n
+
+    decl = [f"  logic [{width[port(n)] - 1}:0] {n};" for n in host]
     decl.append("  logic clk = 0, rst = 1, start = 0, mem_we_w = 0, mem_we_c = 0, mem_re = 0, lfsr_we = 0;")
     decl.append("  logic busy, done, mem_rvalid;")
-    conns = [f".{n}({n})" for n in ("clk", "rst", "start", "busy", "done", "mem_we_w", "mem_we_c", "mem_re",
-                                     "mem_rvalid", "lfsr_we", *host)]
+    conns = [f".{port(n)}({n})" for n in ("clk", "rst", "start", "busy", "done", "mem_we_w", "mem_we_c", "mem_re",
+                                           "mem_rvalid", "lfsr_we", *host)]
     dut_module = desc["system"]
     hw = _host_parts(desc, width, max_clocks) if via_host else None
     if hw:
@@ -338,7 +345,7 @@ def bench_text(desc: dict, *, max_clocks: int = 100_000, via_host: bool = False)
             f"              end")
         off += n * bits
     nprobe = off
-    wide = max(width["mem_wdata_w"], width["mem_wdata_c"], width["pixels"], 32, *(hw["wide"] if hw else ()))
+    wide = max(width["host__mem_wdata_w"], width["host__mem_wdata_c"], width["pixels"], 32, *(hw["wide"] if hw else ()))
     wb, cb = desc["layers"][0]["wbits"], desc["params"]["counter_bits"]
     ops, sizes = desc["ops"], desc["sizes"]
     nl = "\n"

@@ -189,21 +189,21 @@ module bshw_host(samples__valid, results__ready, wb__adr, wb__dat_w, wb__sel, wb
   (* init = 2'h0 *)
   wire [1:0] op_reg;
   wire per_done;
+  wire [31:0] per_host__lfsr_rdata;
+  wire [6:0] per_host__lfsr_sel;
+  wire [31:0] per_host__lfsr_wdata;
+  reg per_host__lfsr_we;
+  wire per_host__mem_layer;
+  wire [255:0] per_host__mem_rdata_c;
+  wire [255:0] per_host__mem_rdata_w;
+  reg per_host__mem_re;
+  wire [5:0] per_host__mem_row;
+  wire per_host__mem_rvalid;
+  reg [255:0] per_host__mem_wdata_c = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  reg [255:0] per_host__mem_wdata_w = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  reg per_host__mem_we_c;
+  reg per_host__mem_we_w;
   wire [3:0] per_label;
-  wire [31:0] per_lfsr_rdata;
-  wire [6:0] per_lfsr_sel;
-  wire [31:0] per_lfsr_wdata;
-  reg per_lfsr_we;
-  wire per_mem_layer;
-  wire [255:0] per_mem_rdata_c;
-  wire [255:0] per_mem_rdata_w;
-  reg per_mem_re;
-  wire [5:0] per_mem_row;
-  wire per_mem_rvalid;
-  reg [255:0] per_mem_wdata_c = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  reg [255:0] per_mem_wdata_w = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  reg per_mem_we_c;
-  reg per_mem_we_w;
   (* enum_base_type = "Op" *)
   (* enum_value_00 = "TRAIN" *)
   (* enum_value_01 = "CARRY" *)
@@ -718,23 +718,23 @@ module bshw_host(samples__valid, results__ready, wb__adr, wb__dat_w, wb__sel, wb
   assign \$95  = \$93  | \$94 ;
   assign \$96  = widx < 4'h8;
   assign \$245  = widx[2:0] * 6'h20;
-  assign \$97  = per_mem_wdata_w >> \$245 ;
+  assign \$97  = per_host__mem_wdata_w >> \$245 ;
   assign \$98  = ~ { wb__sel[3], wb__sel[3], wb__sel[3], wb__sel[3], wb__sel[3], wb__sel[3], wb__sel[3], wb__sel[3:2], wb__sel[2], wb__sel[2], wb__sel[2], wb__sel[2], wb__sel[2], wb__sel[2], wb__sel[2:1], wb__sel[1], wb__sel[1], wb__sel[1], wb__sel[1], wb__sel[1], wb__sel[1], wb__sel[1:0], wb__sel[0], wb__sel[0], wb__sel[0], wb__sel[0], wb__sel[0], wb__sel[0], wb__sel[0] };
   assign \$99  = \$97  & \$98 ;
   assign \$100  = wb__dat_w & { wb__sel[3], wb__sel[3], wb__sel[3], wb__sel[3], wb__sel[3], wb__sel[3], wb__sel[3], wb__sel[3:2], wb__sel[2], wb__sel[2], wb__sel[2], wb__sel[2], wb__sel[2], wb__sel[2], wb__sel[2:1], wb__sel[1], wb__sel[1], wb__sel[1], wb__sel[1], wb__sel[1], wb__sel[1], wb__sel[1:0], wb__sel[0], wb__sel[0], wb__sel[0], wb__sel[0], wb__sel[0], wb__sel[0], wb__sel[0] };
   assign \$101  = \$99  | \$100 ;
   assign \$252  = widx[2:0] * 6'h20;
-  assign \$102  = per_mem_wdata_w >> \$252 ;
+  assign \$102  = per_host__mem_wdata_w >> \$252 ;
   assign \$103  = widx + 1'h1;
   assign \$104  = widx < 4'h8;
   assign \$257  = widx[2:0] * 6'h20;
-  assign \$105  = per_mem_wdata_c >> \$257 ;
+  assign \$105  = per_host__mem_wdata_c >> \$257 ;
   assign \$106  = ~ { wb__sel[3], wb__sel[3], wb__sel[3], wb__sel[3], wb__sel[3], wb__sel[3], wb__sel[3], wb__sel[3:2], wb__sel[2], wb__sel[2], wb__sel[2], wb__sel[2], wb__sel[2], wb__sel[2], wb__sel[2:1], wb__sel[1], wb__sel[1], wb__sel[1], wb__sel[1], wb__sel[1], wb__sel[1], wb__sel[1:0], wb__sel[0], wb__sel[0], wb__sel[0], wb__sel[0], wb__sel[0], wb__sel[0], wb__sel[0] };
   assign \$107  = \$105  & \$106 ;
   assign \$108  = wb__dat_w & { wb__sel[3], wb__sel[3], wb__sel[3], wb__sel[3], wb__sel[3], wb__sel[3], wb__sel[3], wb__sel[3:2], wb__sel[2], wb__sel[2], wb__sel[2], wb__sel[2], wb__sel[2], wb__sel[2], wb__sel[2:1], wb__sel[1], wb__sel[1], wb__sel[1], wb__sel[1], wb__sel[1], wb__sel[1], wb__sel[1:0], wb__sel[0], wb__sel[0], wb__sel[0], wb__sel[0], wb__sel[0], wb__sel[0], wb__sel[0] };
   assign \$109  = \$107  | \$108 ;
   assign \$264  = widx[2:0] * 6'h20;
-  assign \$110  = per_mem_wdata_c >> \$264 ;
+  assign \$110  = per_host__mem_wdata_c >> \$264 ;
   assign \$111  = widx + 1'h1;
   assign \$112  = widx < 5'h10;
   assign \$269  = widx[3:0] * 6'h20;
@@ -789,9 +789,9 @@ module bshw_host(samples__valid, results__ready, wb__adr, wb__dat_w, wb__sel, wb
   always @(posedge clk)
     lfsr_sel <= \$143 ;
   always @(posedge clk)
-    per_mem_wdata_w <= \$144 ;
+    per_host__mem_wdata_w <= \$144 ;
   always @(posedge clk)
-    per_mem_wdata_c <= \$145 ;
+    per_host__mem_wdata_c <= \$145 ;
   always @(posedge clk)
     per_pixels <= \$146 ;
   always @(posedge clk)
@@ -800,21 +800,21 @@ module bshw_host(samples__valid, results__ready, wb__adr, wb__dat_w, wb__sel, wb
     .busy(\$124 ),
     .clk(clk),
     .done(per_done),
+    .host__lfsr_rdata(per_host__lfsr_rdata),
+    .host__lfsr_sel(lfsr_sel[6:0]),
+    .host__lfsr_wdata(wb__dat_w),
+    .host__lfsr_we(per_host__lfsr_we),
+    .host__mem_layer(row_layer[0]),
+    .host__mem_rdata_c(per_host__mem_rdata_c),
+    .host__mem_rdata_w(per_host__mem_rdata_w),
+    .host__mem_re(per_host__mem_re),
+    .host__mem_row(row_index[5:0]),
+    .host__mem_rvalid(per_host__mem_rvalid),
+    .host__mem_wdata_c(per_host__mem_wdata_c),
+    .host__mem_wdata_w(per_host__mem_wdata_w),
+    .host__mem_we_c(per_host__mem_we_c),
+    .host__mem_we_w(per_host__mem_we_w),
     .label(label[3:0]),
-    .lfsr_rdata(per_lfsr_rdata),
-    .lfsr_sel(lfsr_sel[6:0]),
-    .lfsr_wdata(wb__dat_w),
-    .lfsr_we(per_lfsr_we),
-    .mem_layer(row_layer[0]),
-    .mem_rdata_c(per_mem_rdata_c),
-    .mem_rdata_w(per_mem_rdata_w),
-    .mem_re(per_mem_re),
-    .mem_row(row_index[5:0]),
-    .mem_rvalid(per_mem_rvalid),
-    .mem_wdata_c(per_mem_wdata_c),
-    .mem_wdata_w(per_mem_wdata_w),
-    .mem_we_c(per_mem_we_c),
-    .mem_we_w(per_mem_we_w),
     .op(per_op),
     .pixels(per_pixels),
     .pred(per_pred),
@@ -861,7 +861,7 @@ module bshw_host(samples__valid, results__ready, wb__adr, wb__dat_w, wb__sel, wb
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    per_mem_we_w = 1'h0;
+    per_host__mem_we_w = 1'h0;
     casez (fsm_state)
       1'h0:
           if (\$26 ) begin
@@ -881,7 +881,7 @@ module bshw_host(samples__valid, results__ready, wb__adr, wb__dat_w, wb__sel, wb
                           /* empty */;
                       4'h1, 4'h2:
                           if (\$31 ) begin
-                            per_mem_we_w = \$32 ;
+                            per_host__mem_we_w = \$32 ;
                           end
                     endcase
                   end
@@ -891,7 +891,7 @@ module bshw_host(samples__valid, results__ready, wb__adr, wb__dat_w, wb__sel, wb
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    per_mem_we_c = 1'h0;
+    per_host__mem_we_c = 1'h0;
     casez (fsm_state)
       1'h0:
           if (\$26 ) begin
@@ -911,7 +911,7 @@ module bshw_host(samples__valid, results__ready, wb__adr, wb__dat_w, wb__sel, wb
                           /* empty */;
                       4'h1, 4'h2:
                           if (\$31 ) begin
-                            per_mem_we_c = \$33 ;
+                            per_host__mem_we_c = \$33 ;
                           end
                     endcase
                   end
@@ -921,7 +921,7 @@ module bshw_host(samples__valid, results__ready, wb__adr, wb__dat_w, wb__sel, wb
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    per_mem_re = 1'h0;
+    per_host__mem_re = 1'h0;
     casez (fsm_state)
       1'h0:
           if (\$26 ) begin
@@ -943,7 +943,7 @@ module bshw_host(samples__valid, results__ready, wb__adr, wb__dat_w, wb__sel, wb
                           /* empty */;
                       4'h3:
                           if (\$38 ) begin
-                            per_mem_re = 1'h1;
+                            per_host__mem_re = 1'h1;
                           end
                     endcase
                   end
@@ -953,7 +953,7 @@ module bshw_host(samples__valid, results__ready, wb__adr, wb__dat_w, wb__sel, wb
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    per_lfsr_we = 1'h0;
+    per_host__lfsr_we = 1'h0;
     casez (fsm_state)
       1'h0:
           if (\$26 ) begin
@@ -989,7 +989,7 @@ module bshw_host(samples__valid, results__ready, wb__adr, wb__dat_w, wb__sel, wb
               6'h0d:
                   if (\$40 ) begin
                   end else if (wb__we) begin
-                    per_lfsr_we = 1'h1;
+                    per_host__lfsr_we = 1'h1;
                   end
             endcase
           end
@@ -1200,7 +1200,7 @@ module bshw_host(samples__valid, results__ready, wb__adr, wb__dat_w, wb__sel, wb
             endcase
           end
       1'h1:
-          if (per_mem_rvalid) begin
+          if (per_host__mem_rvalid) begin
             \$132  = 1'h1;
           end
     endcase
@@ -1291,7 +1291,7 @@ module bshw_host(samples__valid, results__ready, wb__adr, wb__dat_w, wb__sel, wb
                   if (\$121 ) begin
                   end else if (wb__we) begin
                   end else begin
-                    \$133  = per_lfsr_rdata;
+                    \$133  = per_host__lfsr_rdata;
                   end
               6'h0e:
                   \$133  = { n_out, \$signal$80  };
@@ -1455,7 +1455,7 @@ module bshw_host(samples__valid, results__ready, wb__adr, wb__dat_w, wb__sel, wb
             endcase
           end
       1'h1:
-          if (per_mem_rvalid) begin
+          if (per_host__mem_rvalid) begin
             \$136  = 1'h0;
           end
     endcase
@@ -1730,7 +1730,7 @@ module bshw_host(samples__valid, results__ready, wb__adr, wb__dat_w, wb__sel, wb
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$144  = per_mem_wdata_w;
+    \$144  = per_host__mem_wdata_w;
     (* full_case = 32'd1 *)
     casez (fsm_state)
       1'h0:
@@ -1785,8 +1785,8 @@ module bshw_host(samples__valid, results__ready, wb__adr, wb__dat_w, wb__sel, wb
             endcase
           end
       1'h1:
-          if (per_mem_rvalid) begin
-            \$144  = per_mem_rdata_w;
+          if (per_host__mem_rvalid) begin
+            \$144  = per_host__mem_rdata_w;
           end
     endcase
     if (rst) begin
@@ -1795,7 +1795,7 @@ module bshw_host(samples__valid, results__ready, wb__adr, wb__dat_w, wb__sel, wb
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$145  = per_mem_wdata_c;
+    \$145  = per_host__mem_wdata_c;
     (* full_case = 32'd1 *)
     casez (fsm_state)
       1'h0:
@@ -1852,8 +1852,8 @@ module bshw_host(samples__valid, results__ready, wb__adr, wb__dat_w, wb__sel, wb
             endcase
           end
       1'h1:
-          if (per_mem_rvalid) begin
-            \$145  = per_mem_rdata_c;
+          if (per_host__mem_rvalid) begin
+            \$145  = per_host__mem_rdata_c;
           end
     endcase
     if (rst) begin
@@ -1958,12 +1958,12 @@ module bshw_host(samples__valid, results__ready, wb__adr, wb__dat_w, wb__sel, wb
   assign op_reg = per_op;
   assign pix = per_pixels;
   assign per_label = label[3:0];
-  assign per_mem_layer = row_layer[0];
-  assign per_mem_row = row_index[5:0];
-  assign buf_w = per_mem_wdata_w;
-  assign buf_c = per_mem_wdata_c;
-  assign per_lfsr_sel = lfsr_sel[6:0];
-  assign per_lfsr_wdata = wb__dat_w;
+  assign per_host__mem_layer = row_layer[0];
+  assign per_host__mem_row = row_index[5:0];
+  assign buf_w = per_host__mem_wdata_w;
+  assign buf_c = per_host__mem_wdata_c;
+  assign per_host__lfsr_sel = lfsr_sel[6:0];
+  assign per_host__lfsr_wdata = wb__dat_w;
   assign res_valid = results__valid;
   assign res_payload = results__payload;
   assign ack = wb__ack;

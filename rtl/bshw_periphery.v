@@ -2,8 +2,8 @@
 
 (* top =  1  *)
 (* generator = "Amaranth" *)
-module bshw_periphery(op, pixels, label, mem_layer, mem_row, mem_we_w, mem_we_c, mem_re, mem_wdata_w, mem_wdata_c, lfsr_sel, lfsr_we, lfsr_wdata, xb1__y, xb1__prog_rdata, xb2__y, xb2__prog_rdata, xb2__dx, clk, rst, busy
-, done, pred, mem_rvalid, mem_rdata_w, mem_rdata_c, lfsr_rdata, xb1__fwd, xb1__x, xb1__upd, xb1__upd_row, xb1__pot, xb1__dep, xb1__prog_we, xb1__prog_re, xb1__prog_row, xb1__prog_wdata, xb2__fwd, xb2__x, xb2__upd, xb2__upd_row, xb2__pot
+module bshw_periphery(op, pixels, label, host__mem_layer, host__mem_row, host__mem_we_w, host__mem_we_c, host__mem_re, host__mem_wdata_w, host__mem_wdata_c, host__lfsr_sel, host__lfsr_we, host__lfsr_wdata, xb1__y, xb1__prog_rdata, xb2__y, xb2__prog_rdata, xb2__dx, clk, rst, busy
+, done, pred, host__mem_rvalid, host__mem_rdata_w, host__mem_rdata_c, host__lfsr_rdata, xb1__fwd, xb1__x, xb1__upd, xb1__upd_row, xb1__pot, xb1__dep, xb1__prog_we, xb1__prog_re, xb1__prog_row, xb1__prog_wdata, xb2__fwd, xb2__x, xb2__upd, xb2__upd_row, xb2__pot
 , xb2__dep, xb2__prog_we, xb2__prog_re, xb2__prog_row, xb2__prog_wdata, xb2__bwd, xb2__dy_en, xb2__dy_neg, start);
   reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
   wire [7:0] \$1 ;
@@ -1300,6 +1300,34 @@ module bshw_periphery(op, pixels, label, mem_layer, mem_row, mem_we_w, mem_we_c,
   wire [9:0] dy_neg2_bits;
   wire [31:0] en;
   reg [3:0] fsm_state = 4'h0;
+  output [31:0] host__lfsr_rdata;
+  wire [31:0] host__lfsr_rdata;
+  input [6:0] host__lfsr_sel;
+  wire [6:0] host__lfsr_sel;
+  input [31:0] host__lfsr_wdata;
+  wire [31:0] host__lfsr_wdata;
+  input host__lfsr_we;
+  wire host__lfsr_we;
+  input host__mem_layer;
+  wire host__mem_layer;
+  output [255:0] host__mem_rdata_c;
+  reg [255:0] host__mem_rdata_c;
+  output [255:0] host__mem_rdata_w;
+  reg [255:0] host__mem_rdata_w;
+  input host__mem_re;
+  wire host__mem_re;
+  input [5:0] host__mem_row;
+  wire [5:0] host__mem_row;
+  output host__mem_rvalid;
+  wire host__mem_rvalid;
+  input [255:0] host__mem_wdata_c;
+  wire [255:0] host__mem_wdata_c;
+  input [255:0] host__mem_wdata_w;
+  wire [255:0] host__mem_wdata_w;
+  input host__mem_we_c;
+  wire host__mem_we_c;
+  input host__mem_we_w;
+  wire host__mem_we_w;
   wire [255:0] host_rdata;
   wire [79:0] \host_rdata$126 ;
   wire [7:0] \host_rdata$126[0] ;
@@ -1399,14 +1427,6 @@ module bshw_periphery(op, pixels, label, mem_layer, mem_row, mem_we_w, mem_we_c,
   wire [5:0] lfsr_lane0;
   wire [4:0] lfsr_lane1;
   wire [3:0] lfsr_lane2;
-  output [31:0] lfsr_rdata;
-  wire [31:0] lfsr_rdata;
-  input [6:0] lfsr_sel;
-  wire [6:0] lfsr_sel;
-  input [31:0] lfsr_wdata;
-  wire [31:0] lfsr_wdata;
-  input lfsr_we;
-  wire lfsr_we;
   wire load;
   wire \load$58 ;
   wire \load$63 ;
@@ -1416,26 +1436,6 @@ module bshw_periphery(op, pixels, label, mem_layer, mem_row, mem_we_w, mem_we_c,
   wire [15:0] load_value;
   wire [31:0] \load_value$61 ;
   wire [31:0] \load_value$66 ;
-  input mem_layer;
-  wire mem_layer;
-  output [255:0] mem_rdata_c;
-  reg [255:0] mem_rdata_c;
-  output [255:0] mem_rdata_w;
-  reg [255:0] mem_rdata_w;
-  input mem_re;
-  wire mem_re;
-  input [5:0] mem_row;
-  wire [5:0] mem_row;
-  output mem_rvalid;
-  wire mem_rvalid;
-  input [255:0] mem_wdata_c;
-  wire [255:0] mem_wdata_c;
-  input [255:0] mem_wdata_w;
-  wire [255:0] mem_wdata_w;
-  input mem_we_c;
-  wire mem_we_c;
-  input mem_we_w;
-  wire mem_we_w;
   wire [31:0] neg;
   (* enum_base_type = "Op" *)
   (* enum_value_00 = "TRAIN" *)
@@ -1870,39 +1870,39 @@ module bshw_periphery(op, pixels, label, mem_layer, mem_row, mem_we_w, mem_we_c,
   wire [13:0] \y[7] ;
   wire [13:0] \y[8] ;
   wire [13:0] \y[9] ;
-  assign \$1  = lfsr_sel - 1'h0;
+  assign \$1  = host__lfsr_sel - 1'h0;
   assign \$2  = ~ busy;
-  assign \$3  = lfsr_we & \$2 ;
-  assign \$4  = lfsr_sel >= 1'h0;
-  assign \$5  = lfsr_sel < 7'h40;
+  assign \$3  = host__lfsr_we & \$2 ;
+  assign \$4  = host__lfsr_sel >= 1'h0;
+  assign \$5  = host__lfsr_sel < 7'h40;
   assign \$6  = \$4  & \$5 ;
   assign load = \$3  & \$6 ;
-  assign \$7  = lfsr_sel - 7'h40;
+  assign \$7  = host__lfsr_sel - 7'h40;
   assign \$8  = ~ busy;
-  assign \$9  = lfsr_we & \$8 ;
-  assign \$10  = lfsr_sel >= 7'h40;
-  assign \$11  = lfsr_sel < 7'h60;
+  assign \$9  = host__lfsr_we & \$8 ;
+  assign \$10  = host__lfsr_sel >= 7'h40;
+  assign \$11  = host__lfsr_sel < 7'h60;
   assign \$12  = \$10  & \$11 ;
   assign \load$58  = \$9  & \$12 ;
-  assign \$13  = lfsr_sel - 7'h60;
+  assign \$13  = host__lfsr_sel - 7'h60;
   assign \$14  = ~ busy;
-  assign \$15  = lfsr_we & \$14 ;
-  assign \$16  = lfsr_sel >= 7'h60;
-  assign \$17  = lfsr_sel < 7'h6a;
+  assign \$15  = host__lfsr_we & \$14 ;
+  assign \$16  = host__lfsr_sel >= 7'h60;
+  assign \$17  = host__lfsr_sel < 7'h6a;
   assign \$18  = \$16  & \$17 ;
   assign \load$63  = \$15  & \$18 ;
-  assign \$19  = lfsr_sel >= 7'h60;
-  assign \$20  = lfsr_sel < 7'h6a;
+  assign \$19  = host__lfsr_sel >= 7'h60;
+  assign \$20  = host__lfsr_sel < 7'h6a;
   assign \$21  = \$19  & \$20 ;
-  assign \$22  = lfsr_sel >= 7'h40;
-  assign \$23  = lfsr_sel < 7'h60;
+  assign \$22  = host__lfsr_sel >= 7'h40;
+  assign \$23  = host__lfsr_sel < 7'h60;
   assign \$24  = \$22  & \$23 ;
-  assign \$25  = lfsr_sel >= 1'h0;
-  assign \$26  = lfsr_sel < 7'h40;
+  assign \$25  = host__lfsr_sel >= 1'h0;
+  assign \$26  = host__lfsr_sel < 7'h40;
   assign \$27  = \$25  & \$26 ;
   assign \$28  = \$27  ? { 16'h0000, \$1160 , \$1159 , \$1158 , \$1157 , \$1156 , \$1155 , \$1154 , \$1153 , \$1152 , \$1151 , \$1150 , \$1149 , \$1148 , \$1147 , \$1146 , \$1145  } : 32'd0;
   assign \$29  = \$24  ? { \$1192 , \$1191 , \$1190 , \$1189 , \$1188 , \$1187 , \$1186 , \$1185 , \$1184 , \$1183 , \$1182 , \$1181 , \$1180 , \$1179 , \$1178 , \$1177 , \$1176 , \$1175 , \$1174 , \$1173 , \$1172 , \$1171 , \$1170 , \$1169 , \$1168 , \$1167 , \$1166 , \$1165 , \$1164 , \$1163 , \$1162 , \$1161  } : \$28 ;
-  assign lfsr_rdata = \$21  ? { \$1224 , \$1223 , \$1222 , \$1221 , \$1220 , \$1219 , \$1218 , \$1217 , \$1216 , \$1215 , \$1214 , \$1213 , \$1212 , \$1211 , \$1210 , \$1209 , \$1208 , \$1207 , \$1206 , \$1205 , \$1204 , \$1203 , \$1202 , \$1201 , \$1200 , \$1199 , \$1198 , \$1197 , \$1196 , \$1195 , \$1194 , \$1193  } : \$29 ;
+  assign host__lfsr_rdata = \$21  ? { \$1224 , \$1223 , \$1222 , \$1221 , \$1220 , \$1219 , \$1218 , \$1217 , \$1216 , \$1215 , \$1214 , \$1213 , \$1212 , \$1211 , \$1210 , \$1209 , \$1208 , \$1207 , \$1206 , \$1205 , \$1204 , \$1203 , \$1202 , \$1201 , \$1200 , \$1199 , \$1198 , \$1197 , \$1196 , \$1195 , \$1194 , \$1193  } : \$29 ;
   assign \$30  = 1'h1 << label;
   assign xb2__dy_en = x ^ \$30 [9:0];
   assign \$31  = ~ x;
@@ -1945,33 +1945,33 @@ module bshw_periphery(op, pixels, label, mem_layer, mem_row, mem_we_w, mem_we_c,
   assign \$65  = $signed(xb1__y[447:434]) > $signed(1'h0);
   assign xb2__x = \$33  ? { \$65 , \$64 , \$63 , \$62 , \$61 , \$60 , \$59 , \$58 , \$57 , \$56 , \$55 , \$54 , \$53 , \$52 , \$51 , \$50 , \$49 , \$48 , \$47 , \$46 , \$45 , \$44 , \$43 , \$42 , \$41 , \$40 , \$39 , \$38 , \$37 , \$36 , \$35 , \$34  } : \x$96 ;
   assign \$66  = ~ busy;
-  assign \$67  = ! mem_layer;
+  assign \$67  = ! host__mem_layer;
   assign \$68  = \$66  & \$67 ;
-  assign host_we = mem_we_c & \$68 ;
+  assign host_we = host__mem_we_c & \$68 ;
   assign \$69  = ~ busy;
-  assign \$70  = ! mem_layer;
+  assign \$70  = ! host__mem_layer;
   assign \$71  = \$69  & \$70 ;
-  assign host_re = mem_re & \$71 ;
+  assign host_re = host__mem_re & \$71 ;
   assign \$72  = ~ busy;
-  assign \$73  = ! mem_layer;
+  assign \$73  = ! host__mem_layer;
   assign \$74  = \$72  & \$73 ;
-  assign xb1__prog_we = mem_we_w & \$74 ;
+  assign xb1__prog_we = host__mem_we_w & \$74 ;
   assign \$75  = ~ busy;
-  assign \$76  = ! mem_layer;
+  assign \$76  = ! host__mem_layer;
   assign \$77  = \$75  & \$76 ;
-  assign xb1__prog_re = mem_re & \$77 ;
+  assign xb1__prog_re = host__mem_re & \$77 ;
   assign \$78  = ~ busy;
   assign \$80  = \$78  & \$79 ;
-  assign \host_we$122  = mem_we_c & \$80 ;
+  assign \host_we$122  = host__mem_we_c & \$80 ;
   assign \$81  = ~ busy;
   assign \$83  = \$81  & \$82 ;
-  assign \host_re$124  = mem_re & \$83 ;
+  assign \host_re$124  = host__mem_re & \$83 ;
   assign \$84  = ~ busy;
   assign \$86  = \$84  & \$85 ;
-  assign xb2__prog_we = mem_we_w & \$86 ;
+  assign xb2__prog_we = host__mem_we_w & \$86 ;
   assign \$87  = ~ busy;
   assign \$89  = \$87  & \$88 ;
-  assign xb2__prog_re = mem_re & \$89 ;
+  assign xb2__prog_re = host__mem_re & \$89 ;
   assign \$90  = $signed(xb2__y[25:13]) > $signed(xb2__y[12:0]);
   assign \$91  = \$90  ? xb2__y[25:13] : xb2__y[12:0];
   assign \$92  = $signed(xb2__y[38:26]) > $signed(\$91 );
@@ -3005,7 +3005,7 @@ module bshw_periphery(op, pixels, label, mem_layer, mem_row, mem_we_w, mem_we_c,
   assign \$1119  = fsm_state == 4'h8;
   assign \$1120  = fsm_state == 4'h9;
   assign \$1121  = ~ busy;
-  assign \$1122  = mem_re & \$1121 ;
+  assign \$1122  = host__mem_re & \$1121 ;
   assign \$1123  = \op$93  == 2'h3;
   assign \$1124  = ! \op$93 ;
   assign \$1126  = dcount == 4'h8;
@@ -3040,9 +3040,9 @@ module bshw_periphery(op, pixels, label, mem_layer, mem_row, mem_we_w, mem_we_c,
     .dy_en(dy_en1_bits),
     .dy_neg(dy_neg1_bits),
     .host_re(host_re),
-    .host_row(mem_row),
+    .host_row(host__mem_row),
     .host_row_planes(\$1225 ),
-    .host_wdata(mem_wdata_c),
+    .host_wdata(host__mem_wdata_c),
     .host_we(host_we),
     .pot(xb1__pot),
     .rst(rst),
@@ -3059,9 +3059,9 @@ module bshw_periphery(op, pixels, label, mem_layer, mem_row, mem_we_w, mem_we_c,
     .dy_en(xb2__dy_en),
     .dy_neg(xb2__dy_neg),
     .host_re(\host_re$124 ),
-    .host_row(mem_row[4:0]),
+    .host_row(host__mem_row[4:0]),
     .host_row_planes(\$1226 ),
-    .host_wdata(mem_wdata_c[79:0]),
+    .host_wdata(host__mem_wdata_c[79:0]),
     .host_we(\host_we$122 ),
     .pot(xb2__pot),
     .rst(rst),
@@ -3073,7 +3073,7 @@ module bshw_periphery(op, pixels, label, mem_layer, mem_row, mem_we_w, mem_we_c,
     .draw(draw),
     .load(load),
     .load_sel(\$1 [5:0]),
-    .load_value(lfsr_wdata[15:0]),
+    .load_value(host__lfsr_wdata[15:0]),
     .pixels(pixels),
     .\port$1239$0 (\$1145 ),
     .\port$1240$0 (\$1146 ),
@@ -3101,7 +3101,7 @@ module bshw_periphery(op, pixels, label, mem_layer, mem_row, mem_we_w, mem_we_c,
     .en_bits(dy_en1_bits),
     .load(\load$58 ),
     .load_sel(\$7 [4:0]),
-    .load_value(lfsr_wdata),
+    .load_value(host__lfsr_wdata),
     .neg(dy_neg1_bits),
     .\port$1704$0 (\$1161 ),
     .\port$1705$0 (\$1162 ),
@@ -3146,7 +3146,7 @@ module bshw_periphery(op, pixels, label, mem_layer, mem_row, mem_we_w, mem_we_c,
     .draw(\draw$79 ),
     .load(\load$63 ),
     .load_sel(\$13 [3:0]),
-    .load_value(lfsr_wdata),
+    .load_value(host__lfsr_wdata),
     .\port$2160$0 (\$1193 ),
     .\port$2161$0 (\$1194 ),
     .\port$2162$0 (\$1195 ),
@@ -3186,21 +3186,21 @@ module bshw_periphery(op, pixels, label, mem_layer, mem_row, mem_we_w, mem_we_c,
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
-    casez (mem_layer)
+    casez (host__mem_layer)
       1'h0:
-          mem_rdata_w = xb1__prog_rdata;
+          host__mem_rdata_w = xb1__prog_rdata;
       1'h1:
-          mem_rdata_w = { 176'h00000000000000000000000000000000000000000000, xb2__prog_rdata };
+          host__mem_rdata_w = { 176'h00000000000000000000000000000000000000000000, xb2__prog_rdata };
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
-    casez (mem_layer)
+    casez (host__mem_layer)
       1'h0:
-          mem_rdata_c = { \$1225 [255], \$1225 [223], \$1225 [191], \$1225 [159], \$1225 [127], \$1225 [95], \$1225 [63], \$1225 [31], \$1225 [254], \$1225 [222], \$1225 [190], \$1225 [158], \$1225 [126], \$1225 [94], \$1225 [62], \$1225 [30], \$1225 [253], \$1225 [221], \$1225 [189], \$1225 [157], \$1225 [125], \$1225 [93], \$1225 [61], \$1225 [29], \$1225 [252], \$1225 [220], \$1225 [188], \$1225 [156], \$1225 [124], \$1225 [92], \$1225 [60], \$1225 [28], \$1225 [251], \$1225 [219], \$1225 [187], \$1225 [155], \$1225 [123], \$1225 [91], \$1225 [59], \$1225 [27], \$1225 [250], \$1225 [218], \$1225 [186], \$1225 [154], \$1225 [122], \$1225 [90], \$1225 [58], \$1225 [26], \$1225 [249], \$1225 [217], \$1225 [185], \$1225 [153], \$1225 [121], \$1225 [89], \$1225 [57], \$1225 [25], \$1225 [248], \$1225 [216], \$1225 [184], \$1225 [152], \$1225 [120], \$1225 [88], \$1225 [56], \$1225 [24], \$1225 [247], \$1225 [215], \$1225 [183], \$1225 [151], \$1225 [119], \$1225 [87], \$1225 [55], \$1225 [23], \$1225 [246], \$1225 [214], \$1225 [182], \$1225 [150], \$1225 [118], \$1225 [86], \$1225 [54], \$1225 [22], \$1225 [245], \$1225 [213], \$1225 [181], \$1225 [149], \$1225 [117], \$1225 [85], \$1225 [53], \$1225 [21], \$1225 [244], \$1225 [212], \$1225 [180], \$1225 [148], \$1225 [116], \$1225 [84], \$1225 [52], \$1225 [20], \$1225 [243], \$1225 [211], \$1225 [179], \$1225 [147], \$1225 [115], \$1225 [83], \$1225 [51], \$1225 [19], \$1225 [242], \$1225 [210], \$1225 [178], \$1225 [146], \$1225 [114], \$1225 [82], \$1225 [50], \$1225 [18], \$1225 [241], \$1225 [209], \$1225 [177], \$1225 [145], \$1225 [113], \$1225 [81], \$1225 [49], \$1225 [17], \$1225 [240], \$1225 [208], \$1225 [176], \$1225 [144], \$1225 [112], \$1225 [80], \$1225 [48], \$1225 [16], \$1225 [239], \$1225 [207], \$1225 [175], \$1225 [143], \$1225 [111], \$1225 [79], \$1225 [47], \$1225 [15], \$1225 [238], \$1225 [206], \$1225 [174], \$1225 [142], \$1225 [110], \$1225 [78], \$1225 [46], \$1225 [14], \$1225 [237], \$1225 [205], \$1225 [173], \$1225 [141], \$1225 [109], \$1225 [77], \$1225 [45], \$1225 [13], \$1225 [236], \$1225 [204], \$1225 [172], \$1225 [140], \$1225 [108], \$1225 [76], \$1225 [44], \$1225 [12], \$1225 [235], \$1225 [203], \$1225 [171], \$1225 [139], \$1225 [107], \$1225 [75], \$1225 [43], \$1225 [11], \$1225 [234], \$1225 [202], \$1225 [170], \$1225 [138], \$1225 [106], \$1225 [74], \$1225 [42], \$1225 [10], \$1225 [233], \$1225 [201], \$1225 [169], \$1225 [137], \$1225 [105], \$1225 [73], \$1225 [41], \$1225 [9], \$1225 [232], \$1225 [200], \$1225 [168], \$1225 [136], \$1225 [104], \$1225 [72], \$1225 [40], \$1225 [8], \$1225 [231], \$1225 [199], \$1225 [167], \$1225 [135], \$1225 [103], \$1225 [71], \$1225 [39], \$1225 [7], \$1225 [230], \$1225 [198], \$1225 [166], \$1225 [134], \$1225 [102], \$1225 [70], \$1225 [38], \$1225 [6], \$1225 [229], \$1225 [197], \$1225 [165], \$1225 [133], \$1225 [101], \$1225 [69], \$1225 [37], \$1225 [5], \$1225 [228], \$1225 [196], \$1225 [164], \$1225 [132], \$1225 [100], \$1225 [68], \$1225 [36], \$1225 [4], \$1225 [227], \$1225 [195], \$1225 [163], \$1225 [131], \$1225 [99], \$1225 [67], \$1225 [35], \$1225 [3], \$1225 [226], \$1225 [194], \$1225 [162], \$1225 [130], \$1225 [98], \$1225 [66], \$1225 [34], \$1225 [2], \$1225 [225], \$1225 [193], \$1225 [161], \$1225 [129], \$1225 [97], \$1225 [65], \$1225 [33], \$1225 [1], \$1225 [224], \$1225 [192], \$1225 [160], \$1225 [128], \$1225 [96], \$1225 [64], \$1225 [32], \$1225 [0] };
+          host__mem_rdata_c = { \$1225 [255], \$1225 [223], \$1225 [191], \$1225 [159], \$1225 [127], \$1225 [95], \$1225 [63], \$1225 [31], \$1225 [254], \$1225 [222], \$1225 [190], \$1225 [158], \$1225 [126], \$1225 [94], \$1225 [62], \$1225 [30], \$1225 [253], \$1225 [221], \$1225 [189], \$1225 [157], \$1225 [125], \$1225 [93], \$1225 [61], \$1225 [29], \$1225 [252], \$1225 [220], \$1225 [188], \$1225 [156], \$1225 [124], \$1225 [92], \$1225 [60], \$1225 [28], \$1225 [251], \$1225 [219], \$1225 [187], \$1225 [155], \$1225 [123], \$1225 [91], \$1225 [59], \$1225 [27], \$1225 [250], \$1225 [218], \$1225 [186], \$1225 [154], \$1225 [122], \$1225 [90], \$1225 [58], \$1225 [26], \$1225 [249], \$1225 [217], \$1225 [185], \$1225 [153], \$1225 [121], \$1225 [89], \$1225 [57], \$1225 [25], \$1225 [248], \$1225 [216], \$1225 [184], \$1225 [152], \$1225 [120], \$1225 [88], \$1225 [56], \$1225 [24], \$1225 [247], \$1225 [215], \$1225 [183], \$1225 [151], \$1225 [119], \$1225 [87], \$1225 [55], \$1225 [23], \$1225 [246], \$1225 [214], \$1225 [182], \$1225 [150], \$1225 [118], \$1225 [86], \$1225 [54], \$1225 [22], \$1225 [245], \$1225 [213], \$1225 [181], \$1225 [149], \$1225 [117], \$1225 [85], \$1225 [53], \$1225 [21], \$1225 [244], \$1225 [212], \$1225 [180], \$1225 [148], \$1225 [116], \$1225 [84], \$1225 [52], \$1225 [20], \$1225 [243], \$1225 [211], \$1225 [179], \$1225 [147], \$1225 [115], \$1225 [83], \$1225 [51], \$1225 [19], \$1225 [242], \$1225 [210], \$1225 [178], \$1225 [146], \$1225 [114], \$1225 [82], \$1225 [50], \$1225 [18], \$1225 [241], \$1225 [209], \$1225 [177], \$1225 [145], \$1225 [113], \$1225 [81], \$1225 [49], \$1225 [17], \$1225 [240], \$1225 [208], \$1225 [176], \$1225 [144], \$1225 [112], \$1225 [80], \$1225 [48], \$1225 [16], \$1225 [239], \$1225 [207], \$1225 [175], \$1225 [143], \$1225 [111], \$1225 [79], \$1225 [47], \$1225 [15], \$1225 [238], \$1225 [206], \$1225 [174], \$1225 [142], \$1225 [110], \$1225 [78], \$1225 [46], \$1225 [14], \$1225 [237], \$1225 [205], \$1225 [173], \$1225 [141], \$1225 [109], \$1225 [77], \$1225 [45], \$1225 [13], \$1225 [236], \$1225 [204], \$1225 [172], \$1225 [140], \$1225 [108], \$1225 [76], \$1225 [44], \$1225 [12], \$1225 [235], \$1225 [203], \$1225 [171], \$1225 [139], \$1225 [107], \$1225 [75], \$1225 [43], \$1225 [11], \$1225 [234], \$1225 [202], \$1225 [170], \$1225 [138], \$1225 [106], \$1225 [74], \$1225 [42], \$1225 [10], \$1225 [233], \$1225 [201], \$1225 [169], \$1225 [137], \$1225 [105], \$1225 [73], \$1225 [41], \$1225 [9], \$1225 [232], \$1225 [200], \$1225 [168], \$1225 [136], \$1225 [104], \$1225 [72], \$1225 [40], \$1225 [8], \$1225 [231], \$1225 [199], \$1225 [167], \$1225 [135], \$1225 [103], \$1225 [71], \$1225 [39], \$1225 [7], \$1225 [230], \$1225 [198], \$1225 [166], \$1225 [134], \$1225 [102], \$1225 [70], \$1225 [38], \$1225 [6], \$1225 [229], \$1225 [197], \$1225 [165], \$1225 [133], \$1225 [101], \$1225 [69], \$1225 [37], \$1225 [5], \$1225 [228], \$1225 [196], \$1225 [164], \$1225 [132], \$1225 [100], \$1225 [68], \$1225 [36], \$1225 [4], \$1225 [227], \$1225 [195], \$1225 [163], \$1225 [131], \$1225 [99], \$1225 [67], \$1225 [35], \$1225 [3], \$1225 [226], \$1225 [194], \$1225 [162], \$1225 [130], \$1225 [98], \$1225 [66], \$1225 [34], \$1225 [2], \$1225 [225], \$1225 [193], \$1225 [161], \$1225 [129], \$1225 [97], \$1225 [65], \$1225 [33], \$1225 [1], \$1225 [224], \$1225 [192], \$1225 [160], \$1225 [128], \$1225 [96], \$1225 [64], \$1225 [32], \$1225 [0] };
       1'h1:
-          mem_rdata_c = { 176'h00000000000000000000000000000000000000000000, \$1226 [79], \$1226 [69], \$1226 [59], \$1226 [49], \$1226 [39], \$1226 [29], \$1226 [19], \$1226 [9], \$1226 [78], \$1226 [68], \$1226 [58], \$1226 [48], \$1226 [38], \$1226 [28], \$1226 [18], \$1226 [8], \$1226 [77], \$1226 [67], \$1226 [57], \$1226 [47], \$1226 [37], \$1226 [27], \$1226 [17], \$1226 [7], \$1226 [76], \$1226 [66], \$1226 [56], \$1226 [46], \$1226 [36], \$1226 [26], \$1226 [16], \$1226 [6], \$1226 [75], \$1226 [65], \$1226 [55], \$1226 [45], \$1226 [35], \$1226 [25], \$1226 [15], \$1226 [5], \$1226 [74], \$1226 [64], \$1226 [54], \$1226 [44], \$1226 [34], \$1226 [24], \$1226 [14], \$1226 [4], \$1226 [73], \$1226 [63], \$1226 [53], \$1226 [43], \$1226 [33], \$1226 [23], \$1226 [13], \$1226 [3], \$1226 [72], \$1226 [62], \$1226 [52], \$1226 [42], \$1226 [32], \$1226 [22], \$1226 [12], \$1226 [2], \$1226 [71], \$1226 [61], \$1226 [51], \$1226 [41], \$1226 [31], \$1226 [21], \$1226 [11], \$1226 [1], \$1226 [70], \$1226 [60], \$1226 [50], \$1226 [40], \$1226 [30], \$1226 [20], \$1226 [10], \$1226 [0] };
+          host__mem_rdata_c = { 176'h00000000000000000000000000000000000000000000, \$1226 [79], \$1226 [69], \$1226 [59], \$1226 [49], \$1226 [39], \$1226 [29], \$1226 [19], \$1226 [9], \$1226 [78], \$1226 [68], \$1226 [58], \$1226 [48], \$1226 [38], \$1226 [28], \$1226 [18], \$1226 [8], \$1226 [77], \$1226 [67], \$1226 [57], \$1226 [47], \$1226 [37], \$1226 [27], \$1226 [17], \$1226 [7], \$1226 [76], \$1226 [66], \$1226 [56], \$1226 [46], \$1226 [36], \$1226 [26], \$1226 [16], \$1226 [6], \$1226 [75], \$1226 [65], \$1226 [55], \$1226 [45], \$1226 [35], \$1226 [25], \$1226 [15], \$1226 [5], \$1226 [74], \$1226 [64], \$1226 [54], \$1226 [44], \$1226 [34], \$1226 [24], \$1226 [14], \$1226 [4], \$1226 [73], \$1226 [63], \$1226 [53], \$1226 [43], \$1226 [33], \$1226 [23], \$1226 [13], \$1226 [3], \$1226 [72], \$1226 [62], \$1226 [52], \$1226 [42], \$1226 [32], \$1226 [22], \$1226 [12], \$1226 [2], \$1226 [71], \$1226 [61], \$1226 [51], \$1226 [41], \$1226 [31], \$1226 [21], \$1226 [11], \$1226 [1], \$1226 [70], \$1226 [60], \$1226 [50], \$1226 [40], \$1226 [30], \$1226 [20], \$1226 [10], \$1226 [0] };
     endcase
   end
   always @* begin
@@ -3516,15 +3516,15 @@ module bshw_periphery(op, pixels, label, mem_layer, mem_row, mem_we_w, mem_we_c,
   assign lfsr_lane0 = \$1 [5:0];
   assign load_sel = \$1 [5:0];
   assign rd_sel = \$1 [5:0];
-  assign load_value = lfsr_wdata[15:0];
+  assign load_value = host__lfsr_wdata[15:0];
   assign lfsr_lane1 = \$7 [4:0];
   assign \load_sel$59  = \$7 [4:0];
   assign \rd_sel$60  = \$7 [4:0];
-  assign \load_value$61  = lfsr_wdata;
+  assign \load_value$61  = host__lfsr_wdata;
   assign lfsr_lane2 = \$13 [3:0];
   assign \load_sel$64  = \$13 [3:0];
   assign \rd_sel$65  = \$13 [3:0];
-  assign \load_value$66  = lfsr_wdata;
+  assign \load_value$66  = host__lfsr_wdata;
   assign rd_state = { \$1160 , \$1159 , \$1158 , \$1157 , \$1156 , \$1155 , \$1154 , \$1153 , \$1152 , \$1151 , \$1150 , \$1149 , \$1148 , \$1147 , \$1146 , \$1145  };
   assign \rd_state$68  = { \$1192 , \$1191 , \$1190 , \$1189 , \$1188 , \$1187 , \$1186 , \$1185 , \$1184 , \$1183 , \$1182 , \$1181 , \$1180 , \$1179 , \$1178 , \$1177 , \$1176 , \$1175 , \$1174 , \$1173 , \$1172 , \$1171 , \$1170 , \$1169 , \$1168 , \$1167 , \$1166 , \$1165 , \$1164 , \$1163 , \$1162 , \$1161  };
   assign \rd_state$69  = { \$1224 , \$1223 , \$1222 , \$1221 , \$1220 , \$1219 , \$1218 , \$1217 , \$1216 , \$1215 , \$1214 , \$1213 , \$1212 , \$1211 , \$1210 , \$1209 , \$1208 , \$1207 , \$1206 , \$1205 , \$1204 , \$1203 , \$1202 , \$1201 , \$1200 , \$1199 , \$1198 , \$1197 , \$1196 , \$1195 , \$1194 , \$1193  };
@@ -3553,8 +3553,8 @@ module bshw_periphery(op, pixels, label, mem_layer, mem_row, mem_we_w, mem_we_c,
   assign upd_row = xb1__upd_row;
   assign pot = xb1__pot;
   assign dep = xb1__dep;
-  assign host_row = mem_row;
-  assign host_wdata = mem_wdata_c;
+  assign host_row = host__mem_row;
+  assign host_wdata = host__mem_wdata_c;
   assign \acc_start$112  = acc_start;
   assign \carry_start$113  = carry_start;
   assign \x$114  = xb2__x;
@@ -3564,15 +3564,15 @@ module bshw_periphery(op, pixels, label, mem_layer, mem_row, mem_we_w, mem_we_c,
   assign \upd_row$118  = xb2__upd_row;
   assign \pot$119  = xb2__pot;
   assign \dep$120  = xb2__dep;
-  assign \host_row$121  = mem_row[4:0];
-  assign \host_wdata$123  = mem_wdata_c[79:0];
+  assign \host_row$121  = host__mem_row[4:0];
+  assign \host_wdata$123  = host__mem_wdata_c[79:0];
   assign host_rdata = { \$1225 [255], \$1225 [223], \$1225 [191], \$1225 [159], \$1225 [127], \$1225 [95], \$1225 [63], \$1225 [31], \$1225 [254], \$1225 [222], \$1225 [190], \$1225 [158], \$1225 [126], \$1225 [94], \$1225 [62], \$1225 [30], \$1225 [253], \$1225 [221], \$1225 [189], \$1225 [157], \$1225 [125], \$1225 [93], \$1225 [61], \$1225 [29], \$1225 [252], \$1225 [220], \$1225 [188], \$1225 [156], \$1225 [124], \$1225 [92], \$1225 [60], \$1225 [28], \$1225 [251], \$1225 [219], \$1225 [187], \$1225 [155], \$1225 [123], \$1225 [91], \$1225 [59], \$1225 [27], \$1225 [250], \$1225 [218], \$1225 [186], \$1225 [154], \$1225 [122], \$1225 [90], \$1225 [58], \$1225 [26], \$1225 [249], \$1225 [217], \$1225 [185], \$1225 [153], \$1225 [121], \$1225 [89], \$1225 [57], \$1225 [25], \$1225 [248], \$1225 [216], \$1225 [184], \$1225 [152], \$1225 [120], \$1225 [88], \$1225 [56], \$1225 [24], \$1225 [247], \$1225 [215], \$1225 [183], \$1225 [151], \$1225 [119], \$1225 [87], \$1225 [55], \$1225 [23], \$1225 [246], \$1225 [214], \$1225 [182], \$1225 [150], \$1225 [118], \$1225 [86], \$1225 [54], \$1225 [22], \$1225 [245], \$1225 [213], \$1225 [181], \$1225 [149], \$1225 [117], \$1225 [85], \$1225 [53], \$1225 [21], \$1225 [244], \$1225 [212], \$1225 [180], \$1225 [148], \$1225 [116], \$1225 [84], \$1225 [52], \$1225 [20], \$1225 [243], \$1225 [211], \$1225 [179], \$1225 [147], \$1225 [115], \$1225 [83], \$1225 [51], \$1225 [19], \$1225 [242], \$1225 [210], \$1225 [178], \$1225 [146], \$1225 [114], \$1225 [82], \$1225 [50], \$1225 [18], \$1225 [241], \$1225 [209], \$1225 [177], \$1225 [145], \$1225 [113], \$1225 [81], \$1225 [49], \$1225 [17], \$1225 [240], \$1225 [208], \$1225 [176], \$1225 [144], \$1225 [112], \$1225 [80], \$1225 [48], \$1225 [16], \$1225 [239], \$1225 [207], \$1225 [175], \$1225 [143], \$1225 [111], \$1225 [79], \$1225 [47], \$1225 [15], \$1225 [238], \$1225 [206], \$1225 [174], \$1225 [142], \$1225 [110], \$1225 [78], \$1225 [46], \$1225 [14], \$1225 [237], \$1225 [205], \$1225 [173], \$1225 [141], \$1225 [109], \$1225 [77], \$1225 [45], \$1225 [13], \$1225 [236], \$1225 [204], \$1225 [172], \$1225 [140], \$1225 [108], \$1225 [76], \$1225 [44], \$1225 [12], \$1225 [235], \$1225 [203], \$1225 [171], \$1225 [139], \$1225 [107], \$1225 [75], \$1225 [43], \$1225 [11], \$1225 [234], \$1225 [202], \$1225 [170], \$1225 [138], \$1225 [106], \$1225 [74], \$1225 [42], \$1225 [10], \$1225 [233], \$1225 [201], \$1225 [169], \$1225 [137], \$1225 [105], \$1225 [73], \$1225 [41], \$1225 [9], \$1225 [232], \$1225 [200], \$1225 [168], \$1225 [136], \$1225 [104], \$1225 [72], \$1225 [40], \$1225 [8], \$1225 [231], \$1225 [199], \$1225 [167], \$1225 [135], \$1225 [103], \$1225 [71], \$1225 [39], \$1225 [7], \$1225 [230], \$1225 [198], \$1225 [166], \$1225 [134], \$1225 [102], \$1225 [70], \$1225 [38], \$1225 [6], \$1225 [229], \$1225 [197], \$1225 [165], \$1225 [133], \$1225 [101], \$1225 [69], \$1225 [37], \$1225 [5], \$1225 [228], \$1225 [196], \$1225 [164], \$1225 [132], \$1225 [100], \$1225 [68], \$1225 [36], \$1225 [4], \$1225 [227], \$1225 [195], \$1225 [163], \$1225 [131], \$1225 [99], \$1225 [67], \$1225 [35], \$1225 [3], \$1225 [226], \$1225 [194], \$1225 [162], \$1225 [130], \$1225 [98], \$1225 [66], \$1225 [34], \$1225 [2], \$1225 [225], \$1225 [193], \$1225 [161], \$1225 [129], \$1225 [97], \$1225 [65], \$1225 [33], \$1225 [1], \$1225 [224], \$1225 [192], \$1225 [160], \$1225 [128], \$1225 [96], \$1225 [64], \$1225 [32], \$1225 [0] };
   assign \host_rdata$126  = { \$1226 [79], \$1226 [69], \$1226 [59], \$1226 [49], \$1226 [39], \$1226 [29], \$1226 [19], \$1226 [9], \$1226 [78], \$1226 [68], \$1226 [58], \$1226 [48], \$1226 [38], \$1226 [28], \$1226 [18], \$1226 [8], \$1226 [77], \$1226 [67], \$1226 [57], \$1226 [47], \$1226 [37], \$1226 [27], \$1226 [17], \$1226 [7], \$1226 [76], \$1226 [66], \$1226 [56], \$1226 [46], \$1226 [36], \$1226 [26], \$1226 [16], \$1226 [6], \$1226 [75], \$1226 [65], \$1226 [55], \$1226 [45], \$1226 [35], \$1226 [25], \$1226 [15], \$1226 [5], \$1226 [74], \$1226 [64], \$1226 [54], \$1226 [44], \$1226 [34], \$1226 [24], \$1226 [14], \$1226 [4], \$1226 [73], \$1226 [63], \$1226 [53], \$1226 [43], \$1226 [33], \$1226 [23], \$1226 [13], \$1226 [3], \$1226 [72], \$1226 [62], \$1226 [52], \$1226 [42], \$1226 [32], \$1226 [22], \$1226 [12], \$1226 [2], \$1226 [71], \$1226 [61], \$1226 [51], \$1226 [41], \$1226 [31], \$1226 [21], \$1226 [11], \$1226 [1], \$1226 [70], \$1226 [60], \$1226 [50], \$1226 [40], \$1226 [30], \$1226 [20], \$1226 [10], \$1226 [0] };
-  assign mem_rvalid = rvalid[1];
-  assign xb1__prog_row = mem_row;
-  assign xb1__prog_wdata = mem_wdata_w;
-  assign xb2__prog_row = mem_row[4:0];
-  assign xb2__prog_wdata = mem_wdata_w[79:0];
+  assign host__mem_rvalid = rvalid[1];
+  assign xb1__prog_row = host__mem_row;
+  assign xb1__prog_wdata = host__mem_wdata_w;
+  assign xb2__prog_row = host__mem_row[4:0];
+  assign xb2__prog_wdata = host__mem_wdata_w[79:0];
   assign \pixels[0]  = pixels[7:0];
   assign \pixels[1]  = pixels[15:8];
   assign \pixels[2]  = pixels[23:16];
@@ -3669,38 +3669,38 @@ module bshw_periphery(op, pixels, label, mem_layer, mem_row, mem_we_w, mem_we_c,
   assign \xb1__y[29]  = xb1__y[419:406];
   assign \xb1__y[30]  = xb1__y[433:420];
   assign \xb1__y[31]  = xb1__y[447:434];
-  assign \xb1__prog_wdata[0]  = mem_wdata_w[7:0];
-  assign \xb1__prog_wdata[1]  = mem_wdata_w[15:8];
-  assign \xb1__prog_wdata[2]  = mem_wdata_w[23:16];
-  assign \xb1__prog_wdata[3]  = mem_wdata_w[31:24];
-  assign \xb1__prog_wdata[4]  = mem_wdata_w[39:32];
-  assign \xb1__prog_wdata[5]  = mem_wdata_w[47:40];
-  assign \xb1__prog_wdata[6]  = mem_wdata_w[55:48];
-  assign \xb1__prog_wdata[7]  = mem_wdata_w[63:56];
-  assign \xb1__prog_wdata[8]  = mem_wdata_w[71:64];
-  assign \xb1__prog_wdata[9]  = mem_wdata_w[79:72];
-  assign \xb1__prog_wdata[10]  = mem_wdata_w[87:80];
-  assign \xb1__prog_wdata[11]  = mem_wdata_w[95:88];
-  assign \xb1__prog_wdata[12]  = mem_wdata_w[103:96];
-  assign \xb1__prog_wdata[13]  = mem_wdata_w[111:104];
-  assign \xb1__prog_wdata[14]  = mem_wdata_w[119:112];
-  assign \xb1__prog_wdata[15]  = mem_wdata_w[127:120];
-  assign \xb1__prog_wdata[16]  = mem_wdata_w[135:128];
-  assign \xb1__prog_wdata[17]  = mem_wdata_w[143:136];
-  assign \xb1__prog_wdata[18]  = mem_wdata_w[151:144];
-  assign \xb1__prog_wdata[19]  = mem_wdata_w[159:152];
-  assign \xb1__prog_wdata[20]  = mem_wdata_w[167:160];
-  assign \xb1__prog_wdata[21]  = mem_wdata_w[175:168];
-  assign \xb1__prog_wdata[22]  = mem_wdata_w[183:176];
-  assign \xb1__prog_wdata[23]  = mem_wdata_w[191:184];
-  assign \xb1__prog_wdata[24]  = mem_wdata_w[199:192];
-  assign \xb1__prog_wdata[25]  = mem_wdata_w[207:200];
-  assign \xb1__prog_wdata[26]  = mem_wdata_w[215:208];
-  assign \xb1__prog_wdata[27]  = mem_wdata_w[223:216];
-  assign \xb1__prog_wdata[28]  = mem_wdata_w[231:224];
-  assign \xb1__prog_wdata[29]  = mem_wdata_w[239:232];
-  assign \xb1__prog_wdata[30]  = mem_wdata_w[247:240];
-  assign \xb1__prog_wdata[31]  = mem_wdata_w[255:248];
+  assign \xb1__prog_wdata[0]  = host__mem_wdata_w[7:0];
+  assign \xb1__prog_wdata[1]  = host__mem_wdata_w[15:8];
+  assign \xb1__prog_wdata[2]  = host__mem_wdata_w[23:16];
+  assign \xb1__prog_wdata[3]  = host__mem_wdata_w[31:24];
+  assign \xb1__prog_wdata[4]  = host__mem_wdata_w[39:32];
+  assign \xb1__prog_wdata[5]  = host__mem_wdata_w[47:40];
+  assign \xb1__prog_wdata[6]  = host__mem_wdata_w[55:48];
+  assign \xb1__prog_wdata[7]  = host__mem_wdata_w[63:56];
+  assign \xb1__prog_wdata[8]  = host__mem_wdata_w[71:64];
+  assign \xb1__prog_wdata[9]  = host__mem_wdata_w[79:72];
+  assign \xb1__prog_wdata[10]  = host__mem_wdata_w[87:80];
+  assign \xb1__prog_wdata[11]  = host__mem_wdata_w[95:88];
+  assign \xb1__prog_wdata[12]  = host__mem_wdata_w[103:96];
+  assign \xb1__prog_wdata[13]  = host__mem_wdata_w[111:104];
+  assign \xb1__prog_wdata[14]  = host__mem_wdata_w[119:112];
+  assign \xb1__prog_wdata[15]  = host__mem_wdata_w[127:120];
+  assign \xb1__prog_wdata[16]  = host__mem_wdata_w[135:128];
+  assign \xb1__prog_wdata[17]  = host__mem_wdata_w[143:136];
+  assign \xb1__prog_wdata[18]  = host__mem_wdata_w[151:144];
+  assign \xb1__prog_wdata[19]  = host__mem_wdata_w[159:152];
+  assign \xb1__prog_wdata[20]  = host__mem_wdata_w[167:160];
+  assign \xb1__prog_wdata[21]  = host__mem_wdata_w[175:168];
+  assign \xb1__prog_wdata[22]  = host__mem_wdata_w[183:176];
+  assign \xb1__prog_wdata[23]  = host__mem_wdata_w[191:184];
+  assign \xb1__prog_wdata[24]  = host__mem_wdata_w[199:192];
+  assign \xb1__prog_wdata[25]  = host__mem_wdata_w[207:200];
+  assign \xb1__prog_wdata[26]  = host__mem_wdata_w[215:208];
+  assign \xb1__prog_wdata[27]  = host__mem_wdata_w[223:216];
+  assign \xb1__prog_wdata[28]  = host__mem_wdata_w[231:224];
+  assign \xb1__prog_wdata[29]  = host__mem_wdata_w[239:232];
+  assign \xb1__prog_wdata[30]  = host__mem_wdata_w[247:240];
+  assign \xb1__prog_wdata[31]  = host__mem_wdata_w[255:248];
   assign \xb1__prog_rdata[0]  = xb1__prog_rdata[7:0];
   assign \xb1__prog_rdata[1]  = xb1__prog_rdata[15:8];
   assign \xb1__prog_rdata[2]  = xb1__prog_rdata[23:16];
@@ -3743,16 +3743,16 @@ module bshw_periphery(op, pixels, label, mem_layer, mem_row, mem_we_w, mem_we_c,
   assign \xb2__y[7]  = xb2__y[103:91];
   assign \xb2__y[8]  = xb2__y[116:104];
   assign \xb2__y[9]  = xb2__y[129:117];
-  assign \xb2__prog_wdata[0]  = mem_wdata_w[7:0];
-  assign \xb2__prog_wdata[1]  = mem_wdata_w[15:8];
-  assign \xb2__prog_wdata[2]  = mem_wdata_w[23:16];
-  assign \xb2__prog_wdata[3]  = mem_wdata_w[31:24];
-  assign \xb2__prog_wdata[4]  = mem_wdata_w[39:32];
-  assign \xb2__prog_wdata[5]  = mem_wdata_w[47:40];
-  assign \xb2__prog_wdata[6]  = mem_wdata_w[55:48];
-  assign \xb2__prog_wdata[7]  = mem_wdata_w[63:56];
-  assign \xb2__prog_wdata[8]  = mem_wdata_w[71:64];
-  assign \xb2__prog_wdata[9]  = mem_wdata_w[79:72];
+  assign \xb2__prog_wdata[0]  = host__mem_wdata_w[7:0];
+  assign \xb2__prog_wdata[1]  = host__mem_wdata_w[15:8];
+  assign \xb2__prog_wdata[2]  = host__mem_wdata_w[23:16];
+  assign \xb2__prog_wdata[3]  = host__mem_wdata_w[31:24];
+  assign \xb2__prog_wdata[4]  = host__mem_wdata_w[39:32];
+  assign \xb2__prog_wdata[5]  = host__mem_wdata_w[47:40];
+  assign \xb2__prog_wdata[6]  = host__mem_wdata_w[55:48];
+  assign \xb2__prog_wdata[7]  = host__mem_wdata_w[63:56];
+  assign \xb2__prog_wdata[8]  = host__mem_wdata_w[71:64];
+  assign \xb2__prog_wdata[9]  = host__mem_wdata_w[79:72];
   assign \xb2__prog_rdata[0]  = xb2__prog_rdata[7:0];
   assign \xb2__prog_rdata[1]  = xb2__prog_rdata[15:8];
   assign \xb2__prog_rdata[2]  = xb2__prog_rdata[23:16];
@@ -3933,48 +3933,48 @@ module bshw_periphery(op, pixels, label, mem_layer, mem_row, mem_we_w, mem_we_c,
   assign \dx[29]  = xb2__dx[359:348];
   assign \dx[30]  = xb2__dx[371:360];
   assign \dx[31]  = xb2__dx[383:372];
-  assign \host_wdata[0]  = mem_wdata_c[7:0];
-  assign \host_wdata[1]  = mem_wdata_c[15:8];
-  assign \host_wdata[2]  = mem_wdata_c[23:16];
-  assign \host_wdata[3]  = mem_wdata_c[31:24];
-  assign \host_wdata[4]  = mem_wdata_c[39:32];
-  assign \host_wdata[5]  = mem_wdata_c[47:40];
-  assign \host_wdata[6]  = mem_wdata_c[55:48];
-  assign \host_wdata[7]  = mem_wdata_c[63:56];
-  assign \host_wdata[8]  = mem_wdata_c[71:64];
-  assign \host_wdata[9]  = mem_wdata_c[79:72];
-  assign \host_wdata[10]  = mem_wdata_c[87:80];
-  assign \host_wdata[11]  = mem_wdata_c[95:88];
-  assign \host_wdata[12]  = mem_wdata_c[103:96];
-  assign \host_wdata[13]  = mem_wdata_c[111:104];
-  assign \host_wdata[14]  = mem_wdata_c[119:112];
-  assign \host_wdata[15]  = mem_wdata_c[127:120];
-  assign \host_wdata[16]  = mem_wdata_c[135:128];
-  assign \host_wdata[17]  = mem_wdata_c[143:136];
-  assign \host_wdata[18]  = mem_wdata_c[151:144];
-  assign \host_wdata[19]  = mem_wdata_c[159:152];
-  assign \host_wdata[20]  = mem_wdata_c[167:160];
-  assign \host_wdata[21]  = mem_wdata_c[175:168];
-  assign \host_wdata[22]  = mem_wdata_c[183:176];
-  assign \host_wdata[23]  = mem_wdata_c[191:184];
-  assign \host_wdata[24]  = mem_wdata_c[199:192];
-  assign \host_wdata[25]  = mem_wdata_c[207:200];
-  assign \host_wdata[26]  = mem_wdata_c[215:208];
-  assign \host_wdata[27]  = mem_wdata_c[223:216];
-  assign \host_wdata[28]  = mem_wdata_c[231:224];
-  assign \host_wdata[29]  = mem_wdata_c[239:232];
-  assign \host_wdata[30]  = mem_wdata_c[247:240];
-  assign \host_wdata[31]  = mem_wdata_c[255:248];
-  assign \host_wdata$123[0]  = mem_wdata_c[7:0];
-  assign \host_wdata$123[1]  = mem_wdata_c[15:8];
-  assign \host_wdata$123[2]  = mem_wdata_c[23:16];
-  assign \host_wdata$123[3]  = mem_wdata_c[31:24];
-  assign \host_wdata$123[4]  = mem_wdata_c[39:32];
-  assign \host_wdata$123[5]  = mem_wdata_c[47:40];
-  assign \host_wdata$123[6]  = mem_wdata_c[55:48];
-  assign \host_wdata$123[7]  = mem_wdata_c[63:56];
-  assign \host_wdata$123[8]  = mem_wdata_c[71:64];
-  assign \host_wdata$123[9]  = mem_wdata_c[79:72];
+  assign \host_wdata[0]  = host__mem_wdata_c[7:0];
+  assign \host_wdata[1]  = host__mem_wdata_c[15:8];
+  assign \host_wdata[2]  = host__mem_wdata_c[23:16];
+  assign \host_wdata[3]  = host__mem_wdata_c[31:24];
+  assign \host_wdata[4]  = host__mem_wdata_c[39:32];
+  assign \host_wdata[5]  = host__mem_wdata_c[47:40];
+  assign \host_wdata[6]  = host__mem_wdata_c[55:48];
+  assign \host_wdata[7]  = host__mem_wdata_c[63:56];
+  assign \host_wdata[8]  = host__mem_wdata_c[71:64];
+  assign \host_wdata[9]  = host__mem_wdata_c[79:72];
+  assign \host_wdata[10]  = host__mem_wdata_c[87:80];
+  assign \host_wdata[11]  = host__mem_wdata_c[95:88];
+  assign \host_wdata[12]  = host__mem_wdata_c[103:96];
+  assign \host_wdata[13]  = host__mem_wdata_c[111:104];
+  assign \host_wdata[14]  = host__mem_wdata_c[119:112];
+  assign \host_wdata[15]  = host__mem_wdata_c[127:120];
+  assign \host_wdata[16]  = host__mem_wdata_c[135:128];
+  assign \host_wdata[17]  = host__mem_wdata_c[143:136];
+  assign \host_wdata[18]  = host__mem_wdata_c[151:144];
+  assign \host_wdata[19]  = host__mem_wdata_c[159:152];
+  assign \host_wdata[20]  = host__mem_wdata_c[167:160];
+  assign \host_wdata[21]  = host__mem_wdata_c[175:168];
+  assign \host_wdata[22]  = host__mem_wdata_c[183:176];
+  assign \host_wdata[23]  = host__mem_wdata_c[191:184];
+  assign \host_wdata[24]  = host__mem_wdata_c[199:192];
+  assign \host_wdata[25]  = host__mem_wdata_c[207:200];
+  assign \host_wdata[26]  = host__mem_wdata_c[215:208];
+  assign \host_wdata[27]  = host__mem_wdata_c[223:216];
+  assign \host_wdata[28]  = host__mem_wdata_c[231:224];
+  assign \host_wdata[29]  = host__mem_wdata_c[239:232];
+  assign \host_wdata[30]  = host__mem_wdata_c[247:240];
+  assign \host_wdata[31]  = host__mem_wdata_c[255:248];
+  assign \host_wdata$123[0]  = host__mem_wdata_c[7:0];
+  assign \host_wdata$123[1]  = host__mem_wdata_c[15:8];
+  assign \host_wdata$123[2]  = host__mem_wdata_c[23:16];
+  assign \host_wdata$123[3]  = host__mem_wdata_c[31:24];
+  assign \host_wdata$123[4]  = host__mem_wdata_c[39:32];
+  assign \host_wdata$123[5]  = host__mem_wdata_c[47:40];
+  assign \host_wdata$123[6]  = host__mem_wdata_c[55:48];
+  assign \host_wdata$123[7]  = host__mem_wdata_c[63:56];
+  assign \host_wdata$123[8]  = host__mem_wdata_c[71:64];
+  assign \host_wdata$123[9]  = host__mem_wdata_c[79:72];
   assign \host_rdata[0]  = { \$1225 [224], \$1225 [192], \$1225 [160], \$1225 [128], \$1225 [96], \$1225 [64], \$1225 [32], \$1225 [0] };
   assign \host_rdata[1]  = { \$1225 [225], \$1225 [193], \$1225 [161], \$1225 [129], \$1225 [97], \$1225 [65], \$1225 [33], \$1225 [1] };
   assign \host_rdata[2]  = { \$1225 [226], \$1225 [194], \$1225 [162], \$1225 [130], \$1225 [98], \$1225 [66], \$1225 [34], \$1225 [2] };
@@ -4017,10 +4017,10 @@ module bshw_periphery(op, pixels, label, mem_layer, mem_row, mem_we_w, mem_we_c,
   assign \host_rdata$126[7]  = { \$1226 [77], \$1226 [67], \$1226 [57], \$1226 [47], \$1226 [37], \$1226 [27], \$1226 [17], \$1226 [7] };
   assign \host_rdata$126[8]  = { \$1226 [78], \$1226 [68], \$1226 [58], \$1226 [48], \$1226 [38], \$1226 [28], \$1226 [18], \$1226 [8] };
   assign \host_rdata$126[9]  = { \$1226 [79], \$1226 [69], \$1226 [59], \$1226 [49], \$1226 [39], \$1226 [29], \$1226 [19], \$1226 [9] };
-  assign \$79  = mem_layer;
-  assign \$82  = mem_layer;
-  assign \$85  = mem_layer;
-  assign \$88  = mem_layer;
+  assign \$79  = host__mem_layer;
+  assign \$82  = host__mem_layer;
+  assign \$85  = host__mem_layer;
+  assign \$88  = host__mem_layer;
   assign \$1125  = 1'h1;
   assign \$1133  = \$1132 ;
   assign \$1136  = 1'h1;

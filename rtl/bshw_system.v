@@ -2,44 +2,44 @@
 
 (* top =  1  *)
 (* generator = "Amaranth" *)
-module bshw_system(op, pixels, label, mem_layer, mem_row, mem_we_w, mem_we_c, mem_re, mem_wdata_w, mem_wdata_c, lfsr_sel, lfsr_we, lfsr_wdata, clk, rst, busy, done, pred, mem_rvalid, mem_rdata_w, mem_rdata_c
-, lfsr_rdata, start);
+module bshw_system(op, pixels, label, host__mem_layer, host__mem_row, host__mem_we_w, host__mem_we_c, host__mem_re, host__mem_wdata_w, host__mem_wdata_c, host__lfsr_sel, host__lfsr_we, host__lfsr_wdata, clk, rst, busy, done, pred, host__mem_rvalid, host__mem_rdata_w, host__mem_rdata_c
+, host__lfsr_rdata, start);
   output busy;
   wire busy;
   input clk;
   wire clk;
   output done;
   wire done;
+  output [31:0] host__lfsr_rdata;
+  wire [31:0] host__lfsr_rdata;
+  input [6:0] host__lfsr_sel;
+  wire [6:0] host__lfsr_sel;
+  input [31:0] host__lfsr_wdata;
+  wire [31:0] host__lfsr_wdata;
+  input host__lfsr_we;
+  wire host__lfsr_we;
+  input host__mem_layer;
+  wire host__mem_layer;
+  output [255:0] host__mem_rdata_c;
+  wire [255:0] host__mem_rdata_c;
+  output [255:0] host__mem_rdata_w;
+  wire [255:0] host__mem_rdata_w;
+  input host__mem_re;
+  wire host__mem_re;
+  input [5:0] host__mem_row;
+  wire [5:0] host__mem_row;
+  output host__mem_rvalid;
+  wire host__mem_rvalid;
+  input [255:0] host__mem_wdata_c;
+  wire [255:0] host__mem_wdata_c;
+  input [255:0] host__mem_wdata_w;
+  wire [255:0] host__mem_wdata_w;
+  input host__mem_we_c;
+  wire host__mem_we_c;
+  input host__mem_we_w;
+  wire host__mem_we_w;
   input [3:0] label;
   wire [3:0] label;
-  output [31:0] lfsr_rdata;
-  wire [31:0] lfsr_rdata;
-  input [6:0] lfsr_sel;
-  wire [6:0] lfsr_sel;
-  input [31:0] lfsr_wdata;
-  wire [31:0] lfsr_wdata;
-  input lfsr_we;
-  wire lfsr_we;
-  input mem_layer;
-  wire mem_layer;
-  output [255:0] mem_rdata_c;
-  wire [255:0] mem_rdata_c;
-  output [255:0] mem_rdata_w;
-  wire [255:0] mem_rdata_w;
-  input mem_re;
-  wire mem_re;
-  input [5:0] mem_row;
-  wire [5:0] mem_row;
-  output mem_rvalid;
-  wire mem_rvalid;
-  input [255:0] mem_wdata_c;
-  wire [255:0] mem_wdata_c;
-  input [255:0] mem_wdata_w;
-  wire [255:0] mem_wdata_w;
-  input mem_we_c;
-  wire mem_we_c;
-  input mem_we_w;
-  wire mem_we_w;
   (* enum_base_type = "Op" *)
   (* enum_value_00 = "TRAIN" *)
   (* enum_value_01 = "CARRY" *)
@@ -368,21 +368,21 @@ module bshw_system(op, pixels, label, mem_layer, mem_row, mem_we_w, mem_we_c, me
     .busy(busy),
     .clk(clk),
     .done(done),
+    .host__lfsr_rdata(host__lfsr_rdata),
+    .host__lfsr_sel(host__lfsr_sel),
+    .host__lfsr_wdata(host__lfsr_wdata),
+    .host__lfsr_we(host__lfsr_we),
+    .host__mem_layer(host__mem_layer),
+    .host__mem_rdata_c(host__mem_rdata_c),
+    .host__mem_rdata_w(host__mem_rdata_w),
+    .host__mem_re(host__mem_re),
+    .host__mem_row(host__mem_row),
+    .host__mem_rvalid(host__mem_rvalid),
+    .host__mem_wdata_c(host__mem_wdata_c),
+    .host__mem_wdata_w(host__mem_wdata_w),
+    .host__mem_we_c(host__mem_we_c),
+    .host__mem_we_w(host__mem_we_w),
     .label(label),
-    .lfsr_rdata(lfsr_rdata),
-    .lfsr_sel(lfsr_sel),
-    .lfsr_wdata(lfsr_wdata),
-    .lfsr_we(lfsr_we),
-    .mem_layer(mem_layer),
-    .mem_rdata_c(mem_rdata_c),
-    .mem_rdata_w(mem_rdata_w),
-    .mem_re(mem_re),
-    .mem_row(mem_row),
-    .mem_rvalid(mem_rvalid),
-    .mem_wdata_c(mem_wdata_c),
-    .mem_wdata_w(mem_wdata_w),
-    .mem_we_c(mem_we_c),
-    .mem_we_w(mem_we_w),
     .op(op),
     .pixels(pixels),
     .pred(pred),

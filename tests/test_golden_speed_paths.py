@@ -194,3 +194,44 @@ def test_error_free_samples_skipped_same_gradients():
     assert 0.02 < actf[-1]["dy_nonzero"] < 0.15 and ls == lf and acts == actf
     for a, b in zip(gs, gf):
         assert torch.allclose(a, b, atol=1e-5) and a.abs().sum() > 0
+
+
+def test_binary_rows_sample_same_draws_as_torch_reference():
+    """BinaryRows' numpy bookkeeping (lit pixels, draws, rows/columns, the regrouping by column)
+    gives the torch reference form's ones from the same draws: ``rand(len(lit)) < pixels[lit] / 255``
+    at the ascending nonzero pixels, one uniform each, and leaves the generator in the same state."""
+    from bshw.golden.model import BinaryRows
+
+    g = torch.Generator().manual_seed(11)
+    pixels = torch.randint(0, 256, (7, 50), dtype=torch.uint8, generator=g)
+    pixels[pixels < 120] = 0
+    pixels[:, 5] = 255  # p = 1: always on
+    pixels[3] = 0  # a sample with no lit pixel
+    lit = pixels.reshape(-1).nonzero().squeeze(1)
+    assert torch.equal(torch.from_numpy(BinaryRows.lit(pixels)), lit)
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    x = BinaryRows.sample(pixels, BinaryRows.lit(pixels), g1)
+    ones = lit[torch.rand(len(lit), generator=g2) < to_unit(pixels.reshape(-1)[lit])]
+    assert torch.equal(x.rows * 50 + x.cols, ones) and torch.equal(g1.get_state(), g2.get_state())
+    assert torch.equal(x.offsets, torch.searchsorted(ones.div(50, rounding_mode="floor"), torch.arange(7)))
+    assert x.sum().item() == len(ones) and (x.cols == 5).sum() == 6
+    dense = torch.zeros(7 * 50).index_fill_(0, ones, 1.0).view(7, 50)
+    dy = torch.randint(-1, 2, (7, 3), generator=g).float()
+    assert torch.equal(x.t_mm(dy), dense.t() @ dy)
+    live = torch.tensor([1, 3, 6])  # a live row without ones
+    assert torch.equal(x.t_mm(dy[live], live), dense[live].t() @ dy[live])
+
+
+@pytest.mark.parametrize("width", [4, 40])
+def test_t_mm_exact_form_equals_dense(width):
+    """The weight gradient of binary x and ternary dy (whole numbers, any summation order) by the
+    thin-output BLAS form equals x^T dy bit for bit, with and without error-free rows skipped."""
+    from bshw.golden.model import t_mm
+
+    g = torch.Generator().manual_seed(4)
+    x = (torch.rand(12, 30, generator=g) < 0.5).float()
+    dy = torch.randint(-1, 2, (12, width), generator=g).float()
+    assert torch.equal(t_mm(x, dy, exact=True), x.t() @ dy)
+    live = torch.tensor([0, 3, 4, 9, 11])
+    got = t_mm(x, dy[live], live, exact=True)
+    assert got.shape == (30, width) and torch.equal(got, x[live].t() @ dy[live])

@@ -58,8 +58,9 @@ class Net:
     async def reset(self):
         d = self.dut
         cocotb.start_soon(Clock(d.clk, PERIOD_NS, unit="ns").start())
-        for name in ("start", "op", "mem_we_w", "mem_we_c", "mem_re", "lfsr_we", "pixels", "label", "mem_layer",
-                     "mem_row", "lfsr_sel", "mem_wdata_w", "mem_wdata_c", "lfsr_wdata"):
+        for name in ("start", "op", "host__mem_we_w", "host__mem_we_c", "host__mem_re", "host__lfsr_we", "pixels",
+                     "label", "host__mem_layer", "host__mem_row", "host__lfsr_sel", "host__mem_wdata_w",
+                     "host__mem_wdata_c", "host__lfsr_wdata"):
             getattr(d, name).value = 0
         if self.macro == "numpy":
             from bshw.hwparams import HwParams
@@ -110,13 +111,13 @@ class Net:
         await self.idle()
         for i, r in enumerate(rows):
             await FallingEdge(self.dut.clk)
-            self.dut.mem_layer.value, self.dut.mem_row.value = layer, i
+            self.dut.host__mem_layer.value, self.dut.host__mem_row.value = layer, i
             if weights is not None:
-                self.dut.mem_wdata_w.value, self.dut.mem_we_w.value = netio.pack(r, d["wbits"]), 1
+                self.dut.host__mem_wdata_w.value, self.dut.host__mem_we_w.value = netio.pack(r, d["wbits"]), 1
             else:
-                self.dut.mem_wdata_c.value, self.dut.mem_we_c.value = netio.pack(r, self.cb), 1
+                self.dut.host__mem_wdata_c.value, self.dut.host__mem_we_c.value = netio.pack(r, self.cb), 1
         await FallingEdge(self.dut.clk)
-        self.dut.mem_we_w.value = self.dut.mem_we_c.value = 0
+        self.dut.host__mem_we_w.value = self.dut.host__mem_we_c.value = 0
 
     async def read_rows(self, layer):
         """``(weights, counters)`` of a layer as ``[fan_in][fan_out]`` lists, through ``mem_re``: one
@@ -127,30 +128,30 @@ class Net:
         await self.idle()
         for i in range(d["fan_in"]):
             await FallingEdge(dut.clk)
-            dut.mem_layer.value, dut.mem_row.value, dut.mem_re.value = layer, i, 1
+            dut.host__mem_layer.value, dut.host__mem_row.value, dut.host__mem_re.value = layer, i, 1
             await FallingEdge(dut.clk)
-            dut.mem_re.value = 0
-            while not u(dut.mem_rvalid):
+            dut.host__mem_re.value = 0
+            while not u(dut.host__mem_rvalid):
                 await FallingEdge(dut.clk)
-            W.append(netio.unpack(u(dut.mem_rdata_w), d["fan_out"], d["wbits"], True))
-            C.append(netio.unpack(u(dut.mem_rdata_c), d["fan_out"], self.cb, True))
+            W.append(netio.unpack(u(dut.host__mem_rdata_w), d["fan_out"], d["wbits"], True))
+            C.append(netio.unpack(u(dut.host__mem_rdata_c), d["fan_out"], self.cb, True))
         return W, C
 
     async def write_lfsrs(self, states):
         await self.idle()
         for i, s in enumerate(states):
             await FallingEdge(self.dut.clk)
-            self.dut.lfsr_sel.value, self.dut.lfsr_wdata.value, self.dut.lfsr_we.value = i, s, 1
+            self.dut.host__lfsr_sel.value, self.dut.host__lfsr_wdata.value, self.dut.host__lfsr_we.value = i, s, 1
         await FallingEdge(self.dut.clk)
-        self.dut.lfsr_we.value = 0
+        self.dut.host__lfsr_we.value = 0
 
     async def read_lfsrs(self):
         out = []
         await self.idle()
         for i in range(sum(self.desc["sizes"])):
-            self.dut.lfsr_sel.value = i
+            self.dut.host__lfsr_sel.value = i
             await Timer(1, unit="ns")
-            out.append(u(self.dut.lfsr_rdata))
+            out.append(u(self.dut.host__lfsr_rdata))
         return out
 
 

@@ -184,8 +184,8 @@ MUTANTS = {m.name: m for m in [
     Mutant("lfsr-load-ignored", "§15 host", "the host port's LFSR load of the neurons is ignored", "default",
            "lfsr1", [_attr(_NP, "lfsr_planes", _load_ignored)]),
     Mutant("lfsr-port-lane", "§15 host", "the host LFSR port addresses lane sel - offset + 1", "default", "lfsr_in",
-           [_edit(_PER, "BshwPeriphery.elaborate", "lane.eq(self.lfsr_sel - offset)",
-                  "lane.eq(self.lfsr_sel - offset + 1)")]),
+           [_edit(_PER, "BshwPeriphery.elaborate", "lane.eq(self.host.lfsr_sel - offset)",
+                  "lane.eq(self.host.lfsr_sel - offset + 1)")]),
     # §4 noise and comparator
     Mutant("cmp-ge", "§4", "the comparator fires on y + S >= T instead of >", "default", "b1",
            [_edit_import(_NP, "fires", "bshw.neuron", "noise_words) > T", "noise_words) >= T")]),
@@ -264,8 +264,8 @@ MUTANTS = {m.name: m for m in [
     Mutant("acc-zero-error", "§15 memory", "the accumulate walks the rows of a layer whose error is all zero",
            "deep", "clocks", [_edit(_CM, "CounterMemory.elaborate", "Mux(self.dy_en.any(), self.x, 0)", "self.x")]),
     Mutant("host-rvalid-early", "§15 host", "mem_rvalid one clock early (before the counters' row)", "default",
-           "counter1", [_edit(_PER, "BshwPeriphery.elaborate", "self.mem_rvalid.eq(rvalid[-1])",
-                              "self.mem_rvalid.eq(rvalid[0])")]),
+           "counter1", [_edit(_PER, "BshwPeriphery.elaborate", "self.host.mem_rvalid.eq(rvalid[-1])",
+                              "self.host.mem_rvalid.eq(rvalid[0])")]),
 ]}
 
 def _patch_context(m: Mutant):
