@@ -638,10 +638,13 @@ def test_interrupt_stops_the_side_process_too(tmp_path, how):
     cfg.write_text("[train]\nhidden = [32]\ninput_side = 8\nweights = 'int8'\nepochs = 200\ntest_limit = 200\n"
                    "votes = 2\n[flow]\njobs = 2\nthreads = 1\n")
     out = tmp_path / "run"
+    # Ctrl-C as at a terminal: SIGINT's default action in the flow, even where this test runs with SIGINT
+    # ignored (a job started in the background by a non-interactive shell inherits SIG_IGN, and so
+    # would the flow: Python then installs no KeyboardInterrupt handler)
     proc = subprocess.Popen([sys.executable, "-m", "bshw.cli", "flow", "--config", str(cfg), "--out", str(out), "-q",
                              "--stages", "train-float,train-baseline,train-exact,report"],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         side_pid = None
         for line in proc.stdout:
