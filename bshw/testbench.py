@@ -60,15 +60,6 @@ def _hex(word: int) -> str:
     return format(word, "x")
 
 
-def _read_header(trace) -> tuple:
-    """``(header, steps)`` of a golden trace through bshw's one reader
-    (:func:`bshw.golden.exact.trace.open_trace`: header checked now, steps checked one line at a time
-    as they are read); BshwError naming the file and line if it is not one."""
-    from bshw.golden.exact.trace import open_trace
-
-    return open_trace(trace)
-
-
 def check_trace_matches(header: dict, desc: dict, trace) -> None:
     """The trace was made for the design ``desc`` (shape, parameters, probes), else BshwError."""
     try:
@@ -88,7 +79,9 @@ def check_trace_matches(header: dict, desc: dict, trace) -> None:
 
 def check_trace(trace, desc: dict) -> None:
     """BshwError (one line) unless ``trace`` is a golden trace made for the design ``desc``."""
-    header, steps = _read_header(trace)
+    from bshw.golden.exact.trace import open_trace
+
+    header, steps = open_trace(trace)
     steps.close()
     check_trace_matches(header, desc, trace)
 
@@ -122,7 +115,9 @@ def stimulus(trace, desc: dict, *, infer_samples: int = 0, steps: int | None = N
 
     The expected state is checked where the trace records it (after loading, after every carry) and
     after inference: a paper-size trace streams through in one pass, nothing is recomputed."""
-    header, records = _read_header(trace)
+    from bshw.golden.exact.trace import open_trace
+
+    header, records = open_trace(trace)
     check_trace_matches(header, desc, trace)
     sizes, k, lat = desc["sizes"], desc["params"]["deriv_k"], desc["read_latency"]
     cb = desc["params"]["counter_bits"]
@@ -493,7 +488,9 @@ def write_testbench(trace, rtl_dir, *, desc: dict | None = None, infer_samples: 
     its sample/result streams (:func:`bench_text`)."""
     rtl_dir = Path(rtl_dir)
     desc = desc if desc is not None else _probed_desc(rtl_dir)
-    header, records = _read_header(trace)
+    from bshw.golden.exact.trace import open_trace
+
+    header, records = open_trace(trace)
     records.close()
     check_trace_matches(header, desc, trace)
     check_writable(rtl_dir, folder=True, what="testbench folder")

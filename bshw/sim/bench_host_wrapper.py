@@ -302,10 +302,7 @@ async def check_state(host: Host, model: netio.StateModel, sizes, where: str, lf
     n = len(want)
     for li in range(len(sizes) - 1):
         W, C = await host.read_layer(li)
-        msg = netio.row_mismatch("counter", li + 1, model.C[li], C, where) or \
-            netio.row_mismatch("weight", li + 1, model.W[li], W, where)
-        assert msg is None, msg
-        n += 2 * len(W) * len(W[0])
+        n += netio.check_layer_state(model, li, W, C, where)
     return n
 
 

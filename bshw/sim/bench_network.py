@@ -182,10 +182,7 @@ async def _check_state(net, model, where: str) -> int:
     n = await _check_lfsrs(net, model.lfsr, where)
     for li in range(net.L):
         W, C = await net.read_rows(li)
-        msg = netio.row_mismatch("counter", li + 1, model.C[li], C, where) or \
-            netio.row_mismatch("weight", li + 1, model.W[li], W, where)
-        assert msg is None, msg
-        n += 2 * len(W) * len(W[0])
+        n += netio.check_layer_state(model, li, W, C, where)
     return n
 
 

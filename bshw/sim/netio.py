@@ -212,3 +212,11 @@ class StateModel:
             self.W[li] = [list(r) for r in up["weights"]]
             self.C[li] = [list(r) for r in up["counter"]]
         return None
+
+
+def check_layer_state(model, li: int, W, C, where: str) -> int:
+    """Compare layer ``li``'s levels ``W`` and counters ``C`` read from the DUT with the state model's
+    (AssertionError naming the first mismatch, counters first); return the values compared."""
+    msg = row_mismatch("counter", li + 1, model.C[li], C, where) or row_mismatch("weight", li + 1, model.W[li], W, where)
+    assert msg is None, msg
+    return 2 * len(W) * len(W[0])

@@ -241,18 +241,22 @@ class ArrayDevice:
             return ((a + m) >> self.f) * (np.sign(dsum) if isinstance(dsum, np.ndarray) else torch.sign(dsum))
         return ((abs(dsum) + m) >> self.f) * (1 if dsum > 0 else -1 if dsum < 0 else 0)
 
+    def _device_hashes(self, stream: int, layer: int, n: int) -> np.ndarray:
+        """``splitmix64((seed << 32) + stream + layer 2^24 + d)`` for devices ``d = i fan_out + j`` in
+        ``[0, n)`` (uint64; :func:`bshw.core.splitmix64`, vectorised), the per-device draws of §16."""
+        with np.errstate(over="ignore"):
+            z = np.uint64(((self.seed << 32) + stream + (layer << 24)) & MASK64) + np.arange(n, dtype=np.uint64)
+            z = z + np.uint64(0x9E3779B97F4A7C15)
+            z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+            z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+            return z ^ (z >> np.uint64(31))
+
     def stuck_mask(self, layer: int, fan_in: int, fan_out: int) -> np.ndarray:
         """Bool ``[fan_in, fan_out]``: device (i, j) of ``layer`` (1-based) is stuck iff the high 32
         bits of ``splitmix64((seed << 32) + 2^30 + layer 2^24 + i fan_out + j)`` are ``< stuck_th``."""
         if self.stuck_th == 0:
             return np.zeros((fan_in, fan_out), dtype=bool)
-        with np.errstate(over="ignore"):
-            z = (np.uint64(((self.seed << 32) + STUCK_STREAM + (layer << 24)) & MASK64)
-                 + np.arange(fan_in * fan_out, dtype=np.uint64))
-            z = z + np.uint64(0x9E3779B97F4A7C15)
-            z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-            z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-            z = z ^ (z >> np.uint64(31))
+        z = self._device_hashes(STUCK_STREAM, layer, fan_in * fan_out)
         return ((z >> np.uint64(32)) < np.uint64(self.stuck_th)).reshape(fan_in, fan_out)
 
     def d2d_factors(self, layer: int, fan_in: int, fan_out: int):
@@ -262,13 +266,7 @@ class ArrayDevice:
         ``m = 2^16 + d2d_fix v``. None without variation (``d2d_fix`` = 0)."""
         if not self.d2d_fix:
             return None
-        with np.errstate(over="ignore"):
-            z = (np.uint64(((self.seed << 32) + D2D_STREAM + (layer << 24)) & MASK64)
-                 + np.arange(fan_in * fan_out, dtype=np.uint64))
-            z = z + np.uint64(0x9E3779B97F4A7C15)
-            z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-            z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-            z = z ^ (z >> np.uint64(31))
+        z = self._device_hashes(D2D_STREAM, layer, fan_in * fan_out)
         b = [((z >> np.uint64(8 * k)) & np.uint64(0xFF)).astype(np.int64) for k in range(6)]
         v_p = 2 * (b[0] + b[1] + b[2]) - 765
         v_d = 2 * (b[3] + b[4] + b[5]) - 765
