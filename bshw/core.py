@@ -77,24 +77,42 @@ def check_int(name, value, lo, hi=None):
     return value
 
 
-def op_cycles(op: str, sizes, k: int, read_latency: int = 1, acc_rows=None) -> int:
+INPUT_LANES = 16  # §15: pixels the input samplers draw per clock, by default
+
+
+def op_cycles(op: str, sizes, k: int, read_latency: int = 1, acc_rows=None, input_lanes: int = INPUT_LANES) -> int:
     """Clocks of one operation, from the ``start`` clock to the ``done`` clock inclusive (§15).
 
     ``acc_rows``: for ``train``, the rows each layer's accumulate walks (``popcount(x^{l-1})``, or 0
-    when the layer's error is all zero), one entry per layer.
+    when the layer's error is all zero), one entry per layer. ``input_lanes``: pixels drawn per
+    clock; the input draw walks ``ceil(sizes[0] / input_lanes)`` words.
     """
     L, lat = len(sizes) - 1, read_latency
+    sample = sample_words(sizes[0], input_lanes)
     if op == "train":
         draws = [1 + 2 * k] * (L - 1) + [1]
         walk = max((n + 2 if n else 1) for n in acc_rows)
-        return 2 + sum(lat + d for d in draws) + (L - 1) * lat + 1 + walk + 1
+        return 1 + sample + sum(lat + d for d in draws) + (L - 1) * lat + 1 + walk + 1
     if op == "infer":
-        return 2 + (L - 1) * (lat + 1) + lat + 1
+        return 1 + sample + (L - 1) * (lat + 1) + lat + 1
     if op == "binary":
         return 1 + L * lat + 1
     if op == "carry":
         return max(sizes[:-1]) + 4
     raise ValueError(f"unknown operation {op!r}")
+
+
+def check_lanes(lanes, name: str = "input_lanes") -> int:
+    """Streams per word of an :class:`InputSamplerBank`'s state memory: a power of two, 1-256."""
+    check_int(name, lanes, 1, 256)
+    if lanes & (lanes - 1):
+        raise ValueError(f"{name} = {lanes}: must be a power of two (the host's stream number splits into word and lane bits)")
+    return lanes
+
+
+def sample_words(n: int, lanes: int) -> int:
+    """Words of the state memory, and clocks of one draw's walk (§15): ``ceil(n / lanes)``."""
+    return -(-n // lanes)
 
 
 def check_choice(name, value, choices):

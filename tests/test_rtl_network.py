@@ -39,13 +39,19 @@ def test_widths_follow_the_spec():  # §1/§2 table
 
 
 def test_cycle_formula_table():
-    """§15's table: clocks per operation of the three nets at k = 4, read latency 1."""
-    assert op_cycles("train", [64, 32, 10], 4, 1, [0, 0]) == 17 + 1
-    assert op_cycles("train", [64, 32, 10], 4, 1, [10, 16]) == 17 + 18
+    """§15's table: clocks per operation of the three nets at k = 4, read latency 1, 16 input lanes
+    (the input draw walks ceil(n0 / 16) words: 4 for 64 pixels, 49 for 784)."""
+    assert op_cycles("train", [64, 32, 10], 4, 1, [0, 0]) == 20 + 1
+    assert op_cycles("train", [64, 32, 10], 4, 1, [10, 16]) == 20 + 18
+    assert op_cycles("train", [784, 100, 10], 4, 1, [0, 0]) == 65 + 1
+    assert op_cycles("train", [784, 500, 200, 10], 4, 1, [0, 0, 0]) == 76 + 1
     assert op_cycles("carry", [784, 500, 200, 10], 4) == 788
     assert op_cycles("binary", [784, 100, 10], 4) == 4
-    assert op_cycles("infer", [784, 500, 200, 10], 4) == 2 + 2 * 2 + 1 + 1
-    assert op_cycles("train", [784, 500, 200, 10], 4, 2, [150, 0, 0]) == 2 + (2 + 9) * 2 + 3 + 2 * 2 + 1 + 152 + 1
+    assert op_cycles("infer", [784, 500, 200, 10], 4) == 1 + 49 + 2 * 2 + 1 + 1
+    assert op_cycles("train", [784, 500, 200, 10], 4, 2, [150, 0, 0]) == 1 + 49 + (2 + 9) * 2 + 3 + 2 * 2 + 1 + 152 + 1
+    # one word (every pixel in one clock, as the bank that held every state in flip-flops): 1 + 1
+    assert op_cycles("train", [16, 12, 10], 4, 1, [0, 0]) == op_cycles("train", [784, 12, 10], 4, 1, [0, 0], 1024)
+    assert op_cycles("infer", [784, 100, 10], 4, 1, None, 8) == 1 + 98 + 2 + 1 + 1
     with pytest.raises(ValueError, match="unknown operation"):
         op_cycles("dance", [4, 2], 4)
 

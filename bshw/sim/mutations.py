@@ -198,6 +198,14 @@ MUTANTS = {m.name: m for m in [
            [_edit(_IS, "sampled_input", "t2.eq(t[0:8] + t[8])", "t2.eq(t[0:8])")]),
     Mutant("input-le", "§5", "a pixel fires on u <= p instead of u < p", "default", "x0",
            [_edit(_IS, "sampled_input", "return u < pixel", "return u <= pixel")]),
+    # §15 the input walk (the default net's 64 pixels are 4 words of 16)
+    Mutant("input-walk-pixels", "§5 §15", "the input walk compares each word's states with the next word's pixels",
+           "default", "x0", [_edit(_IS, "InputSamplerBank.elaborate", "pix.word_select(s2_word, 8 * G)",
+                                   "pix.word_select(s2_word + 1, 8 * G)")]),
+    Mutant("input-walk-short", "§5 §15", "the input walk stops one word early (the last 16 pixels keep their "
+           "old bits and states)", "default", "x0",
+           [_edit(_IS, "InputSamplerBank.elaborate", "(s2_word != W - 1)", "(s2_word != W - 2)",
+                  "(s2_word == W - 1)", "(s2_word == W - 2)")]),
     # §6 draws and the derivative
     Mutant("swap-ab", "§6", "A and B swapped in the derivative: d = B AND NOT A", "default", "d1",
            [_edit("bshw.derivative_sampler", "DerivativeSampler.elaborate",
@@ -229,7 +237,8 @@ MUTANTS = {m.name: m for m in [
            [_edit(_PER, "BshwPeriphery.elaborate", "m.Elif(train | hidden)", "m.Elif(Const(1))")]),
     Mutant("binary-draws", "§8", "binary inference draws the input streams", "default", "lfsr_in",
            [_edit(_PER, "BshwPeriphery.elaborate", 'with m.Case(Op.BINARY):\n                        m.next = "FWD0"',
-                  'with m.Case(Op.BINARY):\n                        m.next = "SAMPLE"')]),
+                  'with m.Case(Op.BINARY):\n                        m.next = "SAMPLE"',
+                  "(self.op == Op.TRAIN) | (self.op == Op.INFER)", "self.op != Op.CARRY")]),
     # §9 counters and carry
     Mutant("th-off-by-one", "§9", "carry threshold th + 1 instead of th", "default", "pulse1", params={"th": "+1"}),
     Mutant("counter-wraps", "§9", "the counters wrap instead of saturating", "limits", "counter1",

@@ -39,6 +39,15 @@ def acc_rows(rec: dict) -> list:
     return [sum(x) if any(lay["dy"]) else 0 for x, lay in zip(xs, rec["layers"])]
 
 
+def op_clocks(desc: dict, op: str, rec: dict | None = None) -> int:
+    """The §15 clocks of operation ``op`` of the design ``desc`` (``bshw.core.op_cycles``); ``rec``, for
+    ``train``: the trace's sample record (the rows each layer's accumulate walks)."""
+    from bshw.core import op_cycles
+
+    return op_cycles(op, desc["sizes"], desc["params"]["deriv_k"], desc["read_latency"],
+                     acc_rows(rec) if rec is not None else None, desc["input_lanes"])
+
+
 def probe_layout(desc: dict) -> dict:
     """``{port: (n, bits, signed)}`` of every probe, in comparison order (the §8 order of a sample)."""
     lay = {"x0": (desc["sizes"][0], 1, False)}

@@ -30,7 +30,7 @@ def _rtl_for(header: dict, rtl_dir, build_dir, read_latency: int = 1) -> dict:
         for j in sorted(Path(rtl_dir).glob("*periphery.json")):
             desc = json.loads(j.read_text())
             if (desc.get("sizes") == sizes and desc.get("params") == header["params"] and desc.get("probes")
-                    and desc.get("read_latency") == read_latency):
+                    and desc.get("read_latency") == read_latency and "input_lanes" in desc):  # else made before the input walk
                 folder, top, system = Path(rtl_dir), desc["top"], desc["system"]
                 break
     if folder is None:

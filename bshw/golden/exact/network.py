@@ -221,10 +221,13 @@ class ExactLearner:
             self._wf[l] = None
             steps.append(step)
             # counts now, fractions after one read of all of them (one sync per batch on a device)
+            # write pulses driven by the carry (§9, §16), counted whether or not the device moves:
+            # step is -1/0/+1, so with m = #(step != 0) and s = sum(step) there are (m + s) / 2
+            # potentiations and (m - s) / 2 depressions (two reductions instead of two compares)
+            m, s = step.count_nonzero(), step.sum()
             st = [(xs[l].count_nonzero(), xs[l].numel()), (dys[l].count_nonzero(), dys[l].numel()),
-                  (step.count_nonzero(), max(1, step.numel())),
-                  # write pulses driven by the carry (§9, §16): counted whether or not the device moves
-                  ((step > 0).count_nonzero(), 1), ((step < 0).count_nonzero(), 1)]
+                  (m, max(1, step.numel())), (torch.div(m + s, 2, rounding_mode="floor"), 1),
+                  (torch.div(m - s, 2, rounding_mode="floor"), 1)]
             if dxs[l] is not None:  # tie statistics (§14): where `gated` and `zero` differ
                 tie = dxs[l] == 0
                 driven = (dys[l + 1] != 0).any(1, keepdim=True)
