@@ -240,6 +240,12 @@ class BinaryRows:
     def sum(self):
         return torch.tensor(float(len(self.cols)))
 
+    def dense(self, dtype=torch.bool):
+        """``x`` as a dense ``[B, n]`` tensor."""
+        x = torch.zeros(self.shape, dtype=dtype)
+        x[self.rows, self.cols] = 1
+        return x
+
 
 _UNIT = to_unit(torch.arange(256, dtype=torch.uint8)).numpy()  # pixel value -> p, for BinaryRows
 

@@ -1,5 +1,6 @@
 """Sign of the back-propagated error, its tie rules and the ternary wire code (docs/arithmetic.md §7)."""
 
+import numpy as np
 import torch
 
 from bshw.core import TIE_RULES, check_tie  # noqa: F401  (§7's tie rules, one definition)
@@ -39,3 +40,26 @@ def decode(en: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
 def ternary_error(d: torch.Tensor, dz: torch.Tensor) -> torch.Tensor:
     """``dy = dz * d``: the single-transistor product of §7 (``d`` 0/1, int or bool)."""
     return dz * d if d.dtype != torch.bool else dz.masked_fill(~d, 0)
+
+
+def backward_np(dx: torch.Tensor, up: torch.Tensor, d: torch.Tensor, rule: str):
+    """:func:`tie_sign` then :func:`ternary_error` for CPU tensors, in numpy, with the tie counts of
+    §14: returns ``dz``, ``dy`` (int8 tensors ``[B, n]``, the same values) and ``(ties, ties_driven,
+    ties_differ)``: #(dx == 0), #(dx == 0 and the row is driven), #(those with d = 1).
+
+    ``dx``: integer-valued floats; ``up``: the layer above's dy (its nonzero rows are the driven ones);
+    ``d``: the sampled derivative, bool."""
+    check_tie(rule)
+    x = dx.numpy()
+    pos, neg, tie = x > 0, x < 0, x == 0
+    driven = (up.numpy() != 0).any(1)[:, None]
+    td = tie & driven
+    dz = pos.view(np.int8) - neg.view(np.int8)  # sign(dx)
+    if rule == "plus":
+        dz += tie.view(np.int8)
+    elif rule == "gated":
+        dz += td.view(np.int8)
+    dn = d.numpy()
+    dy = dz * dn.view(np.int8)  # dz where d = 1, else 0
+    counts = (int(np.count_nonzero(tie)), int(np.count_nonzero(td)), int(np.count_nonzero(td & dn)))
+    return torch.from_numpy(dz), torch.from_numpy(dy), counts

@@ -1,22 +1,32 @@
 """The hardware-exact learner: integer weights, LFSR noise, ternary errors, periodic carry
 (docs/arithmetic.md §8-§10). Integer tensors throughout; the integer matrix products run as
-float32/float64 BLAS products whose every partial sum is an integer below 2^24 / 2^53, so exact.
+float32/float64 BLAS products (or, for a sparse input layer, row sums) whose every partial sum is
+an integer below 2^24 / 2^53, so exact. On the CPU the draws, comparators, carry and statistics run
+in numpy (per-op costs far below torch's on these small arrays), each pinned to its torch form by
+tests/test_golden_exact_speed.py.
 """
 
 import math
 
+import numpy as np
 import torch
 
 from bshw.core import initial_lfsr_states
 from bshw.errors import BshwError
 from bshw.golden.exact import carry as carry_mod
 from bshw.golden.exact.device import NOISE_BITS, ArrayDevice
-from bshw.golden.exact.error import ternary_error, tie_sign
-from bshw.golden.exact.lfsr import I16, N32, LfsrBank
-from bshw.golden.exact.neuron import fire, sample_neurons
-from bshw.golden.exact.noise import NoiseSpec, sample_inputs
+from bshw.golden.exact.error import backward_np, ternary_error, tie_sign
+from bshw.golden.exact.lfsr import I16, N32, LfsrBank, short_cycle
+from bshw.golden.exact.neuron import fire, sample_neurons, sample_neurons_np
+from bshw.golden.exact.noise import (
+    NoiseSpec,
+    mod255_cycle,
+    sample_inputs,
+    sample_inputs_cycle,
+)
 from bshw.golden.exact.params import ExactParams
 from bshw.golden.inputs import downsample
+from bshw.golden.model import BinaryRows
 
 HOST_BITS = 24  # host Bernoulli draws: 24-bit words against floor(z * 2^24) (§7)
 
@@ -41,6 +51,11 @@ class ExactLearner:
         (:class:`bshw.golden.exact.params.ExactParams`). ``cfg.device`` holds every tensor (integer
         arithmetic, so CPU and CUDA give the same bits).
     """
+
+    # the input layer as BinaryRows (index-based products) on the CPU when at most SPARSE of its x
+    # are ones (MNIST: ~0.12) and the layer has at least SPARSE_MIN synapses; below that the index
+    # bookkeeping costs more than it saves (measured: 64-32-10 is faster dense, 784-100-10 sparse)
+    SPARSE, SPARSE_MIN = 0.25, 16384
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -83,6 +98,7 @@ class ExactLearner:
         self._fwd_bound = [i << (b - 1) for i in self.sizes[:-1]]
         self._bwd_bound = [o << (b - 1) for o in self.sizes[1:]]
         self._wf = [None] * self.L  # float copies of W for the BLAS products, refreshed on change
+        self._wf_of = [None] * self.L  # (W, W._version) each copy was made from (the ideal device)
         self._cbound = 0  # known bound on |C| (None: unknown, look)
 
     # -- helpers -----------------------------------------------------------------------------------
@@ -90,6 +106,37 @@ class ExactLearner:
         if not isinstance(x, torch.Tensor) or x.dtype != torch.uint8 or x.dim() != 3:
             raise BshwError("the exact learner takes uint8 images [B, side, side]")
         return downsample(x, self.cfg.input_side).flatten(1).to(self.device, dtype)
+
+    def _inputs(self, p: torch.Tensor, want_r: bool = False, sparse: bool = False):
+        """The input layer (§5) for pixels ``p`` uint8 ``[n, pixels]``, one draw of every pixel's
+        stream per row: ``(x, r)``, ``x`` bool ``[n, pixels]``, ``r`` the raw draws ``[pixels, n]``
+        (only if ``want_r``, else None).
+
+        On the CPU the I16 draws are read off its tabulated cycle (:meth:`LfsrBank.cycle_start`, the
+        same draws), and only at the lit pixels: ``(r mod 255) < 0`` never holds, so a zero pixel's
+        x is 0 whatever its draw (its stream still advances). There ``sparse`` returns x as a
+        :class:`BinaryRows` (the positions of its ones, for index-based products). Elsewhere the
+        draws come from :meth:`LfsrBank.draw_t` and x is dense."""
+        bank = self.in_bank
+        if bank.device.type == "cpu" and short_cycle(bank.spec) is not None:
+            seq, table = short_cycle(bank.spec)[0], mod255_cycle(bank.spec, bank.leap)
+            n, npx = p.shape
+            p0, ahead = bank.cycle_start(n)
+            pn = p.numpy().reshape(-1)
+            lit = np.flatnonzero(pn != 0)  # ascending flat positions b * pixels + i (bool: faster)
+            row, col = np.divmod(lit, npx)
+            on = sample_inputs_cycle(pn.take(lit), ahead.take(row) + p0.take(col), table)
+            ones = lit.compress(on)
+            r = None
+            if want_r:
+                r = torch.from_numpy(seq[ahead[:, None] + p0[None, :]] & ((1 << bank.leap) - 1)).T
+            if sparse and len(ones) <= self.SPARSE * len(pn):
+                return BinaryRows(ones, (n, npx)), r
+            x = np.zeros(len(pn), dtype=bool)
+            x[ones] = True
+            return torch.from_numpy(x).view(n, npx), r
+        rt = bank.draw_t(len(p))  # [pixels, n]
+        return sample_inputs(p.T, rt, dtype=torch.bool).T, rt
 
     def _noise(self, l: int, draws_per_sample: int, n_samples: int) -> torch.Tensor:
         """Noise sums ``[n_samples, draws_per_sample, neurons]`` (a strided view; int32 values)."""
@@ -102,10 +149,15 @@ class ExactLearner:
         # float64 off the CPU: an accelerator may run float32 products in reduced precision (TF32)
         dt = torch.float32 if bound < (1 << 24) and self.device.type == "cpu" else torch.float64
         w = self._wf[l]
+        if w is not None and self.dev is None:
+            src, ver = self._wf_of[l]
+            if src is not self.W[l] or ver != self.W[l]._version:  # W replaced or edited since
+                w = None
         if w is None or w.dtype != dt:
             # §16: with a device model the array contributes g - g_ref (units of 2^-f levels)
             src = self.W[l] if self.dev is None else self.G[l] - self.dev.g_ref
             w = self._wf[l] = src.to(dt)
+            self._wf_of[l] = (self.W[l], self.W[l]._version)
         return w
 
     def _y_pin(self, y: torch.Tensor) -> torch.Tensor:
@@ -173,22 +225,39 @@ class ExactLearner:
         B = len(p)
         if len(t) != B:
             raise BshwError(f"{B} images but {len(t)} labels")
-        rt = self.in_bank.draw_t(B)  # [pixels, B]
-        xs = [sample_inputs(p.T, rt, dtype=torch.bool).T]  # bool [B, pixels]
+        cpu = dev.type == "cpu"
+        num = int if cpu else (lambda v: v)  # counts: ints on the CPU, tensors (one read) elsewhere
+        big = self.sizes[0] * self.sizes[1] >= self.SPARSE_MIN
+        x0, rt = self._inputs(p, want_r=record is not None, sparse=big)
+        xs = [x0]  # bool [B, pixels]; on the CPU the input layer's as BinaryRows (its ones)
         xf = []  # the same as floats, for the products
         ys, Ss, As, Bs, ds = [], [], [], [], []
         for l in range(self.L):
             w = self._wfloat(l, self._fwd_bound[l])
-            xf.append(xs[-1].to(w.dtype))
-            y = self._y_pin(xf[-1] @ w)  # integer-valued float [B, n], exact
+            # integer-valued float [B, n], exact: every partial sum of whole numbers is below
+            # fan_in * 2^(b-1) (_fwd_bound), which picks float32 only below 2^24, so any order of
+            # the sums (BLAS, or embedding_bag's row sums over the ones of a BinaryRows) is exact
+            xf.append(xs[-1] if isinstance(xs[-1], BinaryRows) else xs[-1].to(w.dtype))
+            y = self._y_pin(xf[-1].mm(w))
             ys.append(y)
-            if l < self.L - 1:
-                S = self._noise(l, 1 + 2 * k, B)
-                xl, A, Bb, d = sample_neurons(y, S, T, k, dtype=torch.bool)
-                xs.append(xl), Ss.append(S), As.append(A), Bs.append(Bb), ds.append(d)
-            elif P.output == "onchip":
-                S = self._noise(l, 1, B)
-                xs.append(fire(y, S[:, 0], T, dtype=torch.bool)), Ss.append(S)
+            if l < self.L - 1 or P.output == "onchip":
+                kl = k if l < self.L - 1 else 0  # the output layer: one draw, no derivative
+                if cpu:  # numpy on the bank's stream-major layout (the same bits, fewer op costs)
+                    Sn = self.banks[l].draw_t(B * (1 + 2 * kl), self.noise.coef).numpy()
+                    Sn = Sn.reshape(-1, B, 1 + 2 * kl)
+                    xl, d, f = sample_neurons_np(y, Sn, T, kl)
+                    S = torch.from_numpy(Sn).permute(1, 2, 0)  # [B, 1 + 2k, n] as _noise gives
+                    if kl:
+                        A, Bb = (torch.from_numpy(f[:, :, i::2]).permute(1, 2, 0) for i in (1, 2))
+                elif kl:
+                    S = self._noise(l, 1 + 2 * k, B)
+                    xl, A, Bb, d = sample_neurons(y, S, T, k, dtype=torch.bool)
+                else:
+                    S = self._noise(l, 1, B)
+                    xl = fire(y, S[:, 0], T, dtype=torch.bool)
+                xs.append(xl), Ss.append(S)
+                if kl:
+                    As.append(A), Bs.append(Bb), ds.append(d)
             else:  # host: softmax of the integer potentials, Bernoulli per class (Eq. 6)
                 # the host's float softmax, on the CPU whatever the device (one libm: the same bits)
                 z = torch.softmax(y.double().cpu() * self.s, dim=1)
@@ -197,38 +266,54 @@ class ExactLearner:
                 Ss.append(None)
         dys = [None] * self.L
         dys[-1] = xs[-1].to(torch.int64) - torch.nn.functional.one_hot(t, 10)
-        dxs, dzs = [None] * self.L, [None] * self.L
+        dxs, dzs, ties = [None] * self.L, [None] * self.L, [None] * self.L
         for l in range(self.L - 2, -1, -1):  # backward through W^{l+2}
             up = dys[l + 1]
             w = self._wfloat(l + 1, self._bwd_bound[l])
             dx = self._dx_pin(up.to(w.dtype) @ w.T)  # integer-valued, exact
-            dz = tie_sign(dx, (up != 0).any(1), P.tie)
-            dxs[l], dzs[l], dys[l] = dx, dz, ternary_error(ds[l], dz)
+            if cpu:  # numpy: the same values (int8), the tie counts taken on the way
+                dz, dy, ties[l] = backward_np(dx, up, ds[l], P.tie)
+            else:
+                dz = tie_sign(dx, (up != 0).any(1), P.tie)
+                dy = ternary_error(ds[l], dz)
+            dxs[l], dzs[l], dys[l] = dx, dz, dy
         stats, pre, steps = [], [], []
         cmax = (1 << (P.counter_bits - 1)) - 1
         for l in range(self.L):
             bound = self._cbound
             if bound is None:
                 bound = max(-int(self.C[l].min()), int(self.C[l].max())) if self.C[l].numel() else 0
-            self.C[l] = carry_mod.accumulate(self.C[l], xf[l], dys[l], P.counter_bits, bound=bound)
-            if record is not None:
-                pre.append(self.C[l].clone())
-            self.C[l], W, step = carry_mod.carry(self.C[l], self.W[l], P.th, P.wmin, P.wmax)
+            # accumulate + carry; the carrying weights as flat indices and +-1 steps (few of them)
+            self.C[l], W, hit, delta = carry_mod.accumulate_carry(
+                self.C[l], self.W[l], xf[l], dys[l], P.counter_bits, P.th, P.wmin, P.wmax, bound=bound,
+                pre=pre if record is not None else None)
+            step = None
+            if record is not None or self.dev is not None:  # the full step tensor, where it is used
+                step = torch.zeros(self.W[l].numel(), dtype=torch.int64, device=dev)
+                step = step.index_put_((hit,), delta).view(self.W[l].shape)
+                steps.append(step)
             if self.dev is None:
+                wf = self._wf[l]
+                if wf is not None:  # the float copy follows the few changed weights (exact: |w| < 2^24)
+                    wf.view(-1)[hit] = W.view(-1)[hit].to(wf.dtype)
+                    self._wf_of[l] = (W, W._version)
                 self.W[l] = W
             else:  # §16: the pulses go to the devices; W is the level read-back
                 self._device_carry(l, step)
-            self._wf[l] = None
-            steps.append(step)
+                self._wf[l] = None
             # counts now, fractions after one read of all of them (one sync per batch on a device)
             # write pulses driven by the carry (§9, §16), counted whether or not the device moves:
             # step is -1/0/+1, so with m = #(step != 0) and s = sum(step) there are (m + s) / 2
             # potentiations and (m - s) / 2 depressions (two reductions instead of two compares)
-            m, s = step.count_nonzero(), step.sum()
-            st = [(xs[l].count_nonzero(), xs[l].numel()), (dys[l].count_nonzero(), dys[l].numel()),
-                  (m, max(1, step.numel())), (torch.div(m + s, 2, rounding_mode="floor"), 1),
-                  (torch.div(m - s, 2, rounding_mode="floor"), 1)]
-            if dxs[l] is not None:  # tie statistics (§14): where `gated` and `zero` differ
+            # (on the CPU plain ints: reading a count costs nothing there, a tensor op does)
+            m, s = (hit.numel(), int(delta.sum())) if cpu else (torch.tensor(hit.numel(), device=dev), delta.sum())
+            ones = len(xs[l].cols) if isinstance(xs[l], BinaryRows) else num(xs[l].count_nonzero())
+            st = [(ones, math.prod(xs[l].shape)), (num(dys[l].count_nonzero()), dys[l].numel()),
+                  (m, max(1, self.W[l].numel())), ((m + s) // 2, 1), ((m - s) // 2, 1)]  # m >= |s|
+            if ties[l] is not None:  # counted by backward_np
+                n = dxs[l].numel()
+                st += [(c, n) for c in ties[l]]
+            elif dxs[l] is not None:  # tie statistics (§14): where `gated` and `zero` differ
                 tie = dxs[l] == 0
                 driven = (dys[l + 1] != 0).any(1, keepdim=True)
                 n = tie.numel()
@@ -239,8 +324,11 @@ class ExactLearner:
         self._cbound = P.th - 1 if P.th - 1 <= cmax else None
         logz = torch.log_softmax(ys[-1].double() * self.s, dim=1)
         loss = -logz.gather(1, t[:, None]).mean()
-        counts = [c for st in stats for c, _ in st] + [dys[-1].count_nonzero()]  # |dy_out| is 0/1
-        flat = torch.cat([torch.stack(counts).double(), loss[None]]).tolist()  # one read
+        counts = [c for st in stats for c, _ in st] + [num(dys[-1].count_nonzero())]  # |dy_out| is 0/1
+        if cpu:
+            flat = [float(c) for c in counts] + [loss.item()]
+        else:
+            flat = torch.cat([torch.stack(counts).double(), loss[None]]).tolist()  # one read
         acts, i = [], 0
         for st in stats:
             v = [c / n for c, (_, n) in zip(flat[i:i + len(st)], st)]
@@ -252,9 +340,11 @@ class ExactLearner:
             acts.append(a)
         out_err = flat[-2] / dys[-1].numel()
         if record is not None:
+            xs = [v.dense() if isinstance(v, BinaryRows) else v for v in xs]
             record.update(pixels=p.to(torch.int64), r=_i64(rt.T), labels=t, xs=[_i64(v) for v in xs], ys=[_i64(v) for v in ys],
                           S=[_i64(v) for v in Ss], A=[_i64(v) for v in As], B=[_i64(v) for v in Bs],
-                          d=[_i64(v) for v in ds], dx=[_i64(v) for v in dxs], dz=dzs, dy=dys,
+                          d=[_i64(v) for v in ds], dx=[_i64(v) for v in dxs], dz=[_i64(v) for v in dzs],
+                          dy=[_i64(v) for v in dys],
                           counter_pre=pre, carry=steps, counters=[c.clone() for c in self.C],
                           weights=[w.clone() for w in self.W])
             if self.dev is not None:
@@ -288,7 +378,7 @@ class ExactLearner:
             raise BshwError(f"votes = {votes!r}: a positive whole number")
         B = len(p)
         pr = p.repeat_interleave(votes, 0)  # sample-major, votes inner
-        xl = sample_inputs(pr.T, self.in_bank.draw_t(B * votes), dtype=torch.bool).T
+        xl = self._inputs(pr.to(torch.uint8))[0]
         for l in range(self.L):
             y = self._ifwd(l, xl)
             if l < self.L - 1:

@@ -1,5 +1,6 @@
 """The stochastic comparator neuron and its derivative sampler (docs/arithmetic.md §4, §6)."""
 
+import numpy as np
 import torch
 
 
@@ -30,3 +31,26 @@ def sample_neurons(y: torch.Tensor, S: torch.Tensor, T: int, k: int, dtype=torch
     f = fire(y[:, None, :], S, T, dtype=dtype)
     A, Bs = f[:, 1::2], f[:, 2::2]
     return f[:, 0], A, Bs, derivative(A, Bs)
+
+
+def sample_neurons_np(y: torch.Tensor, S: np.ndarray, T: int, k: int):
+    """:func:`sample_neurons` (and, with ``k = 0``, :func:`fire`) for CPU tensors, in numpy on the
+    noise bank's own layout: ``S`` int32 ``[n, B, 1 + 2k]`` (stream-major, draws X, A1, B1, ...).
+
+    Returns ``x [B, n]``, ``d [B, n]`` (None for k = 0), bool tensors (transposed views), and ``f``
+    bool ``[n, B, 1 + 2k]``, every comparator bit (``A = f[..., 1::2]``, ``B = f[..., 2::2]``).
+
+    The same bits as the torch form: ``T - y`` is the same one float operation there and here, an
+    integer-valued float (``y`` is, and ``T`` is a small integer), so converting it to an integer is
+    exact and ``S > T - y`` compares the same numbers. ``A AND NOT B`` is ``A > B`` on bools; the k
+    pairs' results are k adjacent bytes, read as one unsigned k-byte integer, nonzero iff any is set
+    (k in 1, 2, 4: the §6 choices)."""
+    yn = y.numpy()
+    thr = (T - yn).astype(np.int32 if yn.dtype == np.float32 else np.int64).T  # [n, B]
+    f = S > thr[:, :, None]
+    x = torch.from_numpy(f[:, :, 0]).T
+    if k == 0:
+        return x, None, f
+    pairs = np.ascontiguousarray(f[:, :, 1::2] > f[:, :, 2::2])  # [n, B, k] bool
+    d = pairs.view(np.uint8).view(f"u{k}")[..., 0] != 0 if k in (1, 2, 4) else pairs.any(-1)
+    return x, torch.from_numpy(d).T, f

@@ -114,5 +114,22 @@ def sample_inputs(pixels: torch.Tensor, r: torch.Tensor, dtype=torch.int64) -> t
     return x if dtype == torch.bool else x.to(dtype)
 
 
+@lru_cache(maxsize=4)
+def mod255_cycle(spec, leap: int) -> np.ndarray:
+    """:func:`mod255` of every draw word along a short LFSR's cycle (uint8, aligned with
+    ``lfsr.short_cycle(spec)[0]``; a word is the state's low ``leap`` bits)."""
+    from bshw.golden.exact.lfsr import short_cycle
+
+    seq = short_cycle(spec)[0] & ((1 << leap) - 1)
+    return mod255(torch.from_numpy(seq)).numpy().astype(np.uint8)
+
+
+def sample_inputs_cycle(pixels: np.ndarray, draws: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """:func:`sample_inputs` for draws given as cycle indices (``LfsrBank.cycle_draws``): ``x = 1``
+    iff ``(r mod 255) < pixel`` with ``r mod 255`` read straight from :func:`mod255_cycle`'s table.
+    ``pixels`` uint8 and ``draws`` of one shape; bool result."""
+    return np.take(table, draws) < pixels
+
+
 def logistic(v) -> float:
     return 1.0 / (1.0 + math.exp(-v))
