@@ -15,7 +15,8 @@ Host ports (only while not busy), the sub-interface ``host`` (:class:`HostSignat
 row's levels in the macro, ``mem_we_c`` writes its counters; ``mem_re`` reads both, ``mem_rvalid``
 marks when ``mem_rdata_w``/``mem_rdata_c`` hold the row. ``lfsr_sel`` addresses an LFSR in the trace
 header's order (``lfsr_in``, then ``lfsr`` layer by layer), ``lfsr_we``/``lfsr_wdata`` load it,
-``lfsr_rdata`` reads it. The host wrapper (bshw/host_wrapper.py) drives them from Wishbone registers.
+``lfsr_rdata`` reads it one clock later (a synchronous read). The host wrapper (bshw/host_wrapper.py)
+drives them from Wishbone registers.
 
 Every stream draws exactly the §8 draws in order; :func:`bshw.core.op_cycles` gives the clocks per
 operation.

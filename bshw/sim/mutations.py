@@ -202,6 +202,9 @@ MUTANTS = {m.name: m for m in [
     Mutant("input-walk-pixels", "§5 §15", "the input walk compares each word's states with the next word's pixels",
            "default", "x0", [_edit(_IS, "InputSamplerBank.elaborate", "pix.word_select(s2_word, 8 * G)",
                                    "pix.word_select(s2_word + 1, 8 * G)")]),
+    Mutant("input-walk-hangs", "§8 §15", "the sequencer never leaves SAMPLE (the bench must name the operation "
+           "that does not end, not hang)", "default", "clocks",
+           [_edit(_PER, "BshwPeriphery.elaborate", "with m.If(inputs.last):", "with m.If(Const(0)):")]),
     Mutant("input-walk-short", "§5 §15", "the input walk stops one word early (the last 16 pixels keep their "
            "old bits and states)", "default", "x0",
            [_edit(_IS, "InputSamplerBank.elaborate", "(s2_word != W - 1)", "(s2_word != W - 2)",
