@@ -113,7 +113,7 @@ def test_sample_neurons_np_equals_torch_form(k, ydtype):
     assert torch.equal(torch.from_numpy(f[:, :, 2::2]).permute(1, 2, 0), rB)
 
 
-@pytest.mark.parametrize("cbits,th", [(8, 8), (4, 3), (3, 3), (6, 1)])
+@pytest.mark.parametrize("cbits,th", [(8, 8), (4, 3), (3, 3), (6, 1), (32, 1 << 26)])
 @pytest.mark.parametrize("sparse", [False, True])
 def test_accumulate_carry_equals_accumulate_then_carry(cbits, th, sparse):
     gen = torch.Generator().manual_seed(cbits * 10 + th)

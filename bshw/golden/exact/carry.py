@@ -61,8 +61,8 @@ def accumulate_carry(c, w, x, dy, cbits: int, th: int, wmin: int, wmax: int, bou
     of :func:`carry`'s ``step``. ``pre``, if a list, receives the counters between the two (int64).
 
     When the counters cannot saturate (the test of :func:`accumulate`) the sum ``c + x^T dy`` is kept
-    as float32 on the CPU (float64 elsewhere, no TF32): every value is an integer of magnitude at most
-    ``bound + B`` <= the counter range, far below 2^24, so exact; only the few carrying entries are
+    as float32 on the CPU when every value, an integer of magnitude at most ``bound + B``, is below
+    2^24 (float64 for wider counters, and off the CPU: no TF32), so exact; only the few carrying entries are
     then touched one by one (``|c| >= th`` is ``dec | inc``, ``th >= 1``), instead of whole-tensor
     masks, a step tensor and a select. Otherwise the two reference functions run as they are."""
     cmax, cmin = (1 << (cbits - 1)) - 1, -(1 << (cbits - 1))
@@ -80,7 +80,10 @@ def accumulate_carry(c, w, x, dy, cbits: int, th: int, wmin: int, wmax: int, bou
         c, w, step = carry(c, w, th, wmin, wmax)
         hit = step.view(-1).nonzero().view(-1)
         return c, w, hit, step.view(-1)[hit]
-    dt = torch.float32 if c.device.type == "cpu" else torch.float64
+    # float32 only while every value is below 2^24: a wider counter (e.g. 32 bits with a large th)
+    # takes float64, exact below 2^53
+    small = max(hi, -lo) + B < (1 << 24)
+    dt = torch.float32 if c.device.type == "cpu" and small else torch.float64
     # c + x^T dy, exact (see above): for a BinaryRows, x^T dy as per-column sums of dy's rows
     s = (x.t_mm(dy.to(dt)) if sparse else x.T.to(dt) @ dy.to(dt)).add_(c)
     return _carry_sum(s, c, w, th, wmin, wmax, pre, numpy=s.device.type == "cpu")
