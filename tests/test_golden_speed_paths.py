@@ -196,11 +196,15 @@ def test_error_free_samples_skipped_same_gradients():
         assert torch.allclose(a, b, atol=1e-5) and a.abs().sum() > 0
 
 
-def test_binary_rows_sample_same_draws_as_torch_reference():
+@pytest.mark.parametrize("source", ["torch", "numpy"])
+def test_binary_rows_sample_same_draws_as_torch_reference(source):
     """BinaryRows' numpy bookkeeping (lit pixels, draws, rows/columns, the regrouping by column)
-    gives the torch reference form's ones from the same draws: ``rand(len(lit)) < pixels[lit] / 255``
-    at the ascending nonzero pixels, one uniform each, and leaves the generator in the same state."""
-    from bshw.golden.model import BinaryRows
+    gives the reference form's ones from the same draws: ``uniform(len(lit)) < pixels[lit] / 255``
+    at the ascending nonzero pixels, one uniform each, from a torch generator (and leaves it in the
+    same state) or from the learner's numpy generator (``make_generator``)."""
+    import numpy as np
+
+    from bshw.golden.model import BinaryRows, generator_state, make_generator
 
     g = torch.Generator().manual_seed(11)
     pixels = torch.randint(0, 256, (7, 50), dtype=torch.uint8, generator=g)
@@ -208,10 +212,21 @@ def test_binary_rows_sample_same_draws_as_torch_reference():
     pixels[:, 5] = 255  # p = 1: always on
     pixels[3] = 0  # a sample with no lit pixel
     lit = pixels.reshape(-1).nonzero().squeeze(1)
+    p = to_unit(pixels.reshape(-1)[lit])
+    if source == "numpy":
+        g1, g2 = make_generator(5, "cpu"), make_generator(5, "cpu")
+        x = BinaryRows.sample(pixels, BinaryRows.lit(pixels), g1)
+        ones = lit[torch.from_numpy(g2.random(len(lit), dtype=np.float32)) < p]
+        assert torch.equal(x.rows * 50 + x.cols, ones)
+        assert torch.equal(generator_state(g1), generator_state(g2))
+        assert torch.equal(x.offsets, torch.searchsorted(ones.div(50, rounding_mode="floor"), torch.arange(7)))
+        assert x.counts.tolist() == torch.bincount(ones // 50, minlength=7).tolist()
+        assert (x.cols == 5).sum() == 6
+        return
     assert torch.equal(torch.from_numpy(BinaryRows.lit(pixels)), lit)
     g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
     x = BinaryRows.sample(pixels, BinaryRows.lit(pixels), g1)
-    ones = lit[torch.rand(len(lit), generator=g2) < to_unit(pixels.reshape(-1)[lit])]
+    ones = lit[torch.rand(len(lit), generator=g2) < p]
     assert torch.equal(x.rows * 50 + x.cols, ones) and torch.equal(g1.get_state(), g2.get_state())
     assert torch.equal(x.offsets, torch.searchsorted(ones.div(50, rounding_mode="floor"), torch.arange(7)))
     assert x.sum().item() == len(ones) and (x.cols == 5).sum() == 6

@@ -9,9 +9,7 @@ import torch
 
 from bshw.golden.config import TrainConfig
 from bshw.golden.exact.carry import carry
-from bshw.golden.inputs import to_unit
 from bshw.golden.model import (
-    BinaryRows,
     FloatLearner,
     bernoulli,
     generator_state,
@@ -105,23 +103,6 @@ def test_float_learner_state_dict_resumes_the_draws():
         a, b = A.train_batch(x[i], t[i]), B.train_batch(x[i], t[i])
         assert a == b
     assert all(torch.equal(u, v) for u, v in zip(A.float_weights(), B.float_weights()))
-
-
-def test_binary_rows_sample_numpy_generator_same_draws_as_reference():
-    g = torch.Generator().manual_seed(11)
-    pixels = torch.randint(0, 256, (7, 50), dtype=torch.uint8, generator=g)
-    pixels[pixels < 120] = 0
-    pixels[:, 5] = 255  # p = 1: always on
-    pixels[3] = 0  # a sample with no lit pixel
-    lit = pixels.reshape(-1).nonzero().squeeze(1)
-    g1, g2 = make_generator(5, "cpu"), make_generator(5, "cpu")
-    x = BinaryRows.sample(pixels, BinaryRows.lit(pixels), g1)
-    ones = lit[torch.from_numpy(g2.random(len(lit), dtype=np.float32)) < to_unit(pixels.reshape(-1)[lit])]
-    assert torch.equal(x.rows * 50 + x.cols, ones)
-    assert torch.equal(generator_state(g1), generator_state(g2))
-    assert torch.equal(x.offsets, torch.searchsorted(ones.div(50, rounding_mode="floor"), torch.arange(7)))
-    assert x.counts.tolist() == torch.bincount(ones // 50, minlength=7).tolist()
-    assert (x.cols == 5).sum() == 6
 
 
 def test_sign_tie_random_numpy_generator():
