@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+from bshw.core import INPUT_LANES
 from bshw.errors import BshwError
 from bshw.golden.config import TrainConfig
 from bshw.io import atomic_write_text
@@ -46,10 +47,10 @@ def hardware(cfg: TrainConfig):
 
 
 def build(cfg: TrainConfig, *, probes: bool = False, read_latency: int = 1, bank_cols=None, prefix: str = PREFIX,
-          input_lanes: int | None = None):
+          input_lanes: int = INPUT_LANES):
     """The :class:`bshw.periphery.BshwPeriphery` of ``cfg``, its LFSRs reset to the state the golden
     learner starts from (:func:`bshw.core.initial_lfsr_states`); bad parameters raise BshwError."""
-    from bshw.core import INPUT_LANES, initial_lfsr_states
+    from bshw.core import initial_lfsr_states
     from bshw.periphery import BshwPeriphery
 
     sizes, P = hardware(cfg)
@@ -59,7 +60,7 @@ def build(cfg: TrainConfig, *, probes: bool = False, read_latency: int = 1, bank
     try:
         return BshwPeriphery(sizes, P, seeds={"lfsr_in": init["lfsr_in"], "lfsr": init["lfsr"]},
                              probes=probes, read_latency=read_latency, bank_cols=bank_cols,
-                             input_lanes=INPUT_LANES if input_lanes is None else input_lanes)
+                             input_lanes=input_lanes)
     except (TypeError, ValueError) as e:
         raise BshwError(f"cannot build the RTL: {e}") from None
 
@@ -231,7 +232,7 @@ def port_reference(desc: dict) -> str:
 
 
 def generate(cfg: TrainConfig, out_dir, *, probes: bool = False, read_latency: int = 1, bank_cols=None,
-             prefix: str = PREFIX, input_lanes: int | None = None) -> dict:
+             prefix: str = PREFIX, input_lanes: int = INPUT_LANES) -> dict:
     """Write the periphery, system and macro-model Verilog and the description into ``out_dir``;
     return ``{"top", "system", "files", "verilog", "desc", "params", "sizes"}``."""
     top = build(cfg, probes=probes, read_latency=read_latency, bank_cols=bank_cols, input_lanes=input_lanes)
@@ -255,8 +256,9 @@ def add_arguments(p):
     p.add_argument("--probes", action="store_true", help="add the debug probe ports the benches compare")
     p.add_argument("--read-latency", type=int, default=1, help="clocks from a macro read strobe to its data (default 1)")
     p.add_argument("--bank-cols", type=int, help="counter-memory columns per bank (must divide every layer's width)")
-    p.add_argument("--input-lanes", type=int, help="pixels the input samplers draw per clock, a power of two "
-                                                  "(default 16; the draw walks ceil(pixels / lanes) clocks)")
+    p.add_argument("--input-lanes", type=int, default=INPUT_LANES,
+                   help=f"pixels the input samplers draw per clock, a power of two (default {INPUT_LANES}; "
+                        "the draw walks ceil(pixels / lanes) clocks)")
     p.add_argument("--prefix", default=PREFIX, help=f"module-name prefix (default {PREFIX})")
     p.add_argument("--no-components", action="store_true",
                    help="only the tops, not the per-component files (sized for this configuration)")

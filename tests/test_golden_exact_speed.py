@@ -59,7 +59,8 @@ def test_i16_cycle_is_maximal_and_cycle_draws_equal_gf2_draws():
     for L in (16, 5):
         a, b = LfsrBank(I16, states, L), LfsrBank(I16, states, L)
         for n in (1, 100, 4096, 5000):  # past one period of leaps: the reduced leaps wrap
-            idx = a.cycle_draws(n)
+            p0, ahead = a.cycle_start(n)
+            idx = ahead[:, None] + p0[None, :]  # [n, streams]: draw m of stream i
             words = torch.from_numpy(seq[idx] & ((1 << L) - 1)).T
             assert torch.equal(words.to(torch.int64), b.draw_t(n).to(torch.int64))
             assert torch.equal(a.states, b.states)

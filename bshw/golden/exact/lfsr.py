@@ -258,13 +258,6 @@ class LfsrBank:
         self.states = torch.from_numpy(seq[p0 + self.leap * n % period].astype(np.int64))
         return p0, ahead
 
-    def cycle_draws(self, n: int) -> np.ndarray:
-        """Advance every stream by ``n`` draws (as :meth:`cycle_start`); the draws as indices
-        ``int32 [n, streams]`` into ``short_cycle(spec)[0]`` (row m: draw m). The same draws as
-        :meth:`draw`, read off the cycle."""
-        p0, ahead = self.cycle_start(n)
-        return (ahead[:, None] + p0[None, :]).astype(np.int32)
-
     def draw_t(self, n: int, coef=None) -> torch.Tensor:
         """:meth:`draw` transposed, ``[streams, n]`` (the fast layout): int32 where every value fits
         (weighted sums, words of at most 31 bits), else int64."""

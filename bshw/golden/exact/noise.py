@@ -125,7 +125,7 @@ def mod255_cycle(spec, leap: int) -> np.ndarray:
 
 
 def sample_inputs_cycle(pixels: np.ndarray, draws: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """:func:`sample_inputs` for draws given as cycle indices (``LfsrBank.cycle_draws``): ``x = 1``
+    """:func:`sample_inputs` for draws given as cycle indices (``ahead[m] + p0[i]`` of ``LfsrBank.cycle_start``): ``x = 1``
     iff ``(r mod 255) < pixel`` with ``r mod 255`` read straight from :func:`mod255_cycle`'s table.
     ``pixels`` uint8 and ``draws`` of one shape; bool result."""
     return np.take(table, draws) < pixels
